@@ -1,0 +1,271 @@
+//! The command line: parse, call the library, print. Results go to standard output (only the
+//! id or key where scripts read them), diagnostics to standard error.
+
+use std::io::Read;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use crate::config::{
+    self, DEFAULT_DATABASE_URL, DEFAULT_NAMESPACE, DatabaseUrl, ServeArgs, Settings,
+};
+use crate::domain::{EmailAddress, PersonName, ProjectId, Role, Timestamp, Token, password};
+use crate::startup::Application;
+use crate::store::{self, NewUser, Store};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cbh-invite",
+    version,
+    about = "Invite colleagues to a research data platform by email."
+)]
+pub struct Cli {
+    /// Database: sqlite://PATH (created if missing) or postgres://…
+    #[arg(long, env = "CBH_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    pub database_url: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API and the email outbox worker.
+    Serve(ServeArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage projects.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Give a user a role on a project.
+    Grant {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        project: i64,
+        #[arg(long, value_parser = ["viewer", "editor", "owner"])]
+        role: String,
+        #[arg(long, default_value = DEFAULT_NAMESPACE)]
+        namespace: String,
+    },
+    /// Manage API keys.
+    #[command(subcommand)]
+    Apikey(ApiKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; with --password-stdin it is active at once, without it stays pending.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "")]
+        first_name: String,
+        #[arg(long, default_value = "")]
+        last_name: String,
+        #[arg(long)]
+        superuser: bool,
+        /// Read the password from standard input (one line).
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long, default_value = DEFAULT_NAMESPACE)]
+        namespace: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Add a project and print its id.
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = DEFAULT_NAMESPACE)]
+        namespace: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create an API key for a user and print it (it is shown only once).
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = DEFAULT_NAMESPACE)]
+        namespace: String,
+    },
+}
+
+/// Errors that are the user's to fix: printed as one line, exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let database = DatabaseUrl::parse(&cli.database_url).map_err(UsageError)?;
+    match cli.command {
+        Command::Serve(args) => serve(&cli.database_url, &args).await,
+        Command::Migrate => {
+            store::connect(&database).await?;
+            eprintln!("database is up to date");
+            Ok(())
+        }
+        Command::User(UserCommand::Add {
+            email,
+            first_name,
+            last_name,
+            superuser,
+            password_stdin,
+            namespace,
+        }) => {
+            let namespace = checked_namespace(namespace)?;
+            let email =
+                EmailAddress::parse(&email).map_err(|e| UsageError(format!("--email: {e}")))?;
+            let first_name = PersonName::parse(&first_name, "--first-name")
+                .map_err(|e| UsageError(e.to_string()))?;
+            let last_name = PersonName::parse(&last_name, "--last-name")
+                .map_err(|e| UsageError(e.to_string()))?;
+            let password_hash = if password_stdin {
+                let password = read_password()?;
+                password::validate_new(&password).map_err(|e| UsageError(e.to_string()))?;
+                Some(tokio::task::spawn_blocking(move || password::hash(&password)).await??)
+            } else {
+                None
+            };
+            let store = store::connect(&database).await?;
+            let user = store
+                .create_user(
+                    &namespace,
+                    NewUser {
+                        email,
+                        first_name,
+                        last_name,
+                        password_hash,
+                        is_superuser: superuser,
+                    },
+                )
+                .await
+                .map_err(|e| match e {
+                    store::StoreError::Conflict(what) => UsageError(what).into(),
+                    other => anyhow::Error::from(other),
+                })?;
+            println!("{}", user.id.0);
+            Ok(())
+        }
+        Command::Project(ProjectCommand::Add { name, namespace }) => {
+            let namespace = checked_namespace(namespace)?;
+            let name = name.trim();
+            if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+                bail!(UsageError(
+                    "--name must be 1 to 200 characters, without control characters".into()
+                ));
+            }
+            let store = store::connect(&database).await?;
+            let project = store
+                .create_project(&namespace, name, Timestamp::now())
+                .await?;
+            println!("{}", project.id.0);
+            Ok(())
+        }
+        Command::Grant {
+            email,
+            project,
+            role,
+            namespace,
+        } => {
+            let namespace = checked_namespace(namespace)?;
+            let role: Role = role.parse().map_err(UsageError)?;
+            let store = store::connect(&database).await?;
+            let user = find_user(store.as_ref(), &namespace, &email).await?;
+            let found = store
+                .projects_by_ids(&namespace, &[ProjectId(project)])
+                .await?;
+            if found.is_empty() {
+                bail!(UsageError(format!(
+                    "there is no project {project} in namespace {namespace}"
+                )));
+            }
+            store.grant(user.id, ProjectId(project), role).await?;
+            eprintln!("{} is now {role} of project {project}", user.email);
+            Ok(())
+        }
+        Command::Apikey(ApiKeyCommand::Create { email, namespace }) => {
+            let namespace = checked_namespace(namespace)?;
+            let store = store::connect(&database).await?;
+            let user = find_user(store.as_ref(), &namespace, &email).await?;
+            let key = Token::generate();
+            store
+                .create_api_key(user.id, &key.hash(), Timestamp::now())
+                .await?;
+            println!("{}", key.expose());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
+    let settings = Settings::from_args(database_url, args).map_err(UsageError)?;
+    let started = std::time::Instant::now();
+    let app = Application::build(settings.clone()).await?;
+    tracing::info!(
+        address = %app.address(),
+        public_url = app.public_url(),
+        namespaces = settings.namespaces.join(","),
+        ready_in = ?started.elapsed(),
+        "cbh-invite is ready"
+    );
+    tracing::info!("mail: {}", app.mail_description());
+    app.run_until_stopped(shutdown_signal()).await
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+fn checked_namespace(namespace: String) -> anyhow::Result<String> {
+    config::validate_namespace(&namespace).map_err(|e| UsageError(format!("--namespace: {e}")))?;
+    Ok(namespace)
+}
+
+async fn find_user(
+    store: &dyn Store,
+    namespace: &str,
+    email: &str,
+) -> anyhow::Result<crate::domain::User> {
+    let email = EmailAddress::parse(email).map_err(|e| UsageError(format!("--email: {e}")))?;
+    let found = store.user_by_email(namespace, &email).await?;
+    match found {
+        Some(creds) => Ok(creds.user),
+        None => bail!(UsageError(format!(
+            "there is no user {email} in namespace {namespace}"
+        ))),
+    }
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut input = String::new();
+    std::io::stdin()
+        .take(4096)
+        .read_to_string(&mut input)
+        .context("reading the password from standard input")?;
+    Ok(input.lines().next().unwrap_or("").to_owned())
+}

@@ -1,0 +1,448 @@
+//! Settings of `serve`, read from flags and `CBH_*` environment variables (a flag beats its
+//! variable), and validated once at start-up into `Settings`. Every error names the variable.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use url::Url;
+
+/// Where the service keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://cbh-invite.db";
+pub const DEFAULT_NAMESPACE: &str = "chembiohub";
+
+impl DatabaseUrl {
+    /// `sqlite://relative/path.db`, `sqlite:///absolute/path.db`, or `postgres://…`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let bad = |why: &str| format!("CBH_DATABASE_URL (--database-url): '{raw}' {why}");
+        if let Some(path) = raw.strip_prefix("sqlite://") {
+            let path = path.split('?').next().unwrap_or_default();
+            if path.is_empty() {
+                return Err(bad("names no file"));
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Err(bad(
+                "is a PostgreSQL URL; this build stores data in SQLite only (PostgreSQL support is tracked separately)",
+            ));
+        }
+        Err(bad("is neither sqlite://PATH nor postgres://…"))
+    }
+}
+
+/// How the outbox worker retries.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    pub max_attempts: u32,
+    /// How long a claimed message is reserved for the worker that claimed it.
+    pub lease: Duration,
+    /// How long SIGTERM waits for sends in flight.
+    pub shutdown_grace: Duration,
+    /// How long the worker sleeps when nothing wakes it (new messages wake it at once).
+    pub poll_interval: Duration,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(300),
+            max_attempts: 10,
+            lease: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(10),
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// An SMTP relay. `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub credentials: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain SMTP, for a relay on the same machine or network.
+    None,
+    /// STARTTLS, required (never silently downgraded).
+    StartTls,
+    /// TLS from the first byte (`smtps://`).
+    Implicit,
+}
+
+impl fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("user", &self.credentials.as_ref().map(|(user, _)| user))
+            .finish()
+    }
+}
+
+impl SmtpSettings {
+    /// `smtp://[user:pass@]host:port[?tls=starttls]` or `smtps://[user:pass@]host:port`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        // The URL may carry a password: never echo it back.
+        let bad = |why: &str| format!("CBH_SMTP_URL (--smtp-url): {why}");
+        let url = Url::parse(raw).map_err(|e| bad(&format!("not a URL ({e})")))?;
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| bad("names no host"))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let tls_query = url
+            .query_pairs()
+            .find(|(k, _)| k == "tls")
+            .map(|(_, v)| v.into_owned());
+        let tls = match (url.scheme(), tls_query.as_deref()) {
+            ("smtps", None | Some("implicit")) => SmtpTls::Implicit,
+            ("smtp", None | Some("none")) => SmtpTls::None,
+            ("smtp", Some("starttls")) => SmtpTls::StartTls,
+            ("smtp" | "smtps", Some(other)) => {
+                return Err(bad(&format!(
+                    "tls={other} is not one of none, starttls (smtp://) or implicit (smtps://)"
+                )));
+            }
+            (scheme, _) => {
+                return Err(bad(&format!(
+                    "scheme '{scheme}' is not smtp:// or smtps://"
+                )));
+            }
+        };
+        let port = url.port().unwrap_or(match tls {
+            SmtpTls::None => 25,
+            SmtpTls::StartTls => 587,
+            SmtpTls::Implicit => 465,
+        });
+        let credentials = if url.username().is_empty() {
+            None
+        } else {
+            let decode = |s: &str| {
+                percent_decode(s)
+                    .ok_or_else(|| bad("user or password is not valid percent-encoding"))
+            };
+            Some((
+                decode(url.username())?,
+                decode(url.password().unwrap_or_default())?,
+            ))
+        };
+        Ok(Self {
+            host,
+            port,
+            tls,
+            credentials,
+        })
+    }
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A duration of one number and one unit: `90s`, `30m`, `12h`, `7d`, from 1 s to 365 d.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let err = || format!("'{raw}' is not a duration such as 90s, 30m, 12h or 7d (1s to 365d)");
+    let raw_trimmed = raw.trim();
+    let unit_at = raw_trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(err)?;
+    let (number, unit) = raw_trimmed.split_at(unit_at);
+    let number: u64 = number.parse().map_err(|_| err())?;
+    let unit_secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(err()),
+    };
+    let secs = number.checked_mul(unit_secs).ok_or_else(err)?;
+    if !(1..=365 * 86_400).contains(&secs) {
+        return Err(err());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// The flags of `serve`, each backed by an environment variable.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "CBH_LISTEN", default_value = "127.0.0.1:8000")]
+    pub listen: String,
+    /// Comma-separated namespaces served (the first part of every URL).
+    #[arg(long, env = "CBH_NAMESPACES", default_value = DEFAULT_NAMESPACE)]
+    pub namespaces: String,
+    /// Base URL of the links in emails (default: http:// and the listen address). Links never
+    /// take their host from a request header.
+    #[arg(long, env = "CBH_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// SMTP relay: smtp://[user:pass@]host:port[?tls=starttls] or smtps://…; without it, mail
+    /// is written to .eml files in the mail directory.
+    #[arg(long, env = "CBH_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Sender of the emails, e.g. "ChemBio Hub <noreply@example.org>".
+    #[arg(long, env = "CBH_MAIL_FROM")]
+    pub mail_from: Option<String>,
+    /// Folder for .eml files when no SMTP relay is set.
+    #[arg(long, env = "CBH_MAIL_DIR", default_value = "./mail")]
+    pub mail_dir: PathBuf,
+    /// How long an accept link works.
+    #[arg(long, env = "CBH_INVITE_TTL", default_value = "7d")]
+    pub invite_ttl: String,
+    /// Folder of email templates that override the built-in ones.
+    #[arg(long, env = "CBH_TEMPLATE_DIR")]
+    pub template_dir: Option<PathBuf>,
+    /// Add a traceback to 500 responses (development only).
+    #[arg(long, env = "CBH_DEBUG", default_value = "0")]
+    pub debug: String,
+    /// Delay before the first retry of a temporary SMTP failure (doubling, with jitter).
+    #[arg(long, env = "CBH_SMTP_RETRY_BASE", default_value = "1s")]
+    pub smtp_retry_base: String,
+    /// Longest delay between two retries.
+    #[arg(long, env = "CBH_SMTP_RETRY_MAX", default_value = "5m")]
+    pub smtp_retry_max: String,
+    /// Attempts before a message is marked failed.
+    #[arg(long, env = "CBH_SMTP_MAX_ATTEMPTS", default_value = "10")]
+    pub smtp_max_attempts: String,
+}
+
+/// Validated settings of a running service.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database: DatabaseUrl,
+    pub listen: SocketAddr,
+    pub namespaces: Vec<String>,
+    /// Without trailing slash. `None`: derived from the bound address at start-up.
+    pub public_url: Option<String>,
+    pub smtp: Option<SmtpSettings>,
+    pub mail_from: Option<Mailbox>,
+    pub mail_dir: PathBuf,
+    pub invite_ttl: Duration,
+    pub template_dir: Option<PathBuf>,
+    pub debug: bool,
+    pub delivery: DeliverySettings,
+}
+
+impl Settings {
+    pub fn from_args(database_url: &str, args: &ServeArgs) -> Result<Self, String> {
+        let listen = args.listen.parse().map_err(|_| {
+            format!(
+                "CBH_LISTEN (--listen): '{}' is not an address such as 127.0.0.1:8000",
+                args.listen
+            )
+        })?;
+        let namespaces = parse_namespaces(&args.namespaces)?;
+        let public_url = args
+            .public_url
+            .as_deref()
+            .map(parse_public_url)
+            .transpose()?;
+        let smtp = args
+            .smtp_url
+            .as_deref()
+            .map(SmtpSettings::parse)
+            .transpose()?;
+        let mail_from = args
+            .mail_from
+            .as_deref()
+            .map(|raw| {
+                raw.parse::<Mailbox>().map_err(|e| {
+                    format!("CBH_MAIL_FROM (--mail-from): '{raw}' is not a mailbox ({e})")
+                })
+            })
+            .transpose()?;
+        let duration = |var: &str, flag: &str, raw: &str| {
+            parse_duration(raw).map_err(|e| format!("{var} ({flag}): {e}"))
+        };
+        let max_attempts = args
+            .smtp_max_attempts
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| {
+                format!(
+                    "CBH_SMTP_MAX_ATTEMPTS (--smtp-max-attempts): '{}' is not a number from 1 to 100",
+                    args.smtp_max_attempts
+                )
+            })?;
+        let debug = match args.debug.as_str() {
+            "1" | "true" | "yes" | "on" => true,
+            "0" | "false" | "no" | "off" | "" => false,
+            other => return Err(format!("CBH_DEBUG (--debug): '{other}' is not 0 or 1")),
+        };
+        Ok(Self {
+            database: DatabaseUrl::parse(database_url)?,
+            listen,
+            namespaces,
+            public_url,
+            smtp,
+            mail_from,
+            mail_dir: args.mail_dir.clone(),
+            invite_ttl: duration("CBH_INVITE_TTL", "--invite-ttl", &args.invite_ttl)?,
+            template_dir: args.template_dir.clone(),
+            debug,
+            delivery: DeliverySettings {
+                retry_base: duration(
+                    "CBH_SMTP_RETRY_BASE",
+                    "--smtp-retry-base",
+                    &args.smtp_retry_base,
+                )?,
+                retry_max: duration(
+                    "CBH_SMTP_RETRY_MAX",
+                    "--smtp-retry-max",
+                    &args.smtp_retry_max,
+                )?,
+                max_attempts,
+                ..DeliverySettings::default()
+            },
+        })
+    }
+}
+
+pub fn parse_namespaces(raw: &str) -> Result<Vec<String>, String> {
+    let namespaces: Vec<String> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if namespaces.is_empty() {
+        return Err("CBH_NAMESPACES (--namespaces): no namespace given".into());
+    }
+    for ns in &namespaces {
+        validate_namespace(ns).map_err(|e| format!("CBH_NAMESPACES (--namespaces): {e}"))?;
+    }
+    Ok(namespaces)
+}
+
+pub fn validate_namespace(ns: &str) -> Result<(), String> {
+    let ok = !ns.is_empty()
+        && ns.len() <= 64
+        && ns
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{ns}' is not a namespace (lower-case letters, digits, '-' and '_', at most 64)"
+        ))
+    }
+}
+
+fn parse_public_url(raw: &str) -> Result<String, String> {
+    let bad = |why: &str| format!("CBH_PUBLIC_URL (--public-url): '{raw}' {why}");
+    let url = Url::parse(raw).map_err(|e| bad(&format!("is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("is not an http:// or https:// URL"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("names no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("must not have a query or fragment"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_one_number_and_one_unit() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1_800)));
+        assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(43_200)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(
+            parse_duration("365d"),
+            Ok(Duration::from_secs(365 * 86_400))
+        );
+        for bad in [
+            "",
+            "7",
+            "d",
+            "0s",
+            "366d",
+            "1.5h",
+            "1h30m",
+            "-1s",
+            "7 d",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sqlite_urls_name_relative_and_absolute_files() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://data/x.db"),
+            Ok(DatabaseUrl::Sqlite(PathBuf::from("data/x.db")))
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///var/lib/x.db"),
+            Ok(DatabaseUrl::Sqlite(PathBuf::from("/var/lib/x.db")))
+        );
+        assert!(DatabaseUrl::parse("mysql://x").is_err());
+    }
+
+    #[test]
+    fn smtp_urls() {
+        let plain = SmtpSettings::parse("smtp://127.0.0.1:2525").expect("valid");
+        assert_eq!((plain.port, plain.tls), (2525, SmtpTls::None));
+        let auth = SmtpSettings::parse("smtp://me:p%40ss@mail.x.org?tls=starttls").expect("valid");
+        assert_eq!(auth.tls, SmtpTls::StartTls);
+        assert_eq!(auth.port, 587);
+        assert_eq!(auth.credentials, Some(("me".into(), "p@ss".into())));
+        assert!(!format!("{auth:?}").contains("p@ss"));
+        assert_eq!(
+            SmtpSettings::parse("smtps://mail.x.org")
+                .expect("valid")
+                .tls,
+            SmtpTls::Implicit
+        );
+        assert!(SmtpSettings::parse("http://x").is_err());
+        assert!(SmtpSettings::parse("smtp://x?tls=maybe").is_err());
+    }
+
+    #[test]
+    fn public_url_loses_its_trailing_slash() {
+        assert_eq!(
+            parse_public_url("https://hub.example.org/"),
+            Ok("https://hub.example.org".into())
+        );
+        assert!(parse_public_url("ftp://x").is_err());
+    }
+}

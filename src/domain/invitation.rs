@@ -1,0 +1,255 @@
+use std::collections::BTreeSet;
+use std::fmt;
+
+use super::{EmailAddress, ProjectId, Timestamp, User};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InvitationId(pub i64);
+
+impl fmt::Display for InvitationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What an invitation does, decided by `plan_invitation`. Each kind has its own email template
+/// and response message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InviteKind {
+    /// The address belonged to no user: a pending user was created.
+    NewUser,
+    /// An existing user was granted projects it did not have.
+    ProjectAccessChanged,
+    /// A still-pending user was sent a fresh sign-up link.
+    Reminder,
+    /// An active user was reminded to log on and look at projects it already has.
+    ReminderActive,
+}
+
+impl InviteKind {
+    pub const ALL: [InviteKind; 4] = [
+        InviteKind::NewUser,
+        InviteKind::ProjectAccessChanged,
+        InviteKind::Reminder,
+        InviteKind::ReminderActive,
+    ];
+
+    /// Also the name of the email template.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InviteKind::NewUser => "new_user",
+            InviteKind::ProjectAccessChanged => "project_access_changed",
+            InviteKind::Reminder => "reminder",
+            InviteKind::ReminderActive => "reminder_active",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The `message` of the 201 response, worded as the original platform did.
+    pub fn message(self, email: &EmailAddress) -> String {
+        match self {
+            InviteKind::NewUser => {
+                format!(
+                    "Invite sent successfully to {email}, would you like to invite anyone else?"
+                )
+            }
+            InviteKind::ProjectAccessChanged => format!(
+                "Existing user {email} invited to new projects, would you like to invite anyone else?"
+            ),
+            InviteKind::Reminder => {
+                format!("Sign-up reminder sent to {email}, would you like to invite anyone else?")
+            }
+            InviteKind::ReminderActive => format!(
+                "User {email} reminded to look at these projects, would you like to invite anyone else?"
+            ),
+        }
+    }
+}
+
+/// The invitee as the store found it, with the projects it can already see.
+#[derive(Debug, Clone)]
+pub struct ExistingInvitee {
+    pub user: User,
+    pub project_ids: BTreeSet<ProjectId>,
+}
+
+/// What creating an invitation will write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvitePlan {
+    pub kind: InviteKind,
+    /// Projects to grant viewer on: only those the invitee does not have yet.
+    pub new_grants: Vec<ProjectId>,
+    /// Whether the email carries a fresh accept link (voiding the invitee's older links).
+    pub issues_token: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("User already exists, do you wish to invite again?")]
+pub struct AlreadyInvited;
+
+/// Decide what an invitation does, from the invitee's current state.
+///
+/// A pending user who is granted new projects also gets a fresh accept link: the "project
+/// access changed" email would otherwise invite someone to log on who has no password yet.
+pub fn plan_invitation(
+    existing: Option<&ExistingInvitee>,
+    selected: &[ProjectId],
+    remind: bool,
+) -> Result<InvitePlan, AlreadyInvited> {
+    let selected: BTreeSet<ProjectId> = selected.iter().copied().collect();
+    let Some(existing) = existing else {
+        return Ok(InvitePlan {
+            kind: InviteKind::NewUser,
+            new_grants: selected.into_iter().collect(),
+            issues_token: true,
+        });
+    };
+    let pending = !existing.user.is_active;
+    let new_grants: Vec<ProjectId> = selected
+        .difference(&existing.project_ids)
+        .copied()
+        .collect();
+    let kind = match (new_grants.is_empty(), remind, pending) {
+        (false, _, _) => InviteKind::ProjectAccessChanged,
+        (true, false, _) => return Err(AlreadyInvited),
+        (true, true, true) => InviteKind::Reminder,
+        (true, true, false) => InviteKind::ReminderActive,
+    };
+    Ok(InvitePlan {
+        kind,
+        new_grants,
+        issues_token: pending,
+    })
+}
+
+/// The state of an invitation as clients see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvitationStatus {
+    Pending,
+    Accepted,
+    Expired,
+    Revoked,
+}
+
+impl InvitationStatus {
+    pub const ALL: [InvitationStatus; 4] = [
+        InvitationStatus::Pending,
+        InvitationStatus::Accepted,
+        InvitationStatus::Expired,
+        InvitationStatus::Revoked,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvitationStatus::Pending => "pending",
+            InvitationStatus::Accepted => "accepted",
+            InvitationStatus::Expired => "expired",
+            InvitationStatus::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Expiry is derived, not stored: a pending invitation past its expiry is expired.
+    pub fn effective(stored: &str, expires: Option<Timestamp>, now: Timestamp) -> Self {
+        match Self::parse(stored) {
+            Some(InvitationStatus::Pending) if expires.is_some_and(|e| e <= now) => {
+                InvitationStatus::Expired
+            }
+            Some(status) => status,
+            None => InvitationStatus::Pending,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{PersonName, UserId};
+
+    fn invitee(active: bool, projects: &[i64]) -> ExistingInvitee {
+        ExistingInvitee {
+            user: User {
+                id: UserId(7),
+                email: EmailAddress::parse("bob@x.org").expect("valid"),
+                first_name: PersonName::default(),
+                last_name: PersonName::default(),
+                is_superuser: false,
+                is_active: active,
+            },
+            project_ids: projects.iter().copied().map(ProjectId).collect(),
+        }
+    }
+
+    fn ids(ids: &[i64]) -> Vec<ProjectId> {
+        ids.iter().copied().map(ProjectId).collect()
+    }
+
+    #[test]
+    fn unknown_address_becomes_a_new_user_with_every_project() {
+        let plan = plan_invitation(None, &ids(&[2, 1, 2]), false).expect("plan");
+        assert_eq!(plan.kind, InviteKind::NewUser);
+        assert_eq!(plan.new_grants, ids(&[1, 2]));
+        assert!(plan.issues_token);
+    }
+
+    #[test]
+    fn existing_user_gets_only_the_new_projects() {
+        let plan = plan_invitation(Some(&invitee(true, &[1])), &ids(&[1, 2]), false).expect("plan");
+        assert_eq!(plan.kind, InviteKind::ProjectAccessChanged);
+        assert_eq!(plan.new_grants, ids(&[2]));
+        assert!(!plan.issues_token);
+    }
+
+    #[test]
+    fn pending_user_with_new_projects_gets_a_fresh_link() {
+        let plan = plan_invitation(Some(&invitee(false, &[1])), &ids(&[2]), false).expect("plan");
+        assert_eq!(plan.kind, InviteKind::ProjectAccessChanged);
+        assert!(plan.issues_token);
+    }
+
+    #[test]
+    fn nothing_new_without_remind_is_a_conflict() {
+        assert_eq!(
+            plan_invitation(Some(&invitee(true, &[1])), &ids(&[1]), false),
+            Err(AlreadyInvited)
+        );
+        assert_eq!(
+            plan_invitation(Some(&invitee(false, &[])), &[], false),
+            Err(AlreadyInvited)
+        );
+    }
+
+    #[test]
+    fn remind_depends_on_whether_the_user_is_pending() {
+        let pending = plan_invitation(Some(&invitee(false, &[1])), &ids(&[1]), true).expect("plan");
+        assert_eq!(pending.kind, InviteKind::Reminder);
+        assert!(pending.issues_token);
+        let active = plan_invitation(Some(&invitee(true, &[1])), &ids(&[1]), true).expect("plan");
+        assert_eq!(active.kind, InviteKind::ReminderActive);
+        assert!(!active.issues_token);
+        assert!(active.new_grants.is_empty());
+    }
+
+    #[test]
+    fn pending_invitation_past_expiry_is_expired() {
+        let now = Timestamp(1_000);
+        assert_eq!(
+            InvitationStatus::effective("pending", Some(Timestamp(1_000)), now),
+            InvitationStatus::Expired
+        );
+        assert_eq!(
+            InvitationStatus::effective("pending", Some(Timestamp(1_001)), now),
+            InvitationStatus::Pending
+        );
+        assert_eq!(
+            InvitationStatus::effective("revoked", Some(Timestamp(1)), now),
+            InvitationStatus::Revoked
+        );
+    }
+}

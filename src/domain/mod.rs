@@ -1,0 +1,20 @@
+//! Types and rules of the invitation service. Nothing here performs I/O: values are parsed at
+//! the boundary into these types, and functions take `now` as a parameter so that expiry can be
+//! tested without waiting.
+
+pub mod email;
+pub mod invitation;
+pub mod name;
+pub mod password;
+pub mod project;
+pub mod time;
+pub mod token;
+pub mod user;
+
+pub use email::EmailAddress;
+pub use invitation::{InvitationId, InvitationStatus, InviteKind};
+pub use name::PersonName;
+pub use project::{Project, ProjectId, Role};
+pub use time::Timestamp;
+pub use token::Token;
+pub use user::{User, UserId};

@@ -1,0 +1,77 @@
+//! Per-request context (request id, debug flag) kept in a task-local, so that an error turned
+//! into a response anywhere below the middleware can name its request.
+
+use axum::extract::{Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+
+use super::AppState;
+use crate::domain::token::random_hex;
+
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub debug: bool,
+}
+
+tokio::task_local! {
+    static CONTEXT: RequestContext;
+}
+
+/// The current request's context (a placeholder outside a request).
+pub fn current() -> RequestContext {
+    CONTEXT
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| RequestContext {
+            request_id: "-".into(),
+            debug: false,
+        })
+}
+
+/// Gives each request an id, returned in `X-Request-Id` and in error bodies, and a log span.
+pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let request_id = random_hex(8);
+    let path = loggable_path(request.uri().path());
+    let span = tracing::info_span!("request", id = %request_id, method = %request.method(), path);
+    let context = RequestContext {
+        request_id: request_id.clone(),
+        debug: state.config.debug,
+    };
+    let mut response = CONTEXT
+        .scope(context, next.run(request).instrument(span.clone()))
+        .await;
+    span.in_scope(|| {
+        tracing::debug!(status = response.status().as_u16(), "response");
+    });
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// The path as it may be logged: accept links carry a secret token in the path.
+fn loggable_path(path: &str) -> String {
+    match path.find("/accept/") {
+        Some(at) => format!("{}/accept/<token>", &path[..at]),
+        None => path.chars().take(200).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_tokens_are_not_logged() {
+        assert_eq!(
+            loggable_path("/chembiohub/accept/abcdef"),
+            "/chembiohub/accept/<token>"
+        );
+        assert_eq!(
+            loggable_path("/chembiohub/api/invitations/"),
+            "/chembiohub/api/invitations/"
+        );
+    }
+}

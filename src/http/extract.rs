@@ -1,0 +1,213 @@
+//! Extractors that turn a request into typed, checked values: the namespace, the caller, and
+//! a JSON body. Each rejects with an `ApiError`, so every refusal is JSON.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::http::{Method, header, request::Parts};
+use serde::de::DeserializeOwned;
+
+use super::{ApiError, AppState};
+use crate::domain::token::TokenHash;
+use crate::domain::{EmailAddress, Timestamp, Token, User};
+
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub const SESSION_COOKIE: &str = "sessionid";
+pub const CSRF_COOKIE: &str = "csrftoken";
+pub const CSRF_HEADER: &str = "x-csrftoken";
+
+/// A namespace this service serves; any other answers 404, logged in or not.
+#[derive(Debug, Clone)]
+pub struct Namespace(pub String);
+
+impl FromRequestParts<AppState> for Namespace {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::not_found())?;
+        let ns = params
+            .iter()
+            .find(|(name, _)| *name == "ns")
+            .map(|(_, value)| value)
+            .ok_or_else(ApiError::not_found)?;
+        if state.config.serves(ns) {
+            Ok(Namespace(ns.to_owned()))
+        } else {
+            Err(ApiError::NotFound(format!(
+                "unknown namespace '{}'",
+                printable(ns)
+            )))
+        }
+    }
+}
+
+/// A path parameter other than the namespace, as text.
+pub fn path_param<'a>(params: &'a RawPathParams, name: &str) -> Option<&'a str> {
+    params.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+}
+
+/// How the caller proved who it is.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    Session { id_hash: TokenHash },
+    ApiKey,
+}
+
+/// The logged-in caller. Session-authenticated unsafe requests must carry `X-CSRFToken`
+/// matching the session's token (Django's convention); API keys need no CSRF token because
+/// a browser never sends them by itself.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub namespace: String,
+    pub user: User,
+    pub credential: Credential,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Namespace(namespace) = Namespace::from_request_parts(parts, state).await?;
+        if let Some(authorization) = parts.headers.get(header::AUTHORIZATION) {
+            let (email, key) = authorization
+                .to_str()
+                .ok()
+                .and_then(parse_api_key_header)
+                .ok_or_else(|| {
+                    ApiError::Unauthorized(
+                        "Authorization header must be 'ApiKey <email>:<key>'".into(),
+                    )
+                })?;
+            let user = state
+                .store
+                .user_by_api_key(&namespace, &email, &key.hash())
+                .await?
+                .ok_or_else(|| ApiError::Unauthorized("invalid API key".into()))?;
+            return Ok(Caller {
+                namespace,
+                user,
+                credential: Credential::ApiKey,
+            });
+        }
+
+        let session_id = cookie(parts, SESSION_COOKIE)
+            .and_then(Token::parse)
+            .ok_or_else(ApiError::not_logged_in)?;
+        let id_hash = session_id.hash();
+        let session = state
+            .store
+            .session(&namespace, &id_hash, Timestamp::now())
+            .await?
+            .ok_or_else(ApiError::not_logged_in)?;
+        let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if !safe {
+            let presented = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(Token::parse);
+            let valid = presented
+                .is_some_and(|token| constant_time_eq(&token.hash().0, &session.csrf_hash.0));
+            if !valid {
+                return Err(ApiError::Forbidden(
+                    "CSRF token missing or incorrect: send the csrftoken cookie's value in X-CSRFToken"
+                        .into(),
+                ));
+            }
+        }
+        Ok(Caller {
+            namespace,
+            user: session.user,
+            credential: Credential::Session { id_hash },
+        })
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
+}
+
+/// `ApiKey <email>:<key>`, Tastypie's ApiKeyAuthentication format.
+fn parse_api_key_header(value: &str) -> Option<(EmailAddress, Token)> {
+    let rest = value.strip_prefix("ApiKey ")?;
+    let (email, key) = rest.trim().rsplit_once(':')?;
+    Some((EmailAddress::parse(email).ok()?, Token::parse(key)?))
+}
+
+/// The value of a cookie in the request's `Cookie` headers.
+pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.trim_matches('"'))
+}
+
+/// A JSON request body: 415 unless the content type is JSON, 413 past 64 KiB, 400 when it does
+/// not parse or does not have the expected shape.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let is_json = content_type
+            .split(';')
+            .next()
+            .map(|mime| mime.trim().to_ascii_lowercase())
+            .is_some_and(|mime| mime == "application/json" || mime.ends_with("+json"));
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType(
+                "request body must be JSON (Content-Type: application/json)".into(),
+            ));
+        }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge(MAX_BODY_BYTES)
+                } else {
+                    ApiError::BadRequest(format!("could not read the request body: {rejection}"))
+                }
+            })?;
+        serde_json::from_slice(&bytes)
+            .map(ApiJson)
+            .map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {e}")))
+    }
+}
+
+/// Echo user input in a message without control characters, and not too much of it.
+pub fn printable(raw: &str) -> String {
+    raw.chars()
+        .take(80)
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_key_header_format() {
+        let key = Token::generate();
+        let header = format!("ApiKey Ann@X.org:{}", key.expose());
+        let (email, parsed) = parse_api_key_header(&header).expect("parses");
+        assert_eq!(email.as_str(), "Ann@x.org");
+        assert_eq!(parsed, key);
+        assert!(parse_api_key_header("Bearer abc").is_none());
+        assert!(parse_api_key_header("ApiKey ann@x.org").is_none());
+        assert!(parse_api_key_header("ApiKey ann@x.org:short").is_none());
+    }
+}

@@ -1,0 +1,117 @@
+//! The HTTP layer: ChemBio Hub's Tastypie-style JSON API. Each resource module owns its
+//! `router()`; this module assembles them with the middleware every response goes through.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::Notify;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::store::Store;
+
+pub mod context;
+mod error;
+pub mod extract;
+mod health;
+mod invitations;
+mod projects;
+pub mod resources;
+mod session;
+
+pub use error::ApiError;
+
+/// What the HTTP layer needs to know of the settings.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub namespaces: Vec<String>,
+    /// Base of every link we hand out; never taken from a request header.
+    pub public_url: String,
+    pub invite_ttl: Duration,
+    pub debug: bool,
+}
+
+impl HttpConfig {
+    pub fn serves(&self, namespace: &str) -> bool {
+        self.namespaces.iter().any(|ns| ns == namespace)
+    }
+
+    /// Cookies get `Secure` when the service is published over https.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
+    /// The domain part of the Message-IDs we generate.
+    pub fn mail_domain(&self) -> String {
+        url::Url::parse(&self.public_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .filter(|h| h.contains('.') && !h.starts_with('['))
+            .unwrap_or_else(|| "cbh-invite.localhost".into())
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<HttpConfig>,
+    /// Wakes the outbox worker when a request has queued an email.
+    pub outbox_wakeup: Arc<Notify>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(invitations::router())
+        .merge(session::router())
+        .merge(projects::router())
+        .merge(health::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(|_panic| {
+            ApiError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
+        }))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            context::middleware,
+        ))
+        .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
+        .layer(security_header(header::CACHE_CONTROL, "no-store"))
+        .with_state(state)
+}
+
+fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found()
+}
+
+/// A known route with another method: 405, unless the namespace is unknown (then 404).
+async fn method_not_allowed(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+) -> Response {
+    let namespace = request
+        .uri()
+        .path()
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("");
+    if !namespace.is_empty()
+        && !state.config.serves(namespace)
+        && namespace != "healthz"
+        && namespace != "readyz"
+    {
+        return ApiError::not_found().into_response();
+    }
+    ApiError::MethodNotAllowed.into_response()
+}

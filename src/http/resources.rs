@@ -1,0 +1,309 @@
+//! The JSON shapes of the API (Tastypie's resources), and the schema document generated from
+//! the same field list. A unit test keeps the serialised invitation and the field list equal.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::domain::{Project, Timestamp, User};
+use crate::store::InvitationRecord;
+
+#[derive(Debug, Serialize)]
+pub struct UserResource {
+    pub id: i64,
+    pub username: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub resource_uri: String,
+}
+
+impl UserResource {
+    pub fn new(namespace: &str, user: &User) -> Self {
+        Self {
+            id: user.id.0,
+            username: user.email.to_string(),
+            first_name: user.first_name.to_string(),
+            last_name: user.last_name.to_string(),
+            resource_uri: format!("/{namespace}/api/users/{}/", user.id.0),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProjectRef {
+    pub id: i64,
+    pub name: String,
+}
+
+impl From<&Project> for ProjectRef {
+    fn from(project: &Project) -> Self {
+        Self {
+            id: project.id.0,
+            name: project.name.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeliveryResource {
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InvitationResource {
+    pub id: i64,
+    pub resource_uri: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub created_by: UserResource,
+    pub projects_selected: Vec<ProjectRef>,
+    pub created: String,
+    pub modified: String,
+    pub status: &'static str,
+    pub expires: Option<String>,
+    pub delivery: DeliveryResource,
+    pub message: String,
+}
+
+impl InvitationResource {
+    pub fn new(namespace: &str, record: &InvitationRecord, now: Timestamp) -> Self {
+        Self {
+            id: record.id.0,
+            resource_uri: invitation_uri(namespace, record.id.0),
+            email: record.email.clone(),
+            first_name: record.first_name.clone(),
+            last_name: record.last_name.clone(),
+            created_by: UserResource::new(namespace, &record.created_by),
+            projects_selected: record.projects.iter().map(ProjectRef::from).collect(),
+            created: record.created.to_iso8601(),
+            modified: record.modified.to_iso8601(),
+            status: record.status(now).as_str(),
+            expires: record.expires.map(Timestamp::to_iso8601),
+            delivery: match &record.delivery {
+                Some(d) => DeliveryResource {
+                    status: d.status.clone(),
+                    attempts: d.attempts,
+                    last_error: d.last_error.clone(),
+                },
+                None => DeliveryResource {
+                    status: "queued".into(),
+                    attempts: 0,
+                    last_error: None,
+                },
+            },
+            message: record.message.clone(),
+        }
+    }
+}
+
+pub fn invitation_uri(namespace: &str, id: i64) -> String {
+    format!("/{namespace}/api/invitations/{id}/")
+}
+
+/// One field of a resource, as Tastypie's schema describes it.
+pub struct FieldSpec {
+    pub name: &'static str,
+    pub kind: &'static str,
+    pub nullable: bool,
+    pub blank: bool,
+    pub readonly: bool,
+    pub unique: bool,
+    pub help_text: &'static str,
+    pub default: Option<&'static str>,
+}
+
+const fn field(name: &'static str, kind: &'static str, help_text: &'static str) -> FieldSpec {
+    FieldSpec {
+        name,
+        kind,
+        nullable: false,
+        blank: false,
+        readonly: true,
+        unique: false,
+        help_text,
+        default: None,
+    }
+}
+
+/// Tastypie's ALL_WITH_RELATIONS: every lookup (`email`, `email__iexact`).
+const ALL_WITH_RELATIONS: u8 = 2;
+
+pub const INVITATION_FIELDS: &[FieldSpec] = &[
+    FieldSpec {
+        unique: true,
+        ..field("id", "integer", "Integer data. Ex: 2673")
+    },
+    field("resource_uri", "string", "The URI of this invitation."),
+    FieldSpec {
+        readonly: false,
+        ..field(
+            "email",
+            "string",
+            "Email address of the person invited (at most 254 characters); unique per namespace, case-insensitively.",
+        )
+    },
+    FieldSpec {
+        readonly: false,
+        blank: true,
+        default: Some(""),
+        ..field(
+            "first_name",
+            "string",
+            "First name of the person invited (at most 150 characters). Also accepted as firstName.",
+        )
+    },
+    FieldSpec {
+        readonly: false,
+        blank: true,
+        default: Some(""),
+        ..field(
+            "last_name",
+            "string",
+            "Last name of the person invited (at most 150 characters). Also accepted as lastName.",
+        )
+    },
+    field("created_by", "related", "The user who sent the invitation."),
+    FieldSpec {
+        readonly: false,
+        blank: true,
+        default: Some("[]"),
+        ..field(
+            "projects_selected",
+            "list",
+            "Projects ([{id, name}]) to grant the invitee viewer access on; the inviter must be editor or owner of each.",
+        )
+    },
+    field(
+        "created",
+        "datetime",
+        "When the invitation was created (ISO 8601, UTC).",
+    ),
+    field(
+        "modified",
+        "datetime",
+        "When the invitation last changed (ISO 8601, UTC).",
+    ),
+    field("status", "string", "pending, accepted, expired or revoked."),
+    FieldSpec {
+        nullable: true,
+        ..field(
+            "expires",
+            "datetime",
+            "When the accept link expires; null when the email carries no link.",
+        )
+    },
+    field(
+        "delivery",
+        "dict",
+        "Delivery of the email: {status: queued|sent|failed, attempts, last_error}.",
+    ),
+    field(
+        "message",
+        "string",
+        "What happened, worded for the person who sent the invitation.",
+    ),
+];
+
+/// Request-only fields: part of the schema, not of the stored object.
+pub const INVITATION_WRITE_ONLY_FIELDS: &[FieldSpec] = &[FieldSpec {
+    readonly: false,
+    blank: true,
+    default: Some("false"),
+    ..field(
+        "remind",
+        "boolean",
+        "When the invitee already has every selected project: send a reminder instead of answering 409.",
+    )
+}];
+
+/// Filters of the list, each with its Tastypie filtering value.
+pub const INVITATION_FILTERING: &[(&str, u8)] = &[("email", ALL_WITH_RELATIONS), ("status", 1)];
+
+pub const DEFAULT_LIMIT: i64 = 20;
+pub const MAX_LIMIT: i64 = 1000;
+
+pub fn invitation_schema() -> Value {
+    let fields: serde_json::Map<String, Value> = INVITATION_FIELDS
+        .iter()
+        .chain(INVITATION_WRITE_ONLY_FIELDS)
+        .map(|f| {
+            let default = match f.default {
+                Some(literal) => serde_json::from_str(literal).unwrap_or(json!(literal)),
+                None => json!("No default provided."),
+            };
+            (
+                f.name.to_owned(),
+                json!({
+                    "type": f.kind,
+                    "nullable": f.nullable,
+                    "blank": f.blank,
+                    "readonly": f.readonly,
+                    "unique": f.unique,
+                    "help_text": f.help_text,
+                    "default": default,
+                }),
+            )
+        })
+        .collect();
+    let filtering: serde_json::Map<String, Value> = INVITATION_FILTERING
+        .iter()
+        .map(|(name, level)| ((*name).to_owned(), json!(level)))
+        .collect();
+    json!({
+        "fields": fields,
+        "allowed_list_http_methods": ["get", "post"],
+        "allowed_detail_http_methods": ["get"],
+        "default_format": "application/json",
+        "default_limit": DEFAULT_LIMIT,
+        "filtering": filtering,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{EmailAddress, InvitationId, InviteKind, PersonName, ProjectId, UserId};
+
+    #[test]
+    fn schema_fields_are_exactly_the_serialised_fields() {
+        let record = InvitationRecord {
+            id: InvitationId(1),
+            email: "bob@x.org".into(),
+            first_name: String::new(),
+            last_name: String::new(),
+            created_by: User {
+                id: UserId(1),
+                email: EmailAddress::parse("ann@x.org").expect("valid"),
+                first_name: PersonName::default(),
+                last_name: PersonName::default(),
+                is_superuser: false,
+                is_active: true,
+            },
+            projects: vec![Project {
+                id: ProjectId(1),
+                name: "P".into(),
+            }],
+            kind: InviteKind::NewUser,
+            message: String::new(),
+            stored_status: "pending".into(),
+            expires: None,
+            created: Timestamp(0),
+            modified: Timestamp(0),
+            delivery: None,
+        };
+        let value = serde_json::to_value(InvitationResource::new("ns", &record, Timestamp(0)))
+            .expect("serialises");
+        let mut serialised: Vec<&str> = value
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut described: Vec<&str> = INVITATION_FIELDS.iter().map(|f| f.name).collect();
+        serialised.sort_unstable();
+        described.sort_unstable();
+        assert_eq!(serialised, described);
+    }
+}

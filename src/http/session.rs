@@ -1,0 +1,146 @@
+//! `/{ns}/api/session/`: log in (POST), who am I (GET), log out (DELETE).
+//!
+//! Sessions live in the database, so any node can serve any request. The login needs no CSRF
+//! token: it only takes JSON, which a cross-site form cannot send.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::extract::{ApiJson, CSRF_COOKIE, Caller, Credential, Namespace, SESSION_COOKIE};
+use super::resources::UserResource;
+use super::{ApiError, AppState};
+use crate::domain::{EmailAddress, Timestamp, Token, User, password};
+use crate::store::NewSession;
+
+/// Django's default session age: two weeks.
+const SESSION_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
+const LOGIN_FAILED: &str = "Login failed: unknown email or wrong password";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/{ns}/api/session/",
+            get(current).post(login).delete(logout),
+        )
+        .route("/{ns}/api/session", get(current).post(login).delete(logout))
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginRequest {
+    #[serde(alias = "email")]
+    username: Option<String>,
+    password: Option<String>,
+}
+
+fn session_body(ns: &str, user: &User) -> serde_json::Value {
+    json!({
+        "user": UserResource::new(ns, user),
+        "is_superuser": user.is_superuser,
+    })
+}
+
+async fn current(caller: Caller) -> Json<serde_json::Value> {
+    Json(session_body(&caller.namespace, &caller.user))
+}
+
+async fn login(
+    State(state): State<AppState>,
+    Namespace(ns): Namespace,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<Response, ApiError> {
+    let password = body.password.unwrap_or_default();
+    let found = match body.username.as_deref().map(EmailAddress::parse) {
+        Some(Ok(email)) => state.store.user_by_email(&ns, &email).await?,
+        _ => None,
+    };
+    // Unknown, pending and wrong-password logins take the same path and the same time.
+    let (user, stored_hash) = match found {
+        Some(creds) if creds.user.is_active => (Some(creds.user), creds.password_hash),
+        _ => (None, None),
+    };
+    let verified =
+        tokio::task::spawn_blocking(move || password::verify(&password, stored_hash.as_deref()))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+    let user = user
+        .filter(|_| verified)
+        .ok_or_else(|| ApiError::Unauthorized(LOGIN_FAILED.into()))?;
+
+    let session_id = Token::generate();
+    let csrf = Token::generate();
+    let now = Timestamp::now();
+    state
+        .store
+        .create_session(NewSession {
+            id_hash: session_id.hash(),
+            csrf_hash: csrf.hash(),
+            user_id: user.id,
+            now,
+            expires: now.plus(SESSION_AGE),
+        })
+        .await?;
+    let secure = state.config.secure_cookies();
+    let mut response = Json(session_body(&ns, &user)).into_response();
+    for cookie in [
+        cookie(
+            &ns,
+            SESSION_COOKIE,
+            session_id.expose(),
+            true,
+            secure,
+            SESSION_AGE,
+        ),
+        cookie(&ns, CSRF_COOKIE, csrf.expose(), false, secure, SESSION_AGE),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    Ok(response)
+}
+
+async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    if let Credential::Session { id_hash } = &caller.credential {
+        state.store.delete_session(id_hash).await?;
+    }
+    let secure = state.config.secure_cookies();
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let ns = &caller.namespace;
+    for name in [SESSION_COOKIE, CSRF_COOKIE] {
+        let expired = cookie(ns, name, "", name == SESSION_COOKIE, secure, Duration::ZERO);
+        if let Ok(value) = HeaderValue::from_str(&expired) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    Ok(response)
+}
+
+/// Cookies are scoped to their namespace's path, so two namespaces never share a session.
+fn cookie(
+    ns: &str,
+    name: &str,
+    value: &str,
+    http_only: bool,
+    secure: bool,
+    age: Duration,
+) -> String {
+    let mut cookie = format!(
+        "{name}={value}; Path=/{ns}/; Max-Age={}; SameSite=Lax",
+        age.as_secs()
+    );
+    if http_only {
+        cookie.push_str("; HttpOnly");
+    }
+    if secure {
+        cookie.push_str("; Secure");
+    }
+    cookie
+}

@@ -1,0 +1,338 @@
+//! The outbox worker: claims due messages, renders and sends them, and records the result.
+//!
+//! A message is marked sent only after the transport accepted it. Temporary failures are
+//! retried with exponential backoff and jitter; permanent ones fail at once. A claim is a lease:
+//! if this process dies mid-send, another worker (or this one after a restart) retries the
+//! message when the lease ends. The stable Message-ID lets a receiver drop the rare duplicate.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures_util::StreamExt;
+use lettre::Message;
+use lettre::message::{Mailbox, MultiPart};
+use tokio::sync::{Notify, watch};
+
+use super::templates::{EmailContext, PersonContext, ProjectContext};
+use super::{SendError, Templates, Transport};
+use crate::config::DeliverySettings;
+use crate::domain::{Timestamp, User};
+use crate::store::{OutboxMessage, Store};
+
+pub const PLATFORM_NAME: &str = "ChemBio Hub Platform";
+/// Messages claimed at once; also how many are sent side by side.
+const BATCH_SIZE: i64 = 32;
+const SENDS_IN_FLIGHT: usize = 8;
+/// Checkpointing the SQLite WAL after scrubbing is cheap but not free: at most this often
+/// while busy, and always when the outbox runs dry.
+const PURGE_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryReport {
+    pub claimed: usize,
+    pub sent: usize,
+    pub retried: usize,
+    pub failed: usize,
+}
+
+enum Outcome {
+    Sent(i64),
+    Retry(i64, Timestamp, String),
+    Failed(i64, String),
+}
+
+pub struct Outbox {
+    store: Arc<dyn Store>,
+    transport: Transport,
+    templates: Templates,
+    settings: DeliverySettings,
+    public_url: String,
+    from: Mailbox,
+    wakeup: Arc<Notify>,
+    last_purge: std::sync::Mutex<Instant>,
+}
+
+impl Outbox {
+    pub fn new(
+        store: Arc<dyn Store>,
+        transport: Transport,
+        templates: Templates,
+        settings: DeliverySettings,
+        public_url: String,
+        from: Mailbox,
+        wakeup: Arc<Notify>,
+    ) -> Self {
+        Self {
+            store,
+            transport,
+            templates,
+            settings,
+            public_url,
+            from,
+            wakeup,
+            last_purge: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Delivers one batch of due messages. Tests call this to drive delivery without waiting.
+    pub async fn deliver_due(&self) -> anyhow::Result<DeliveryReport> {
+        let now = Timestamp::now();
+        let batch = self
+            .store
+            .claim_outbox(now, self.settings.lease, BATCH_SIZE)
+            .await
+            .context("claiming outbox messages")?;
+        let mut report = DeliveryReport {
+            claimed: batch.len(),
+            ..DeliveryReport::default()
+        };
+        if batch.is_empty() {
+            return Ok(report);
+        }
+        let outcomes: Vec<Outcome> = futures_util::stream::iter(batch)
+            .map(|message| self.deliver_one(message))
+            .buffer_unordered(SENDS_IN_FLIGHT)
+            .collect()
+            .await;
+
+        let mut sent = Vec::new();
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Sent(id) => sent.push(id),
+                Outcome::Retry(id, at, error) => {
+                    report.retried += 1;
+                    self.store.mark_retry(id, at, &error).await?;
+                }
+                Outcome::Failed(id, error) => {
+                    report.failed += 1;
+                    self.store.mark_failed(id, &error).await?;
+                }
+            }
+        }
+        report.sent = sent.len();
+        self.store.mark_sent(&sent, Timestamp::now()).await?;
+        let ran_dry = report.claimed < BATCH_SIZE as usize;
+        if report.sent + report.failed > 0 && (ran_dry || self.purge_due()) {
+            self.store.purge_scrubbed().await?;
+        }
+        Ok(report)
+    }
+
+    fn purge_due(&self) -> bool {
+        let Ok(mut last) = self.last_purge.lock() else {
+            return true;
+        };
+        if last.elapsed() >= PURGE_EVERY {
+            *last = Instant::now();
+            true
+        } else {
+            false
+        }
+    }
+
+    async fn deliver_one(&self, message: OutboxMessage) -> Outcome {
+        let id = message.id;
+        let email = match self.compose(&message).await {
+            Ok(email) => email,
+            Err(error) => {
+                tracing::error!(
+                    outbox_id = id,
+                    error = format!("{error:#}"),
+                    "cannot compose email"
+                );
+                return Outcome::Failed(id, format!("{error:#}"));
+            }
+        };
+        match self
+            .transport
+            .send(&email, &file_stem(&message.message_id))
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(outbox_id = id, kind = message.kind.as_str(), "email sent");
+                Outcome::Sent(id)
+            }
+            Err(SendError::Permanent(error)) => {
+                tracing::warn!(outbox_id = id, %error, "email refused permanently");
+                Outcome::Failed(id, error)
+            }
+            Err(SendError::Temporary(error)) => {
+                let attempts = u32::try_from(message.attempts).unwrap_or(u32::MAX);
+                if attempts >= self.settings.max_attempts {
+                    tracing::warn!(outbox_id = id, %error, attempts, "email failed, no attempts left");
+                    Outcome::Failed(id, error)
+                } else {
+                    let delay = backoff(&self.settings, attempts, random_unit());
+                    tracing::info!(outbox_id = id, %error, attempts, retry_in = ?delay, "email will be retried");
+                    Outcome::Retry(id, Timestamp::now().plus(delay), error)
+                }
+            }
+        }
+    }
+
+    /// Renders the message from the invitation as it is now.
+    async fn compose(&self, message: &OutboxMessage) -> anyhow::Result<Message> {
+        let invitation = self
+            .store
+            .invitation(&message.namespace, message.invitation_id)
+            .await?
+            .with_context(|| format!("invitation {} no longer exists", message.invitation_id))?;
+        let ns = &message.namespace;
+        let context = EmailContext {
+            platform: PLATFORM_NAME.into(),
+            inviter: person(&invitation.created_by),
+            invitee: PersonContext {
+                email: invitation.email.clone(),
+                first_name: invitation.first_name.clone(),
+                last_name: invitation.last_name.clone(),
+                name: format!("{} {}", invitation.first_name, invitation.last_name)
+                    .trim()
+                    .to_owned(),
+            },
+            projects: invitation
+                .projects
+                .iter()
+                .map(|p| ProjectContext {
+                    id: p.id.0,
+                    name: p.name.clone(),
+                })
+                .collect(),
+            accept_url: message
+                .accept_token
+                .as_ref()
+                .map(|token| format!("{}/{ns}/accept/{token}", self.public_url)),
+            expires: invitation.expires.map(Timestamp::to_iso8601),
+            login_url: format!("{}/{ns}/login/", self.public_url),
+            namespace: ns.clone(),
+        };
+        let rendered = self.templates.render(message.kind, &context)?;
+        let to_name = Some(context.invitee.name).filter(|n| !n.is_empty());
+        let to = Mailbox::new(
+            to_name,
+            message
+                .recipient
+                .parse()
+                .with_context(|| format!("recipient {} is not an address", message.recipient))?,
+        );
+        let inviter = &invitation.created_by;
+        let reply_to = Mailbox::new(
+            Some(inviter.display_name()),
+            inviter
+                .email
+                .as_str()
+                .parse()
+                .context("inviter's address")?,
+        );
+        Message::builder()
+            .from(self.from.clone())
+            .reply_to(reply_to)
+            .to(to)
+            .subject(rendered.subject)
+            .message_id(Some(message.message_id.clone()))
+            .date_now()
+            .multipart(MultiPart::alternative_plain_html(
+                rendered.text,
+                rendered.html,
+            ))
+            .context("building the message")
+    }
+
+    /// Runs until `stop` turns true: delivers whatever is due, then sleeps until woken by a
+    /// new message, until the next retry is due, or for the poll interval.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        while !*stop.borrow() {
+            let full_batch = match self.deliver_due().await {
+                Ok(report) => report.claimed == BATCH_SIZE as usize,
+                Err(error) => {
+                    tracing::error!(error = format!("{error:#}"), "outbox delivery failed");
+                    false
+                }
+            };
+            if full_batch {
+                continue;
+            }
+            let nap = self.idle_time().await;
+            tokio::select! {
+                () = self.wakeup.notified() => {}
+                () = tokio::time::sleep(nap) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    async fn idle_time(&self) -> Duration {
+        let poll = self.settings.poll_interval;
+        match self.store.next_due().await {
+            Ok(Some(due)) => {
+                let wait = due
+                    .millis()
+                    .saturating_sub(Timestamp::now().millis())
+                    .max(0);
+                poll.min(Duration::from_millis(wait.unsigned_abs()))
+            }
+            _ => poll,
+        }
+    }
+}
+
+fn person(user: &User) -> PersonContext {
+    PersonContext {
+        email: user.email.to_string(),
+        first_name: user.first_name.to_string(),
+        last_name: user.last_name.to_string(),
+        name: user.display_name(),
+    }
+}
+
+/// The file name for a Message-ID such as `<abc@host>`.
+fn file_stem(message_id: &str) -> String {
+    message_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@'))
+        .collect()
+}
+
+/// The delay before the retry that follows `attempts` failed attempts: the base doubled per
+/// attempt, capped, then "equal jitter" (half fixed, half random) so that many messages that
+/// failed together do not retry together.
+pub fn backoff(settings: &DeliverySettings, attempts: u32, unit_random: f64) -> Duration {
+    let exponent = attempts.saturating_sub(1).min(30);
+    let raw = settings.retry_base.saturating_mul(1u32 << exponent);
+    let capped = raw.min(settings.retry_max);
+    capped / 2 + capped.mul_f64(unit_random.clamp(0.0, 1.0) / 2.0)
+}
+
+fn random_unit() -> f64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        return 0.5;
+    }
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let settings = DeliverySettings {
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(300),
+            ..DeliverySettings::default()
+        };
+        assert_eq!(backoff(&settings, 1, 1.0), Duration::from_secs(1));
+        assert_eq!(backoff(&settings, 2, 1.0), Duration::from_secs(2));
+        assert_eq!(backoff(&settings, 4, 1.0), Duration::from_secs(8));
+        assert_eq!(backoff(&settings, 4, 0.0), Duration::from_secs(4));
+        assert_eq!(backoff(&settings, 20, 1.0), Duration::from_secs(300));
+        assert_eq!(backoff(&settings, u32::MAX, 1.0), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn message_ids_make_safe_file_names() {
+        assert_eq!(file_stem("<ab12@hub.example.org>"), "ab12@hub.example.org");
+        assert_eq!(file_stem("<../../etc/passwd>"), "....etcpasswd");
+    }
+}

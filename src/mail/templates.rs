@@ -1,0 +1,237 @@
+//! Email templates (Jinja syntax via minijinja). Each kind of invitation has three templates,
+//! `{kind}.subject.txt`, `{kind}.txt` and `{kind}.html`; an operator overrides any of them by
+//! putting a file of that name in `CBH_TEMPLATE_DIR`. HTML templates escape every value.
+
+use std::path::Path;
+
+use anyhow::Context;
+use minijinja::Environment;
+use serde::Serialize;
+
+use crate::domain::InviteKind;
+
+const BUILT_IN: &[(&str, &str)] = &[
+    (
+        "new_user.subject.txt",
+        include_str!("../../templates/new_user.subject.txt"),
+    ),
+    ("new_user.txt", include_str!("../../templates/new_user.txt")),
+    (
+        "new_user.html",
+        include_str!("../../templates/new_user.html"),
+    ),
+    (
+        "project_access_changed.subject.txt",
+        include_str!("../../templates/project_access_changed.subject.txt"),
+    ),
+    (
+        "project_access_changed.txt",
+        include_str!("../../templates/project_access_changed.txt"),
+    ),
+    (
+        "project_access_changed.html",
+        include_str!("../../templates/project_access_changed.html"),
+    ),
+    (
+        "reminder.subject.txt",
+        include_str!("../../templates/reminder.subject.txt"),
+    ),
+    ("reminder.txt", include_str!("../../templates/reminder.txt")),
+    (
+        "reminder.html",
+        include_str!("../../templates/reminder.html"),
+    ),
+    (
+        "reminder_active.subject.txt",
+        include_str!("../../templates/reminder_active.subject.txt"),
+    ),
+    (
+        "reminder_active.txt",
+        include_str!("../../templates/reminder_active.txt"),
+    ),
+    (
+        "reminder_active.html",
+        include_str!("../../templates/reminder_active.html"),
+    ),
+];
+
+const PARTS: [&str; 3] = ["subject.txt", "txt", "html"];
+
+/// The variables every template can use (documented in the README).
+#[derive(Debug, Clone, Serialize)]
+pub struct EmailContext {
+    /// "ChemBio Hub Platform".
+    pub platform: String,
+    pub inviter: PersonContext,
+    pub invitee: PersonContext,
+    pub projects: Vec<ProjectContext>,
+    /// The accept link, for the kinds that carry one.
+    pub accept_url: Option<String>,
+    /// When the accept link expires, ISO 8601 UTC.
+    pub expires: Option<String>,
+    pub login_url: String,
+    pub namespace: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PersonContext {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    /// First and last name, or the email when both are empty.
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectContext {
+    pub id: i64,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedEmail {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl Templates {
+    /// Loads the built-in templates and the operator's overrides, and renders each once with
+    /// sample values, so that a broken override stops start-up instead of failing every email.
+    pub fn load(override_dir: Option<&Path>) -> anyhow::Result<Self> {
+        let mut env = Environment::new();
+        for (name, source) in BUILT_IN {
+            let source = match override_dir.map(|dir| dir.join(name)) {
+                Some(path) if path.is_file() => std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading template {}", path.display()))?,
+                _ => (*source).to_owned(),
+            };
+            env.add_template_owned(*name, source)
+                .with_context(|| format!("compiling template {name}"))?;
+        }
+        let templates = Self { env };
+        for kind in InviteKind::ALL {
+            templates
+                .render(kind, &EmailContext::sample())
+                .with_context(|| format!("rendering the {} templates", kind.as_str()))?;
+        }
+        Ok(templates)
+    }
+
+    pub fn render(
+        &self,
+        kind: InviteKind,
+        context: &EmailContext,
+    ) -> anyhow::Result<RenderedEmail> {
+        let [subject, text, html] = PARTS.map(|part| {
+            let name = format!("{}.{part}", kind.as_str());
+            self.env
+                .get_template(&name)
+                .and_then(|template| template.render(context))
+                .with_context(|| format!("rendering template {name}"))
+        });
+        Ok(RenderedEmail {
+            subject: one_line(&subject?),
+            text: text?,
+            html: html?,
+        })
+    }
+}
+
+/// A subject is one line: whatever a template produced, no line break reaches the header.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl EmailContext {
+    fn sample() -> Self {
+        let person = |email: &str, first: &str, last: &str| PersonContext {
+            email: email.into(),
+            first_name: first.into(),
+            last_name: last.into(),
+            name: format!("{first} {last}"),
+        };
+        Self {
+            platform: "ChemBio Hub Platform".into(),
+            inviter: person("ada@example.org", "Ada", "Lovelace"),
+            invitee: person("bob@example.org", "Bob", "Smith"),
+            projects: vec![ProjectContext {
+                id: 1,
+                name: "Kinase screen".into(),
+            }],
+            accept_url: Some("https://hub.example.org/chembiohub/accept/sample".into()),
+            expires: Some("2030-01-01T00:00:00.000Z".into()),
+            login_url: "https://hub.example.org/chembiohub/login/".into(),
+            namespace: "chembiohub".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_templates_render_the_original_subjects() {
+        let templates = Templates::load(None).expect("built-in templates load");
+        let context = EmailContext::sample();
+        let subject = |kind| templates.render(kind, &context).expect("renders").subject;
+        assert_eq!(
+            subject(InviteKind::NewUser),
+            "You have been invited to view ChemBio Hub Platform by Ada Lovelace"
+        );
+        assert_eq!(
+            subject(InviteKind::ProjectAccessChanged),
+            "Ada Lovelace has edited your project access on ChemBio Hub Platform"
+        );
+        assert_eq!(
+            subject(InviteKind::Reminder),
+            "Ada Lovelace would like to remind you to log on to ChemBio Hub Platform"
+        );
+        assert_eq!(
+            subject(InviteKind::ReminderActive),
+            "Ada Lovelace would like to remind you to log on to ChemBio Hub Platform"
+        );
+    }
+
+    #[test]
+    fn html_escapes_names_and_text_does_not() {
+        let templates = Templates::load(None).expect("built-in templates load");
+        let mut context = EmailContext::sample();
+        context.inviter.name = "<script>alert(1)</script>".into();
+        let email = templates
+            .render(InviteKind::NewUser, &context)
+            .expect("renders");
+        assert!(email.html.contains("&lt;script&gt;"));
+        assert!(!email.html.contains("<script>"));
+        assert!(email.text.contains("<script>alert(1)</script>"));
+    }
+
+    #[test]
+    fn an_override_replaces_only_its_own_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(
+            dir.path().join("new_user.subject.txt"),
+            "Join us, {{ invitee.first_name }}\n",
+        )
+        .expect("write");
+        let templates = Templates::load(Some(dir.path())).expect("loads");
+        let email = templates
+            .render(InviteKind::NewUser, &EmailContext::sample())
+            .expect("renders");
+        assert_eq!(email.subject, "Join us, Bob");
+        assert!(email.text.contains("has invited you"));
+    }
+
+    #[test]
+    fn a_broken_override_is_refused_at_load() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("reminder.html"), "{% if %}").expect("write");
+        let error = Templates::load(Some(dir.path())).err().expect("refused");
+        assert!(format!("{error:#}").contains("reminder.html"));
+    }
+}

@@ -1,0 +1,155 @@
+//! Builds the application from its settings: the store, the mailer, the HTTP router on a bound
+//! socket, and the outbox worker, run side by side until a shutdown signal.
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use lettre::message::Mailbox;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+use crate::config::Settings;
+use crate::http::{self, AppState, HttpConfig};
+use crate::mail::{Outbox, Templates, Transport};
+use crate::store::{self, Store};
+
+pub struct Application {
+    listener: TcpListener,
+    address: SocketAddr,
+    state: AppState,
+    outbox: Arc<Outbox>,
+    shutdown_grace: std::time::Duration,
+    transport_description: String,
+}
+
+impl Application {
+    /// Opens (and migrates) the database, then builds everything else.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store = store::connect(&settings.database).await?;
+        Self::build_with_store(settings, store).await
+    }
+
+    pub async fn build_with_store(
+        settings: Settings,
+        store: Arc<dyn Store>,
+    ) -> anyhow::Result<Self> {
+        let templates = Templates::load(settings.template_dir.as_deref())
+            .context("CBH_TEMPLATE_DIR (--template-dir): templates do not load")?;
+        let transport = match &settings.smtp {
+            Some(smtp) => Transport::smtp(smtp)?,
+            None => Transport::files(settings.mail_dir.clone())?,
+        };
+        let listener = TcpListener::bind(settings.listen).await.with_context(|| {
+            format!(
+                "CBH_LISTEN (--listen): cannot listen on {}",
+                settings.listen
+            )
+        })?;
+        let address = listener.local_addr()?;
+        let public_url = settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}"));
+        let config = HttpConfig {
+            namespaces: settings.namespaces.clone(),
+            public_url: public_url.clone(),
+            invite_ttl: settings.invite_ttl,
+            debug: settings.debug,
+        };
+        let from = match &settings.mail_from {
+            Some(from) => from.clone(),
+            None => format!("ChemBio Hub <noreply@{}>", config.mail_domain())
+                .parse::<Mailbox>()
+                .context("building the default sender address")?,
+        };
+        let wakeup = Arc::new(Notify::new());
+        let transport_description = transport.describe();
+        let outbox = Arc::new(Outbox::new(
+            store.clone(),
+            transport,
+            templates,
+            settings.delivery.clone(),
+            public_url,
+            from,
+            wakeup.clone(),
+        ));
+        Ok(Self {
+            listener,
+            address,
+            state: AppState {
+                store,
+                config: Arc::new(config),
+                outbox_wakeup: wakeup,
+            },
+            outbox,
+            shutdown_grace: settings.delivery.shutdown_grace,
+            transport_description,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.state.config.public_url
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.state.store.clone()
+    }
+
+    /// The worker, for driving delivery by hand (`deliver_due`).
+    pub fn outbox(&self) -> Arc<Outbox> {
+        self.outbox.clone()
+    }
+
+    pub fn mail_description(&self) -> &str {
+        &self.transport_description
+    }
+
+    /// Serves HTTP and runs the outbox worker until `shutdown` completes; then stops accepting,
+    /// lets requests in flight finish, and gives the worker a bounded time to finish its sends.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_worker, stop_signal) = watch::channel(false);
+        let mut worker = tokio::spawn(self.outbox.clone().run(stop_signal));
+        let router = http::router(self.state);
+        let stopping = async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            let _ = stop_worker.send(true);
+        };
+        let mut server = tokio::spawn(
+            axum::serve(self.listener, router)
+                .with_graceful_shutdown(stopping)
+                .into_future(),
+        );
+        tokio::select! {
+            served = &mut server => {
+                served.context("HTTP server task")?.context("serving HTTP")?;
+            }
+            stopped = &mut worker => {
+                // The worker only ends when told to; ending early is a bug worth a restart.
+                server.abort();
+                stopped.context("outbox worker task")?;
+                anyhow::bail!("the outbox worker stopped unexpectedly");
+            }
+        }
+        if tokio::time::timeout(self.shutdown_grace, &mut worker)
+            .await
+            .is_err()
+        {
+            worker.abort();
+            tracing::warn!(
+                grace = ?self.shutdown_grace,
+                "outbox worker did not finish in time; its unsent messages are retried after their lease"
+            );
+        }
+        Ok(())
+    }
+}

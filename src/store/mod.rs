@@ -1,0 +1,286 @@
+//! Persistence behind one trait, so that the HTTP layer, the CLI and the outbox worker do not
+//! know which database they talk to. Each method is one transaction.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::config::DatabaseUrl;
+use crate::domain::invitation::AlreadyInvited;
+use crate::domain::token::TokenHash;
+use crate::domain::{
+    EmailAddress, InvitationId, InvitationStatus, InviteKind, PersonName, Project, ProjectId, Role,
+    Timestamp, Token, User, UserId,
+};
+
+pub mod sqlite;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken; the text says which.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database could not be reached in time.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Open the configured database, creating and migrating it if needed.
+pub async fn connect(url: &DatabaseUrl) -> anyhow::Result<Arc<dyn Store>> {
+    match url {
+        DatabaseUrl::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path).await?)),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: EmailAddress,
+    pub first_name: PersonName,
+    pub last_name: PersonName,
+    pub password_hash: Option<String>,
+    pub is_superuser: bool,
+}
+
+/// A user with the secret needed to log it in.
+#[derive(Debug, Clone)]
+pub struct UserCredentials {
+    pub user: User,
+    pub password_hash: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub project: Project,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id_hash: TokenHash,
+    pub csrf_hash: TokenHash,
+    pub user_id: UserId,
+    pub now: Timestamp,
+    pub expires: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub user: User,
+    pub csrf_hash: TokenHash,
+}
+
+/// Everything needed to create an invitation; the store decides, inside its transaction, what
+/// the invitation does (`domain::invitation::plan_invitation`).
+#[derive(Debug, Clone)]
+pub struct NewInvitation {
+    pub namespace: String,
+    pub inviter: UserId,
+    pub email: EmailAddress,
+    pub first_name: PersonName,
+    pub last_name: PersonName,
+    /// Known projects of the namespace, deduplicated.
+    pub projects: Vec<ProjectId>,
+    pub remind: bool,
+    /// Used only if the plan issues an accept link.
+    pub token: Token,
+    pub message_id: String,
+    pub now: Timestamp,
+    pub ttl: Duration,
+    pub idempotency: Option<IdempotencyClaim>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdempotencyClaim {
+    pub key: String,
+    pub request_hash: Vec<u8>,
+    /// Keys older than this are forgotten.
+    pub kept_for: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum CreateOutcome {
+    Created(InvitationRecord),
+    /// The same `Idempotency-Key` and body were seen before: nothing new was written.
+    Replayed(InvitationRecord),
+    Rejected(AlreadyInvited),
+    /// The same `Idempotency-Key` came with another body.
+    KeyReused,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct InvitationRecord {
+    pub id: InvitationId,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub created_by: User,
+    pub projects: Vec<Project>,
+    pub kind: InviteKind,
+    pub message: String,
+    pub stored_status: String,
+    pub expires: Option<Timestamp>,
+    pub created: Timestamp,
+    pub modified: Timestamp,
+    pub delivery: Option<DeliveryRecord>,
+}
+
+impl InvitationRecord {
+    pub fn status(&self, now: Timestamp) -> InvitationStatus {
+        InvitationStatus::effective(&self.stored_status, self.expires, now)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct InvitationFilter {
+    /// Only invitations created by this user (`None`: the whole namespace, for superusers).
+    pub created_by: Option<UserId>,
+    pub email: Option<String>,
+    pub email_iexact: Option<String>,
+    pub status: Option<InvitationStatus>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct InvitationPage {
+    pub total_count: i64,
+    pub objects: Vec<InvitationRecord>,
+}
+
+#[derive(Debug, Clone)]
+pub enum AcceptOutcome {
+    Accepted(User),
+    /// Unknown, expired, used or revoked: the caller cannot tell which, and need not.
+    Gone,
+}
+
+/// An email claimed by a worker for delivery.
+#[derive(Debug, Clone)]
+pub struct OutboxMessage {
+    pub id: i64,
+    pub namespace: String,
+    pub invitation_id: InvitationId,
+    pub kind: InviteKind,
+    pub recipient: String,
+    pub message_id: String,
+    pub accept_token: Option<String>,
+    /// Including the attempt this claim starts.
+    pub attempts: i64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Whether the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // Users
+    async fn create_user(&self, namespace: &str, user: NewUser) -> StoreResult<User>;
+    async fn user_by_email(
+        &self,
+        namespace: &str,
+        email: &EmailAddress,
+    ) -> StoreResult<Option<UserCredentials>>;
+    async fn user_by_id(&self, namespace: &str, id: UserId) -> StoreResult<Option<User>>;
+
+    // Projects
+    async fn create_project(
+        &self,
+        namespace: &str,
+        name: &str,
+        now: Timestamp,
+    ) -> StoreResult<Project>;
+    /// Every project of the namespace.
+    async fn projects(&self, namespace: &str) -> StoreResult<Vec<Project>>;
+    /// The projects of the namespace among `ids`.
+    async fn projects_by_ids(
+        &self,
+        namespace: &str,
+        ids: &[ProjectId],
+    ) -> StoreResult<Vec<Project>>;
+    /// Sets the user's role on the project (replacing any earlier one).
+    async fn grant(&self, user: UserId, project: ProjectId, role: Role) -> StoreResult<()>;
+    async fn memberships(&self, user: UserId) -> StoreResult<Vec<Membership>>;
+
+    // Sessions and API keys
+    async fn create_session(&self, session: NewSession) -> StoreResult<()>;
+    async fn session(
+        &self,
+        namespace: &str,
+        id_hash: &TokenHash,
+        now: Timestamp,
+    ) -> StoreResult<Option<SessionRecord>>;
+    async fn delete_session(&self, id_hash: &TokenHash) -> StoreResult<()>;
+    async fn create_api_key(
+        &self,
+        user: UserId,
+        key_hash: &TokenHash,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    async fn user_by_api_key(
+        &self,
+        namespace: &str,
+        email: &EmailAddress,
+        key_hash: &TokenHash,
+    ) -> StoreResult<Option<User>>;
+
+    // Invitations
+    /// Creates the invitation, its grants, its token and its outgoing email in one transaction.
+    async fn create_invitation(&self, invitation: NewInvitation) -> StoreResult<CreateOutcome>;
+    async fn invitation(
+        &self,
+        namespace: &str,
+        id: InvitationId,
+    ) -> StoreResult<Option<InvitationRecord>>;
+    async fn list_invitations(
+        &self,
+        namespace: &str,
+        filter: &InvitationFilter,
+        now: Timestamp,
+    ) -> StoreResult<InvitationPage>;
+    /// Uses the accept link: sets the password, activates the user, marks its pending
+    /// invitations accepted and voids its other links.
+    async fn accept_invitation(
+        &self,
+        namespace: &str,
+        token_hash: &TokenHash,
+        password_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<AcceptOutcome>;
+    /// Whether the token would be accepted now (for a cheap check before hashing a password).
+    async fn token_is_live(
+        &self,
+        namespace: &str,
+        token_hash: &TokenHash,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+
+    // Outbox
+    /// Reserves up to `limit` due messages for `lease`, counting an attempt on each.
+    async fn claim_outbox(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxMessage>>;
+    /// Marks messages sent and scrubs their accept tokens.
+    async fn mark_sent(&self, ids: &[i64], now: Timestamp) -> StoreResult<()>;
+    async fn mark_retry(&self, id: i64, next_attempt_at: Timestamp, error: &str)
+    -> StoreResult<()>;
+    async fn mark_failed(&self, id: i64, error: &str) -> StoreResult<()>;
+    /// Removes copies of scrubbed secrets that the database may still hold on disk.
+    async fn purge_scrubbed(&self) -> StoreResult<()>;
+    /// When the next queued message is due (`None`: the outbox is empty).
+    async fn next_due(&self) -> StoreResult<Option<Timestamp>>;
+}

@@ -38,6 +38,27 @@ impl DatabaseUrl {
     }
 }
 
+/// What a node runs: API-only and worker-only nodes scale apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServeRole {
+    /// The HTTP API and the outbox worker.
+    All,
+    /// Only the HTTP API; queued mail waits for a worker node.
+    Api,
+    /// Only the outbox worker (and the health probes).
+    Worker,
+}
+
+impl ServeRole {
+    pub fn serves_api(self) -> bool {
+        matches!(self, ServeRole::All | ServeRole::Api)
+    }
+
+    pub fn delivers_mail(self) -> bool {
+        matches!(self, ServeRole::All | ServeRole::Worker)
+    }
+}
+
 /// How the outbox worker retries.
 #[derive(Debug, Clone)]
 pub struct DeliverySettings {
@@ -222,6 +243,9 @@ pub struct ServeArgs {
     /// Folder of email templates that override the built-in ones.
     #[arg(long, env = "CBH_TEMPLATE_DIR")]
     pub template_dir: Option<PathBuf>,
+    /// What this node runs: all, api or worker.
+    #[arg(long, env = "CBH_ROLE", value_enum, default_value = "all")]
+    pub role: ServeRole,
     /// Add a traceback to 500 responses (development only).
     #[arg(long, env = "CBH_DEBUG", default_value = "0")]
     pub debug: String,
@@ -240,6 +264,7 @@ pub struct ServeArgs {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub database: DatabaseUrl,
+    pub role: ServeRole,
     pub listen: SocketAddr,
     pub namespaces: Vec<String>,
     /// Without trailing slash. `None`: derived from the bound address at start-up.
@@ -302,6 +327,7 @@ impl Settings {
         };
         Ok(Self {
             database: DatabaseUrl::parse(database_url)?,
+            role: args.role,
             listen,
             namespaces,
             public_url,

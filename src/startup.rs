@@ -10,7 +10,7 @@ use lettre::message::Mailbox;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
-use crate::config::Settings;
+use crate::config::{ServeRole, Settings};
 use crate::http::{self, AppState, HttpConfig};
 use crate::mail::{Outbox, Templates, Transport};
 use crate::store::{self, Store};
@@ -20,6 +20,7 @@ pub struct Application {
     address: SocketAddr,
     state: AppState,
     outbox: Arc<Outbox>,
+    role: ServeRole,
     shutdown_grace: std::time::Duration,
     transport_description: String,
 }
@@ -84,6 +85,7 @@ impl Application {
                 outbox_wakeup: wakeup,
             },
             outbox,
+            role: settings.role,
             shutdown_grace: settings.delivery.shutdown_grace,
             transport_description,
         })
@@ -117,8 +119,16 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_worker, stop_signal) = watch::channel(false);
-        let mut worker = tokio::spawn(self.outbox.clone().run(stop_signal));
-        let router = http::router(self.state);
+        let stop_requested = stop_signal.clone();
+        let mut worker = self
+            .role
+            .delivers_mail()
+            .then(|| tokio::spawn(self.outbox.clone().run(stop_signal)));
+        let router = if self.role.serves_api() {
+            http::router(self.state)
+        } else {
+            http::health_router(self.state)
+        };
         let stopping = async move {
             shutdown.await;
             tracing::info!("shutting down");
@@ -129,22 +139,33 @@ impl Application {
                 .with_graceful_shutdown(stopping)
                 .into_future(),
         );
+        let worker_ended = async {
+            match worker.as_mut() {
+                Some(handle) => handle.await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             served = &mut server => {
                 served.context("HTTP server task")?.context("serving HTTP")?;
             }
-            stopped = &mut worker => {
-                // The worker only ends when told to; ending early is a bug worth a restart.
-                server.abort();
-                stopped.context("outbox worker task")?;
-                anyhow::bail!("the outbox worker stopped unexpectedly");
+            ended = worker_ended => {
+                worker = None;
+                ended.context("outbox worker task")?;
+                if !*stop_requested.borrow() {
+                    // The worker only ends when told to; ending early is worth a restart.
+                    server.abort();
+                    anyhow::bail!("the outbox worker stopped unexpectedly");
+                }
+                server.await.context("HTTP server task")?.context("serving HTTP")?;
             }
         }
-        if tokio::time::timeout(self.shutdown_grace, &mut worker)
-            .await
-            .is_err()
+        if let Some(mut handle) = worker
+            && tokio::time::timeout(self.shutdown_grace, &mut handle)
+                .await
+                .is_err()
         {
-            worker.abort();
+            handle.abort();
             tracing::warn!(
                 grace = ?self.shutdown_grace,
                 "outbox worker did not finish in time; its unsent messages are retried after their lease"

@@ -63,12 +63,25 @@ pub struct AppState {
     pub outbox_wakeup: Arc<Notify>,
 }
 
+/// The whole API.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .merge(invitations::router())
-        .merge(session::router())
-        .merge(projects::router())
-        .merge(health::router())
+    with_middleware(
+        Router::new()
+            .merge(invitations::router())
+            .merge(session::router())
+            .merge(projects::router())
+            .merge(health::router()),
+        state,
+    )
+}
+
+/// Only the health probes, for worker-only nodes.
+pub fn health_router(state: AppState) -> Router {
+    with_middleware(health::router(), state)
+}
+
+fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))

@@ -1,0 +1,261 @@
+//! The real binary: the CLI commands, `serve` on the embedded default (mail to .eml files), a
+//! bad setting, and SIGTERM.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cbh-invite");
+
+fn cbh(dir: &Path, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("binary exits")
+}
+
+fn stdout_of(output: &std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "command failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+#[tokio::test]
+async fn the_cli_sets_up_users_projects_and_keys_that_serve_accepts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+
+    let user_id = stdout_of(&cbh(
+        d,
+        &[
+            "user",
+            "add",
+            "--email",
+            "Ada@Lab.example",
+            "--first-name",
+            "Ada",
+            "--password-stdin",
+        ],
+        Some("a long enough password\n"),
+    ));
+    assert!(user_id.parse::<i64>().is_ok(), "prints the id: {user_id}");
+    let project = stdout_of(&cbh(
+        d,
+        &["project", "add", "--name", "Kinase screen"],
+        None,
+    ));
+    let project_id: i64 = project.parse().expect("project add prints only the id");
+    stdout_of(&cbh(
+        d,
+        &[
+            "grant",
+            "--email",
+            "ada@lab.example",
+            "--project",
+            &project,
+            "--role",
+            "editor",
+        ],
+        None,
+    ));
+    let key = stdout_of(&cbh(
+        d,
+        &["apikey", "create", "--email", "ada@lab.example"],
+        None,
+    ));
+    assert_eq!(key.len(), 43, "apikey create prints only the key");
+
+    // Errors are one clear line with a non-zero status.
+    let duplicate = cbh(d, &["user", "add", "--email", "ada@LAB.example"], None);
+    assert!(!duplicate.status.success());
+    assert!(String::from_utf8_lossy(&duplicate.stderr).contains("already exists"));
+    let bad_role = cbh(
+        d,
+        &[
+            "grant",
+            "--email",
+            "ada@lab.example",
+            "--project",
+            &project,
+            "--role",
+            "god",
+        ],
+        None,
+    );
+    assert!(!bad_role.status.success());
+    let short = cbh(
+        d,
+        &[
+            "user",
+            "add",
+            "--email",
+            "b@lab.example",
+            "--password-stdin",
+        ],
+        Some("short\n"),
+    );
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 10"));
+
+    // serve on the embedded defaults: SQLite file in the folder, mail to ./mail/*.eml.
+    let port = free_port();
+    let mut server = Command::new(BIN)
+        .arg("serve")
+        .current_dir(d)
+        .env_clear()
+        .env("CBH_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .ok()
+        != Some(200)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "serve never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let response = client
+        .post(format!("{base}/chembiohub/api/invitations/"))
+        .header("authorization", format!("ApiKey ada@lab.example:{key}"))
+        .json(&json!({"email": "bob@example.org", "projects_selected": [{"id": project_id}]}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 201);
+
+    let mail_dir = d.join("mail");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let eml = loop {
+        let found = std::fs::read_dir(&mail_dir).ok().and_then(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "eml"))
+        });
+        if let Some(path) = found {
+            break std::fs::read_to_string(path).expect("read eml");
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no .eml file was written"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(eml.contains("bob@example.org"));
+    assert!(
+        eml.contains(&format!("{base}/chembiohub/accept/")),
+        "link uses the default public URL"
+    );
+    assert!(d.join("cbh-invite.db").exists());
+
+    // SIGTERM: a clean exit.
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || {
+        let status = server.wait().expect("wait");
+        let mut stderr = String::new();
+        if let Some(mut err) = server.stderr.take() {
+            use std::io::Read;
+            let _ = err.read_to_string(&mut stderr);
+        }
+        (status, stderr)
+    })
+    .await
+    .expect("join");
+    assert!(
+        exit.0.success(),
+        "serve exits 0 on SIGTERM: {:?} {}",
+        exit.0,
+        exit.1
+    );
+    assert!(
+        exit.1.contains(".eml"),
+        "serve says where mail goes: {}",
+        exit.1
+    );
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (var, value) in [
+        ("CBH_INVITE_TTL", "7 days"),
+        ("CBH_LISTEN", "nowhere"),
+        ("CBH_SMTP_URL", "http://mail"),
+        ("CBH_PUBLIC_URL", "ftp://x"),
+        ("CBH_DATABASE_URL", "mysql://x"),
+        ("CBH_SMTP_MAX_ATTEMPTS", "0"),
+    ] {
+        let output = Command::new(BIN)
+            .arg("serve")
+            .current_dir(dir.path())
+            .env_clear()
+            .env(var, value)
+            .output()
+            .expect("runs");
+        assert_eq!(output.status.code(), Some(2), "{var}={value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{var}: {stderr}");
+        assert!(stderr.contains(var), "{var}: {stderr}");
+    }
+}
+
+#[test]
+fn migrate_creates_the_database_named_by_the_url() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(BIN)
+        .args(["migrate", "--database-url", "sqlite://nested/folder/x.db"])
+        .current_dir(dir.path())
+        .env_clear()
+        .output()
+        .expect("runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(dir.path().join("nested/folder/x.db").exists());
+}

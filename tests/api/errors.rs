@@ -1,0 +1,244 @@
+//! Malformed, oversized and hostile input: the right status, a JSON error that says what is
+//! wrong, and nothing written.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{NS, json_with_status, spawn_app};
+
+async fn error_of(response: reqwest::Response, status: u16) -> String {
+    let body = json_with_status(response, status).await;
+    assert!(
+        body["request_id"].as_str().is_some_and(|id| !id.is_empty()),
+        "every error names its request: {body}"
+    );
+    assert!(
+        body.get("traceback").is_none(),
+        "no traceback in production"
+    );
+    body["error"].as_str().expect("error message").to_owned()
+}
+
+#[tokio::test]
+async fn malformed_and_mistyped_bodies_are_400() {
+    let app = spawn_app().await;
+    let (editor, _) = app.editor_with_project().await;
+    let path = format!("/{NS}/api/invitations/");
+
+    let raw = |body: &'static str| {
+        editor
+            .request(Method::POST, &path)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let error = error_of(raw("{\"email\": ").await.expect("sent"), 400).await;
+    assert!(error.contains("malformed JSON"), "{error}");
+    error_of(raw("[1, 2]").await.expect("sent"), 400).await;
+    error_of(raw("{\"email\": 5}").await.expect("sent"), 400).await;
+    error_of(
+        raw("{\"email\": \"a@x.org\", \"remind\": \"yes\"}")
+            .await
+            .expect("sent"),
+        400,
+    )
+    .await;
+    error_of(
+        raw("{\"email\": \"a@x.org\", \"projects_selected\": 3}")
+            .await
+            .expect("sent"),
+        400,
+    )
+    .await;
+    error_of(raw("\u{0}").await.expect("sent"), 400).await;
+}
+
+#[tokio::test]
+async fn invalid_fields_are_400_with_the_reason() {
+    let app = spawn_app().await;
+    let (editor, _) = app.editor_with_project().await;
+
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({}), "email is required"),
+        (json!({"email": "not-an-address"}), "not a valid email"),
+        (
+            json!({"email": format!("{}@x.org", "a".repeat(250))}),
+            "longer than 254",
+        ),
+        (
+            json!({"email": "a@x.org", "first_name": "x".repeat(151)}),
+            "first_name is longer than 150",
+        ),
+        (
+            json!({"email": "a@x.org", "lastName": "y".repeat(151)}),
+            "last_name is longer than 150",
+        ),
+        (
+            json!({"email": "a@x.org", "first_name": "Eve\r\nBcc: victim@y.org"}),
+            "control character",
+        ),
+        (
+            json!({"email": "a@x.org", "last_name": "Eve\u{85}"}),
+            "control character",
+        ),
+        (
+            json!({"email": "a@x.org\r\nBcc: victim@y.org"}),
+            "not a valid email",
+        ),
+        (
+            json!({"email": "a@x.org", "first_name": "A", "firstName": "B"}),
+            "duplicate field",
+        ),
+    ];
+    for (body, expected) in cases {
+        let error = error_of(editor.invite(body.clone()).await, 400).await;
+        assert!(error.contains(expected), "{body}: {error}");
+    }
+    // Exactly at the limits is fine.
+    json_with_status(
+        editor
+            .invite(json!({"email": "b@x.org", "first_name": "é".repeat(150)}))
+            .await,
+        201,
+    )
+    .await;
+    let page = app
+        .store
+        .list_invitations(
+            NS,
+            &Default::default(),
+            cbh_invite::domain::Timestamp::now(),
+        )
+        .await
+        .expect("store");
+    assert_eq!(page.total_count, 1, "refused requests wrote nothing");
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_415() {
+    let app = spawn_app().await;
+    let (editor, _) = app.editor_with_project().await;
+    let response = editor
+        .request(Method::POST, &format!("/{NS}/api/invitations/"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("email=a%40x.org")
+        .send()
+        .await
+        .expect("sent");
+    let error = error_of(response, 415).await;
+    assert!(error.contains("JSON"));
+    let no_type = editor
+        .request(Method::POST, &format!("/{NS}/api/invitations/"))
+        .body("{}")
+        .send()
+        .await
+        .expect("sent");
+    error_of(no_type, 415).await;
+}
+
+#[tokio::test]
+async fn a_body_over_64_kib_is_413() {
+    let app = spawn_app().await;
+    let (editor, _) = app.editor_with_project().await;
+    let big = json!({"email": "a@x.org", "first_name": "x".repeat(70 * 1024)});
+    error_of(editor.invite(big).await, 413).await;
+
+    // Also when the client does not announce the length.
+    let chunks = futures_chunks(80 * 1024);
+    let streamed = editor
+        .request(Method::POST, &format!("/{NS}/api/invitations/"))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .expect("sent");
+    error_of(streamed, 413).await;
+}
+
+fn futures_chunks(
+    total: usize,
+) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
+    let mut chunks = vec![Ok(b"{\"email\": \"a@x.org\", \"first_name\": \"".to_vec())];
+    chunks.extend((0..total / 1024).map(|_| Ok(vec![b'x'; 1024])));
+    chunks.push(Ok(b"\"}".to_vec()));
+    futures_util::stream::iter(chunks)
+}
+
+#[tokio::test]
+async fn unknown_routes_objects_and_methods() {
+    let app = spawn_app().await;
+    let (editor, _) = app.editor_with_project().await;
+
+    error_of(editor.get(&format!("/{NS}/api/nothing/")).await, 404).await;
+    error_of(
+        editor.get(&format!("/{NS}/api/invitations/999999/")).await,
+        404,
+    )
+    .await;
+    error_of(
+        editor.get(&format!("/{NS}/api/invitations/abc/")).await,
+        404,
+    )
+    .await;
+    error_of(
+        editor
+            .get(&format!("/{NS}/api/invitations/99999999999999999999999/"))
+            .await,
+        404,
+    )
+    .await;
+    let put = editor
+        .request(Method::PUT, &format!("/{NS}/api/invitations/"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("sent");
+    error_of(put, 405).await;
+    let delete = editor.delete(&format!("/{NS}/api/invitations/1/")).await;
+    error_of(delete, 405).await;
+    let unknown_ns_put = editor
+        .request(Method::PUT, "/nowhere/api/invitations/")
+        .send()
+        .await
+        .expect("sent");
+    error_of(unknown_ns_put, 404).await;
+}
+
+#[tokio::test]
+async fn another_users_invitation_is_404() {
+    let app = spawn_app().await;
+    let (editor, project) = app.editor_with_project().await;
+    let created = json_with_status(
+        editor
+            .invite(json!({"email": "e@example.org", "projects_selected": [{"id": project.0}]}))
+            .await,
+        201,
+    )
+    .await;
+    let stranger = app.add_user("s@lab.example", "S", "", false).await;
+    let stranger = app.api_key_agent(&stranger).await;
+
+    error_of(
+        stranger
+            .get(&format!("/{NS}/api/invitations/{}/", created["id"]))
+            .await,
+        404,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn responses_carry_security_headers_and_a_request_id() {
+    let app = spawn_app().await;
+    let response = app
+        .anonymous()
+        .get(&format!("/{NS}/api/invitations/"))
+        .await;
+    let headers = response.headers();
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["cache-control"], "no-store");
+    let request_id = headers["x-request-id"].to_str().expect("ascii").to_owned();
+    let body = json_with_status(response, 401).await;
+    assert_eq!(body["request_id"], request_id);
+}

@@ -1,0 +1,352 @@
+//! `spawn_app()`: the real application on a random port, with a fresh SQLite database in a
+//! temporary folder and its own real SMTP server on loopback.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cbh_invite::config::{
+    DatabaseUrl, DeliverySettings, ServeRole, Settings, SmtpSettings, SmtpTls,
+};
+use cbh_invite::domain::{
+    EmailAddress, PersonName, ProjectId, Role, Timestamp, Token, User, password,
+};
+use cbh_invite::mail::Outbox;
+use cbh_invite::startup::Application;
+use cbh_invite::store::{self, NewUser, Store};
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::smtp::SmtpServer;
+
+pub const NS: &str = "chembiohub";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestApp {
+    pub base: String,
+    pub public_url: String,
+    pub store: Arc<dyn Store>,
+    pub outbox: Arc<Outbox>,
+    pub smtp: SmtpServer,
+    pub settings: Settings,
+    /// Holds the database and mail folder until the app is dropped.
+    _dir: tempfile::TempDir,
+    server: Option<ServerHandle>,
+}
+
+pub fn test_settings(dir: &std::path::Path, smtp_port: u16) -> Settings {
+    Settings {
+        database: DatabaseUrl::Sqlite(dir.join("test.db")),
+        role: ServeRole::All,
+        listen: "127.0.0.1:0".parse().expect("address"),
+        namespaces: vec![NS.into(), "other".into()],
+        public_url: Some("http://invite.test.example".into()),
+        smtp: Some(SmtpSettings {
+            host: "127.0.0.1".into(),
+            port: smtp_port,
+            tls: SmtpTls::None,
+            credentials: None,
+        }),
+        mail_from: None,
+        mail_dir: dir.join("mail"),
+        invite_ttl: Duration::from_secs(7 * 86_400),
+        template_dir: None,
+        debug: false,
+        delivery: DeliverySettings {
+            retry_base: Duration::from_millis(200),
+            retry_max: Duration::from_secs(1),
+            poll_interval: Duration::from_millis(200),
+            ..DeliverySettings::default()
+        },
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let smtp = SmtpServer::start().await;
+    let mut settings = test_settings(dir.path(), smtp.port);
+    configure(&mut settings);
+    let store = store::connect(&settings.database).await.expect("store");
+    let running = launch(&settings, &store).await;
+    TestApp {
+        base: running.base,
+        public_url: running.public_url,
+        outbox: running.outbox,
+        server: Some(running.server),
+        store,
+        smtp,
+        settings,
+        _dir: dir,
+    }
+}
+
+type ServerHandle = (oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>);
+
+struct Running {
+    base: String,
+    public_url: String,
+    outbox: Arc<Outbox>,
+    server: ServerHandle,
+}
+
+async fn launch(settings: &Settings, store: &Arc<dyn Store>) -> Running {
+    let app = Application::build_with_store(settings.clone(), store.clone())
+        .await
+        .expect("application builds");
+    let address: SocketAddr = app.address();
+    let public_url = app.public_url().to_owned();
+    let outbox = app.outbox();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    Running {
+        base: format!("http://{address}"),
+        public_url,
+        outbox,
+        server: (stop, handle),
+    }
+}
+
+impl TestApp {
+    /// Starts the application again on the same database and settings (after `stop`).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let running = launch(&self.settings, &self.store).await;
+        self.base = running.base;
+        self.public_url = running.public_url;
+        self.outbox = running.outbox;
+        self.server = Some(running.server);
+    }
+
+    /// Graceful stop, as on SIGTERM.
+    pub async fn stop(&mut self) {
+        if let Some((stop, handle)) = self.server.take() {
+            let _ = stop.send(());
+            handle
+                .await
+                .expect("server task")
+                .expect("server stops cleanly");
+        }
+    }
+
+    pub async fn add_user(&self, email: &str, first: &str, last: &str, superuser: bool) -> User {
+        let hash = tokio::task::spawn_blocking(|| password::hash(PASSWORD))
+            .await
+            .expect("join")
+            .expect("hash");
+        self.store
+            .create_user(
+                NS,
+                NewUser {
+                    email: EmailAddress::parse(email).expect("email"),
+                    first_name: PersonName::parse(first, "first").expect("name"),
+                    last_name: PersonName::parse(last, "last").expect("name"),
+                    password_hash: Some(hash),
+                    is_superuser: superuser,
+                },
+            )
+            .await
+            .expect("user created")
+    }
+
+    pub async fn add_project(&self, name: &str) -> ProjectId {
+        self.add_project_in(NS, name).await
+    }
+
+    pub async fn add_project_in(&self, ns: &str, name: &str) -> ProjectId {
+        self.store
+            .create_project(ns, name, Timestamp::now())
+            .await
+            .expect("project")
+            .id
+    }
+
+    pub async fn grant(&self, user: &User, project: ProjectId, role: Role) {
+        self.store
+            .grant(user.id, project, role)
+            .await
+            .expect("grant");
+    }
+
+    /// An editor of a fresh project, authenticated with an API key.
+    pub async fn editor_with_project(&self) -> (Agent, ProjectId) {
+        let editor = self
+            .add_user("ada@lab.example", "Ada", "Lovelace", false)
+            .await;
+        let project = self.add_project("Kinase screen").await;
+        self.grant(&editor, project, Role::Editor).await;
+        (self.api_key_agent(&editor).await, project)
+    }
+
+    pub async fn api_key_agent(&self, user: &User) -> Agent {
+        let key = Token::generate();
+        self.store
+            .create_api_key(user.id, &key.hash(), Timestamp::now())
+            .await
+            .expect("api key");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "authorization",
+            HeaderValue::from_str(&format!("ApiKey {}:{}", user.email, key.expose()))
+                .expect("header"),
+        );
+        Agent {
+            client: reqwest::Client::new(),
+            base: self.base.clone(),
+            headers,
+        }
+    }
+
+    pub fn anonymous(&self) -> Agent {
+        Agent {
+            client: reqwest::Client::new(),
+            base: self.base.clone(),
+            headers: HeaderMap::new(),
+        }
+    }
+
+    /// Logs in through the API; the agent keeps the cookies and sends the CSRF header.
+    pub async fn login(&self, email: &str, password: &str) -> Agent {
+        let mut agent = Agent {
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .build()
+                .expect("client"),
+            base: self.base.clone(),
+            headers: HeaderMap::new(),
+        };
+        let response = agent
+            .post(
+                &format!("/{NS}/api/session/"),
+                &json!({"username": email, "password": password}),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "login of {email} failed");
+        let csrf = response
+            .cookies()
+            .find(|c| c.name() == "csrftoken")
+            .expect("csrftoken cookie")
+            .value()
+            .to_owned();
+        agent
+            .headers
+            .insert("x-csrftoken", HeaderValue::from_str(&csrf).expect("header"));
+        agent
+    }
+
+    /// Accepts an invitation through the API.
+    pub async fn accept(&self, token: &str, password: &str) -> reqwest::Response {
+        self.anonymous()
+            .post(
+                &format!("/{NS}/api/invitations/accept/"),
+                &json!({"token": token, "password": password}),
+            )
+            .await
+    }
+
+    pub async fn invitation(&self, agent: &Agent, id: i64) -> Value {
+        let response = agent.get(&format!("/{NS}/api/invitations/{id}/")).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("json")
+    }
+
+    /// Polls an invitation until `check` holds, or panics after `timeout`.
+    pub async fn wait_for_invitation(
+        &self,
+        agent: &Agent,
+        id: i64,
+        timeout: Duration,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let invitation = self.invitation(agent, id).await;
+            if check(&invitation) {
+                return invitation;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "invitation {id} never reached the expected state: {invitation:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        match &self.settings.database {
+            DatabaseUrl::Sqlite(path) => path.clone(),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some((stop, handle)) = self.server.take() {
+            let _ = stop.send(());
+            handle.abort();
+        }
+    }
+}
+
+/// An HTTP client acting as one caller.
+pub struct Agent {
+    pub client: reqwest::Client,
+    pub base: String,
+    pub headers: HeaderMap,
+}
+
+impl Agent {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .headers(self.headers.clone())
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .headers(self.headers.clone())
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.client
+            .delete(format!("{}{path}", self.base))
+            .headers(self.headers.clone())
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn invite(&self, body: Value) -> reqwest::Response {
+        self.post(&format!("/{NS}/api/invitations/"), &body).await
+    }
+
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .headers(self.headers.clone())
+    }
+}
+
+/// The JSON body of a response, with its status checked.
+pub async fn json_with_status(response: reqwest::Response, status: u16) -> Value {
+    let actual = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(actual, status, "unexpected status; body: {body:#}");
+    body
+}

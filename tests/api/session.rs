@@ -1,0 +1,170 @@
+use serde_json::json;
+
+use crate::helpers::{NS, PASSWORD, json_with_status, spawn_app};
+
+#[tokio::test]
+async fn login_sets_session_and_csrf_cookies() {
+    let app = spawn_app().await;
+    app.add_user("ada@lab.example", "Ada", "Lovelace", false)
+        .await;
+
+    let response = app
+        .anonymous()
+        .post(
+            &format!("/{NS}/api/session/"),
+            &json!({"username": "Ada@LAB.example", "password": PASSWORD}),
+        )
+        .await;
+    let cookies: Vec<String> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect();
+    let body = json_with_status(response, 200).await;
+    assert_eq!(body["user"]["username"], "ada@lab.example");
+
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("sessionid="))
+        .expect("sessionid");
+    assert!(session.contains("HttpOnly"));
+    assert!(session.contains("SameSite=Lax"));
+    assert!(!session.contains("Secure"), "plain http public URL");
+    let csrf = cookies
+        .iter()
+        .find(|c| c.starts_with("csrftoken="))
+        .expect("csrftoken");
+    assert!(!csrf.contains("HttpOnly"), "scripts read the CSRF token");
+}
+
+#[tokio::test]
+async fn cookies_are_secure_when_the_public_url_is_https() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.public_url = Some("https://hub.example.org".into());
+    })
+    .await;
+    app.add_user("ada@lab.example", "", "", false).await;
+    let response = app
+        .anonymous()
+        .post(
+            &format!("/{NS}/api/session/"),
+            &json!({"username": "ada@lab.example", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .all(|v| v.to_str().is_ok_and(|c| c.contains("; Secure")))
+    );
+}
+
+#[tokio::test]
+async fn failed_logins_all_get_the_same_answer() {
+    let app = spawn_app().await;
+    let (editor, _) = app.editor_with_project().await;
+    json_with_status(
+        editor.invite(json!({"email": "pending@example.org"})).await,
+        201,
+    )
+    .await;
+
+    let mut messages = Vec::new();
+    for (username, password) in [
+        ("nobody@lab.example", PASSWORD),
+        ("ada@lab.example", "wrong password"),
+        ("pending@example.org", ""),
+        ("not an email", PASSWORD),
+    ] {
+        let body = json_with_status(
+            app.anonymous()
+                .post(
+                    &format!("/{NS}/api/session/"),
+                    &json!({"username": username, "password": password}),
+                )
+                .await,
+            401,
+        )
+        .await;
+        messages.push(body["error"].as_str().unwrap_or_default().to_owned());
+    }
+    messages.dedup();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+}
+
+#[tokio::test]
+async fn get_shows_the_session_and_delete_ends_it() {
+    let app = spawn_app().await;
+    app.add_user("ada@lab.example", "Ada", "", true).await;
+    let agent = app.login("ada@lab.example", PASSWORD).await;
+
+    let me = json_with_status(agent.get(&format!("/{NS}/api/session/")).await, 200).await;
+    assert_eq!(me["user"]["first_name"], "Ada");
+    assert_eq!(me["is_superuser"], true);
+
+    let logout = agent.delete(&format!("/{NS}/api/session/")).await;
+    assert_eq!(logout.status(), 204);
+    json_with_status(agent.get(&format!("/{NS}/api/session/")).await, 401).await;
+    json_with_status(
+        app.anonymous().get(&format!("/{NS}/api/session/")).await,
+        401,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_session_belongs_to_its_namespace() {
+    let app = spawn_app().await;
+    app.add_user("ada@lab.example", "", "", false).await;
+    let response = app
+        .anonymous()
+        .post(
+            &format!("/{NS}/api/session/"),
+            &json!({"username": "ada@lab.example", "password": PASSWORD}),
+        )
+        .await;
+    let session = response
+        .cookies()
+        .find(|c| c.name() == "sessionid")
+        .map(|c| format!("sessionid={}", c.value()))
+        .expect("session cookie");
+    let with_cookie = |path: String| {
+        app.anonymous()
+            .request(reqwest::Method::GET, &path)
+            .header("cookie", session.clone())
+            .send()
+    };
+
+    // The same cookie, sent by hand where the browser would not send it, is no session there.
+    json_with_status(
+        with_cookie(format!("/{NS}/api/session/"))
+            .await
+            .expect("sent"),
+        200,
+    )
+    .await;
+    json_with_status(
+        with_cookie("/other/api/session/".into())
+            .await
+            .expect("sent"),
+        401,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn login_needs_json() {
+    let app = spawn_app().await;
+    let response = app
+        .anonymous()
+        .request(reqwest::Method::POST, &format!("/{NS}/api/session/"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("username=a&password=b")
+        .send()
+        .await
+        .expect("sent");
+    json_with_status(response, 415).await;
+}

@@ -30,6 +30,11 @@ pub fn current() -> RequestContext {
         })
 }
 
+/// Runs `future` with `context` as the current request context.
+pub async fn scope<F: std::future::Future>(context: RequestContext, future: F) -> F::Output {
+    CONTEXT.scope(context, future).await
+}
+
 /// Gives each request an id, returned in `X-Request-Id` and in error bodies, and a log span.
 pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let request_id = random_hex(8);
@@ -39,9 +44,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         request_id: request_id.clone(),
         debug: state.config.debug,
     };
-    let mut response = CONTEXT
-        .scope(context, next.run(request).instrument(span.clone()))
-        .await;
+    let mut response = scope(context, next.run(request).instrument(span.clone())).await;
     span.in_scope(|| {
         tracing::debug!(status = response.status().as_u16(), "response");
     });

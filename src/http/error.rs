@@ -97,3 +97,50 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::context::{RequestContext, scope};
+
+    async fn body_of(error: ApiError, debug: bool) -> (StatusCode, serde_json::Value) {
+        let context = RequestContext {
+            request_id: "req-1".into(),
+            debug,
+        };
+        let response = scope(context, async { error.into_response() }).await;
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, serde_json::from_slice(&bytes).expect("json"))
+    }
+
+    #[tokio::test]
+    async fn internal_errors_hide_their_cause_unless_debugging() {
+        let cause =
+            || ApiError::Internal(anyhow::anyhow!("disk on fire").context("storing invitation"));
+
+        let (status, body) = body_of(cause(), false).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"], "an internal error occurred");
+        assert_eq!(body["request_id"], "req-1");
+        assert!(body.get("traceback").is_none());
+        assert!(!body.to_string().contains("disk on fire"));
+
+        let (_, debug) = body_of(cause(), true).await;
+        assert!(
+            debug["traceback"]
+                .as_str()
+                .is_some_and(|t| t.contains("disk on fire"))
+        );
+    }
+
+    #[tokio::test]
+    async fn client_errors_say_what_is_wrong() {
+        let (status, body) = body_of(ApiError::BadRequest("email is required".into()), true).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"], "email is required");
+        assert!(body.get("traceback").is_none());
+    }
+}

@@ -341,7 +341,7 @@ async fn list(
         }
         format!("/{ns}/api/invitations/?{}", params.finish())
     };
-    let next_offset = filter.offset + filter.limit;
+    let next_offset = filter.offset.saturating_add(filter.limit);
     let next = (next_offset < page.total_count).then(|| page_uri(next_offset));
     let previous = (filter.offset > 0).then(|| page_uri((filter.offset - filter.limit).max(0)));
     Ok(Json(json!({

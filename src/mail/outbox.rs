@@ -241,6 +241,13 @@ impl Outbox {
     /// Runs until `stop` turns true: delivers whatever is due, then sleeps until woken by a
     /// new message, until the next retry is due, or for the poll interval.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        // Other nodes' new messages wake this worker too (PostgreSQL LISTEN/NOTIFY); the poll
+        // interval below stays as the fallback.
+        let watcher = {
+            let store = self.store.clone();
+            let wakeup = self.wakeup.clone();
+            tokio::spawn(async move { store.watch_outbox(wakeup).await })
+        };
         while !*stop.borrow() {
             let full_batch = match self.deliver_due().await {
                 Ok(report) => report.claimed == BATCH_SIZE as usize,
@@ -259,6 +266,7 @@ impl Outbox {
                 _ = stop.changed() => {}
             }
         }
+        watcher.abort();
     }
 
     async fn idle_time(&self) -> Duration {

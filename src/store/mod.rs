@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::Notify;
 
 use crate::config::DatabaseUrl;
 use crate::domain::invitation::AlreadyInvited;
@@ -14,6 +15,7 @@ use crate::domain::{
     Timestamp, Token, User, UserId,
 };
 
+mod sql;
 pub mod sqlite;
 
 #[derive(Debug, thiserror::Error)]
@@ -281,6 +283,9 @@ pub trait Store: Send + Sync + 'static {
     async fn mark_failed(&self, id: i64, error: &str) -> StoreResult<()>;
     /// Removes copies of scrubbed secrets that the database may still hold on disk.
     async fn purge_scrubbed(&self) -> StoreResult<()>;
+    /// Wakes `wakeup` whenever another node queues an email; runs until cancelled (returns at
+    /// once where there are no other nodes).
+    async fn watch_outbox(&self, wakeup: Arc<Notify>);
     /// When the next queued message is due (`None`: the outbox is empty).
     async fn next_due(&self) -> StoreResult<Option<Timestamp>>;
 }

@@ -9,10 +9,51 @@ use std::time::Duration;
 use lettre::message::Mailbox;
 use url::Url;
 
-/// Where the service keeps its state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the service keeps its state. `Debug` hides a PostgreSQL password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
     Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(path) => write!(f, "Sqlite({})", path.display()),
+            DatabaseUrl::Postgres(url) => match Url::parse(url) {
+                Ok(mut url) => {
+                    if url.password().is_some() {
+                        let _ = url.set_password(Some("***"));
+                    }
+                    write!(f, "Postgres({url})")
+                }
+                Err(_) => f.write_str("Postgres(<unparsable>)"),
+            },
+        }
+    }
+}
+
+/// Connection pool settings (used by PostgreSQL; SQLite has its own fixed layout).
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// Longest time one SQL statement may run.
+    pub statement_timeout: Duration,
+    /// How long a request waits for a connection before answering 503.
+    pub acquire_timeout: Duration,
+    /// How long start-up keeps trying to reach the database.
+    pub connect_retry: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            statement_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(2),
+            connect_retry: Duration::from_secs(30),
+        }
+    }
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://cbh-invite.db";
@@ -21,7 +62,16 @@ pub const DEFAULT_NAMESPACE: &str = "chembiohub";
 impl DatabaseUrl {
     /// `sqlite://relative/path.db`, `sqlite:///absolute/path.db`, or `postgres://…`.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let bad = |why: &str| format!("CBH_DATABASE_URL (--database-url): '{raw}' {why}");
+        // The URL may carry a password: only its scheme is echoed.
+        let scheme = raw
+            .split("://")
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(20)
+            .collect::<String>();
+        let bad =
+            |why: &str| format!("CBH_DATABASE_URL (--database-url): the {scheme}:// URL {why}");
         if let Some(path) = raw.strip_prefix("sqlite://") {
             let path = path.split('?').next().unwrap_or_default();
             if path.is_empty() {
@@ -30,11 +80,15 @@ impl DatabaseUrl {
             return Ok(Self::Sqlite(PathBuf::from(path)));
         }
         if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
-            return Err(bad(
-                "is a PostgreSQL URL; this build stores data in SQLite only (PostgreSQL support is tracked separately)",
-            ));
+            let url = Url::parse(raw).map_err(|_| bad("is not a valid URL"))?;
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err(bad("names no host"));
+            }
+            return Ok(Self::Postgres(raw.to_owned()));
         }
-        Err(bad("is neither sqlite://PATH nor postgres://…"))
+        Err(format!(
+            "CBH_DATABASE_URL (--database-url): expected sqlite://PATH or postgres://…"
+        ))
     }
 }
 
@@ -243,6 +297,18 @@ pub struct ServeArgs {
     /// Folder of email templates that override the built-in ones.
     #[arg(long, env = "CBH_TEMPLATE_DIR")]
     pub template_dir: Option<PathBuf>,
+    /// PostgreSQL: connections in the pool.
+    #[arg(long, env = "CBH_DB_POOL_SIZE", default_value = "10")]
+    pub db_pool_size: String,
+    /// PostgreSQL: longest time one SQL statement may run.
+    #[arg(long, env = "CBH_DB_STATEMENT_TIMEOUT", default_value = "5s")]
+    pub db_statement_timeout: String,
+    /// How long a request waits for a database connection before answering 503.
+    #[arg(long, env = "CBH_DB_ACQUIRE_TIMEOUT", default_value = "2s")]
+    pub db_acquire_timeout: String,
+    /// How long start-up keeps trying to reach the database.
+    #[arg(long, env = "CBH_DB_CONNECT_RETRY", default_value = "30s")]
+    pub db_connect_retry: String,
     /// What this node runs: all, api or worker.
     #[arg(long, env = "CBH_ROLE", value_enum, default_value = "all")]
     pub role: ServeRole,
@@ -264,6 +330,7 @@ pub struct ServeArgs {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub database: DatabaseUrl,
+    pub pool: PoolSettings,
     pub role: ServeRole,
     pub listen: SocketAddr,
     pub namespaces: Vec<String>,
@@ -327,6 +394,34 @@ impl Settings {
         };
         Ok(Self {
             database: DatabaseUrl::parse(database_url)?,
+            pool: PoolSettings {
+                max_connections: args
+                    .db_pool_size
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| {
+                        format!(
+                            "CBH_DB_POOL_SIZE (--db-pool-size): '{}' is not a number from 1 to 1000",
+                            args.db_pool_size
+                        )
+                    })?,
+                statement_timeout: duration(
+                    "CBH_DB_STATEMENT_TIMEOUT",
+                    "--db-statement-timeout",
+                    &args.db_statement_timeout,
+                )?,
+                acquire_timeout: duration(
+                    "CBH_DB_ACQUIRE_TIMEOUT",
+                    "--db-acquire-timeout",
+                    &args.db_acquire_timeout,
+                )?,
+                connect_retry: duration(
+                    "CBH_DB_CONNECT_RETRY",
+                    "--db-connect-retry",
+                    &args.db_connect_retry,
+                )?,
+            },
             role: args.role,
             listen,
             namespaces,
@@ -442,6 +537,13 @@ mod tests {
             Ok(DatabaseUrl::Sqlite(PathBuf::from("/var/lib/x.db")))
         );
         assert!(DatabaseUrl::parse("mysql://x").is_err());
+        let pg = DatabaseUrl::parse("postgres://cbh:s3cret@db.example:5432/cbh").expect("valid");
+        assert!(matches!(pg, DatabaseUrl::Postgres(_)));
+        assert!(!format!("{pg:?}").contains("s3cret"));
+        let error = DatabaseUrl::parse("postgres://cbh:s3cret@/x")
+            .err()
+            .unwrap_or_default();
+        assert!(!error.contains("s3cret"), "{error}");
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub struct Application {
 impl Application {
     /// Opens (and migrates) the database, then builds everything else.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let store = store::connect(&settings.database).await?;
+        let store = store::connect(&settings.database, &settings.pool).await?;
         Self::build_with_store(settings, store).await
     }
 

@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use crate::config::{
-    self, DEFAULT_DATABASE_URL, DEFAULT_NAMESPACE, DatabaseUrl, ServeArgs, Settings,
+    self, DEFAULT_DATABASE_URL, DEFAULT_NAMESPACE, DatabaseUrl, PoolSettings, ServeArgs, Settings,
 };
 use crate::domain::{EmailAddress, PersonName, ProjectId, Role, Timestamp, Token, password};
 use crate::startup::Application;
@@ -107,7 +107,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(&cli.database_url, &args).await,
         Command::Migrate => {
-            store::connect(&database).await?;
+            store::connect(&database, &PoolSettings::default()).await?;
             eprintln!("database is up to date");
             Ok(())
         }
@@ -133,7 +133,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 None
             };
-            let store = store::connect(&database).await?;
+            let store = store::connect(&database, &PoolSettings::default()).await?;
             let user = store
                 .create_user(
                     &namespace,
@@ -161,7 +161,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     "--name must be 1 to 200 characters, without control characters".into()
                 ));
             }
-            let store = store::connect(&database).await?;
+            let store = store::connect(&database, &PoolSettings::default()).await?;
             let project = store
                 .create_project(&namespace, name, Timestamp::now())
                 .await?;
@@ -176,7 +176,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let namespace = checked_namespace(namespace)?;
             let role: Role = role.parse().map_err(UsageError)?;
-            let store = store::connect(&database).await?;
+            let store = store::connect(&database, &PoolSettings::default()).await?;
             let user = find_user(store.as_ref(), &namespace, &email).await?;
             let found = store
                 .projects_by_ids(&namespace, &[ProjectId(project)])
@@ -192,7 +192,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Apikey(ApiKeyCommand::Create { email, namespace }) => {
             let namespace = checked_namespace(namespace)?;
-            let store = store::connect(&database).await?;
+            let store = store::connect(&database, &PoolSettings::default()).await?;
             let user = find_user(store.as_ref(), &namespace, &email).await?;
             let key = Token::generate();
             store

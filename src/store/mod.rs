@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
-use crate::config::DatabaseUrl;
+use crate::config::{DatabaseUrl, PoolSettings};
 use crate::domain::invitation::AlreadyInvited;
 use crate::domain::token::TokenHash;
 use crate::domain::{
@@ -15,6 +15,7 @@ use crate::domain::{
     Timestamp, Token, User, UserId,
 };
 
+pub mod postgres;
 mod sql;
 pub mod sqlite;
 
@@ -33,9 +34,10 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Open the configured database, creating and migrating it if needed.
-pub async fn connect(url: &DatabaseUrl) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn connect(url: &DatabaseUrl, pool: &PoolSettings) -> anyhow::Result<Arc<dyn Store>> {
     match url {
         DatabaseUrl::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path).await?)),
+        DatabaseUrl::Postgres(url) => Ok(Arc::new(postgres::PgStore::open(url, pool).await?)),
     }
 }
 

@@ -45,6 +45,15 @@ macro_rules! impl_sql_store {
                 sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                     StoreError::Unavailable(anyhow::Error::new(error).context(context))
                 }
+                // PostgreSQL shutting down or restarting (57P*), a lost connection (08*), a
+                // statement timeout (57014); SQLite busy or locked (5, 6).
+                sqlx::Error::Database(db)
+                    if db.code().is_some_and(|code| {
+                        code.starts_with("57") || code.starts_with("08") || code == "5" || code == "6"
+                    }) =>
+                {
+                    StoreError::Unavailable(anyhow::Error::new(error).context(context))
+                }
                 sqlx::Error::Database(db) if db.is_unique_violation() => {
                     StoreError::Conflict(format!("{context}: already exists"))
                 }

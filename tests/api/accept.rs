@@ -2,13 +2,12 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{NS, json_with_status, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, NS, json_with_status, spawn_app, spawn_app_with};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-#[tokio::test]
-async fn accepting_activates_the_user_who_can_then_log_in() {
-    let app = spawn_app().await;
+async fn accepting_activates_the_user_who_can_then_log_in(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (editor, project) = app.editor_with_project().await;
     let created = json_with_status(
         editor
@@ -37,9 +36,8 @@ async fn accepting_activates_the_user_who_can_then_log_in() {
     assert_eq!(invitation["status"], "accepted");
 }
 
-#[tokio::test]
-async fn an_accept_link_works_once() {
-    let app = spawn_app().await;
+async fn an_accept_link_works_once(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (editor, _) = app.editor_with_project().await;
     json_with_status(
         editor.invite(json!({"email": "bob@example.org"})).await,
@@ -61,9 +59,8 @@ async fn an_accept_link_works_once() {
     app.login("bob@example.org", "a good long password").await;
 }
 
-#[tokio::test]
-async fn a_short_password_is_refused_and_the_link_still_works() {
-    let app = spawn_app().await;
+async fn a_short_password_is_refused_and_the_link_still_works(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (editor, _) = app.editor_with_project().await;
     json_with_status(
         editor.invite(json!({"email": "bob@example.org"})).await,
@@ -83,9 +80,8 @@ async fn a_short_password_is_refused_and_the_link_still_works() {
     json_with_status(app.accept(&token, "0123456789").await, 200).await;
 }
 
-#[tokio::test]
-async fn unknown_and_malformed_tokens_are_410() {
-    let app = spawn_app().await;
+async fn unknown_and_malformed_tokens_are_410(backend: Backend) {
+    let app = spawn_app(backend).await;
     for token in [
         json!("nope"),
         json!("A".repeat(43)),
@@ -103,9 +99,8 @@ async fn unknown_and_malformed_tokens_are_410() {
     }
 }
 
-#[tokio::test]
-async fn an_expired_link_is_410_and_the_invitation_shows_expired() {
-    let app = spawn_app_with(|s| s.invite_ttl = Duration::from_millis(300)).await;
+async fn an_expired_link_is_410_and_the_invitation_shows_expired(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.invite_ttl = Duration::from_millis(300)).await;
     let (editor, _) = app.editor_with_project().await;
     let created = json_with_status(
         editor.invite(json!({"email": "bob@example.org"})).await,
@@ -132,7 +127,7 @@ async fn an_expired_link_is_410_and_the_invitation_shows_expired() {
 
 #[tokio::test]
 async fn no_copy_of_the_token_is_left_in_the_database_files_after_sending() {
-    let app = spawn_app().await;
+    let app = spawn_app(Backend::Sqlite).await;
     let (editor, _) = app.editor_with_project().await;
     let created = json_with_status(
         editor.invite(json!({"email": "bob@example.org"})).await,
@@ -177,3 +172,11 @@ async fn no_copy_of_the_token_is_left_in_the_database_files_after_sending() {
     // The token still works: only its hash was needed.
     json_with_status(app.accept(&token, "a good long password").await, 200).await;
 }
+
+backend_tests!(
+    accepting_activates_the_user_who_can_then_log_in,
+    an_accept_link_works_once,
+    a_short_password_is_refused_and_the_link_still_works,
+    unknown_and_malformed_tokens_are_410,
+    an_expired_link_is_410_and_the_invitation_shows_expired,
+);

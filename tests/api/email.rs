@@ -3,13 +3,12 @@ use std::time::Duration;
 use mail_parser::MimeHeaders;
 use serde_json::json;
 
-use crate::helpers::{NS, json_with_status, spawn_app};
+use crate::helpers::{Backend, NS, json_with_status, spawn_app};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-#[tokio::test]
-async fn the_new_user_email_is_multipart_with_the_accept_link() {
-    let app = spawn_app().await;
+async fn the_new_user_email_is_multipart_with_the_accept_link(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (editor, project) = app.editor_with_project().await;
     json_with_status(
         editor
@@ -73,9 +72,8 @@ async fn the_new_user_email_is_multipart_with_the_accept_link() {
     );
 }
 
-#[tokio::test]
-async fn the_link_host_never_comes_from_request_headers() {
-    let app = spawn_app().await;
+async fn the_link_host_never_comes_from_request_headers(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (editor, _) = app.editor_with_project().await;
     let response = editor
         .request(reqwest::Method::POST, &format!("/{NS}/api/invitations/"))
@@ -102,9 +100,8 @@ async fn the_link_host_never_comes_from_request_headers() {
     );
 }
 
-#[tokio::test]
-async fn names_are_escaped_in_html_and_cannot_add_headers() {
-    let app = spawn_app().await;
+async fn names_are_escaped_in_html_and_cannot_add_headers(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (editor, _) = app.editor_with_project().await;
     json_with_status(
         editor
@@ -133,8 +130,7 @@ async fn names_are_escaped_in_html_and_cannot_add_headers() {
     );
 }
 
-#[tokio::test]
-async fn operator_templates_override_the_built_in_ones() {
+async fn operator_templates_override_the_built_in_ones(backend: Backend) {
     let templates = tempfile::tempdir().expect("temp dir");
     std::fs::write(
         templates.path().join("new_user.subject.txt"),
@@ -147,7 +143,7 @@ async fn operator_templates_override_the_built_in_ones() {
     )
     .expect("write");
     let dir = templates.path().to_owned();
-    let app = crate::helpers::spawn_app_with(|s| s.template_dir = Some(dir)).await;
+    let app = crate::helpers::spawn_app_with(backend, |s| s.template_dir = Some(dir)).await;
     let (editor, _) = app.editor_with_project().await;
     json_with_status(
         editor
@@ -164,3 +160,10 @@ async fn operator_templates_override_the_built_in_ones() {
     // The HTML part was not overridden and still comes from the built-in template.
     assert!(mails[0].html().contains("has invited you"));
 }
+
+backend_tests!(
+    the_new_user_email_is_multipart_with_the_accept_link,
+    the_link_host_never_comes_from_request_headers,
+    names_are_escaped_in_html_and_cannot_add_headers,
+    operator_templates_override_the_built_in_ones,
+);

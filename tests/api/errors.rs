@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{NS, json_with_status, spawn_app};
+use crate::helpers::{Backend, NS, json_with_status, spawn_app};
 
 async fn error_of(response: reqwest::Response, status: u16) -> String {
     let body = json_with_status(response, status).await;
@@ -19,9 +19,8 @@ async fn error_of(response: reqwest::Response, status: u16) -> String {
     body["error"].as_str().expect("error message").to_owned()
 }
 
-#[tokio::test]
-async fn malformed_and_mistyped_bodies_are_400() {
-    let app = spawn_app().await;
+async fn malformed_and_mistyped_bodies_are_400(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (editor, _) = app.editor_with_project().await;
     let path = format!("/{NS}/api/invitations/");
 
@@ -53,9 +52,8 @@ async fn malformed_and_mistyped_bodies_are_400() {
     error_of(raw("\u{0}").await.expect("sent"), 400).await;
 }
 
-#[tokio::test]
-async fn invalid_fields_are_400_with_the_reason() {
-    let app = spawn_app().await;
+async fn invalid_fields_are_400_with_the_reason(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (editor, _) = app.editor_with_project().await;
 
     let cases: Vec<(Value, &str)> = vec![
@@ -114,9 +112,8 @@ async fn invalid_fields_are_400_with_the_reason() {
     assert_eq!(page.total_count, 1, "refused requests wrote nothing");
 }
 
-#[tokio::test]
-async fn a_body_that_is_not_json_is_415() {
-    let app = spawn_app().await;
+async fn a_body_that_is_not_json_is_415(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (editor, _) = app.editor_with_project().await;
     let response = editor
         .request(Method::POST, &format!("/{NS}/api/invitations/"))
@@ -136,9 +133,8 @@ async fn a_body_that_is_not_json_is_415() {
     error_of(no_type, 415).await;
 }
 
-#[tokio::test]
-async fn a_body_over_64_kib_is_413() {
-    let app = spawn_app().await;
+async fn a_body_over_64_kib_is_413(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (editor, _) = app.editor_with_project().await;
     let big = json!({"email": "a@x.org", "first_name": "x".repeat(70 * 1024)});
     error_of(editor.invite(big).await, 413).await;
@@ -164,9 +160,8 @@ fn futures_chunks(
     futures_util::stream::iter(chunks)
 }
 
-#[tokio::test]
-async fn unknown_routes_objects_and_methods() {
-    let app = spawn_app().await;
+async fn unknown_routes_objects_and_methods(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (editor, _) = app.editor_with_project().await;
 
     error_of(editor.get(&format!("/{NS}/api/nothing/")).await, 404).await;
@@ -204,9 +199,8 @@ async fn unknown_routes_objects_and_methods() {
     error_of(unknown_ns_put, 404).await;
 }
 
-#[tokio::test]
-async fn another_users_invitation_is_404() {
-    let app = spawn_app().await;
+async fn another_users_invitation_is_404(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (editor, project) = app.editor_with_project().await;
     let created = json_with_status(
         editor
@@ -227,9 +221,8 @@ async fn another_users_invitation_is_404() {
     .await;
 }
 
-#[tokio::test]
-async fn responses_carry_security_headers_and_a_request_id() {
-    let app = spawn_app().await;
+async fn responses_carry_security_headers_and_a_request_id(backend: Backend) {
+    let app = spawn_app(backend).await;
     let response = app
         .anonymous()
         .get(&format!("/{NS}/api/invitations/"))
@@ -242,3 +235,13 @@ async fn responses_carry_security_headers_and_a_request_id() {
     let body = json_with_status(response, 401).await;
     assert_eq!(body["request_id"], request_id);
 }
+
+backend_tests!(
+    malformed_and_mistyped_bodies_are_400,
+    invalid_fields_are_400_with_the_reason,
+    a_body_that_is_not_json_is_415,
+    a_body_over_64_kib_is_413,
+    unknown_routes_objects_and_methods,
+    another_users_invitation_is_404,
+    responses_carry_security_headers_and_a_request_id,
+);

@@ -1,5 +1,6 @@
-//! `spawn_app()`: the real application on a random port, with a fresh SQLite database in a
-//! temporary folder and its own real SMTP server on loopback.
+//! `spawn_app(backend)`: the real application on a random port, with a fresh database (a SQLite
+//! file in a temporary folder, or a PostgreSQL database of its own) and its own real SMTP server
+//! on loopback.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cbh_invite::config::{
-    DatabaseUrl, DeliverySettings, ServeRole, Settings, SmtpSettings, SmtpTls,
+    DatabaseUrl, DeliverySettings, PoolSettings, ServeRole, Settings, SmtpSettings, SmtpTls,
 };
 use cbh_invite::domain::{
     EmailAddress, PersonName, ProjectId, Role, Timestamp, Token, User, password,
@@ -23,6 +24,101 @@ use tokio::task::JoinHandle;
 use crate::smtp::SmtpServer;
 
 pub const NS: &str = "chembiohub";
+
+/// The storage backend a test runs on. Most tests run on both (`backend_tests!`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server the tests use: `CBH_TEST_POSTGRES_URL`, by default the machine's own.
+pub fn postgres_admin_url() -> String {
+    std::env::var("CBH_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Whether the PostgreSQL leg can run. Unreachable is a skip, said plainly, unless
+/// `CBH_TEST_POSTGRES=required` (as in CI), where it is a failure.
+pub fn postgres_available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        let url = url::Url::parse(&postgres_admin_url()).expect("CBH_TEST_POSTGRES_URL is a URL");
+        let address = format!(
+            "{}:{}",
+            url.host_str().unwrap_or("127.0.0.1"),
+            url.port().unwrap_or(5432)
+        );
+        let reachable = std::net::ToSocketAddrs::to_socket_addrs(&address)
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .is_some_and(|addr| {
+                std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
+            });
+        if !reachable {
+            assert!(
+                std::env::var("CBH_TEST_POSTGRES").as_deref() != Ok("required"),
+                "CBH_TEST_POSTGRES=required but PostgreSQL is not reachable at {address}"
+            );
+            eprintln!("PostgreSQL leg SKIPPED: nothing answers at {address}");
+        }
+        reachable
+    })
+}
+
+/// A database of its own for one test, created on the PostgreSQL server and dropped with it.
+pub struct TestDatabase {
+    pub url: String,
+    name: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        use sqlx::Connection;
+        let admin = postgres_admin_url();
+        let name = format!("cbh_test_{}", cbh_invite::domain::token::random_hex(12));
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("connect to PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let mut url = url::Url::parse(&admin).expect("URL");
+        url.set_path(&name);
+        Self {
+            url: url.to_string(),
+            name,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Drop runs inside the test's runtime; a thread with its own runtime can block on it.
+        let admin = postgres_admin_url();
+        let name = self.name.clone();
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&admin).await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+                    .map(drop)
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test database {}", self.name);
+        }
+    }
+}
+
 pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestApp {
@@ -34,12 +130,15 @@ pub struct TestApp {
     pub settings: Settings,
     /// Holds the database and mail folder until the app is dropped.
     _dir: tempfile::TempDir,
+    /// The PostgreSQL database of this test, dropped after the app.
+    _database: Option<TestDatabase>,
     server: Option<ServerHandle>,
 }
 
-pub fn test_settings(dir: &std::path::Path, smtp_port: u16) -> Settings {
+pub fn test_settings(database: DatabaseUrl, dir: &std::path::Path, smtp_port: u16) -> Settings {
     Settings {
-        database: DatabaseUrl::Sqlite(dir.join("test.db")),
+        database,
+        pool: PoolSettings::default(),
         role: ServeRole::All,
         listen: "127.0.0.1:0".parse().expect("address"),
         namespaces: vec![NS.into(), "other".into()],
@@ -64,16 +163,26 @@ pub fn test_settings(dir: &std::path::Path, smtp_port: u16) -> Settings {
     }
 }
 
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(|_| {}).await
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
 }
 
-pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let smtp = SmtpServer::start().await;
-    let mut settings = test_settings(dir.path(), smtp.port);
+    let database = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(TestDatabase::create().await),
+    };
+    let url = match &database {
+        None => DatabaseUrl::Sqlite(dir.path().join("test.db")),
+        Some(db) => DatabaseUrl::Postgres(db.url.clone()),
+    };
+    let mut settings = test_settings(url, dir.path(), smtp.port);
     configure(&mut settings);
-    let store = store::connect(&settings.database).await.expect("store");
+    let store = store::connect(&settings.database, &settings.pool)
+        .await
+        .expect("store");
     let running = launch(&settings, &store).await;
     TestApp {
         base: running.base,
@@ -84,6 +193,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         smtp,
         settings,
         _dir: dir,
+        _database: database,
     }
 }
 
@@ -280,9 +390,11 @@ impl TestApp {
         }
     }
 
+    /// The SQLite file (for the tests that look inside it).
     pub fn db_path(&self) -> PathBuf {
         match &self.settings.database {
             DatabaseUrl::Sqlite(path) => path.clone(),
+            DatabaseUrl::Postgres(_) => panic!("db_path is for SQLite tests"),
         }
     }
 }

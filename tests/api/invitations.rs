@@ -3,13 +3,14 @@ use std::time::Duration;
 use cbh_invite::domain::{EmailAddress, Role};
 use serde_json::json;
 
-use crate::helpers::{NS, PASSWORD, json_with_status, spawn_app};
+use crate::helpers::{Backend, NS, PASSWORD, json_with_status, spawn_app};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-#[tokio::test]
-async fn inviting_a_new_address_creates_a_pending_user_and_returns_the_whole_object() {
-    let app = spawn_app().await;
+async fn inviting_a_new_address_creates_a_pending_user_and_returns_the_whole_object(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
     let (editor, project) = app.editor_with_project().await;
 
     let response = editor
@@ -77,9 +78,8 @@ async fn inviting_a_new_address_creates_a_pending_user_and_returns_the_whole_obj
     assert_eq!(login.status(), 401);
 }
 
-#[tokio::test]
-async fn an_existing_user_gets_only_the_new_projects() {
-    let app = spawn_app().await;
+async fn an_existing_user_gets_only_the_new_projects(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (editor, first) = app.editor_with_project().await;
     let editor_user = app
         .store
@@ -128,9 +128,8 @@ async fn an_existing_user_gets_only_the_new_projects() {
     );
 }
 
-#[tokio::test]
-async fn inviting_a_user_who_has_every_project_answers_409() {
-    let app = spawn_app().await;
+async fn inviting_a_user_who_has_every_project_answers_409(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (editor, project) = app.editor_with_project().await;
     let body = json!({"email": "bob@example.org", "projects_selected": [{"id": project.0}]});
     json_with_status(editor.invite(body.clone()).await, 201).await;
@@ -143,9 +142,8 @@ async fn inviting_a_user_who_has_every_project_answers_409() {
     );
 }
 
-#[tokio::test]
-async fn remind_sends_a_pending_user_a_fresh_link_and_voids_the_old_one() {
-    let app = spawn_app().await;
+async fn remind_sends_a_pending_user_a_fresh_link_and_voids_the_old_one(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (editor, project) = app.editor_with_project().await;
     let body = json!({"email": "bob@example.org", "projects_selected": [{"id": project.0}]});
     json_with_status(editor.invite(body.clone()).await, 201).await;
@@ -181,9 +179,8 @@ async fn remind_sends_a_pending_user_a_fresh_link_and_voids_the_old_one() {
     );
 }
 
-#[tokio::test]
-async fn remind_asks_an_active_user_to_look_at_the_projects() {
-    let app = spawn_app().await;
+async fn remind_asks_an_active_user_to_look_at_the_projects(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (editor, project) = app.editor_with_project().await;
     let bob = app.add_user("bob@example.org", "Bob", "", false).await;
     app.grant(&bob, project, Role::Viewer).await;
@@ -212,9 +209,8 @@ async fn remind_asks_an_active_user_to_look_at_the_projects() {
     assert!(mails[0].text().contains("/chembiohub/login/"));
 }
 
-#[tokio::test]
-async fn camel_case_names_from_the_original_client_are_accepted() {
-    let app = spawn_app().await;
+async fn camel_case_names_from_the_original_client_are_accepted(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (editor, project) = app.editor_with_project().await;
 
     let body = json_with_status(
@@ -234,9 +230,8 @@ async fn camel_case_names_from_the_original_client_are_accepted() {
     assert_eq!(body["last_name"], "Jones");
 }
 
-#[tokio::test]
-async fn emails_are_one_user_whatever_their_case() {
-    let app = spawn_app().await;
+async fn emails_are_one_user_whatever_their_case(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (editor, project) = app.editor_with_project().await;
     json_with_status(
         editor
@@ -261,9 +256,8 @@ async fn emails_are_one_user_whatever_their_case() {
     );
 }
 
-#[tokio::test]
-async fn an_invitation_to_the_platform_alone_needs_no_project() {
-    let app = spawn_app().await;
+async fn an_invitation_to_the_platform_alone_needs_no_project(backend: Backend) {
+    let app = spawn_app(backend).await;
     let viewer = app.add_user("val@lab.example", "Val", "", false).await;
     let agent = app.api_key_agent(&viewer).await;
 
@@ -280,9 +274,8 @@ async fn an_invitation_to_the_platform_alone_needs_no_project() {
     .await;
 }
 
-#[tokio::test]
-async fn only_editors_and_owners_may_invite_to_a_project() {
-    let app = spawn_app().await;
+async fn only_editors_and_owners_may_invite_to_a_project(backend: Backend) {
+    let app = spawn_app(backend).await;
     let project = app.add_project("Secret").await;
     let viewer = app.add_user("val@lab.example", "Val", "", false).await;
     app.grant(&viewer, project, Role::Viewer).await;
@@ -335,9 +328,8 @@ async fn only_editors_and_owners_may_invite_to_a_project() {
     assert_eq!(refused.total_count, 2, "refused requests stored nothing");
 }
 
-#[tokio::test]
-async fn an_unknown_project_is_a_bad_request() {
-    let app = spawn_app().await;
+async fn an_unknown_project_is_a_bad_request(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (editor, _) = app.editor_with_project().await;
     let foreign = app.add_project_in("other", "Elsewhere").await;
 
@@ -357,9 +349,8 @@ async fn an_unknown_project_is_a_bad_request() {
     }
 }
 
-#[tokio::test]
-async fn not_logged_in_is_401() {
-    let app = spawn_app().await;
+async fn not_logged_in_is_401(backend: Backend) {
+    let app = spawn_app(backend).await;
     let anonymous = app.anonymous();
 
     let body = json_with_status(
@@ -380,9 +371,8 @@ async fn not_logged_in_is_401() {
     json_with_status(bad_key.get(&format!("/{NS}/api/invitations/")).await, 401).await;
 }
 
-#[tokio::test]
-async fn a_session_needs_the_csrf_header_to_post() {
-    let app = spawn_app().await;
+async fn a_session_needs_the_csrf_header_to_post(backend: Backend) {
+    let app = spawn_app(backend).await;
     let user = app.add_user("ada@lab.example", "Ada", "", false).await;
     let project = app.add_project("P").await;
     app.grant(&user, project, Role::Editor).await;
@@ -405,9 +395,8 @@ async fn a_session_needs_the_csrf_header_to_post() {
     json_with_status(agent.invite(body).await, 201).await;
 }
 
-#[tokio::test]
-async fn namespaces_do_not_see_each_other() {
-    let app = spawn_app().await;
+async fn namespaces_do_not_see_each_other(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (editor, project) = app.editor_with_project().await;
     let created = json_with_status(
         editor
@@ -447,9 +436,8 @@ async fn namespaces_do_not_see_each_other() {
     assert!(other_user.is_none());
 }
 
-#[tokio::test]
-async fn a_retry_with_the_same_idempotency_key_sends_nothing_twice() {
-    let app = spawn_app().await;
+async fn a_retry_with_the_same_idempotency_key_sends_nothing_twice(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (mut editor, project) = app.editor_with_project().await;
     editor
         .headers
@@ -500,3 +488,20 @@ async fn a_retry_with_the_same_idempotency_key_sends_nothing_twice() {
         .expect("store");
     assert_eq!(page.total_count, 1, "one invitation only");
 }
+
+backend_tests!(
+    inviting_a_new_address_creates_a_pending_user_and_returns_the_whole_object,
+    an_existing_user_gets_only_the_new_projects,
+    inviting_a_user_who_has_every_project_answers_409,
+    remind_sends_a_pending_user_a_fresh_link_and_voids_the_old_one,
+    remind_asks_an_active_user_to_look_at_the_projects,
+    camel_case_names_from_the_original_client_are_accepted,
+    emails_are_one_user_whatever_their_case,
+    an_invitation_to_the_platform_alone_needs_no_project,
+    only_editors_and_owners_may_invite_to_a_project,
+    an_unknown_project_is_a_bad_request,
+    not_logged_in_is_401,
+    a_session_needs_the_csrf_header_to_post,
+    namespaces_do_not_see_each_other,
+    a_retry_with_the_same_idempotency_key_sends_nothing_twice,
+);

@@ -2,7 +2,7 @@ use serde_json::{Value, json};
 
 use cbh_invite::domain::Role;
 
-use crate::helpers::{Agent, NS, json_with_status, spawn_app};
+use crate::helpers::{Agent, Backend, NS, json_with_status, spawn_app};
 
 async fn total(agent: &Agent) -> i64 {
     json_with_status(agent.get(&format!("/{NS}/api/invitations/")).await, 200).await["meta"]
@@ -23,9 +23,8 @@ async fn invite_many(agent: &Agent, prefix: &str, count: usize) {
     }
 }
 
-#[tokio::test]
-async fn the_list_pages_with_tastypie_meta() {
-    let app = spawn_app().await;
+async fn the_list_pages_with_tastypie_meta(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (editor, _) = app.editor_with_project().await;
     invite_many(&editor, "p", 25).await;
 
@@ -80,9 +79,8 @@ async fn the_list_pages_with_tastypie_meta() {
     .await;
 }
 
-#[tokio::test]
-async fn the_list_filters_by_email_and_status() {
-    let app = spawn_app().await;
+async fn the_list_filters_by_email_and_status(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (editor, project) = app.editor_with_project().await;
     invite_many(&editor, "f", 3).await;
     json_with_status(
@@ -136,9 +134,8 @@ async fn the_list_filters_by_email_and_status() {
     .await;
 }
 
-#[tokio::test]
-async fn users_see_their_own_invitations_and_superusers_see_all() {
-    let app = spawn_app().await;
+async fn users_see_their_own_invitations_and_superusers_see_all(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (editor, _) = app.editor_with_project().await;
     invite_many(&editor, "mine", 2).await;
     let other = app.add_user("other@lab.example", "", "", false).await;
@@ -152,9 +149,8 @@ async fn users_see_their_own_invitations_and_superusers_see_all() {
     assert_eq!(total(&root).await, 5);
 }
 
-#[tokio::test]
-async fn the_schema_document_describes_the_resource() {
-    let app = spawn_app().await;
+async fn the_schema_document_describes_the_resource(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (editor, _) = app.editor_with_project().await;
 
     for path in [
@@ -199,9 +195,8 @@ async fn the_schema_document_describes_the_resource() {
     }
 }
 
-#[tokio::test]
-async fn the_projects_list_says_where_the_caller_may_invite() {
-    let app = spawn_app().await;
+async fn the_projects_list_says_where_the_caller_may_invite(backend: Backend) {
+    let app = spawn_app(backend).await;
     let user = app.add_user("u@lab.example", "", "", false).await;
     let viewed = app.add_project("Viewed").await;
     let edited = app.add_project("Edited").await;
@@ -240,3 +235,11 @@ async fn the_projects_list_says_where_the_caller_may_invite() {
     let all = json_with_status(root.get(&format!("/{NS}/api/cbh_projects/")).await, 200).await;
     assert_eq!(all["meta"]["total_count"], 4);
 }
+
+backend_tests!(
+    the_list_pages_with_tastypie_meta,
+    the_list_filters_by_email_and_status,
+    users_see_their_own_invitations_and_superusers_see_all,
+    the_schema_document_describes_the_resource,
+    the_projects_list_says_where_the_caller_may_invite,
+);

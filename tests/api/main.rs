@@ -1,6 +1,28 @@
 //! Black-box tests of cbh-invite: the real application on a real socket, a fresh SQLite
 //! database per test, and a real SMTP server on loopback. One test binary keeps build time low.
 
+/// Runs each named `async fn name(backend: Backend)` as two tests, `name::sqlite` and
+/// `name::postgres`: the same test on both storage backends.
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name(crate::helpers::Backend::Sqlite).await;
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    if crate::helpers::postgres_available() {
+                        super::$name(crate::helpers::Backend::Postgres).await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
 mod accept;
 mod cli;
 mod email;

@@ -7,7 +7,7 @@ use cbh_invite::config::ServeRole;
 use cbh_invite::domain::{EmailAddress, Timestamp};
 use serde_json::json;
 
-use crate::helpers::{NS, json_with_status, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, NS, json_with_status, spawn_app, spawn_app_with};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -23,9 +23,8 @@ fn files_contain(db: &std::path::Path, needle: &str) -> bool {
         })
 }
 
-#[tokio::test]
-async fn a_slow_smtp_server_does_not_hold_up_the_request() {
-    let app = spawn_app().await;
+async fn a_slow_smtp_server_does_not_hold_up_the_request(backend: Backend) {
+    let app = spawn_app(backend).await;
     app.smtp.set_delay(Duration::from_secs(3));
     let (editor, _) = app.editor_with_project().await;
 
@@ -63,9 +62,8 @@ async fn a_slow_smtp_server_does_not_hold_up_the_request() {
     app.smtp.wait_for(6, WAIT).await;
 }
 
-#[tokio::test]
-async fn mail_queued_while_smtp_is_down_is_sent_when_it_comes_back() {
-    let mut app = spawn_app().await;
+async fn mail_queued_while_smtp_is_down_is_sent_when_it_comes_back(backend: Backend) {
+    let mut app = spawn_app(backend).await;
     app.smtp.stop();
     let (editor, _) = app.editor_with_project().await;
 
@@ -95,9 +93,8 @@ async fn mail_queued_while_smtp_is_down_is_sent_when_it_comes_back() {
     assert!(sent["delivery"]["attempts"].as_i64().unwrap_or(0) >= 3);
 }
 
-#[tokio::test]
-async fn a_permanent_refusal_fails_at_once_with_the_servers_reply() {
-    let app = spawn_app().await;
+async fn a_permanent_refusal_fails_at_once_with_the_servers_reply(backend: Backend) {
+    let app = spawn_app(backend).await;
     app.smtp
         .set_data_reply(Some("550 5.1.1 mailbox unavailable"));
     let (editor, _) = app.editor_with_project().await;
@@ -121,9 +118,8 @@ async fn a_permanent_refusal_fails_at_once_with_the_servers_reply() {
     assert!(error.contains("550"), "{error}");
 }
 
-#[tokio::test]
-async fn temporary_refusals_are_retried_until_the_attempts_run_out() {
-    let app = spawn_app_with(|s| s.delivery.max_attempts = 3).await;
+async fn temporary_refusals_are_retried_until_the_attempts_run_out(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.delivery.max_attempts = 3).await;
     app.smtp.set_data_reply(Some("451 4.3.0 try again later"));
     let (editor, _) = app.editor_with_project().await;
 
@@ -147,10 +143,9 @@ async fn temporary_refusals_are_retried_until_the_attempts_run_out() {
     );
 }
 
-#[tokio::test]
-async fn a_message_queued_before_a_restart_is_sent_after_it() {
+async fn a_message_queued_before_a_restart_is_sent_after_it(backend: Backend) {
     // An API-only node queues the message; no worker runs until the restart.
-    let mut app = spawn_app_with(|s| s.role = ServeRole::Api).await;
+    let mut app = spawn_app_with(backend, |s| s.role = ServeRole::Api).await;
     let (editor, _) = app.editor_with_project().await;
     let created = json_with_status(
         editor.invite(json!({"email": "bob@example.org"})).await,
@@ -178,7 +173,7 @@ async fn a_message_queued_before_a_restart_is_sent_after_it() {
 
 #[tokio::test]
 async fn the_plain_token_is_in_the_queued_message_until_it_is_sent() {
-    let app = spawn_app_with(|s| s.role = ServeRole::Api).await;
+    let app = spawn_app_with(Backend::Sqlite, |s| s.role = ServeRole::Api).await;
     let (editor, _) = app.editor_with_project().await;
     json_with_status(
         editor.invite(json!({"email": "bob@example.org"})).await,
@@ -209,9 +204,8 @@ async fn the_plain_token_is_in_the_queued_message_until_it_is_sent() {
     );
 }
 
-#[tokio::test]
-async fn a_message_claimed_by_a_worker_that_died_is_sent_after_its_lease() {
-    let app = spawn_app_with(|s| s.role = ServeRole::Api).await;
+async fn a_message_claimed_by_a_worker_that_died_is_sent_after_its_lease(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.role = ServeRole::Api).await;
     let (editor, _) = app.editor_with_project().await;
     let created = json_with_status(
         editor.invite(json!({"email": "bob@example.org"})).await,
@@ -256,9 +250,8 @@ async fn editor_user(app: &crate::helpers::TestApp) -> cbh_invite::domain::User 
         .user
 }
 
-#[tokio::test]
-async fn each_message_has_a_stable_unique_message_id() {
-    let app = spawn_app().await;
+async fn each_message_has_a_stable_unique_message_id(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (editor, _) = app.editor_with_project().await;
     for i in 0..3 {
         json_with_status(
@@ -276,3 +269,13 @@ async fn each_message_has_a_stable_unique_message_id() {
     assert_eq!(ids.len(), 3);
     assert!(ids.iter().all(|id| !id.is_empty()));
 }
+
+backend_tests!(
+    a_slow_smtp_server_does_not_hold_up_the_request,
+    mail_queued_while_smtp_is_down_is_sent_when_it_comes_back,
+    a_permanent_refusal_fails_at_once_with_the_servers_reply,
+    temporary_refusals_are_retried_until_the_attempts_run_out,
+    a_message_queued_before_a_restart_is_sent_after_it,
+    a_message_claimed_by_a_worker_that_died_is_sent_after_its_lease,
+    each_message_has_a_stable_unique_message_id,
+);

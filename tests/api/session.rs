@@ -1,10 +1,9 @@
 use serde_json::json;
 
-use crate::helpers::{NS, PASSWORD, json_with_status, spawn_app};
+use crate::helpers::{Backend, NS, PASSWORD, json_with_status, spawn_app};
 
-#[tokio::test]
-async fn login_sets_session_and_csrf_cookies() {
-    let app = spawn_app().await;
+async fn login_sets_session_and_csrf_cookies(backend: Backend) {
+    let app = spawn_app(backend).await;
     app.add_user("ada@lab.example", "Ada", "Lovelace", false)
         .await;
 
@@ -38,9 +37,8 @@ async fn login_sets_session_and_csrf_cookies() {
     assert!(!csrf.contains("HttpOnly"), "scripts read the CSRF token");
 }
 
-#[tokio::test]
-async fn cookies_are_secure_when_the_public_url_is_https() {
-    let app = crate::helpers::spawn_app_with(|s| {
+async fn cookies_are_secure_when_the_public_url_is_https(backend: Backend) {
+    let app = crate::helpers::spawn_app_with(backend, |s| {
         s.public_url = Some("https://hub.example.org".into());
     })
     .await;
@@ -62,9 +60,8 @@ async fn cookies_are_secure_when_the_public_url_is_https() {
     );
 }
 
-#[tokio::test]
-async fn failed_logins_all_get_the_same_answer() {
-    let app = spawn_app().await;
+async fn failed_logins_all_get_the_same_answer(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (editor, _) = app.editor_with_project().await;
     json_with_status(
         editor.invite(json!({"email": "pending@example.org"})).await,
@@ -95,9 +92,8 @@ async fn failed_logins_all_get_the_same_answer() {
     assert_eq!(messages.len(), 1, "{messages:?}");
 }
 
-#[tokio::test]
-async fn get_shows_the_session_and_delete_ends_it() {
-    let app = spawn_app().await;
+async fn get_shows_the_session_and_delete_ends_it(backend: Backend) {
+    let app = spawn_app(backend).await;
     app.add_user("ada@lab.example", "Ada", "", true).await;
     let agent = app.login("ada@lab.example", PASSWORD).await;
 
@@ -115,9 +111,8 @@ async fn get_shows_the_session_and_delete_ends_it() {
     .await;
 }
 
-#[tokio::test]
-async fn a_session_belongs_to_its_namespace() {
-    let app = spawn_app().await;
+async fn a_session_belongs_to_its_namespace(backend: Backend) {
+    let app = spawn_app(backend).await;
     app.add_user("ada@lab.example", "", "", false).await;
     let response = app
         .anonymous()
@@ -155,9 +150,8 @@ async fn a_session_belongs_to_its_namespace() {
     .await;
 }
 
-#[tokio::test]
-async fn login_needs_json() {
-    let app = spawn_app().await;
+async fn login_needs_json(backend: Backend) {
+    let app = spawn_app(backend).await;
     let response = app
         .anonymous()
         .request(reqwest::Method::POST, &format!("/{NS}/api/session/"))
@@ -168,3 +162,12 @@ async fn login_needs_json() {
         .expect("sent");
     json_with_status(response, 415).await;
 }
+
+backend_tests!(
+    login_sets_session_and_csrf_cookies,
+    cookies_are_secure_when_the_public_url_is_https,
+    failed_logins_all_get_the_same_answer,
+    get_shows_the_session_and_delete_ends_it,
+    a_session_belongs_to_its_namespace,
+    login_needs_json,
+);

@@ -1,0 +1,144 @@
+//! The PostgreSQL store, for several nodes on one database.
+//!
+//! Any number of nodes share the tables: sessions, keys, tokens and the outbox all live here, so
+//! a request may land on any node. Workers claim outbox rows with `FOR UPDATE SKIP LOCKED` and a
+//! lease, so no two deliver the same message, and a queued message wakes idle workers on every
+//! node through `LISTEN/NOTIFY` (polling stays as the fallback). The queries are shared with
+//! SQLite (`store::sql`); this module holds what is PostgreSQL's own.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions};
+use tokio::sync::Notify;
+
+use super::StoreResult;
+use super::sql::impl_sql_store;
+use crate::config::PoolSettings;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The channel on which a queued email is announced.
+const OUTBOX_CHANNEL: &str = "cbh_outbox";
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects (retrying for `connect_retry`, so nodes may start before the database) and
+    /// applies pending migrations. sqlx's migrator holds a PostgreSQL advisory lock while it
+    /// runs, so nodes starting together migrate one at a time.
+    pub async fn open(url: &str, settings: &PoolSettings) -> anyhow::Result<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .context("CBH_DATABASE_URL is not a valid PostgreSQL URL")?
+            .application_name("cbh-invite")
+            .options([(
+                "statement_timeout",
+                settings.statement_timeout.as_millis().to_string(),
+            )]);
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            // A connection broken by a database restart is noticed before a request gets it.
+            .test_before_acquire(true)
+            .connect_lazy_with(options);
+        let deadline = tokio::time::Instant::now() + settings.connect_retry;
+        loop {
+            match MIGRATOR.run(&pool).await {
+                Ok(()) => break,
+                Err(error) if tokio::time::Instant::now() < deadline && is_unreachable(&error) => {
+                    tracing::warn!(error = %error, "PostgreSQL is not reachable yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(error) => {
+                    return Err(anyhow::Error::new(error).context("applying PostgreSQL migrations"));
+                }
+            }
+        }
+        Ok(Self { pool })
+    }
+
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+fn is_unreachable(error: &sqlx::migrate::MigrateError) -> bool {
+    match error {
+        sqlx::migrate::MigrateError::Execute(e) => {
+            matches!(
+                e,
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_)
+            ) || e
+                .as_database_error()
+                .and_then(|d| d.code())
+                .is_some_and(|code| code.starts_with("57P") || code.starts_with("08"))
+        }
+        _ => false,
+    }
+}
+
+/// Row locks keep two transactions from deciding on the same invitee or link at once.
+const FOR_UPDATE: &str = " FOR UPDATE";
+
+const CLAIM_OUTBOX: &str = "UPDATE outbox SET lease_until = $1, attempts = attempts + 1 \
+     WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $2 \
+       AND (lease_until IS NULL OR lease_until <= $2) \
+       ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+     RETURNING id, namespace, invitation_id, kind, recipient, message_id, accept_token, attempts";
+
+/// Sent when the transaction commits, and only then.
+async fn outbox_changed(conn: &mut PgConnection) -> StoreResult<()> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(OUTBOX_CHANNEL)
+        .execute(conn)
+        .await
+        .map_err(shared_sql::db_error("announcing the queued email"))?;
+    Ok(())
+}
+
+/// PostgreSQL keeps old row versions until VACUUM; autovacuum reclaims the scrubbed ones. A
+/// VACUUM after every batch would cost more than it protects, so nothing is forced here.
+async fn purge_scrubbed(_store: &PgStore) -> StoreResult<()> {
+    Ok(())
+}
+
+async fn watch_outbox(store: &PgStore, wakeup: Arc<Notify>) {
+    loop {
+        match listen(store, &wakeup).await {
+            Ok(()) => {}
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "outbox listener lost; polling until it is back"
+                )
+            }
+        }
+        // Whatever was announced while the listener was down is picked up now.
+        wakeup.notify_one();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn listen(store: &PgStore, wakeup: &Notify) -> anyhow::Result<()> {
+    let mut listener = PgListener::connect_with(&store.pool)
+        .await
+        .context("connecting the outbox listener")?;
+    listener
+        .listen(OUTBOX_CHANNEL)
+        .await
+        .context("listening for queued email")?;
+    loop {
+        listener.recv().await.context("waiting for queued email")?;
+        wakeup.notify_one();
+    }
+}
+
+impl_sql_store!(PgStore, sqlx::Postgres, sqlx::postgres::PgConnection);

@@ -86,9 +86,7 @@ impl DatabaseUrl {
             }
             return Ok(Self::Postgres(raw.to_owned()));
         }
-        Err(format!(
-            "CBH_DATABASE_URL (--database-url): expected sqlite://PATH or postgres://…"
-        ))
+        Err("CBH_DATABASE_URL (--database-url): expected sqlite://PATH or postgres://…".into())
     }
 }
 

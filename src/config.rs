@@ -319,6 +319,9 @@ pub struct ServeArgs {
     /// Longest delay between two retries.
     #[arg(long, env = "CBH_SMTP_RETRY_MAX", default_value = "5m")]
     pub smtp_retry_max: String,
+    /// How long a worker holds a claimed message before another may retry it.
+    #[arg(long, env = "CBH_OUTBOX_LEASE", default_value = "60s")]
+    pub outbox_lease: String,
     /// Attempts before a message is marked failed.
     #[arg(long, env = "CBH_SMTP_MAX_ATTEMPTS", default_value = "10")]
     pub smtp_max_attempts: String,
@@ -442,6 +445,7 @@ impl Settings {
                     &args.smtp_retry_max,
                 )?,
                 max_attempts,
+                lease: duration("CBH_OUTBOX_LEASE", "--outbox-lease", &args.outbox_lease)?,
                 ..DeliverySettings::default()
             },
         })

@@ -18,7 +18,7 @@ use super::templates::{EmailContext, PersonContext, ProjectContext};
 use super::{SendError, Templates, Transport};
 use crate::config::DeliverySettings;
 use crate::domain::{Timestamp, User};
-use crate::store::{OutboxMessage, Store};
+use crate::store::{InvitationRecord, OutboxMessage, Store};
 
 pub const PLATFORM_NAME: &str = "ChemBio Hub Platform";
 /// Messages claimed at once; also how many are sent side by side.
@@ -133,22 +133,15 @@ impl Outbox {
 
     async fn deliver_one(&self, message: OutboxMessage) -> Outcome {
         let id = message.id;
-        let email = match self.compose(&message).await {
-            Ok(email) => email,
-            Err(error) => {
-                tracing::error!(
-                    outbox_id = id,
-                    error = format!("{error:#}"),
-                    "cannot compose email"
-                );
-                return Outcome::Failed(id, format!("{error:#}"));
+        let sent = match self.compose(&message).await {
+            Ok(email) => {
+                self.transport
+                    .send(&email, &file_stem(&message.message_id))
+                    .await
             }
+            Err(error) => Err(error),
         };
-        match self
-            .transport
-            .send(&email, &file_stem(&message.message_id))
-            .await
-        {
+        match sent {
             Ok(()) => {
                 tracing::info!(outbox_id = id, kind = message.kind.as_str(), "email sent");
                 Outcome::Sent(id)
@@ -171,13 +164,35 @@ impl Outbox {
         }
     }
 
-    /// Renders the message from the invitation as it is now.
-    async fn compose(&self, message: &OutboxMessage) -> anyhow::Result<Message> {
+    /// Renders the message from the invitation as it is now. A database that cannot be read
+    /// is a temporary failure; a message that cannot be built never will be.
+    async fn compose(&self, message: &OutboxMessage) -> Result<Message, SendError> {
         let invitation = self
             .store
             .invitation(&message.namespace, message.invitation_id)
-            .await?
-            .with_context(|| format!("invitation {} no longer exists", message.invitation_id))?;
+            .await
+            .map_err(|e| SendError::Temporary(format!("reading the invitation: {e}")))?
+            .ok_or_else(|| {
+                SendError::Permanent(format!(
+                    "invitation {} no longer exists",
+                    message.invitation_id
+                ))
+            })?;
+        self.build_message(message, &invitation).map_err(|error| {
+            tracing::error!(
+                outbox_id = message.id,
+                error = format!("{error:#}"),
+                "cannot compose email"
+            );
+            SendError::Permanent(format!("{error:#}"))
+        })
+    }
+
+    fn build_message(
+        &self,
+        message: &OutboxMessage,
+        invitation: &InvitationRecord,
+    ) -> anyhow::Result<Message> {
         let ns = &message.namespace;
         let context = EmailContext {
             platform: PLATFORM_NAME.into(),

@@ -225,7 +225,58 @@ async fn launch(settings: &Settings, store: &Arc<dyn Store>) -> Running {
     }
 }
 
+/// Another node on the same database and SMTP server.
+pub struct Node {
+    pub base: String,
+    server: Option<ServerHandle>,
+}
+
+impl Node {
+    /// Graceful stop, as on SIGTERM.
+    pub async fn stop(&mut self) {
+        if let Some((stop, handle)) = self.server.take() {
+            let _ = stop.send(());
+            handle
+                .await
+                .expect("server task")
+                .expect("node stops cleanly");
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some((stop, handle)) = self.server.take() {
+            let _ = stop.send(());
+            handle.abort();
+        }
+    }
+}
+
 impl TestApp {
+    /// Starts another node on this app's database and SMTP server.
+    pub async fn add_node(&self, configure: impl FnOnce(&mut Settings)) -> Node {
+        let mut settings = self.settings.clone();
+        configure(&mut settings);
+        let store = store::connect(&settings.database, &settings.pool)
+            .await
+            .expect("store");
+        let running = launch(&settings, &store).await;
+        Node {
+            base: running.base,
+            server: Some(running.server),
+        }
+    }
+
+    /// An agent like `agent`, talking to another node.
+    pub fn agent_for(&self, agent: &Agent, base: &str) -> Agent {
+        Agent {
+            client: agent.client.clone(),
+            base: base.to_owned(),
+            headers: agent.headers.clone(),
+        }
+    }
+
     /// Starts the application again on the same database and settings (after `stop`).
     pub async fn restart(&mut self) {
         self.stop().await;

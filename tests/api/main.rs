@@ -31,5 +31,6 @@ mod helpers;
 mod invitations;
 mod listing;
 mod outbox;
+mod scaling;
 mod session;
 mod smtp;

@@ -1,0 +1,590 @@
+//! Several nodes on one PostgreSQL database: every email delivered once, nothing lost when a
+//! node is killed or the database restarts. PostgreSQL only.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use cbh_invite::config::{DatabaseUrl, PoolSettings, ServeRole};
+use cbh_invite::store;
+use futures_util::StreamExt;
+use serde_json::json;
+
+use crate::helpers::{Agent, Backend, TestDatabase, postgres_available, spawn_app, spawn_app_with};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Sends one invitation per email, `concurrency` at a time, spread over `agents`; returns each
+/// email with the status it got (0 when the node did not answer at all).
+async fn invite_all(
+    agents: &[&Agent],
+    emails: &[String],
+    concurrency: usize,
+) -> Vec<(String, u16)> {
+    invite_counting(agents, emails, concurrency, &AtomicUsize::new(0)).await
+}
+
+/// `invite_all`, counting answers in `done` as they come.
+async fn invite_counting(
+    agents: &[&Agent],
+    emails: &[String],
+    concurrency: usize,
+    done: &AtomicUsize,
+) -> Vec<(String, u16)> {
+    futures_util::stream::iter(emails.iter().enumerate())
+        .map(|(i, email)| {
+            let agent = agents[i % agents.len()];
+            async move {
+                let status = agent
+                    .client
+                    .post(format!("{}/chembiohub/api/invitations/", agent.base))
+                    .headers(agent.headers.clone())
+                    .json(&json!({"email": email}))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0);
+                done.fetch_add(1, Ordering::SeqCst);
+                (email.clone(), status)
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await
+}
+
+fn emails(prefix: &str, count: usize) -> Vec<String> {
+    (0..count)
+        .map(|i| format!("{prefix}{i}@example.org"))
+        .collect()
+}
+
+#[tokio::test]
+async fn two_nodes_deliver_every_email_exactly_once() {
+    if !postgres_available() {
+        return;
+    }
+    let mut app = spawn_app(Backend::Postgres).await;
+    let mut second = app.add_node(|_| {}).await;
+    let (editor, _) = app.editor_with_project().await;
+    let editor_b = app.agent_for(&editor, &second.base);
+    let emails = emails("pair", 500);
+
+    let results = invite_all(&[&editor, &editor_b], &emails, 16).await;
+
+    assert!(
+        results.iter().all(|(_, status)| *status == 201),
+        "every request succeeded"
+    );
+    app.smtp.wait_for(emails.len(), WAIT).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while app.store.next_due().await.expect("store").is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the outbox never emptied"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Stopping waits for sends in flight, so a late duplicate would be counted below.
+    second.stop().await;
+    app.stop().await;
+    let received = app.smtp.received();
+    let message_ids: HashSet<String> = received.iter().map(|m| m.message_id()).collect();
+    let recipients: HashSet<&String> = received.iter().flat_map(|m| &m.rcpt_to).collect();
+    assert_eq!(received.len(), emails.len(), "no email twice");
+    assert_eq!(message_ids.len(), emails.len());
+    assert_eq!(recipients.len(), emails.len());
+}
+
+#[tokio::test]
+async fn an_idle_worker_node_is_woken_by_another_nodes_commit() {
+    if !postgres_available() {
+        return;
+    }
+    // The API node has no worker; the worker node would poll only once an hour.
+    let app = spawn_app_with(Backend::Postgres, |s| s.role = ServeRole::Api).await;
+    let _worker = app
+        .add_node(|s| {
+            s.role = ServeRole::Worker;
+            s.delivery.poll_interval = Duration::from_secs(3600);
+        })
+        .await;
+    wait_for_listener(&app.settings.database).await;
+    let (editor, _) = app.editor_with_project().await;
+
+    json_with_201(editor.invite(json!({"email": "bob@example.org"})).await).await;
+
+    // Only LISTEN/NOTIFY can have woken it within the deadline.
+    app.smtp.wait_for(1, Duration::from_secs(10)).await;
+}
+
+async fn json_with_201(response: reqwest::Response) {
+    assert_eq!(response.status(), 201);
+}
+
+/// Waits until some session of the test database is listening for queued email.
+async fn wait_for_listener(database: &DatabaseUrl) {
+    use sqlx::Connection;
+    let DatabaseUrl::Postgres(url) = database else {
+        panic!("PostgreSQL only");
+    };
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let listening: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("query");
+        if listening > 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no node ever listened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn nodes_starting_together_migrate_one_at_a_time() {
+    if !postgres_available() {
+        return;
+    }
+    let database = TestDatabase::create().await;
+    let url = DatabaseUrl::Postgres(database.url.clone());
+    let pool = PoolSettings::default();
+
+    let (a, b, c) = tokio::join!(
+        store::connect(&url, &pool),
+        store::connect(&url, &pool),
+        store::connect(&url, &pool)
+    );
+
+    for store in [a, b, c] {
+        store
+            .expect("every node starts")
+            .ping()
+            .await
+            .expect("ping");
+    }
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_cbh-invite");
+
+/// A `cbh-invite serve` process.
+struct BinaryNode {
+    child: Child,
+    base: String,
+}
+
+impl BinaryNode {
+    async fn start(database_url: &str, smtp_port: u16, log: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let child = Command::new(BIN)
+            .arg("serve")
+            .env_clear()
+            .env("CBH_DATABASE_URL", database_url)
+            .env("CBH_LISTEN", format!("127.0.0.1:{port}"))
+            .env("CBH_PUBLIC_URL", "http://invite.test.example")
+            .env("CBH_SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}"))
+            .env("CBH_OUTBOX_LEASE", "3s")
+            .env("CBH_SMTP_RETRY_BASE", "1s")
+            .env("CBH_SMTP_RETRY_MAX", "2s")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).expect("log file"))
+            .spawn()
+            .expect("serve starts");
+        let node = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = client.get(format!("{}/readyz", node.base)).send().await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return node;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "node never became ready"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for BinaryNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_node_killed_mid_load_loses_no_accepted_invitation() {
+    if !postgres_available() {
+        return;
+    }
+    // The in-process app only sets up users; the load goes to two real processes.
+    let app = spawn_app_with(Backend::Postgres, |s| s.role = ServeRole::Api).await;
+    let (setup_agent, _) = app.editor_with_project().await;
+    let DatabaseUrl::Postgres(url) = app.settings.database.clone() else {
+        unreachable!("PostgreSQL app");
+    };
+    app.smtp.set_delay(Duration::from_millis(5));
+    let logs = tempfile::tempdir().expect("temp dir");
+    let mut doomed = BinaryNode::start(&url, app.smtp.port, &logs.path().join("a.log")).await;
+    let survivor = BinaryNode::start(&url, app.smtp.port, &logs.path().join("b.log")).await;
+    let to_doomed = app.agent_for(&setup_agent, &doomed.base);
+    let to_survivor = app.agent_for(&setup_agent, &survivor.base);
+    let first = emails("before", 150);
+    let second = emails("after", 150);
+
+    let mut results = invite_all(&[&to_doomed, &to_survivor], &first, 8).await;
+    doomed.child.kill().expect("SIGKILL");
+    doomed.child.wait().expect("reaped");
+    results.extend(invite_all(&[&to_doomed, &to_survivor], &second, 8).await);
+
+    let accepted: BTreeSet<&String> = results
+        .iter()
+        .filter(|(_, status)| *status == 201)
+        .map(|(email, _)| email)
+        .collect();
+    assert!(
+        accepted.len() >= 225,
+        "most requests went through: {}",
+        accepted.len()
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let received = app.smtp.received();
+        let delivered: HashSet<&String> = received.iter().flat_map(|m| &m.rcpt_to).collect();
+        let missing: Vec<&&String> = accepted
+            .iter()
+            .filter(|e| !delivered.contains(**e))
+            .collect();
+        if missing.is_empty() {
+            let ids: HashSet<String> = received.iter().map(|m| m.message_id()).collect();
+            let duplicates = received.len() - ids.len();
+            eprintln!(
+                "SIGKILL mid-load: {} accepted, {} delivered, {duplicates} duplicate(s) (messages in flight at the kill)",
+                accepted.len(),
+                ids.len()
+            );
+            // A worker claims at most one batch (32) at a time: only those can be sent twice.
+            assert!(duplicates <= 32, "{duplicates} duplicates");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} accepted invitations were never delivered, e.g. {:?}",
+            missing.len(),
+            missing.first()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A PostgreSQL cluster of the test's own, in a temporary folder, that it may stop and restart
+/// without disturbing other tests.
+struct Cluster {
+    control: ClusterControl,
+    _dir: tempfile::TempDir,
+}
+
+/// What it takes to start and stop the cluster (cheap to hand to another thread).
+#[derive(Clone)]
+struct ClusterControl {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+}
+
+impl Cluster {
+    /// `None` (with a message) when PostgreSQL's server programs are not installed.
+    fn start() -> Option<Self> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("bin"))
+            .find(|bin| bin.join("initdb").exists());
+        let Some(bin) = bin else {
+            eprintln!("restart test SKIPPED: initdb is not installed");
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let control = ClusterControl { bin, data, port };
+        control.chown_to_postgres(dir.path());
+        control.run(
+            "initdb",
+            &[
+                "-D",
+                &control.data_str(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ],
+        );
+        control.start_server();
+        Some(Self { control, _dir: dir })
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/postgres",
+            self.control.port
+        )
+    }
+
+    fn start_server(&self) {
+        self.control.start_server();
+    }
+
+    fn stop_server(&self) {
+        self.control.stop_server();
+    }
+}
+
+impl ClusterControl {
+    fn data_str(&self) -> String {
+        self.data.display().to_string()
+    }
+
+    /// PostgreSQL refuses to run as root: as root, run its programs as the postgres user.
+    fn run(&self, program: &str, args: &[&str]) {
+        let path = self.bin.join(program);
+        let status = if is_root() {
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&path)
+                .args(args)
+                .stdout(Stdio::null())
+                .status()
+        } else {
+            Command::new(&path)
+                .args(args)
+                .stdout(Stdio::null())
+                .status()
+        }
+        .expect("PostgreSQL program runs");
+        assert!(status.success(), "{program} {args:?} failed");
+    }
+
+    fn chown_to_postgres(&self, path: &Path) {
+        if is_root() {
+            let status = Command::new("chown")
+                .args(["postgres:postgres", &path.display().to_string()])
+                .status()
+                .expect("chown runs");
+            assert!(status.success());
+        }
+    }
+
+    fn start_server(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.data_str()
+        );
+        let log = self.data.join("server.log").display().to_string();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data_str(),
+                "-o",
+                &options,
+                "-l",
+                &log,
+                "-w",
+                "start",
+            ],
+        );
+    }
+
+    fn stop_server(&self) {
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data_str(), "-m", "fast", "-w", "stop"],
+        );
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let path = self.control.bin.join("pg_ctl");
+        let data = self.control.data_str();
+        let args = ["-D", data.as_str(), "-m", "immediate", "-w", "stop"];
+        let _ = if is_root() {
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&path)
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+        } else {
+            Command::new(&path)
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+        };
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+#[tokio::test]
+async fn the_node_answers_503_while_postgres_is_down_and_recovers_by_itself() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    // The app's database is the test's own cluster (the SQLite backend is not used).
+    let url = cluster.url();
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.database = DatabaseUrl::Postgres(url);
+        s.pool.acquire_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let (editor, _) = app.editor_with_project().await;
+    json_with_201(editor.invite(json!({"email": "before@example.org"})).await).await;
+
+    cluster.stop_server();
+    let ready = app.anonymous().get("/readyz").await;
+    assert_eq!(ready.status(), 503);
+    let refused = editor.invite(json!({"email": "during@example.org"})).await;
+    assert_eq!(refused.status(), 503);
+    let body: serde_json::Value = refused.json().await.expect("json");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("unavailable"))
+    );
+
+    cluster.start_server();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while app.anonymous().get("/readyz").await.status() != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    json_with_201(editor.invite(json!({"email": "after@example.org"})).await).await;
+    app.smtp.wait_for(2, WAIT).await;
+}
+
+#[tokio::test]
+async fn a_postgres_restart_under_load_leaves_no_201_without_its_rows() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.url();
+    let db_url = url.clone();
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.database = DatabaseUrl::Postgres(db_url);
+        s.pool.acquire_timeout = Duration::from_secs(1);
+        // Messages sent just before the restart, whose "sent" mark was lost, go out again soon.
+        s.delivery.lease = Duration::from_secs(2);
+    })
+    .await;
+    let (editor, _) = app.editor_with_project().await;
+
+    let emails = emails("load", 600);
+    let agents = [&editor];
+    let done = AtomicUsize::new(0);
+    let load = invite_counting(&agents, &emails, 4, &done);
+    let control = cluster.control.clone();
+    let restart = async {
+        while done.load(Ordering::SeqCst) < 150 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // An outage longer than the pool's acquire timeout, so requests do meet it.
+        tokio::task::spawn_blocking(move || {
+            control.stop_server();
+            std::thread::sleep(Duration::from_millis(1500));
+            control.start_server();
+        })
+        .await
+        .expect("restart");
+    };
+    let (results, ()) = tokio::join!(load, restart);
+
+    let statuses: BTreeSet<u16> = results.iter().map(|(_, s)| *s).collect();
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 503),
+        "only successes and 503s: {statuses:?}"
+    );
+    assert!(statuses.contains(&503), "the outage met the load");
+    // The node recovered by itself: requests after the restart succeed.
+    json_with_201(editor.invite(json!({"email": "later@example.org"})).await).await;
+
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+    let stored: HashSet<String> = sqlx::query_scalar(
+        "SELECT i.email FROM invitations i JOIN outbox o ON o.invitation_id = i.id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("query")
+    .into_iter()
+    .collect();
+    let orphans: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM invitations i LEFT JOIN outbox o ON o.invitation_id = i.id \
+         WHERE o.id IS NULL",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("query");
+    assert_eq!(orphans, 0, "no invitation without its email");
+    let accepted: Vec<&String> = results
+        .iter()
+        .filter(|(_, s)| *s == 201)
+        .map(|(e, _)| e)
+        .collect();
+    for email in &accepted {
+        assert!(
+            stored.contains(*email),
+            "{email} got a 201 but was not stored"
+        );
+    }
+    eprintln!(
+        "PostgreSQL restart under load: {} accepted, {} refused with 503",
+        accepted.len(),
+        results.len() - accepted.len()
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let received = app.smtp.received();
+        let delivered: HashSet<&String> = received.iter().flat_map(|m| &m.rcpt_to).collect();
+        let missing = accepted.iter().filter(|e| !delivered.contains(**e)).count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{missing} accepted invitations were never delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
-use mail_parser::MimeHeaders;
 use serde_json::json;
+use smtp_sink::mail_parser::MimeHeaders;
 
 use crate::helpers::{Backend, NS, json_with_status, spawn_app};
 

@@ -44,6 +44,7 @@ pub fn test_settings(dir: &std::path::Path, smtp_port: u16) -> Settings {
         listen: "127.0.0.1:0".parse().expect("address"),
         namespaces: vec![NS.into(), "other".into()],
         public_url: Some("http://invite.test.example".into()),
+        app_url: None,
         smtp: Some(SmtpSettings {
             host: "127.0.0.1".into(),
             port: smtp_port,

@@ -13,7 +13,7 @@ use cbh_invite::domain::{
     EmailAddress, PersonName, ProjectId, Role, Timestamp, Token, User, password,
 };
 use cbh_invite::mail::Outbox;
-use cbh_invite::startup::Application;
+use cbh_invite::startup::{Application, SetupLink};
 use cbh_invite::store::{self, NewUser, Store};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
@@ -32,6 +32,8 @@ pub struct TestApp {
     pub outbox: Arc<Outbox>,
     pub smtp: SmtpServer,
     pub settings: Settings,
+    /// First-run setup URLs issued at the last start (namespaces that had no user).
+    pub setup_links: Vec<SetupLink>,
     /// Holds the database and mail folder until the app is dropped.
     _dir: tempfile::TempDir,
     server: Option<ServerHandle>,
@@ -80,6 +82,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         base: running.base,
         public_url: running.public_url,
         outbox: running.outbox,
+        setup_links: running.setup_links,
         server: Some(running.server),
         store,
         smtp,
@@ -94,6 +97,7 @@ struct Running {
     base: String,
     public_url: String,
     outbox: Arc<Outbox>,
+    setup_links: Vec<SetupLink>,
     server: ServerHandle,
 }
 
@@ -104,6 +108,7 @@ async fn launch(settings: &Settings, store: &Arc<dyn Store>) -> Running {
     let address: SocketAddr = app.address();
     let public_url = app.public_url().to_owned();
     let outbox = app.outbox();
+    let setup_links = app.setup_links().to_vec();
     let (stop, stopped) = oneshot::channel::<()>();
     let handle = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
@@ -112,6 +117,7 @@ async fn launch(settings: &Settings, store: &Arc<dyn Store>) -> Running {
         base: format!("http://{address}"),
         public_url,
         outbox,
+        setup_links,
         server: (stop, handle),
     }
 }
@@ -124,6 +130,7 @@ impl TestApp {
         self.base = running.base;
         self.public_url = running.public_url;
         self.outbox = running.outbox;
+        self.setup_links = running.setup_links;
         self.server = Some(running.server);
     }
 
@@ -279,6 +286,25 @@ impl TestApp {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// A link the service handed out (in an email or the log), made to reach this test's server:
+    /// links start with the configured public URL, which does not resolve here.
+    pub fn local(&self, link: &str) -> String {
+        match link.strip_prefix(&self.public_url) {
+            Some(path) => format!("{}{path}", self.base),
+            None => panic!("{link} does not start with {}", self.public_url),
+        }
+    }
+
+    /// The first-run setup URL of namespace `ns`, made local.
+    pub fn setup_url(&self, ns: &str) -> String {
+        let link = self
+            .setup_links
+            .iter()
+            .find(|link| link.namespace == ns)
+            .unwrap_or_else(|| panic!("no setup link was issued for {ns}"));
+        self.local(&link.url)
     }
 
     pub fn db_path(&self) -> PathBuf {

@@ -2,6 +2,7 @@
 //! database per test, and a real SMTP server on loopback. One test binary keeps build time low.
 
 mod accept;
+mod browser;
 mod cli;
 mod email;
 mod errors;
@@ -9,5 +10,6 @@ mod helpers;
 mod invitations;
 mod listing;
 mod outbox;
+mod pages;
 mod session;
 mod smtp;

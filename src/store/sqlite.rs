@@ -1364,37 +1364,51 @@ async fn insert_live_token(
     Ok(())
 }
 
-/// The outbox keeps one row per invitation (`invitation_id UNIQUE`): a resend replaces that row
-/// with a new one (new id, Message-ID and token, no attempts) instead of updating it in place.
-/// A worker may hold the old row mid-send; its `mark_sent`/`mark_retry` then name an id that no
-/// longer exists and change nothing, so the new email can never be marked sent, or its token
-/// scrubbed, by the old send. The old email may still arrive, with a link that no longer works.
-/// The delivery shown for the invitation is the new email's. Deleting also wipes the old
-/// row's unsent token (`secure_delete`).
+/// The outbox keeps one row per invitation (`invitation_id UNIQUE`), so a resend re-queues that
+/// row as a new message (new Message-ID and token, no attempts, due now) rather than adding a
+/// second one: an email still waiting for a retry is replaced, never sent alongside the new one.
+/// The row also gets a new id, larger than any other: a worker may hold the old id mid-send,
+/// and its `mark_sent`/`mark_retry` must not land on the new message (marking it sent unsent, or
+/// scrubbing its token). Keeping the id would allow that; so would deleting and inserting,
+/// since SQLite reuses the largest rowid once it is free. The old email may still arrive, with a
+/// link that no longer works. Overwriting the old token wipes it (`secure_delete`).
 async fn requeue_email(
     conn: &mut SqliteConnection,
     resend: &ResendInvitation,
     current: &InvitationState,
 ) -> StoreResult<()> {
-    sqlx::query("DELETE FROM outbox WHERE invitation_id = $1")
-        .bind(resend.id.0)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error("replacing the earlier email"))?;
-    sqlx::query(
-        "INSERT INTO outbox (namespace, invitation_id, kind, recipient, message_id, accept_token, \
-         status, next_attempt_at, created) VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7)",
+    let requeued = sqlx::query(
+        "UPDATE outbox SET id = (SELECT MAX(id) + 1 FROM outbox), kind = $1, recipient = $2, \
+         message_id = $3, accept_token = $4, status = 'queued', attempts = 0, \
+         next_attempt_at = $5, lease_until = NULL, last_error = NULL, created = $5, \
+         sent_at = NULL WHERE invitation_id = $6",
     )
-    .bind(&resend.namespace)
-    .bind(resend.id.0)
     .bind(&current.kind)
     .bind(&current.email)
     .bind(&resend.message_id)
     .bind(resend.token.expose())
     .bind(resend.now.millis())
+    .bind(resend.id.0)
     .execute(&mut *conn)
     .await
     .map_err(db_error("queueing the email again"))?;
+    if requeued.rows_affected() == 0 {
+        sqlx::query(
+            "INSERT INTO outbox (namespace, invitation_id, kind, recipient, message_id, \
+             accept_token, status, next_attempt_at, created) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7)",
+        )
+        .bind(&resend.namespace)
+        .bind(resend.id.0)
+        .bind(&current.kind)
+        .bind(&current.email)
+        .bind(&resend.message_id)
+        .bind(resend.token.expose())
+        .bind(resend.now.millis())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error("queueing the email"))?;
+    }
     Ok(())
 }
 

@@ -11,5 +11,6 @@ mod invitations;
 mod listing;
 mod outbox;
 mod pages;
+mod revoke;
 mod session;
 mod smtp;

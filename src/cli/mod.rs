@@ -30,7 +30,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP API and the email outbox worker.
-    Serve(ServeArgs),
+    // Boxed: the flags make this variant much larger than the others.
+    Serve(Box<ServeArgs>),
     /// Create or upgrade the database schema, then exit.
     Migrate,
     /// Manage users.

@@ -445,7 +445,7 @@ pub(super) async fn resend(
     match outcome {
         ResendOutcome::Resent(record) => {
             state.outbox_wakeup.notify_one();
-            Ok(record)
+            Ok(*record)
         }
         ResendOutcome::NotPending(InvitationStatus::Revoked) => Err(ApiError::Conflict(
             "This invitation was revoked: invite the person again instead.".into(),
@@ -469,7 +469,7 @@ pub(super) async fn revoke(
         .revoke_invitation(&caller.namespace, id, Timestamp::now())
         .await?
     {
-        RevokeOutcome::Revoked(record) => Ok(record),
+        RevokeOutcome::Revoked(record) => Ok(*record),
         RevokeOutcome::NotPending(InvitationStatus::Revoked) => Err(ApiError::Conflict(
             "This invitation was already revoked.".into(),
         )),

@@ -344,7 +344,7 @@ pub struct ResendInvitation {
 
 #[derive(Debug, Clone)]
 pub enum ResendOutcome {
-    Resent(InvitationRecord),
+    Resent(Box<InvitationRecord>),
     /// Accepted or revoked: there is no link left to send.
     NotPending(InvitationStatus),
     NotFound,
@@ -352,7 +352,7 @@ pub enum ResendOutcome {
 
 #[derive(Debug, Clone)]
 pub enum RevokeOutcome {
-    Revoked(InvitationRecord),
+    Revoked(Box<InvitationRecord>),
     /// Accepted or already revoked.
     NotPending(InvitationStatus),
     NotFound,

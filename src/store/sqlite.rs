@@ -1140,7 +1140,7 @@ impl Store for SqliteStore {
             .await?
             .context("the resent invitation is missing")?;
         tx.commit().await.map_err(db_error("committing resend"))?;
-        Ok(ResendOutcome::Resent(record))
+        Ok(ResendOutcome::Resent(Box::new(record)))
     }
 
     async fn revoke_invitation(
@@ -1179,7 +1179,7 @@ impl Store for SqliteStore {
             .await?
             .context("the revoked invitation is missing")?;
         tx.commit().await.map_err(db_error("committing revoke"))?;
-        Ok(RevokeOutcome::Revoked(record))
+        Ok(RevokeOutcome::Revoked(Box::new(record)))
     }
 
     async fn accept_link(

@@ -10,6 +10,7 @@ mod helpers;
 mod invitations;
 mod listing;
 mod outbox;
+mod page_security;
 mod pages;
 mod revoke;
 mod session;

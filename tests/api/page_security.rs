@@ -168,6 +168,15 @@ async fn every_page_has_a_strict_csp_and_nosniff_and_the_assets_are_served() {
         assert_page_headers(&page, &path);
     }
 
+    let without_slash = browser
+        .get(&format!("/{NS}/login?next=%2F{NS}%2Fwelcome%2F"))
+        .await;
+    assert_eq!(without_slash.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        without_slash.location(),
+        format!("/{NS}/login/?next=%2F{NS}%2Fwelcome%2F")
+    );
+
     let css = browser.get("/static/style.css").await;
     assert_eq!(css.status, StatusCode::OK);
     assert!(css.header("content-type").starts_with("text/css"));

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
 use super::AppState;
+use render::PageError;
 
 mod accept;
 mod assets;
@@ -30,6 +31,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(accept::router())
         .merge(setup::router())
         .route("/{ns}/", get(home))
+        .route("/{ns}/login", get(add_slash))
+        .route("/{ns}/invite", get(add_slash))
+        .route("/{ns}/welcome", get(add_slash))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             security_headers,
@@ -40,6 +44,22 @@ pub fn router(state: &AppState) -> Router<AppState> {
 /// `/{ns}/`: the invite page (which sends a visitor without a session to log in first).
 async fn home(forms::PageNamespace(ns): forms::PageNamespace) -> Response {
     Redirect::to(&format!("/{ns}/invite/")).into_response()
+}
+
+/// A page typed without its trailing slash: the same page, with it (and the query string).
+async fn add_slash(_: forms::PageNamespace, uri: axum::http::Uri) -> Response {
+    let target = match uri.query() {
+        Some(query) => format!("{}/?{query}", uri.path()),
+        None => format!("{}/", uri.path()),
+    };
+    match HeaderValue::from_str(&target) {
+        Ok(location) => (
+            axum::http::StatusCode::SEE_OTHER,
+            [(header::LOCATION, location)],
+        )
+            .into_response(),
+        Err(_) => PageError::not_found(None).into_response(),
+    }
 }
 
 async fn security_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -50,7 +50,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The body of `POST /{ns}/api/invitations/`; unknown fields are ignored, as Tastypie does.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 pub(super) struct InvitationRequest {
     pub email: Option<String>,
     #[serde(default, alias = "firstName")]

@@ -279,6 +279,10 @@ pub struct ServeArgs {
     /// take their host from a request header.
     #[arg(long, env = "CBH_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Where a person goes after accepting an invitation (the platform's own web app); without
+    /// it, to this service's welcome page listing their projects.
+    #[arg(long, env = "CBH_APP_URL")]
+    pub app_url: Option<String>,
     /// SMTP relay: smtp://[user:pass@]host:port[?tls=starttls] or smtps://…; without it, mail
     /// is written to .eml files in the mail directory.
     #[arg(long, env = "CBH_SMTP_URL", hide_env_values = true)]
@@ -337,6 +341,9 @@ pub struct Settings {
     pub namespaces: Vec<String>,
     /// Without trailing slash. `None`: derived from the bound address at start-up.
     pub public_url: Option<String>,
+    /// Where the accept page sends a person once their account is active. `None`: the welcome
+    /// page of this service.
+    pub app_url: Option<String>,
     pub smtp: Option<SmtpSettings>,
     pub mail_from: Option<Mailbox>,
     pub mail_dir: PathBuf,
@@ -360,6 +367,7 @@ impl Settings {
             .as_deref()
             .map(parse_public_url)
             .transpose()?;
+        let app_url = args.app_url.as_deref().map(parse_app_url).transpose()?;
         let smtp = args
             .smtp_url
             .as_deref()
@@ -427,6 +435,7 @@ impl Settings {
             listen,
             namespaces,
             public_url,
+            app_url,
             smtp,
             mail_from,
             mail_dir: args.mail_dir.clone(),
@@ -496,6 +505,20 @@ fn parse_public_url(raw: &str) -> Result<String, String> {
         return Err(bad("must not have a query or fragment"));
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// An absolute http(s) URL, kept as given: the accept page redirects there, so it must never be
+/// something a browser would run (`javascript:`) or resolve against this service.
+fn parse_app_url(raw: &str) -> Result<String, String> {
+    let bad = |why: &str| format!("CBH_APP_URL (--app-url): '{raw}' {why}");
+    let url = Url::parse(raw).map_err(|e| bad(&format!("is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("is not an http:// or https:// URL"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("names no host"));
+    }
+    Ok(url.to_string())
 }
 
 #[cfg(test)]
@@ -574,5 +597,22 @@ mod tests {
             Ok("https://hub.example.org".into())
         );
         assert!(parse_public_url("ftp://x").is_err());
+    }
+
+    #[test]
+    fn app_url_must_be_an_absolute_http_url() {
+        assert_eq!(
+            parse_app_url("https://hub.example.org/app/#/projects"),
+            Ok("https://hub.example.org/app/#/projects".into())
+        );
+        for bad in [
+            "javascript:alert(1)",
+            "/relative",
+            "ftp://x.org",
+            "https://",
+        ] {
+            let error = parse_app_url(bad).expect_err(bad);
+            assert!(error.starts_with("CBH_APP_URL (--app-url)"), "{error}");
+        }
     }
 }

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use crate::config::{ServeRole, Settings};
+use crate::domain::{Timestamp, Token};
 use crate::http::{self, AppState, HttpConfig};
 use crate::mail::{Outbox, Templates, Transport};
 use crate::store::{self, Store};
@@ -23,7 +24,18 @@ pub struct Application {
     role: ServeRole,
     shutdown_grace: std::time::Duration,
     transport_description: String,
+    setup_links: Vec<SetupLink>,
 }
+
+/// The one-time URL where the first superuser of a namespace without users is created.
+#[derive(Clone)]
+pub struct SetupLink {
+    pub namespace: String,
+    pub url: String,
+}
+
+/// How long a first-run setup link works; a restart prints a new one.
+const SETUP_LINK_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 impl Application {
     /// Opens (and migrates) the database, then builds everything else.
@@ -56,8 +68,14 @@ impl Application {
         let config = HttpConfig {
             namespaces: settings.namespaces.clone(),
             public_url: public_url.clone(),
+            app_url: settings.app_url.clone(),
             invite_ttl: settings.invite_ttl,
             debug: settings.debug,
+        };
+        let setup_links = if settings.role.serves_api() {
+            issue_setup_links(store.as_ref(), &settings.namespaces, &public_url).await?
+        } else {
+            Vec::new()
         };
         let from = match &settings.mail_from {
             Some(from) => from.clone(),
@@ -88,7 +106,13 @@ impl Application {
             role: settings.role,
             shutdown_grace: settings.delivery.shutdown_grace,
             transport_description,
+            setup_links,
         })
+    }
+
+    /// First-run setup URLs, one per namespace that has no user yet (they carry a secret).
+    pub fn setup_links(&self) -> &[SetupLink] {
+        &self.setup_links
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -173,4 +197,30 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// A namespace without users gets a fresh single-use setup token at each start (stored hashed),
+/// so that the first superuser can be created in the browser. Each node that serves the pages
+/// issues its own, and all of them stop working once the first user exists.
+async fn issue_setup_links(
+    store: &dyn Store,
+    namespaces: &[String],
+    public_url: &str,
+) -> anyhow::Result<Vec<SetupLink>> {
+    let mut links = Vec::new();
+    for namespace in namespaces {
+        let token = Token::generate();
+        let now = Timestamp::now();
+        let issued = store
+            .issue_setup_token(namespace, &token.hash(), now, now.plus(SETUP_LINK_TTL))
+            .await
+            .with_context(|| format!("issuing the setup link of namespace {namespace}"))?;
+        if issued {
+            links.push(SetupLink {
+                namespace: namespace.clone(),
+                url: format!("{public_url}/{namespace}/setup/{}", token.expose()),
+            });
+        }
+    }
+    Ok(links)
 }

@@ -30,6 +30,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP API and the email outbox worker.
+    // Boxed: the flags make this variant much larger than the others.
     Serve(Box<ServeArgs>),
     /// Create or upgrade the database schema, then exit.
     Migrate,
@@ -216,6 +217,16 @@ async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         "cbh-invite is ready"
     );
     tracing::info!("mail: {}", app.mail_description());
+    for link in app.setup_links() {
+        // Printed once, on purpose: whoever can read the service's log may create the first
+        // superuser, as with `user add`. The link stops working once any user exists.
+        tracing::warn!(
+            namespace = link.namespace,
+            "first run: namespace {} has no user yet; create its first superuser at {} (works once, for 24 hours)",
+            link.namespace,
+            link.url
+        );
+    }
     app.run_until_stopped(shutdown_signal()).await
 }
 

@@ -54,12 +54,15 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
     response
 }
 
-/// The path as it may be logged: accept links carry a secret token in the path.
+/// The path as it may be logged: accept and first-run setup links carry a secret token in the
+/// path.
 fn loggable_path(path: &str) -> String {
-    match path.find("/accept/") {
-        Some(at) => format!("{}/accept/<token>", &path[..at]),
-        None => path.chars().take(200).collect(),
+    for secret_part in ["/accept/", "/setup/"] {
+        if let Some(at) = path.find(secret_part) {
+            return format!("{}{secret_part}<token>", &path[..at]);
+        }
     }
+    path.chars().take(200).collect()
 }
 
 #[cfg(test)]
@@ -71,6 +74,10 @@ mod tests {
         assert_eq!(
             loggable_path("/chembiohub/accept/abcdef"),
             "/chembiohub/accept/<token>"
+        );
+        assert_eq!(
+            loggable_path("/chembiohub/setup/abcdef"),
+            "/chembiohub/setup/<token>"
         );
         assert_eq!(
             loggable_path("/chembiohub/api/invitations/"),

@@ -1,4 +1,6 @@
-//! `/{ns}/api/invitations/`: create, list, read, the schema, and accepting a link.
+//! `/{ns}/api/invitations/`: create, list, read, the schema, accepting a link, resending and
+//! revoking. The web pages call the same functions (`invite`, `resend`, `revoke`), so a form and
+//! a JSON request follow one set of rules.
 
 use std::collections::BTreeSet;
 
@@ -21,11 +23,11 @@ use super::{ApiError, AppState};
 use crate::domain::password;
 use crate::domain::token::random_hex;
 use crate::domain::{
-    EmailAddress, InvitationId, InvitationStatus, PersonName, ProjectId, Timestamp, Token,
+    EmailAddress, InvitationId, InvitationStatus, PersonName, ProjectId, Role, Timestamp, Token,
 };
 use crate::store::{
     AcceptOutcome, CreateOutcome, IdempotencyClaim, InvitationFilter, InvitationRecord,
-    NewInvitation,
+    NewInvitation, ResendInvitation, ResendOutcome, RevokeOutcome,
 };
 
 const IDEMPOTENCY_KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
@@ -41,30 +43,34 @@ pub fn router() -> Router<AppState> {
         .route("/{ns}/api/invitations/accept", post(accept))
         .route("/{ns}/api/invitations/{id}/", get(detail))
         .route("/{ns}/api/invitations/{id}", get(detail))
+        .route("/{ns}/api/invitations/{id}/resend/", post(resend_handler))
+        .route("/{ns}/api/invitations/{id}/resend", post(resend_handler))
+        .route("/{ns}/api/invitations/{id}/revoke/", post(revoke_handler))
+        .route("/{ns}/api/invitations/{id}/revoke", post(revoke_handler))
 }
 
 /// The body of `POST /{ns}/api/invitations/`; unknown fields are ignored, as Tastypie does.
 #[derive(Debug, Deserialize)]
-struct InvitationRequest {
-    email: Option<String>,
+pub(super) struct InvitationRequest {
+    pub email: Option<String>,
     #[serde(default, alias = "firstName")]
-    first_name: Option<String>,
+    pub first_name: Option<String>,
     #[serde(default, alias = "lastName")]
-    last_name: Option<String>,
+    pub last_name: Option<String>,
     #[serde(default)]
-    projects_selected: Option<Vec<ProjectSelection>>,
+    pub projects_selected: Option<Vec<ProjectSelection>>,
     #[serde(default)]
-    remind: Option<bool>,
+    pub remind: Option<bool>,
 }
 
 /// A project as the web client sends it: the whole project object; only its id matters.
 #[derive(Debug, Deserialize)]
-struct ProjectSelection {
-    id: Value,
+pub(super) struct ProjectSelection {
+    pub id: Value,
 }
 
 /// The request after validation.
-struct ValidInvitation {
+pub(super) struct ValidInvitation {
     email: EmailAddress,
     first_name: PersonName,
     last_name: PersonName,
@@ -73,7 +79,7 @@ struct ValidInvitation {
 }
 
 impl InvitationRequest {
-    fn validate(self) -> Result<ValidInvitation, ApiError> {
+    pub(super) fn validate(self) -> Result<ValidInvitation, ApiError> {
         let bad = |e: &dyn std::fmt::Display| ApiError::BadRequest(e.to_string());
         let email =
             EmailAddress::parse(self.email.as_deref().unwrap_or("")).map_err(|e| bad(&e))?;
@@ -149,13 +155,30 @@ async fn create(
     let key = idempotency_key(&headers)?;
     let request = body.validate()?;
     let ns = caller.namespace.as_str();
-    authorize_projects(&state, &caller, &request.projects).await?;
-
     let idempotency = key.map(|key| IdempotencyClaim {
         key,
         request_hash: request.fingerprint(),
         kept_for: IDEMPOTENCY_KEPT_FOR,
     });
+    match invite(&state, &caller, request, idempotency).await? {
+        CreateOutcome::Created(record) => Ok(created(&state, ns, &record, false)),
+        CreateOutcome::Replayed(record) => Ok(created(&state, ns, &record, true)),
+        CreateOutcome::Rejected(rejection) => Err(ApiError::Conflict(rejection.to_string())),
+        CreateOutcome::KeyReused => Err(ApiError::Unprocessable(
+            "this Idempotency-Key was already used with a different request body".into(),
+        )),
+    }
+}
+
+/// Checks the inviter's rights on the projects, then creates the invitation (and wakes the
+/// outbox worker when an email was queued).
+pub(super) async fn invite(
+    state: &AppState,
+    caller: &Caller,
+    request: ValidInvitation,
+    idempotency: Option<IdempotencyClaim>,
+) -> Result<CreateOutcome, ApiError> {
+    authorize_projects(state, caller, &request.projects).await?;
     let outcome = state
         .store
         .create_invitation(NewInvitation {
@@ -173,17 +196,10 @@ async fn create(
             idempotency,
         })
         .await?;
-    match outcome {
-        CreateOutcome::Created(record) => {
-            state.outbox_wakeup.notify_one();
-            Ok(created(&state, ns, &record, false))
-        }
-        CreateOutcome::Replayed(record) => Ok(created(&state, ns, &record, true)),
-        CreateOutcome::Rejected(rejection) => Err(ApiError::Conflict(rejection.to_string())),
-        CreateOutcome::KeyReused => Err(ApiError::Unprocessable(
-            "this Idempotency-Key was already used with a different request body".into(),
-        )),
+    if matches!(outcome, CreateOutcome::Created(_)) {
+        state.outbox_wakeup.notify_one();
     }
+    Ok(outcome)
 }
 
 /// Every selected project must exist in the namespace (else 400) and the inviter must be
@@ -361,12 +377,9 @@ async fn detail(
     caller: Caller,
     params: RawPathParams,
 ) -> Result<Json<InvitationResource>, ApiError> {
-    let id = path_param(&params, "id")
-        .and_then(|id| id.parse::<i64>().ok())
-        .ok_or_else(ApiError::not_found)?;
     let record = state
         .store
-        .invitation(&caller.namespace, InvitationId(id))
+        .invitation(&caller.namespace, invitation_id(&params)?)
         .await?
         // Another user's invitation is as invisible as a missing one.
         .filter(|r| caller.user.is_superuser || r.created_by.id == caller.user.id)
@@ -376,6 +389,131 @@ async fn detail(
         &record,
         Timestamp::now(),
     )))
+}
+
+/// An invitation the caller may resend or revoke: its creator, an owner of one of its projects,
+/// or a superuser. To anyone else it is as invisible as a missing one (as in `detail`).
+pub(super) async fn manageable_invitation(
+    state: &AppState,
+    caller: &Caller,
+    id: InvitationId,
+) -> Result<InvitationRecord, ApiError> {
+    let record = state
+        .store
+        .invitation(&caller.namespace, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if caller.user.is_superuser || record.created_by.id == caller.user.id {
+        return Ok(record);
+    }
+    let memberships = state.store.memberships(caller.user.id).await?;
+    let owns_one_of_its_projects = memberships
+        .iter()
+        .any(|m| m.role == Role::Owner && record.projects.iter().any(|p| p.id == m.project.id));
+    if owns_one_of_its_projects {
+        Ok(record)
+    } else {
+        Err(ApiError::not_found())
+    }
+}
+
+fn invitation_id(params: &RawPathParams) -> Result<InvitationId, ApiError> {
+    path_param(params, "id")
+        .and_then(|id| id.parse::<i64>().ok())
+        .map(InvitationId)
+        .ok_or_else(ApiError::not_found)
+}
+
+/// A fresh link and a new email for a pending or expired invitation; the old link stops working.
+pub(super) async fn resend(
+    state: &AppState,
+    caller: &Caller,
+    id: InvitationId,
+) -> Result<InvitationRecord, ApiError> {
+    manageable_invitation(state, caller, id).await?;
+    let outcome = state
+        .store
+        .resend_invitation(ResendInvitation {
+            namespace: caller.namespace.clone(),
+            id,
+            token: Token::generate(),
+            message_id: format!("<{}@{}>", random_hex(16), state.config.mail_domain()),
+            now: Timestamp::now(),
+            ttl: state.config.invite_ttl,
+        })
+        .await?;
+    match outcome {
+        ResendOutcome::Resent(record) => {
+            state.outbox_wakeup.notify_one();
+            Ok(*record)
+        }
+        ResendOutcome::NotPending(InvitationStatus::Revoked) => Err(ApiError::Conflict(
+            "This invitation was revoked: invite the person again instead.".into(),
+        )),
+        ResendOutcome::NotPending(_) => Err(ApiError::Conflict(
+            "This invitation was already accepted: there is no link to send again.".into(),
+        )),
+        ResendOutcome::NotFound => Err(ApiError::not_found()),
+    }
+}
+
+/// Revokes a pending or expired invitation (see `Store::revoke_invitation`).
+pub(super) async fn revoke(
+    state: &AppState,
+    caller: &Caller,
+    id: InvitationId,
+) -> Result<InvitationRecord, ApiError> {
+    manageable_invitation(state, caller, id).await?;
+    match state
+        .store
+        .revoke_invitation(&caller.namespace, id, Timestamp::now())
+        .await?
+    {
+        RevokeOutcome::Revoked(record) => Ok(*record),
+        RevokeOutcome::NotPending(InvitationStatus::Revoked) => Err(ApiError::Conflict(
+            "This invitation was already revoked.".into(),
+        )),
+        RevokeOutcome::NotPending(_) => Err(ApiError::Conflict(
+            "This invitation was already accepted: it can no longer be revoked.".into(),
+        )),
+        RevokeOutcome::NotFound => Err(ApiError::not_found()),
+    }
+}
+
+pub(super) fn resent_message(record: &InvitationRecord) -> String {
+    format!(
+        "Invitation sent again to {}; the earlier link no longer works.",
+        record.email
+    )
+}
+
+pub(super) fn revoked_message(record: &InvitationRecord) -> String {
+    format!(
+        "Invitation to {} revoked; its link no longer works.",
+        record.email
+    )
+}
+
+async fn resend_handler(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: RawPathParams,
+) -> Result<Json<InvitationResource>, ApiError> {
+    let record = resend(&state, &caller, invitation_id(&params)?).await?;
+    let mut resource = InvitationResource::new(&caller.namespace, &record, Timestamp::now());
+    resource.message = resent_message(&record);
+    Ok(Json(resource))
+}
+
+async fn revoke_handler(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: RawPathParams,
+) -> Result<Json<InvitationResource>, ApiError> {
+    let record = revoke(&state, &caller, invitation_id(&params)?).await?;
+    let mut resource = InvitationResource::new(&caller.namespace, &record, Timestamp::now());
+    resource.message = revoked_message(&record);
+    Ok(Json(resource))
 }
 
 async fn schema(_caller: Caller) -> Json<Value> {

@@ -1,5 +1,6 @@
-//! The HTTP layer: ChemBio Hub's Tastypie-style JSON API. Each resource module owns its
-//! `router()`; this module assembles them with the middleware every response goes through.
+//! The HTTP layer: ChemBio Hub's Tastypie-style JSON API and the web pages of the invitation
+//! journey (`pages/`). Each resource module owns its `router()`; this module assembles them
+//! with the middleware every response goes through.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,7 @@ mod error;
 pub mod extract;
 mod health;
 mod invitations;
+mod pages;
 mod projects;
 pub mod resources;
 mod session;
@@ -31,6 +33,8 @@ pub struct HttpConfig {
     pub namespaces: Vec<String>,
     /// Base of every link we hand out; never taken from a request header.
     pub public_url: String,
+    /// Where the accept page sends a person once active (`None`: the welcome page).
+    pub app_url: Option<String>,
     pub invite_ttl: Duration,
     pub debug: bool,
 }
@@ -63,14 +67,15 @@ pub struct AppState {
     pub outbox_wakeup: Arc<Notify>,
 }
 
-/// The whole API.
+/// The whole API and the web pages.
 pub fn router(state: AppState) -> Router {
     with_middleware(
         Router::new()
             .merge(invitations::router())
             .merge(session::router())
             .merge(projects::router())
-            .merge(health::router()),
+            .merge(health::router())
+            .merge(pages::router(&state)),
         state,
     )
 }

@@ -56,9 +56,28 @@ async fn login(
     Namespace(ns): Namespace,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    let password = body.password.unwrap_or_default();
-    let found = match body.username.as_deref().map(EmailAddress::parse) {
-        Some(Ok(email)) => state.store.user_by_email(&ns, &email).await?,
+    let user = authenticate(
+        &state,
+        &ns,
+        body.username.as_deref(),
+        body.password.unwrap_or_default(),
+    )
+    .await?;
+    let cookies = start_session(&state, &ns, &user).await?;
+    let mut response = Json(session_body(&ns, &user)).into_response();
+    set_cookies(&mut response, cookies);
+    Ok(response)
+}
+
+/// Checks an email and password; also used by the login page. Every failure is the same 401.
+pub(super) async fn authenticate(
+    state: &AppState,
+    ns: &str,
+    username: Option<&str>,
+    password: String,
+) -> Result<User, ApiError> {
+    let found = match username.map(EmailAddress::parse) {
+        Some(Ok(email)) => state.store.user_by_email(ns, &email).await?,
         _ => None,
     };
     // Unknown, pending and wrong-password logins take the same path and the same time.
@@ -70,10 +89,17 @@ async fn login(
         tokio::task::spawn_blocking(move || password::verify(&password, stored_hash.as_deref()))
             .await
             .map_err(|e| ApiError::Internal(e.into()))?;
-    let user = user
-        .filter(|_| verified)
-        .ok_or_else(|| ApiError::Unauthorized(LOGIN_FAILED.into()))?;
+    user.filter(|_| verified)
+        .ok_or_else(|| ApiError::Unauthorized(LOGIN_FAILED.into()))
+}
 
+/// Creates a session for `user` and returns the `Set-Cookie` headers that hand it over: the
+/// HttpOnly session id and the CSRF token that scripts and forms echo back.
+pub(super) async fn start_session(
+    state: &AppState,
+    ns: &str,
+    user: &User,
+) -> Result<Vec<HeaderValue>, ApiError> {
     let session_id = Token::generate();
     let csrf = Token::generate();
     let now = Timestamp::now();
@@ -88,43 +114,61 @@ async fn login(
         })
         .await?;
     let secure = state.config.secure_cookies();
-    let mut response = Json(session_body(&ns, &user)).into_response();
+    let mut headers = Vec::new();
     for cookie in [
         cookie(
-            &ns,
+            ns,
             SESSION_COOKIE,
             session_id.expose(),
             true,
             secure,
             SESSION_AGE,
         ),
-        cookie(&ns, CSRF_COOKIE, csrf.expose(), false, secure, SESSION_AGE),
+        cookie(ns, CSRF_COOKIE, csrf.expose(), false, secure, SESSION_AGE),
     ] {
         if let Ok(value) = HeaderValue::from_str(&cookie) {
-            response.headers_mut().append(header::SET_COOKIE, value);
+            headers.push(value);
         }
     }
-    Ok(response)
+    Ok(headers)
 }
 
 async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    let cookies = end_session(&state, &caller).await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    set_cookies(&mut response, cookies);
+    Ok(response)
+}
+
+/// Deletes the caller's session (if it came with one) and returns the `Set-Cookie` headers that
+/// clear its cookies; also used by the pages' "Log out" button.
+pub(super) async fn end_session(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<Vec<HeaderValue>, ApiError> {
     if let Credential::Session { id_hash } = &caller.credential {
         state.store.delete_session(id_hash).await?;
     }
     let secure = state.config.secure_cookies();
-    let mut response = StatusCode::NO_CONTENT.into_response();
+    let mut headers = Vec::new();
     let ns = &caller.namespace;
     for name in [SESSION_COOKIE, CSRF_COOKIE] {
         let expired = cookie(ns, name, "", name == SESSION_COOKIE, secure, Duration::ZERO);
         if let Ok(value) = HeaderValue::from_str(&expired) {
-            response.headers_mut().append(header::SET_COOKIE, value);
+            headers.push(value);
         }
     }
-    Ok(response)
+    Ok(headers)
+}
+
+pub(super) fn set_cookies(response: &mut Response, cookies: Vec<HeaderValue>) {
+    for cookie in cookies {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
 }
 
 /// Cookies are scoped to their namespace's path, so two namespaces never share a session.
-fn cookie(
+pub(super) fn cookie(
     ns: &str,
     name: &str,
     value: &str,

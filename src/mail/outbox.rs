@@ -36,10 +36,11 @@ pub struct DeliveryReport {
     pub failed: usize,
 }
 
+/// The result of one send, keyed by the Message-ID that was sent.
 enum Outcome {
-    Sent(i64),
-    Retry(i64, Timestamp, String),
-    Failed(i64, String),
+    Sent(String),
+    Retry(String, Timestamp, String),
+    Failed(String, String),
 }
 
 pub struct Outbox {
@@ -99,14 +100,14 @@ impl Outbox {
         let mut sent = Vec::new();
         for outcome in outcomes {
             match outcome {
-                Outcome::Sent(id) => sent.push(id),
-                Outcome::Retry(id, at, error) => {
+                Outcome::Sent(message_id) => sent.push(message_id),
+                Outcome::Retry(message_id, at, error) => {
                     report.retried += 1;
-                    self.store.mark_retry(id, at, &error).await?;
+                    self.store.mark_retry(&message_id, at, &error).await?;
                 }
-                Outcome::Failed(id, error) => {
+                Outcome::Failed(message_id, error) => {
                     report.failed += 1;
-                    self.store.mark_failed(id, &error).await?;
+                    self.store.mark_failed(&message_id, &error).await?;
                 }
             }
         }
@@ -144,21 +145,21 @@ impl Outbox {
         match sent {
             Ok(()) => {
                 tracing::info!(outbox_id = id, kind = message.kind.as_str(), "email sent");
-                Outcome::Sent(id)
+                Outcome::Sent(message.message_id)
             }
             Err(SendError::Permanent(error)) => {
                 tracing::warn!(outbox_id = id, %error, "email refused permanently");
-                Outcome::Failed(id, error)
+                Outcome::Failed(message.message_id, error)
             }
             Err(SendError::Temporary(error)) => {
                 let attempts = u32::try_from(message.attempts).unwrap_or(u32::MAX);
                 if attempts >= self.settings.max_attempts {
                     tracing::warn!(outbox_id = id, %error, attempts, "email failed, no attempts left");
-                    Outcome::Failed(id, error)
+                    Outcome::Failed(message.message_id, error)
                 } else {
                     let delay = backoff(&self.settings, attempts, random_unit());
                     tracing::info!(outbox_id = id, %error, attempts, retry_in = ?delay, "email will be retried");
-                    Outcome::Retry(id, Timestamp::now().plus(delay), error)
+                    Outcome::Retry(message.message_id, Timestamp::now().plus(delay), error)
                 }
             }
         }

@@ -278,11 +278,17 @@ pub trait Store: Send + Sync + 'static {
         lease: Duration,
         limit: i64,
     ) -> StoreResult<Vec<OutboxMessage>>;
-    /// Marks messages sent and scrubs their accept tokens.
-    async fn mark_sent(&self, ids: &[i64], now: Timestamp) -> StoreResult<()>;
-    async fn mark_retry(&self, id: i64, next_attempt_at: Timestamp, error: &str)
-    -> StoreResult<()>;
-    async fn mark_failed(&self, id: i64, error: &str) -> StoreResult<()>;
+    /// Marks messages sent and scrubs their accept tokens. The marks name the Message-ID that
+    /// was sent, not the row: a row re-queued (resend) while its old message was in flight
+    /// carries a new Message-ID, and the old send's result must not land on it.
+    async fn mark_sent(&self, message_ids: &[String], now: Timestamp) -> StoreResult<()>;
+    async fn mark_retry(
+        &self,
+        message_id: &str,
+        next_attempt_at: Timestamp,
+        error: &str,
+    ) -> StoreResult<()>;
+    async fn mark_failed(&self, message_id: &str, error: &str) -> StoreResult<()>;
     /// Removes copies of scrubbed secrets that the database may still hold on disk.
     async fn purge_scrubbed(&self) -> StoreResult<()>;
     /// Wakes `wakeup` whenever another node queues an email; runs until cancelled (returns at
@@ -290,4 +296,91 @@ pub trait Store: Send + Sync + 'static {
     async fn watch_outbox(&self, wakeup: Arc<Notify>);
     /// When the next queued message is due (`None`: the outbox is empty).
     async fn next_due(&self) -> StoreResult<Option<Timestamp>>;
+
+    // Added for the web pages (issue 3): resend and revoke, the accept page, first-run setup.
+    /// Gives a pending (or expired) invitation a fresh link and queues its email again; the
+    /// invitee's older links stop working.
+    async fn resend_invitation(&self, resend: ResendInvitation) -> StoreResult<ResendOutcome>;
+    /// Revokes a pending (or expired) invitation: its link stops working, its queued email is
+    /// cancelled, and the invitee (still pending) loses the viewer grants that only it gave.
+    async fn revoke_invitation(
+        &self,
+        namespace: &str,
+        id: InvitationId,
+        now: Timestamp,
+    ) -> StoreResult<RevokeOutcome>;
+    /// The invitation an accept token belongs to, whether or not the link still works (a dead
+    /// link's page names the inviter to ask for a new one).
+    async fn accept_link(
+        &self,
+        namespace: &str,
+        token_hash: &TokenHash,
+        now: Timestamp,
+    ) -> StoreResult<Option<AcceptLink>>;
+    /// Stores a first-run setup token if the namespace has no user yet; `false` otherwise.
+    async fn issue_setup_token(
+        &self,
+        namespace: &str,
+        token_hash: &TokenHash,
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Whether a setup token would be accepted now.
+    async fn setup_token_is_live(
+        &self,
+        namespace: &str,
+        token_hash: &TokenHash,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Uses a setup token: creates the namespace's first user (a superuser) and voids every
+    /// setup token of the namespace.
+    async fn complete_setup(
+        &self,
+        namespace: &str,
+        token_hash: &TokenHash,
+        user: NewUser,
+        now: Timestamp,
+    ) -> StoreResult<SetupOutcome>;
+}
+
+// Types of the methods added for the web pages.
+
+#[derive(Debug, Clone)]
+pub struct ResendInvitation {
+    pub namespace: String,
+    pub id: InvitationId,
+    pub token: Token,
+    pub message_id: String,
+    pub now: Timestamp,
+    pub ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum ResendOutcome {
+    Resent(Box<InvitationRecord>),
+    /// Accepted or revoked: there is no link left to send.
+    NotPending(InvitationStatus),
+    NotFound,
+}
+
+#[derive(Debug, Clone)]
+pub enum RevokeOutcome {
+    Revoked(Box<InvitationRecord>),
+    /// Accepted or already revoked.
+    NotPending(InvitationStatus),
+    NotFound,
+}
+
+#[derive(Debug, Clone)]
+pub struct AcceptLink {
+    pub invitation: InvitationRecord,
+    /// Whether `accept_invitation` would take the token now.
+    pub live: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum SetupOutcome {
+    Created(User),
+    /// Unknown, expired or used token, or the namespace has a user already.
+    Gone,
 }

@@ -34,9 +34,10 @@ macro_rules! impl_sql_store {
             ProjectId, Role, Timestamp, User, UserId,
         };
         use crate::store::{
-            AcceptOutcome, CreateOutcome, DeliveryRecord, InvitationFilter, InvitationPage,
-            InvitationRecord, Membership, NewInvitation, NewSession, NewUser, OutboxMessage,
-            SessionRecord, Store, StoreError, StoreResult, UserCredentials,
+            AcceptLink, AcceptOutcome, CreateOutcome, DeliveryRecord, InvitationFilter,
+            InvitationPage, InvitationRecord, Membership, NewInvitation, NewSession, NewUser,
+            OutboxMessage, ResendInvitation, ResendOutcome, RevokeOutcome, SessionRecord,
+            SetupOutcome, Store, StoreError, StoreResult, UserCredentials,
         };
 
         /// Sorts a database error into what the layers above act on.
@@ -517,6 +518,213 @@ macro_rules! impl_sql_store {
             Ok(CreateOutcome::Created(record))
         }
 
+
+        // Query helpers of resend, revoke, the accept page and first-run setup.
+
+        /// What resend and revoke need to know of an invitation before changing it.
+        #[derive(FromRow)]
+        struct InvitationState {
+            status: String,
+            expires: Option<i64>,
+            invitee_id: i64,
+            kind: String,
+            email: String,
+        }
+
+        impl InvitationState {
+            fn effective_status(&self, now: Timestamp) -> InvitationStatus {
+                InvitationStatus::effective(&self.status, self.expires.map(Timestamp), now)
+            }
+        }
+
+        async fn invitation_state(
+            conn: &mut $conn,
+            namespace: &str,
+            id: InvitationId,
+        ) -> StoreResult<Option<InvitationState>> {
+            // Locked: a resend and a revoke of one invitation happen one after the other.
+            sqlx::query_as(&format!(
+                "SELECT status, expires, invitee_id, kind, email FROM invitations \
+                 WHERE namespace = $1 AND id = $2{}",
+                super::FOR_UPDATE
+            ))
+            .bind(namespace)
+            .bind(id.0)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_error("reading invitation"))
+        }
+
+        /// Only the latest email's link works, as when an invitation is created.
+        async fn void_live_tokens_of_user(conn: &mut $conn, user_id: i64) -> StoreResult<()> {
+            sqlx::query("UPDATE invite_tokens SET state = 'void' WHERE user_id = $1 AND state = 'live'")
+                .bind(user_id)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error("voiding older links"))?;
+            Ok(())
+        }
+
+        async fn insert_live_token(
+            conn: &mut $conn,
+            resend: &ResendInvitation,
+            user_id: i64,
+            expires: Timestamp,
+        ) -> StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO invite_tokens (token_hash, invitation_id, user_id, state, expires) \
+                 VALUES ($1, $2, $3, 'live', $4)",
+            )
+            .bind(resend.token.hash().0)
+            .bind(resend.id.0)
+            .bind(user_id)
+            .bind(expires.millis())
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error("storing accept link"))?;
+            Ok(())
+        }
+
+        /// The outbox keeps one row per invitation (`invitation_id UNIQUE`), so a resend re-queues that
+        /// row as a new message (new Message-ID and token, no attempts, due now) rather than adding a
+        /// second one: an email still waiting for a retry is replaced, never sent alongside the new one.
+        /// A worker may be sending the old message right now; its `mark_sent`/`mark_retry` name the
+        /// Message-ID it sent, so they cannot land on the new message. The old email may still arrive,
+        /// with a link that no longer works. Overwriting the old token wipes it (`secure_delete`).
+        async fn requeue_email(
+            conn: &mut $conn,
+            resend: &ResendInvitation,
+            current: &InvitationState,
+        ) -> StoreResult<()> {
+            let requeued = sqlx::query(
+                "UPDATE outbox SET kind = $1, recipient = $2, \
+                 message_id = $3, accept_token = $4, status = 'queued', attempts = 0, \
+                 next_attempt_at = $5, lease_until = NULL, last_error = NULL, created = $5, \
+                 sent_at = NULL WHERE invitation_id = $6",
+            )
+            .bind(&current.kind)
+            .bind(&current.email)
+            .bind(&resend.message_id)
+            .bind(resend.token.expose())
+            .bind(resend.now.millis())
+            .bind(resend.id.0)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error("queueing the email again"))?;
+            if requeued.rows_affected() == 0 {
+                sqlx::query(
+                    "INSERT INTO outbox (namespace, invitation_id, kind, recipient, message_id, \
+                     accept_token, status, next_attempt_at, created) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7)",
+                )
+                .bind(&resend.namespace)
+                .bind(resend.id.0)
+                .bind(&current.kind)
+                .bind(&current.email)
+                .bind(&resend.message_id)
+                .bind(resend.token.expose())
+                .bind(resend.now.millis())
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error("queueing the email"))?;
+            }
+            Ok(())
+        }
+
+        /// Which grants "came from" an invitation is derived, not recorded: a viewer grant on one of its
+        /// projects, unless another invitation to the same person that is not revoked selects that
+        /// project too. Editor and owner roles never come from an invitation (an administrator gave
+        /// them), so they stay. Only a pending invitee is touched: an active one accepted its grants.
+        async fn remove_grants_only_this_invitation_gave(
+            conn: &mut $conn,
+            id: InvitationId,
+            invitee_id: i64,
+        ) -> StoreResult<()> {
+            sqlx::query(
+                "DELETE FROM grants WHERE user_id = $1 AND role = 'viewer' \
+                 AND EXISTS (SELECT 1 FROM users WHERE id = $1 AND NOT is_active) \
+                 AND project_id IN (SELECT project_id FROM invitation_projects WHERE invitation_id = $2) \
+                 AND project_id NOT IN (SELECT ip.project_id FROM invitation_projects ip \
+                   JOIN invitations other ON other.id = ip.invitation_id \
+                   WHERE other.invitee_id = $1 AND other.id <> $2 AND other.status <> 'revoked')",
+            )
+            .bind(invitee_id)
+            .bind(id.0)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error("removing the revoked invitation's grants"))?;
+            Ok(())
+        }
+
+        /// An email still queued (or waiting for a retry) is not sent any more. One being sent right
+        /// now may still go out: the worker then marks it sent, which is the truth, and it cannot be
+        /// retried because the row is no longer queued.
+        async fn cancel_queued_email(conn: &mut $conn, id: InvitationId) -> StoreResult<()> {
+            sqlx::query(
+                "UPDATE outbox SET status = 'failed', accept_token = NULL, \
+                 last_error = 'not sent: the invitation was revoked' \
+                 WHERE invitation_id = $1 AND status = 'queued'",
+            )
+            .bind(id.0)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error("cancelling the revoked invitation's email"))?;
+            Ok(())
+        }
+
+        async fn namespace_has_users(conn: &mut $conn, namespace: &str) -> StoreResult<bool> {
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE namespace = $1)")
+                .bind(namespace)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db_error("counting users"))
+        }
+
+        /// A setup token works only while its namespace has no user: after the first one, none does.
+        async fn live_setup_token(
+            conn: &mut $conn,
+            namespace: &str,
+            token_hash: &TokenHash,
+            now: Timestamp,
+        ) -> StoreResult<bool> {
+            sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM setup_tokens WHERE token_hash = $1 AND namespace = $2 \
+                   AND expires > $3) \
+                 AND NOT EXISTS (SELECT 1 FROM users WHERE namespace = $2)",
+            )
+            .bind(&token_hash.0)
+            .bind(namespace)
+            .bind(now.millis())
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_error("checking setup token"))
+        }
+
+        async fn insert_first_user(
+            conn: &mut $conn,
+            namespace: &str,
+            user: &NewUser,
+            now: Timestamp,
+        ) -> StoreResult<UserId> {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO users (namespace, email, email_key, first_name, last_name, password_hash, \
+                 is_superuser, is_active, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 RETURNING id",
+            )
+            .bind(namespace)
+            .bind(user.email.as_str())
+            .bind(user.email.key())
+            .bind(user.first_name.as_str())
+            .bind(user.last_name.as_str())
+            .bind(&user.password_hash)
+            .bind(user.is_superuser)
+            .bind(user.password_hash.is_some())
+            .bind(now.millis())
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_error("creating the first user"))?;
+            Ok(UserId(id))
+        }
 
         #[async_trait]
         impl Store for super::$store {
@@ -1024,17 +1232,17 @@ macro_rules! impl_sql_store {
                     .collect()
             }
 
-            async fn mark_sent(&self, ids: &[i64], now: Timestamp) -> StoreResult<()> {
-                if ids.is_empty() {
+            async fn mark_sent(&self, message_ids: &[String], now: Timestamp) -> StoreResult<()> {
+                if message_ids.is_empty() {
                     return Ok(());
                 }
                 let mut query = QueryBuilder::<$db>::new(
                     "UPDATE outbox SET status = 'sent', accept_token = NULL, lease_until = NULL, sent_at = ",
                 );
-                query.push_bind(now.millis()).push(" WHERE id IN (");
+                query.push_bind(now.millis()).push(" WHERE message_id IN (");
                 let mut list = query.separated(", ");
-                for id in ids {
-                    list.push_bind(*id);
+                for message_id in message_ids {
+                    list.push_bind(message_id);
                 }
                 query.push(")");
                 query
@@ -1047,30 +1255,30 @@ macro_rules! impl_sql_store {
 
             async fn mark_retry(
                 &self,
-                id: i64,
+                message_id: &str,
                 next_attempt_at: Timestamp,
                 error: &str,
             ) -> StoreResult<()> {
                 sqlx::query(
                     "UPDATE outbox SET lease_until = NULL, next_attempt_at = $1, last_error = $2 \
-                     WHERE id = $3",
+                     WHERE message_id = $3",
                 )
                 .bind(next_attempt_at.millis())
                 .bind(error)
-                .bind(id)
+                .bind(message_id)
                 .execute(self.writer())
                 .await
                 .map_err(db_error("scheduling retry"))?;
                 Ok(())
             }
 
-            async fn mark_failed(&self, id: i64, error: &str) -> StoreResult<()> {
+            async fn mark_failed(&self, message_id: &str, error: &str) -> StoreResult<()> {
                 sqlx::query(
                     "UPDATE outbox SET status = 'failed', accept_token = NULL, lease_until = NULL, \
-                     last_error = $1 WHERE id = $2",
+                     last_error = $1 WHERE message_id = $2",
                 )
                 .bind(error)
-                .bind(id)
+                .bind(message_id)
                 .execute(self.writer())
                 .await
                 .map_err(db_error("marking message failed"))?;
@@ -1094,6 +1302,192 @@ macro_rules! impl_sql_store {
                 .await
                 .map_err(db_error("reading the outbox"))?;
                 Ok(due.map(Timestamp))
+            }
+
+            async fn resend_invitation(&self, resend: ResendInvitation) -> StoreResult<ResendOutcome> {
+                let mut tx = self
+                    .writer()
+                    .begin()
+                    .await
+                    .map_err(db_error("starting resend"))?;
+                let Some(current) = invitation_state(&mut tx, &resend.namespace, resend.id).await? else {
+                    return Ok(ResendOutcome::NotFound);
+                };
+                if current.status != "pending" {
+                    return Ok(ResendOutcome::NotPending(
+                        current.effective_status(resend.now),
+                    ));
+                }
+                let expires = resend.now.plus(resend.ttl);
+                void_live_tokens_of_user(&mut tx, current.invitee_id).await?;
+                insert_live_token(&mut tx, &resend, current.invitee_id, expires).await?;
+                sqlx::query("UPDATE invitations SET expires = $1, modified = $2 WHERE id = $3")
+                    .bind(expires.millis())
+                    .bind(resend.now.millis())
+                    .bind(resend.id.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error("renewing invitation expiry"))?;
+                requeue_email(&mut tx, &resend, &current).await?;
+                let record = load_invitation(&mut tx, &resend.namespace, resend.id)
+                    .await?
+                    .context("the resent invitation is missing")?;
+                tx.commit().await.map_err(db_error("committing resend"))?;
+                Ok(ResendOutcome::Resent(Box::new(record)))
+            }
+
+            async fn revoke_invitation(
+                &self,
+                namespace: &str,
+                id: InvitationId,
+                now: Timestamp,
+            ) -> StoreResult<RevokeOutcome> {
+                let mut tx = self
+                    .writer()
+                    .begin()
+                    .await
+                    .map_err(db_error("starting revoke"))?;
+                let Some(current) = invitation_state(&mut tx, namespace, id).await? else {
+                    return Ok(RevokeOutcome::NotFound);
+                };
+                if current.status != "pending" {
+                    return Ok(RevokeOutcome::NotPending(current.effective_status(now)));
+                }
+                sqlx::query("UPDATE invitations SET status = 'revoked', modified = $1 WHERE id = $2")
+                    .bind(now.millis())
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error("revoking invitation"))?;
+                sqlx::query(
+                    "UPDATE invite_tokens SET state = 'void' WHERE invitation_id = $1 AND state = 'live'",
+                )
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("voiding the revoked link"))?;
+                remove_grants_only_this_invitation_gave(&mut tx, id, current.invitee_id).await?;
+                cancel_queued_email(&mut tx, id).await?;
+                let record = load_invitation(&mut tx, namespace, id)
+                    .await?
+                    .context("the revoked invitation is missing")?;
+                tx.commit().await.map_err(db_error("committing revoke"))?;
+                Ok(RevokeOutcome::Revoked(Box::new(record)))
+            }
+
+            async fn accept_link(
+                &self,
+                namespace: &str,
+                token_hash: &TokenHash,
+                now: Timestamp,
+            ) -> StoreResult<Option<AcceptLink>> {
+                let mut conn = self
+                    .reader()
+                    .acquire()
+                    .await
+                    .map_err(db_error("reading accept link"))?;
+                // `live` repeats the condition of `accept_invitation` and `token_is_live`.
+                let found: Option<(i64, bool)> = sqlx::query_as(
+                    "SELECT t.invitation_id, \
+                       (t.state = 'live' AND t.expires > $1 AND i.status <> 'revoked') AS live \
+                     FROM invite_tokens t JOIN invitations i ON i.id = t.invitation_id \
+                     WHERE t.token_hash = $2 AND i.namespace = $3",
+                )
+                .bind(now.millis())
+                .bind(&token_hash.0)
+                .bind(namespace)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db_error("reading accept link"))?;
+                let Some((invitation_id, live)) = found else {
+                    return Ok(None);
+                };
+                let invitation = load_invitation(&mut conn, namespace, InvitationId(invitation_id)).await?;
+                Ok(invitation.map(|invitation| AcceptLink { invitation, live }))
+            }
+
+            async fn issue_setup_token(
+                &self,
+                namespace: &str,
+                token_hash: &TokenHash,
+                now: Timestamp,
+                expires: Timestamp,
+            ) -> StoreResult<bool> {
+                let mut tx = self
+                    .writer()
+                    .begin()
+                    .await
+                    .map_err(db_error("starting setup token"))?;
+                if namespace_has_users(&mut tx, namespace).await? {
+                    return Ok(false);
+                }
+                sqlx::query("DELETE FROM setup_tokens WHERE namespace = $1 AND expires <= $2")
+                    .bind(namespace)
+                    .bind(now.millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error("forgetting expired setup tokens"))?;
+                sqlx::query(
+                    "INSERT INTO setup_tokens (token_hash, namespace, created, expires) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&token_hash.0)
+                .bind(namespace)
+                .bind(now.millis())
+                .bind(expires.millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("storing setup token"))?;
+                tx.commit()
+                    .await
+                    .map_err(db_error("committing setup token"))?;
+                Ok(true)
+            }
+
+            async fn setup_token_is_live(
+                &self,
+                namespace: &str,
+                token_hash: &TokenHash,
+                now: Timestamp,
+            ) -> StoreResult<bool> {
+                let mut conn = self
+                    .reader()
+                    .acquire()
+                    .await
+                    .map_err(db_error("checking setup token"))?;
+                live_setup_token(&mut conn, namespace, token_hash, now).await
+            }
+
+            async fn complete_setup(
+                &self,
+                namespace: &str,
+                token_hash: &TokenHash,
+                user: NewUser,
+                now: Timestamp,
+            ) -> StoreResult<SetupOutcome> {
+                let mut tx = self
+                    .writer()
+                    .begin()
+                    .await
+                    .map_err(db_error("starting setup"))?;
+                if !live_setup_token(&mut tx, namespace, token_hash, now).await? {
+                    return Ok(SetupOutcome::Gone);
+                }
+                let id = insert_first_user(&mut tx, namespace, &user, now).await?;
+                sqlx::query("DELETE FROM setup_tokens WHERE namespace = $1")
+                    .bind(namespace)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error("using setup token"))?;
+                tx.commit().await.map_err(db_error("committing setup"))?;
+                Ok(SetupOutcome::Created(User {
+                    id,
+                    is_active: user.password_hash.is_some(),
+                    email: user.email,
+                    first_name: user.first_name,
+                    last_name: user.last_name,
+                    is_superuser: user.is_superuser,
+                }))
             }
         }
     }

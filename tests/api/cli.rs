@@ -216,6 +216,63 @@ async fn the_cli_sets_up_users_projects_and_keys_that_serve_accepts() {
         "serve says where mail goes: {}",
         exit.1
     );
+    assert!(
+        !exit.1.contains("/setup/"),
+        "no setup link once the namespace has a user: {}",
+        exit.1
+    );
+}
+
+#[tokio::test]
+async fn serve_prints_a_one_time_setup_url_while_the_namespace_has_no_user() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let mut server = Command::new(BIN)
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("CBH_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let stderr = server.stderr.take().expect("stderr");
+    let (lines, found) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let prefix = format!("http://127.0.0.1:{port}/chembiohub/setup/");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let url = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = found
+            .recv_timeout(left)
+            .expect("serve logged a setup URL in time");
+        if let Some(at) = line.find(&prefix) {
+            let url: String = line[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || ":/._-".contains(*c))
+                .collect();
+            break url;
+        }
+    };
+
+    let page = reqwest::get(&url).await.expect("setup page");
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.expect("body").contains("Set up"));
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
 }
 
 #[test]
@@ -228,6 +285,7 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("CBH_PUBLIC_URL", "ftp://x"),
         ("CBH_DATABASE_URL", "mysql://x"),
         ("CBH_SMTP_MAX_ATTEMPTS", "0"),
+        ("CBH_APP_URL", "javascript:alert(1)"),
     ] {
         let output = Command::new(BIN)
             .arg("serve")

@@ -14,7 +14,7 @@ use cbh_invite::domain::{
     EmailAddress, PersonName, ProjectId, Role, Timestamp, Token, User, password,
 };
 use cbh_invite::mail::Outbox;
-use cbh_invite::startup::Application;
+use cbh_invite::startup::{Application, SetupLink};
 use cbh_invite::store::{self, NewUser, Store};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
@@ -128,6 +128,8 @@ pub struct TestApp {
     pub outbox: Arc<Outbox>,
     pub smtp: SmtpServer,
     pub settings: Settings,
+    /// First-run setup URLs issued at the last start (namespaces that had no user).
+    pub setup_links: Vec<SetupLink>,
     /// Holds the database and mail folder until the app is dropped.
     _dir: tempfile::TempDir,
     /// The PostgreSQL database of this test, dropped after the app.
@@ -143,6 +145,7 @@ pub fn test_settings(database: DatabaseUrl, dir: &std::path::Path, smtp_port: u1
         listen: "127.0.0.1:0".parse().expect("address"),
         namespaces: vec![NS.into(), "other".into()],
         public_url: Some("http://invite.test.example".into()),
+        app_url: None,
         smtp: Some(SmtpSettings {
             host: "127.0.0.1".into(),
             port: smtp_port,
@@ -188,6 +191,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
         base: running.base,
         public_url: running.public_url,
         outbox: running.outbox,
+        setup_links: running.setup_links,
         server: Some(running.server),
         store,
         smtp,
@@ -203,6 +207,7 @@ struct Running {
     base: String,
     public_url: String,
     outbox: Arc<Outbox>,
+    setup_links: Vec<SetupLink>,
     server: ServerHandle,
 }
 
@@ -213,6 +218,7 @@ async fn launch(settings: &Settings, store: &Arc<dyn Store>) -> Running {
     let address: SocketAddr = app.address();
     let public_url = app.public_url().to_owned();
     let outbox = app.outbox();
+    let setup_links = app.setup_links().to_vec();
     let (stop, stopped) = oneshot::channel::<()>();
     let handle = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
@@ -221,6 +227,7 @@ async fn launch(settings: &Settings, store: &Arc<dyn Store>) -> Running {
         base: format!("http://{address}"),
         public_url,
         outbox,
+        setup_links,
         server: (stop, handle),
     }
 }
@@ -284,6 +291,7 @@ impl TestApp {
         self.base = running.base;
         self.public_url = running.public_url;
         self.outbox = running.outbox;
+        self.setup_links = running.setup_links;
         self.server = Some(running.server);
     }
 
@@ -439,6 +447,25 @@ impl TestApp {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// A link the service handed out (in an email or the log), made to reach this test's server:
+    /// links start with the configured public URL, which does not resolve here.
+    pub fn local(&self, link: &str) -> String {
+        match link.strip_prefix(&self.public_url) {
+            Some(path) => format!("{}{path}", self.base),
+            None => panic!("{link} does not start with {}", self.public_url),
+        }
+    }
+
+    /// The first-run setup URL of namespace `ns`, made local.
+    pub fn setup_url(&self, ns: &str) -> String {
+        let link = self
+            .setup_links
+            .iter()
+            .find(|link| link.namespace == ns)
+            .unwrap_or_else(|| panic!("no setup link was issued for {ns}"));
+        self.local(&link.url)
     }
 
     /// The SQLite file (for the tests that look inside it).

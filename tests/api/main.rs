@@ -24,6 +24,7 @@ macro_rules! backend_tests {
 }
 
 mod accept;
+mod browser;
 mod cli;
 mod email;
 mod errors;
@@ -31,6 +32,9 @@ mod helpers;
 mod invitations;
 mod listing;
 mod outbox;
+mod page_security;
+mod pages;
+mod revoke;
 mod scaling;
 mod session;
 mod smtp;

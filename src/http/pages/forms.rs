@@ -1,0 +1,278 @@
+//! What the page handlers take from a request: the namespace, the logged-in person, a posted
+//! form, and the CSRF checks of both kinds of form.
+//!
+//! - Forms of a logged-in person carry the session's CSRF token in a hidden field
+//!   (`csrfmiddlewaretoken`, as in Django); it must hash to the one stored with the session.
+//! - Forms without a session (log in, accept, setup) use a double-submit token: the page sets it
+//!   in a `SameSite=Strict`, HttpOnly cookie and in a hidden field, and the post must bring both,
+//!   equal. A form posted from another site arrives without the cookie, so it is refused; this
+//!   stops a "login CSRF" that would sign a victim into an attacker's account.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
+
+use super::render::PageError;
+use crate::domain::{Timestamp, Token};
+use crate::http::extract::{
+    CSRF_COOKIE, Caller, Credential, MAX_BODY_BYTES, Namespace, SESSION_COOKIE, constant_time_eq,
+    cookie, cookie_in,
+};
+use crate::http::{ApiError, AppState};
+
+pub const SESSION_CSRF_FIELD: &str = "csrfmiddlewaretoken";
+pub const FORM_TOKEN_FIELD: &str = "form_token";
+const FORM_TOKEN_COOKIE: &str = "formtoken";
+pub const FORM_EXPIRED: &str =
+    "This form has expired or was sent from another site. Please try again.";
+
+/// A namespace this service serves; any other is a 404 page.
+pub struct PageNamespace(pub String);
+
+impl FromRequestParts<AppState> for PageNamespace {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
+        Namespace::from_request_parts(parts, state)
+            .await
+            .map(|Namespace(ns)| PageNamespace(ns))
+            .map_err(|_| PageError::not_found(None))
+    }
+}
+
+/// The person behind a page request, from the session cookie. Without a valid session, a GET
+/// is sent to the login page and comes back afterwards; a POST is sent to log in and then to
+/// the invite page (its form is gone).
+pub struct PageUser {
+    /// The same caller the JSON API would see, so pages reuse the API's rules.
+    pub caller: Caller,
+    /// The session's CSRF token, for the hidden field of this page's forms.
+    pub csrf: String,
+}
+
+impl FromRequestParts<AppState> for PageUser {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
+        let PageNamespace(ns) = PageNamespace::from_request_parts(parts, state).await?;
+        let next = (parts.method == Method::GET)
+            .then(|| parts.uri.path_and_query().map(|p| p.as_str().to_owned()))
+            .flatten()
+            .and_then(|path| local_path(&ns, &path));
+        let login = || PageError::LoginRequired {
+            ns: ns.clone(),
+            next: next.clone(),
+        };
+        let session_id = cookie(parts, SESSION_COOKIE)
+            .and_then(Token::parse)
+            .ok_or_else(login)?;
+        let id_hash = session_id.hash();
+        let session = state
+            .store
+            .session(&ns, &id_hash, Timestamp::now())
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(login)?;
+        // The page needs the plain token for its forms; only the cookie has it. A cookie that
+        // does not match the session (tampered, or from an older login) means logging in again.
+        let csrf = cookie(parts, CSRF_COOKIE)
+            .and_then(Token::parse)
+            .filter(|token| constant_time_eq(&token.hash().0, &session.csrf_hash.0))
+            .ok_or_else(login)?;
+        Ok(PageUser {
+            caller: Caller {
+                namespace: ns,
+                user: session.user,
+                credential: Credential::Session { id_hash },
+            },
+            csrf: csrf.expose().to_owned(),
+        })
+    }
+}
+
+impl PageUser {
+    pub fn ns(&self) -> &str {
+        &self.caller.namespace
+    }
+
+    /// The posted form must carry this session's CSRF token.
+    pub fn check_csrf(&self, form: &FormData) -> Result<(), PageError> {
+        let sent = form.get(SESSION_CSRF_FIELD).unwrap_or("");
+        if constant_time_eq(sent.as_bytes(), self.csrf.as_bytes()) {
+            Ok(())
+        } else {
+            Err(PageError::Status {
+                status: StatusCode::FORBIDDEN,
+                ns: Some(self.ns().to_owned()),
+                message: FORM_EXPIRED.into(),
+            })
+        }
+    }
+}
+
+/// A posted HTML form (`application/x-www-form-urlencoded`), as name-value pairs in order; a
+/// name may repeat (the projects of a multi-select).
+#[derive(Debug, Default)]
+pub struct FormData(Vec<(String, String)>);
+
+impl FormData {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A text field as typed, or empty.
+    pub fn text(&self, name: &str) -> String {
+        self.get(name).unwrap_or("").to_owned()
+    }
+}
+
+impl FromRequest<AppState> for FormData {
+    type Rejection = PageError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, PageError> {
+        let is_form = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                mime.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        if !is_form {
+            return Err(PageError::Status {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ns: None,
+                message: "This page takes an HTML form.".into(),
+            });
+        }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| PageError::Status {
+                status: rejection.status(),
+                ns: None,
+                message: if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    format!("The form is larger than {MAX_BODY_BYTES} bytes.")
+                } else {
+                    "The form could not be read.".into()
+                },
+            })?;
+        Ok(FormData(
+            url::form_urlencoded::parse(&bytes)
+                .map(|(name, value)| (name.into_owned(), value.into_owned()))
+                .collect(),
+        ))
+    }
+}
+
+/// The double-submit token of a form without a session: the one the browser already has, or a
+/// new one with the `Set-Cookie` that gives it.
+pub struct FormToken {
+    pub value: String,
+    pub set_cookie: Option<HeaderValue>,
+}
+
+impl FormToken {
+    pub fn for_request(headers: &HeaderMap, ns: &str, secure: bool) -> Self {
+        if let Some(token) = cookie_in(headers, FORM_TOKEN_COOKIE).and_then(Token::parse) {
+            return Self {
+                value: token.expose().to_owned(),
+                set_cookie: None,
+            };
+        }
+        let token = Token::generate();
+        let mut cookie = format!(
+            "{FORM_TOKEN_COOKIE}={}; Path=/{ns}/; HttpOnly; SameSite=Strict",
+            token.expose()
+        );
+        if secure {
+            cookie.push_str("; Secure");
+        }
+        Self {
+            value: token.expose().to_owned(),
+            set_cookie: HeaderValue::from_str(&cookie).ok(),
+        }
+    }
+}
+
+/// Whether a form without a session came from our own page: the hidden field equals the cookie.
+pub fn form_token_matches(headers: &HeaderMap, form: &FormData) -> bool {
+    match (
+        cookie_in(headers, FORM_TOKEN_COOKIE).and_then(Token::parse),
+        form.get(FORM_TOKEN_FIELD),
+    ) {
+        (Some(cookie), Some(field)) => {
+            constant_time_eq(cookie.expose().as_bytes(), field.as_bytes())
+        }
+        _ => false,
+    }
+}
+
+/// `next` if it is a path of this namespace on this site, else `None`.
+///
+/// Open-redirect protection: only a local path that begins with `/{ns}/` is followed, never an
+/// absolute URL (`https://evil.example`), a scheme-relative one (`//evil.example`), a
+/// backslash form that browsers treat as one (`/\evil.example`), or anything with spaces or
+/// control characters.
+pub fn local_path(ns: &str, next: &str) -> Option<String> {
+    let prefix = format!("/{ns}/");
+    let safe = next.starts_with(&prefix)
+        && next.len() <= 1024
+        && next.bytes().all(|b| b.is_ascii_graphic())
+        && !next.contains('\\');
+    safe.then(|| next.to_owned())
+}
+
+/// Where a person lands after logging in, when nothing else was asked for.
+pub fn landing_page(ns: &str) -> String {
+    format!("/{ns}/invite/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_of_the_namespace_are_followed() {
+        assert_eq!(
+            local_path("ns", "/ns/invite/?offset=20").as_deref(),
+            Some("/ns/invite/?offset=20")
+        );
+        for bad in [
+            "https://evil.example/ns/",
+            "//evil.example/ns/",
+            "/\\evil.example",
+            "/ns",
+            "/other/invite/",
+            "/ns/\\evil",
+            "/ns/ x",
+            "/ns/\r\nLocation: x",
+            "javascript:alert(1)",
+            "",
+        ] {
+            assert_eq!(local_path("ns", bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn repeated_fields_are_all_kept() {
+        let form = FormData(vec![
+            ("projects".into(), "1".into()),
+            ("email".into(), "a@b.org".into()),
+            ("projects".into(), "2".into()),
+        ]);
+        assert_eq!(form.all("projects").collect::<Vec<_>>(), ["1", "2"]);
+        assert_eq!(form.get("email"), Some("a@b.org"));
+        assert_eq!(form.text("missing"), "");
+    }
+}

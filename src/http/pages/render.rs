@@ -1,0 +1,319 @@
+//! Rendering of the page templates (`templates/pages/`, built into the binary), and the error
+//! type of the pages: unlike the JSON API's `ApiError`, it answers with an HTML page, or with a
+//! redirect to the login page that brings the person back afterwards.
+
+use std::sync::LazyLock;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use minijinja::{Environment, UndefinedBehavior, Value, context};
+use serde::Serialize;
+
+use crate::domain::User;
+use crate::http::{ApiError, context as request_context};
+use crate::mail::outbox::PLATFORM_NAME;
+use crate::store::StoreError;
+
+const PAGES: &[(&str, &str)] = &[
+    (
+        "base.html",
+        include_str!("../../../templates/pages/base.html"),
+    ),
+    (
+        "messages.html",
+        include_str!("../../../templates/pages/messages.html"),
+    ),
+    (
+        "login.html",
+        include_str!("../../../templates/pages/login.html"),
+    ),
+    (
+        "invite.html",
+        include_str!("../../../templates/pages/invite.html"),
+    ),
+    (
+        "accept.html",
+        include_str!("../../../templates/pages/accept.html"),
+    ),
+    (
+        "gone.html",
+        include_str!("../../../templates/pages/gone.html"),
+    ),
+    (
+        "welcome.html",
+        include_str!("../../../templates/pages/welcome.html"),
+    ),
+    (
+        "setup.html",
+        include_str!("../../../templates/pages/setup.html"),
+    ),
+    (
+        "error.html",
+        include_str!("../../../templates/pages/error.html"),
+    ),
+];
+
+/// Compiled once. A template that does not compile is a bug caught by the unit tests below;
+/// should one slip through, each page answers 500 instead of the process stopping.
+static TEMPLATES: LazyLock<Result<Environment<'static>, minijinja::Error>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    // A misspelt variable fails the render (and the tests) instead of printing nothing;
+    // `{% if x %}` on a missing value is still allowed.
+    env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+    for (name, source) in PAGES {
+        env.add_template(name, source)?;
+    }
+    Ok(env)
+});
+
+/// The person a page is shown to, for the header.
+#[derive(Debug, Serialize)]
+pub struct UserView {
+    pub name: String,
+    pub email: String,
+}
+
+impl From<&User> for UserView {
+    fn from(user: &User) -> Self {
+        Self {
+            name: user.display_name(),
+            email: user.email.to_string(),
+        }
+    }
+}
+
+/// What every page's frame (`base.html`) shows.
+pub struct Frame<'a> {
+    pub title: &'a str,
+    pub ns: &'a str,
+    /// The logged-in person and the CSRF token of their session (for the "Log out" button).
+    pub session: Option<(&'a User, &'a str)>,
+}
+
+/// Renders `template` (`.html`: every value is escaped) with the frame's values and `values`.
+pub fn render(template: &str, frame: &Frame<'_>, values: Value) -> Result<String, PageError> {
+    let env = TEMPLATES
+        .as_ref()
+        .map_err(|e| PageError::Internal(anyhow::anyhow!("page templates: {e:#}")))?;
+    let (user, csrf) = match frame.session {
+        Some((user, csrf)) => (Some(UserView::from(user)), Some(csrf)),
+        None => (None, None),
+    };
+    let context = context! {
+        title => frame.title,
+        platform => PLATFORM_NAME,
+        ns => frame.ns,
+        user => user,
+        csrf => csrf,
+        ..values
+    };
+    env.get_template(template)
+        .and_then(|t| t.render(context))
+        .map_err(|e| PageError::Internal(anyhow::anyhow!("rendering page {template}: {e:#}")))
+}
+
+/// An HTML page with a status.
+pub fn page(
+    status: StatusCode,
+    template: &str,
+    frame: &Frame<'_>,
+    values: Value,
+) -> Result<Response, PageError> {
+    Ok((status, Html(render(template, frame, values)?)).into_response())
+}
+
+/// Why a page could not be shown as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    /// No valid session: the login page, then back to `next` (a local path).
+    #[error("login required")]
+    LoginRequired { ns: String, next: Option<String> },
+    /// A refusal shown as an error page with its status.
+    #[error("{message}")]
+    Status {
+        status: StatusCode,
+        ns: Option<String>,
+        message: String,
+    },
+    #[error("the service is temporarily unavailable, try again shortly")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("an internal error occurred")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl PageError {
+    pub fn not_found(ns: Option<&str>) -> Self {
+        PageError::Status {
+            status: StatusCode::NOT_FOUND,
+            ns: ns.map(str::to_owned),
+            message: "There is no such page.".into(),
+        }
+    }
+}
+
+impl From<StoreError> for PageError {
+    fn from(error: StoreError) -> Self {
+        ApiError::from(error).into()
+    }
+}
+
+impl From<ApiError> for PageError {
+    fn from(error: ApiError) -> Self {
+        match error {
+            ApiError::Internal(cause) => PageError::Internal(cause),
+            ApiError::Unavailable(cause) => PageError::Unavailable(cause),
+            other => PageError::Status {
+                status: other.status(),
+                ns: None,
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, ns, title) = match &self {
+            PageError::LoginRequired { ns, next } => {
+                return Redirect::to(&login_url(ns, next.as_deref())).into_response();
+            }
+            PageError::Status { status, ns, .. } => {
+                let title = status.canonical_reason().unwrap_or("Error");
+                (*status, ns.clone(), title)
+            }
+            PageError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None, "Unavailable"),
+            PageError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, None, "Error"),
+        };
+        let ctx = request_context::current();
+        if let PageError::Internal(cause) | PageError::Unavailable(cause) = &self {
+            tracing::error!(request_id = %ctx.request_id, error = format!("{cause:#}"), "page failed");
+        }
+        let message = self.to_string();
+        let frame = Frame {
+            title,
+            ns: ns.as_deref().unwrap_or(""),
+            session: None,
+        };
+        let values = context! { message => &message, request_id => &ctx.request_id };
+        let mut response = match render("error.html", &frame, values) {
+            Ok(html) => (status, Html(html)).into_response(),
+            // The error page itself failed: plain text still tells the person what happened.
+            Err(_) => {
+                (status, format!("{message} (request id {})", ctx.request_id)).into_response()
+            }
+        };
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+/// The login page, with the local path to come back to.
+pub fn login_url(ns: &str, next: Option<&str>) -> String {
+    match next {
+        Some(next) => {
+            let query: String = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("next", next)
+                .finish();
+            format!("/{ns}/login/?{query}")
+        }
+        None => format!("/{ns}/login/"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{EmailAddress, PersonName, UserId};
+
+    fn user() -> User {
+        User {
+            id: UserId(1),
+            email: EmailAddress::parse("ada@lab.example").expect("valid"),
+            first_name: PersonName::from_trusted("<b>Ada</b>".into()),
+            last_name: PersonName::default(),
+            is_superuser: false,
+            is_active: true,
+        }
+    }
+
+    fn frame<'a>(user: &'a User) -> Frame<'a> {
+        Frame {
+            title: "Test",
+            ns: "chembiohub",
+            session: Some((user, "csrf-token")),
+        }
+    }
+
+    #[test]
+    fn every_page_renders_with_its_values_and_escapes_them() {
+        let user = user();
+        let person = context! { name => "<i>Ada</i>", email => "ada@lab.example" };
+        let cases = [
+            (
+                "login.html",
+                context! { email => "<x>", next => "/chembiohub/invite/", form_token => "t", notice => (), error => "Login failed" },
+            ),
+            (
+                "invite.html",
+                context! {
+                    form => context! { email => "<x>", first_name => "", last_name => "", projects => vec![1] },
+                    projects => vec![context! { id => 1, name => "<script>", selected => true }],
+                    invitations => vec![context! {
+                        id => 1, email => "bob@x.org", name => "Bob", projects => vec!["P"],
+                        created => "2026-01-01 10:00 UTC", created_iso => "2026-01-01T10:00:00.000Z",
+                        created_by => "Ada", status => "pending",
+                        delivery => context! { status => "failed", attempts => 3, last_error => "550 <no>" },
+                        can_change => true,
+                    }],
+                    everyone => false, conflict => true, notice => (), error => "User already exists",
+                    newer => (), older => "/chembiohub/invite/?offset=20",
+                },
+            ),
+            (
+                "accept.html",
+                context! { inviter => person.clone(), projects => vec!["P1", "P2"], email => "bob@x.org", token => "tok", form_token => "t", min_password => 10, notice => (), error => () },
+            ),
+            (
+                "gone.html",
+                context! { explanation => "gone", inviter => person.clone(), ask => () },
+            ),
+            (
+                "welcome.html",
+                context! { memberships => vec![context! { name => "P1", role => "viewer" }], can_invite => false },
+            ),
+            (
+                "setup.html",
+                context! { form => context! { email => "", first_name => "", last_name => "" }, token => "tok", form_token => "t", min_password => 10, notice => (), error => () },
+            ),
+            (
+                "error.html",
+                context! { message => "<oops>", request_id => "r1" },
+            ),
+        ];
+        for (template, values) in cases {
+            let html = render(template, &frame(&user), values)
+                .unwrap_or_else(|e| panic!("{template}: {e:?}"));
+            assert!(
+                html.contains("&lt;b&gt;Ada&lt;&#x2f;b&gt;"),
+                "{template} escapes the user's name"
+            );
+            assert!(
+                !html.contains("<script>") && !html.contains("<i>") && !html.contains("<x>"),
+                "{template}: {html}"
+            );
+        }
+    }
+
+    #[test]
+    fn login_url_carries_the_path_to_come_back_to() {
+        assert_eq!(
+            login_url("ns", Some("/ns/invite/?offset=20")),
+            "/ns/login/?next=%2Fns%2Finvite%2F%3Foffset%3D20"
+        );
+        assert_eq!(login_url("ns", None), "/ns/login/");
+    }
+}

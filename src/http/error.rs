@@ -5,7 +5,8 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::context;
 use crate::store::StoreError;
@@ -75,15 +76,31 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The body of every error answer of the JSON API.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What is wrong, worded for the caller.
+    pub error: String,
+    /// Also in the `X-Request-Id` header and the log.
+    pub request_id: String,
+    /// The cause of a 500 or 503, only when the server runs with `CBH_DEBUG=1`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traceback: Option<String>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let ctx = context::current();
-        let mut body = json!({ "error": self.to_string(), "request_id": ctx.request_id });
+        let mut body = ErrorBody {
+            error: self.to_string(),
+            request_id: ctx.request_id.clone(),
+            traceback: None,
+        };
         match &self {
             ApiError::Internal(cause) | ApiError::Unavailable(cause) => {
                 tracing::error!(request_id = %ctx.request_id, error = format!("{cause:#}"), "request failed");
                 if ctx.debug {
-                    body["traceback"] = json!(format!("{cause:?}"));
+                    body.traceback = Some(format!("{cause:?}"));
                 }
             }
             _ => {}

@@ -152,11 +152,11 @@ pub fn cookie_in<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&
         .map(|(_, v)| v.trim_matches('"'))
 }
 
-/// A JSON request body: 415 unless the content type is JSON, 413 past 64 KiB, 400 when it does
-/// not parse or does not have the expected shape.
-pub struct ApiJson<T>(pub T);
+/// The bytes of a JSON request body: 415 unless the content type is JSON, 413 past 64 KiB.
+/// Decoding is left to `decode_json`, so that it can be called (and fuzzed) without a request.
+pub struct JsonBody(pub Bytes);
 
-impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+impl FromRequest<AppState> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
@@ -184,9 +184,25 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
                     ApiError::BadRequest(format!("could not read the request body: {rejection}"))
                 }
             })?;
-        serde_json::from_slice(&bytes)
-            .map(ApiJson)
-            .map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {e}")))
+        Ok(JsonBody(bytes))
+    }
+}
+
+/// A JSON body decoded into `T`: 400 when it does not parse or does not have the expected shape.
+pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {e}")))
+}
+
+/// A JSON request body decoded into `T` (`JsonBody`, then `decode_json`).
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let JsonBody(bytes) = JsonBody::from_request(request, state).await?;
+        decode_json(&bytes).map(ApiJson)
     }
 }
 

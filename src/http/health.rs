@@ -4,8 +4,10 @@ use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
+use super::error::ErrorBody;
 use super::{ApiError, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -14,16 +16,45 @@ pub fn router() -> Router<AppState> {
         .route("/readyz", get(ready))
 }
 
-async fn alive() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// What a probe answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Health {
+    /// `ok` (alive) or `ready`.
+    status: &'static str,
 }
 
-/// Ready when the database answers (migrations ran before the server started listening).
-async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// Alive.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "health",
+    responses((status = 200, description = "The process answers", body = Health)),
+    security(()),
+)]
+async fn alive() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Ready.
+///
+/// When the database answers (migrations ran before the server started listening).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "The database answers", body = Health),
+        (status = 503, description = "The database does not answer", body = ErrorBody),
+    ),
+    security(()),
+)]
+async fn ready(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     state
         .store
         .ping()
         .await
         .map_err(|e| ApiError::Unavailable(e.into()))?;
-    Ok(Json(json!({ "status": "ready" })))
+    Ok(Json(Health { status: "ready" }))
 }

@@ -10,14 +10,17 @@ use axum::extract::{RawPathParams, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
-use super::extract::{ApiJson, Caller, Namespace, path_param, printable};
+use super::error::ErrorBody;
+use super::extract::{ApiJson, Caller, JsonBody, Namespace, decode_json, path_param, printable};
+use super::openapi::{InvitationIdParam, NamespaceParam};
 use super::resources::{
-    DEFAULT_LIMIT, INVITATION_FILTERING, InvitationResource, MAX_LIMIT, UserResource,
-    invitation_schema, invitation_uri,
+    DEFAULT_LIMIT, INVITATION_FILTERING, InvitationList, InvitationResource, ListMeta, MAX_LIMIT,
+    UserResource, invitation_schema, invitation_uri,
 };
 use super::{ApiError, AppState};
 use crate::domain::password;
@@ -50,27 +53,63 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The body of `POST /{ns}/api/invitations/`; unknown fields are ignored, as Tastypie does.
-#[derive(Debug, Deserialize)]
-pub(super) struct InvitationRequest {
+/// `firstName` and `lastName` are accepted for `first_name` and `last_name`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct InvitationRequest {
+    /// The invitee's address (at most 254 characters, no control characters).
+    #[schema(required = true, value_type = String, max_length = 254)]
     pub email: Option<String>,
+    /// At most 150 characters, no control characters.
     #[serde(default, alias = "firstName")]
     pub first_name: Option<String>,
+    /// At most 150 characters, no control characters.
     #[serde(default, alias = "lastName")]
     pub last_name: Option<String>,
+    /// Projects to grant the invitee viewer access on; the inviter must be editor or owner of
+    /// each. Empty or absent invites to the platform alone.
     #[serde(default)]
     pub projects_selected: Option<Vec<ProjectSelection>>,
+    /// When the invitee already has every selected project: send a reminder instead of 409.
     #[serde(default)]
     pub remind: Option<bool>,
 }
 
 /// A project as the web client sends it: the whole project object; only its id matters.
-#[derive(Debug, Deserialize)]
-pub(super) struct ProjectSelection {
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ProjectSelection {
+    /// The project's id, as a number or a string of digits.
+    #[schema(schema_with = project_id_schema)]
     pub id: Value,
 }
 
+fn project_id_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(Some(1)),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[0-9]+$")),
+        )
+        .build()
+        .into()
+}
+
+/// Decodes and validates the body of `POST /{ns}/api/invitations/` (what the handler does
+/// after the content type and size checks): a 400 that says what is wrong, or a valid request.
+/// Public so that the fuzz targets can call it without HTTP.
+pub fn validate_body(body: &[u8]) -> Result<ValidInvitation, ApiError> {
+    decode_json::<InvitationRequest>(body)?.validate()
+}
+
 /// The request after validation.
-pub(super) struct ValidInvitation {
+#[derive(Debug)]
+pub struct ValidInvitation {
     email: EmailAddress,
     first_name: PersonName,
     last_name: PersonName,
@@ -78,8 +117,31 @@ pub(super) struct ValidInvitation {
     remind: bool,
 }
 
+impl ValidInvitation {
+    pub fn email(&self) -> &EmailAddress {
+        &self.email
+    }
+
+    pub fn first_name(&self) -> &PersonName {
+        &self.first_name
+    }
+
+    pub fn last_name(&self) -> &PersonName {
+        &self.last_name
+    }
+
+    /// Distinct, positive and in ascending order.
+    pub fn projects(&self) -> &[ProjectId] {
+        &self.projects
+    }
+
+    pub fn remind(&self) -> bool {
+        self.remind
+    }
+}
+
 impl InvitationRequest {
-    pub(super) fn validate(self) -> Result<ValidInvitation, ApiError> {
+    pub fn validate(self) -> Result<ValidInvitation, ApiError> {
         let bad = |e: &dyn std::fmt::Display| ApiError::BadRequest(e.to_string());
         let email =
             EmailAddress::parse(self.email.as_deref().unwrap_or("")).map_err(|e| bad(&e))?;
@@ -146,14 +208,47 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         })
 }
 
+/// Invite someone.
+///
+/// Creates a pending user for an unknown address, or grants an existing one the projects it
+/// lacks, and queues the email. `Idempotency-Key` makes a retry return the first answer.
+#[utoipa::path(
+    post,
+    path = "/{ns}/api/invitations/",
+    operation_id = "create_invitation",
+    tag = "invitations",
+    params(
+        NamespaceParam,
+        ("Idempotency-Key" = Option<String>, Header, nullable = false,
+            description = "1 to 255 visible ASCII characters; the same key with the same body returns the first invitation again"),
+    ),
+    request_body = InvitationRequest,
+    responses(
+        (status = 201, description = "Invited (or reminded); the invitation, with `message`", body = InvitationResource,
+            headers(
+                ("Location" = String, description = "The invitation's URL"),
+                ("Idempotent-Replayed" = String, description = "`true` when this answers a repeated Idempotency-Key"),
+            )),
+        (status = 400, description = "Malformed body, invalid field, unknown project or bad Idempotency-Key", body = ErrorBody),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Not editor or owner of a selected project, or bad CSRF token", body = ErrorBody),
+        (status = 404, description = "Unknown namespace", body = ErrorBody),
+        (status = 409, description = "The user already has every selected project (send `remind: true`)", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Idempotency-Key reused with another body", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ),
+    security(("session" = [], "csrf" = []), ("api_key" = [])),
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<InvitationRequest>,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
-    let request = body.validate()?;
+    let request = validate_body(&body)?;
     let ns = caller.namespace.as_str();
     let idempotency = key.map(|key| IdempotencyClaim {
         key,
@@ -306,11 +401,38 @@ fn is_filter(name: &str) -> bool {
     INVITATION_FILTERING.iter().any(|(f, _)| *f == field)
 }
 
+/// List invitations.
+///
+/// The caller's own, newest first (a superuser sees all).
+#[utoipa::path(
+    get,
+    path = "/{ns}/api/invitations/",
+    operation_id = "list_invitations",
+    tag = "invitations",
+    params(
+        NamespaceParam,
+        ("limit" = Option<i64>, Query, minimum = 0, description = "Page size: default 20, at most 1000, 0 means the most"),
+        ("offset" = Option<i64>, Query, minimum = 0, description = "How many to skip"),
+        ("email" = Option<String>, Query, description = "Exactly this address"),
+        ("email__exact" = Option<String>, Query, description = "Same as `email`"),
+        ("email__iexact" = Option<String>, Query, description = "This address, ignoring case"),
+        ("status" = Option<InvitationState>, Query, description = "Only invitations in this state"),
+        ("status__exact" = Option<InvitationState>, Query, description = "Same as `status`"),
+    ),
+    responses(
+        (status = 200, description = "A page of invitations", body = InvitationList),
+        (status = 400, description = "Bad limit, offset or filter", body = ErrorBody),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 404, description = "Unknown namespace", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ),
+    security(("session" = []), ("api_key" = [])),
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InvitationList>, ApiError> {
     let query = parse_list_query(raw.as_deref())?;
     let mut filter = InvitationFilter {
         created_by: (!caller.user.is_superuser).then_some(caller.user.id),
@@ -360,18 +482,46 @@ async fn list(
     let next_offset = filter.offset.saturating_add(filter.limit);
     let next = (next_offset < page.total_count).then(|| page_uri(next_offset));
     let previous = (filter.offset > 0).then(|| page_uri((filter.offset - filter.limit).max(0)));
-    Ok(Json(json!({
-        "meta": {
-            "limit": filter.limit,
-            "offset": filter.offset,
-            "next": next,
-            "previous": previous,
-            "total_count": page.total_count,
+    Ok(Json(InvitationList {
+        meta: ListMeta {
+            limit: filter.limit,
+            offset: filter.offset,
+            next,
+            previous,
+            total_count: page.total_count,
         },
-        "objects": objects,
-    })))
+        objects,
+    }))
 }
 
+/// The state of an invitation, as the API shows it and filters on it.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Only describes the wire format; `InvitationStatus` is the real type.
+pub enum InvitationState {
+    Pending,
+    Accepted,
+    Expired,
+    Revoked,
+}
+
+/// One invitation.
+///
+/// Another user's invitation answers 404, as a missing one does (a superuser sees all).
+#[utoipa::path(
+    get,
+    path = "/{ns}/api/invitations/{id}/",
+    operation_id = "get_invitation",
+    tag = "invitations",
+    params(NamespaceParam, InvitationIdParam),
+    responses(
+        (status = 200, description = "The invitation", body = InvitationResource),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 404, description = "Unknown namespace or invitation", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ),
+    security(("session" = []), ("api_key" = [])),
+)]
 async fn detail(
     State(state): State<AppState>,
     caller: Caller,
@@ -494,6 +644,26 @@ pub(super) fn revoked_message(record: &InvitationRecord) -> String {
     )
 }
 
+/// Send an invitation again.
+///
+/// A pending or expired invitation gets a fresh link (the old one then answers 410), a new
+/// email and a new expiry. For its creator, an owner of one of its projects, or a superuser.
+#[utoipa::path(
+    post,
+    path = "/{ns}/api/invitations/{id}/resend/",
+    operation_id = "resend_invitation",
+    tag = "invitations",
+    params(NamespaceParam, InvitationIdParam),
+    responses(
+        (status = 200, description = "Sent again; the invitation, with `message`", body = InvitationResource),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Bad CSRF token", body = ErrorBody),
+        (status = 404, description = "Unknown namespace or invitation, or not the caller's to manage", body = ErrorBody),
+        (status = 409, description = "Already accepted or revoked", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ),
+    security(("session" = [], "csrf" = []), ("api_key" = [])),
+)]
 async fn resend_handler(
     State(state): State<AppState>,
     caller: Caller,
@@ -505,6 +675,26 @@ async fn resend_handler(
     Ok(Json(resource))
 }
 
+/// Revoke an invitation.
+///
+/// Its link answers 410, its unsent email is cancelled, and the grants only it gave are
+/// removed. For its creator, an owner of one of its projects, or a superuser.
+#[utoipa::path(
+    post,
+    path = "/{ns}/api/invitations/{id}/revoke/",
+    operation_id = "revoke_invitation",
+    tag = "invitations",
+    params(NamespaceParam, InvitationIdParam),
+    responses(
+        (status = 200, description = "Revoked; the invitation, with `message`", body = InvitationResource),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Bad CSRF token", body = ErrorBody),
+        (status = 404, description = "Unknown namespace or invitation, or not the caller's to manage", body = ErrorBody),
+        (status = 409, description = "Already accepted or revoked", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ),
+    security(("session" = [], "csrf" = []), ("api_key" = [])),
+)]
 async fn revoke_handler(
     State(state): State<AppState>,
     caller: Caller,
@@ -516,22 +706,72 @@ async fn revoke_handler(
     Ok(Json(resource))
 }
 
+/// Tastypie's schema of an invitation.
+///
+/// Its fields, their types and help texts, the filters and the default page size.
+#[utoipa::path(
+    get,
+    path = "/{ns}/api/invitations/schema/",
+    operation_id = "get_invitation_schema",
+    tag = "invitations",
+    params(NamespaceParam),
+    responses(
+        (status = 200, description = "The schema document", body = Object),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 404, description = "Unknown namespace", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ),
+    security(("session" = []), ("api_key" = [])),
+)]
 async fn schema(_caller: Caller) -> Json<Value> {
     Json(invitation_schema())
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /{ns}/api/invitations/accept/`.
+#[derive(Debug, Deserialize, ToSchema)]
 struct AcceptRequest {
+    /// The token of the email's link.
+    #[schema(required = true, value_type = String)]
     token: Option<String>,
+    /// The new password: at least 10 characters.
+    #[schema(required = true, value_type = String)]
     password: Option<String>,
 }
 
-/// Uses an accept link: no login needed, the token is the proof.
+/// What an accepted invitation answers.
+#[derive(Debug, Serialize, ToSchema)]
+struct AcceptResponse {
+    message: String,
+    user: UserResource,
+}
+
+/// Accept an invitation.
+///
+/// Uses an accept link: sets the password and activates the user. No login needed, the token
+/// is the proof.
+#[utoipa::path(
+    post,
+    path = "/{ns}/api/invitations/accept/",
+    operation_id = "accept_invitation",
+    tag = "invitations",
+    params(NamespaceParam),
+    request_body = AcceptRequest,
+    responses(
+        (status = 200, description = "The account is active", body = AcceptResponse),
+        (status = 400, description = "Malformed body or password too short", body = ErrorBody),
+        (status = 404, description = "Unknown namespace", body = ErrorBody),
+        (status = 410, description = "The link expired, was used or was revoked", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ),
+    security(()),
+)]
 async fn accept(
     State(state): State<AppState>,
     Namespace(ns): Namespace,
     ApiJson(body): ApiJson<AcceptRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AcceptResponse>, ApiError> {
     let gone = || ApiError::Gone(GONE_MESSAGE.into());
     let token = body
         .token
@@ -557,10 +797,13 @@ async fn accept(
         .accept_invitation(&ns, &token_hash, &password_hash, Timestamp::now())
         .await?
     {
-        AcceptOutcome::Accepted(user) => Ok(Json(json!({
-            "message": format!("Welcome, {}: your account is active and you can now log in.", user.display_name()),
-            "user": UserResource::new(&ns, &user),
-        }))),
+        AcceptOutcome::Accepted(user) => Ok(Json(AcceptResponse {
+            message: format!(
+                "Welcome, {}: your account is active and you can now log in.",
+                user.display_name()
+            ),
+            user: UserResource::new(&ns, &user),
+        })),
         AcceptOutcome::Gone => Err(gone()),
     }
 }

@@ -19,7 +19,8 @@ pub mod context;
 mod error;
 pub mod extract;
 mod health;
-mod invitations;
+pub mod invitations;
+pub mod openapi;
 mod pages;
 mod projects;
 pub mod resources;
@@ -75,6 +76,7 @@ pub fn router(state: AppState) -> Router {
             .merge(session::router())
             .merge(projects::router())
             .merge(health::router())
+            .merge(openapi::router())
             .merge(pages::router(&state)),
         state,
     )

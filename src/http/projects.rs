@@ -5,9 +5,12 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use serde::Serialize;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
+use super::error::ErrorBody;
 use super::extract::Caller;
+use super::openapi::NamespaceParam;
+use super::resources::ListMeta;
 use super::{ApiError, AppState};
 use crate::domain::Role;
 
@@ -17,11 +20,13 @@ pub fn router() -> Router<AppState> {
         .route("/{ns}/api/cbh_projects", get(list))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct ProjectResource {
     id: i64,
     name: String,
-    /// The caller's own role; null for a superuser without a grant on the project.
+    /// The caller's own role (`viewer`, `editor` or `owner`); null for a superuser without a
+    /// grant on the project.
+    #[schema(required = true)]
     role: Option<&'static str>,
     /// Whether the caller may invite to this project.
     editor: bool,
@@ -29,8 +34,35 @@ struct ProjectResource {
     resource_uri: String,
 }
 
-/// A superuser sees every project of the namespace (it may invite to any); others see theirs.
-async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+/// All of the caller's projects, in one page.
+#[derive(Debug, Serialize, ToSchema)]
+struct ProjectList {
+    meta: ListMeta,
+    objects: Vec<ProjectResource>,
+}
+
+/// The caller's projects.
+///
+/// With the caller's role on each; a superuser sees every project of the namespace (it may
+/// invite to any).
+#[utoipa::path(
+    get,
+    path = "/{ns}/api/cbh_projects/",
+    operation_id = "list_projects",
+    tag = "projects",
+    params(NamespaceParam),
+    responses(
+        (status = 200, description = "The projects", body = ProjectList),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 404, description = "Unknown namespace", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ),
+    security(("session" = []), ("api_key" = [])),
+)]
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<ProjectList>, ApiError> {
     let memberships = state.store.memberships(caller.user.id).await?;
     let superuser = caller.user.is_superuser;
     let projects = if superuser {
@@ -55,14 +87,15 @@ async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Valu
             }
         })
         .collect();
-    Ok(Json(json!({
-        "meta": {
-            "limit": objects.len(),
-            "offset": 0,
-            "next": null,
-            "previous": null,
-            "total_count": objects.len(),
+    let count = i64::try_from(objects.len()).unwrap_or(i64::MAX);
+    Ok(Json(ProjectList {
+        meta: ListMeta {
+            limit: count,
+            offset: 0,
+            next: None,
+            previous: None,
+            total_count: count,
         },
-        "objects": objects,
-    })))
+        objects,
+    }))
 }

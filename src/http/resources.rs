@@ -3,11 +3,12 @@
 
 use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use crate::domain::{Project, Timestamp, User};
 use crate::store::InvitationRecord;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UserResource {
     pub id: i64,
     pub username: String,
@@ -28,7 +29,7 @@ impl UserResource {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ProjectRef {
     pub id: i64,
     pub name: String,
@@ -43,14 +44,18 @@ impl From<&Project> for ProjectRef {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryResource {
+    /// `queued`, `sent` or `failed`.
     pub status: String,
     pub attempts: i64,
+    /// The mail server's last refusal or the last connection error.
+    #[schema(required = true)]
     pub last_error: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// An invitation (the schema document at `…/invitations/schema/` describes each field).
+#[derive(Debug, Serialize, ToSchema)]
 pub struct InvitationResource {
     pub id: i64,
     pub resource_uri: String,
@@ -59,12 +64,38 @@ pub struct InvitationResource {
     pub last_name: String,
     pub created_by: UserResource,
     pub projects_selected: Vec<ProjectRef>,
+    #[schema(format = DateTime)]
     pub created: String,
+    #[schema(format = DateTime)]
     pub modified: String,
+    #[schema(value_type = crate::http::invitations::InvitationState)]
     pub status: &'static str,
+    /// Null when the email carries no link.
+    #[schema(format = DateTime, required = true)]
     pub expires: Option<String>,
     pub delivery: DeliveryResource,
     pub message: String,
+}
+
+/// Tastypie's paging block of a list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListMeta {
+    pub limit: i64,
+    pub offset: i64,
+    /// The next page's URI, null on the last page.
+    #[schema(required = true)]
+    pub next: Option<String>,
+    /// The previous page's URI, null on the first page.
+    #[schema(required = true)]
+    pub previous: Option<String>,
+    pub total_count: i64,
+}
+
+/// A page of invitations, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationList {
+    pub meta: ListMeta,
+    pub objects: Vec<InvitationResource>,
 }
 
 impl InvitationResource {

@@ -11,10 +11,12 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
+use super::error::ErrorBody;
 use super::extract::{ApiJson, CSRF_COOKIE, Caller, Credential, Namespace, SESSION_COOKIE};
+use super::openapi::NamespaceParam;
 use super::resources::UserResource;
 use super::{ApiError, AppState};
 use crate::domain::{EmailAddress, Timestamp, Token, User, password};
@@ -33,24 +35,73 @@ pub fn router() -> Router<AppState> {
         .route("/{ns}/api/session", get(current).post(login).delete(logout))
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of a login; `email` is accepted for `username`.
+#[derive(Debug, Deserialize, ToSchema)]
 struct LoginRequest {
+    /// The user's email address.
     #[serde(alias = "email")]
+    #[schema(required = true, value_type = String)]
     username: Option<String>,
+    #[schema(required = true, value_type = String)]
     password: Option<String>,
 }
 
-fn session_body(ns: &str, user: &User) -> serde_json::Value {
-    json!({
-        "user": UserResource::new(ns, user),
-        "is_superuser": user.is_superuser,
-    })
+/// Who is logged in.
+#[derive(Debug, Serialize, ToSchema)]
+struct SessionResource {
+    user: UserResource,
+    is_superuser: bool,
 }
 
-async fn current(caller: Caller) -> Json<serde_json::Value> {
+fn session_body(ns: &str, user: &User) -> SessionResource {
+    SessionResource {
+        user: UserResource::new(ns, user),
+        is_superuser: user.is_superuser,
+    }
+}
+
+/// Who am I.
+#[utoipa::path(
+    get,
+    path = "/{ns}/api/session/",
+    operation_id = "get_session",
+    tag = "session",
+    params(NamespaceParam),
+    responses(
+        (status = 200, description = "The caller", body = SessionResource),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 404, description = "Unknown namespace", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ),
+    security(("session" = []), ("api_key" = [])),
+)]
+async fn current(caller: Caller) -> Json<SessionResource> {
     Json(session_body(&caller.namespace, &caller.user))
 }
 
+/// Log in.
+///
+/// Sets the `sessionid` (HttpOnly) and `csrftoken` cookies. No CSRF token needed: the body
+/// must be JSON, which a cross-site form cannot send.
+#[utoipa::path(
+    post,
+    path = "/{ns}/api/session/",
+    operation_id = "log_in",
+    tag = "session",
+    params(NamespaceParam),
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = SessionResource,
+            headers(("Set-Cookie" = String, description = "`sessionid` and `csrftoken`"))),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 401, description = "Unknown email, wrong password or pending user (one message for all)", body = ErrorBody),
+        (status = 404, description = "Unknown namespace", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ),
+    security(()),
+)]
 async fn login(
     State(state): State<AppState>,
     Namespace(ns): Namespace,
@@ -133,6 +184,24 @@ pub(super) async fn start_session(
     Ok(headers)
 }
 
+/// Log out.
+///
+/// Deletes the session and clears its cookies.
+#[utoipa::path(
+    delete,
+    path = "/{ns}/api/session/",
+    operation_id = "log_out",
+    tag = "session",
+    params(NamespaceParam),
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Bad CSRF token", body = ErrorBody),
+        (status = 404, description = "Unknown namespace", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ),
+    security(("session" = [], "csrf" = []), ("api_key" = [])),
+)]
 async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     let cookies = end_session(&state, &caller).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();

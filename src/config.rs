@@ -616,3 +616,61 @@ mod tests {
         }
     }
 }
+
+/// Properties of `parse_duration` over every input.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const MAX_SECS: u64 = 365 * 86_400;
+
+    fn unit_secs(unit: &str) -> u64 {
+        match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3_600,
+            _ => 86_400,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_string_is_a_duration_in_range_or_an_error(raw in any::<String>()) {
+            match parse_duration(&raw) {
+                Ok(duration) => {
+                    prop_assert!((1..=MAX_SECS).contains(&duration.as_secs()));
+                    // Written back in seconds, it reads the same.
+                    let again = parse_duration(&format!("{}s", duration.as_secs()));
+                    prop_assert_eq!(again, Ok(duration));
+                }
+                Err(message) => prop_assert!(message.contains("is not a duration")),
+            }
+        }
+
+        #[test]
+        fn a_number_and_a_unit_is_their_product_when_in_range(
+            number in prop_oneof![0u64..1_000, any::<u64>()],
+            unit in prop::sample::select(vec!["s", "m", "h", "d"]),
+            pad in "[ \t]{0,2}",
+        ) {
+            let parsed = parse_duration(&format!("{pad}{number}{unit}{pad}"));
+            let secs = number.checked_mul(unit_secs(unit)).filter(|s| (1..=MAX_SECS).contains(s));
+            prop_assert_eq!(parsed.ok(), secs.map(Duration::from_secs));
+        }
+
+        #[test]
+        fn anything_but_digits_then_one_unit_is_refused(
+            raw in "[-+ .0-9smhdSMHDµ٣]{0,8}",
+        ) {
+            let trimmed = raw.trim();
+            let shaped = trimmed.len() >= 2
+                && trimmed.as_bytes()[..trimmed.len() - 1].iter().all(u8::is_ascii_digit)
+                && matches!(trimmed.as_bytes()[trimmed.len() - 1], b's' | b'm' | b'h' | b'd');
+            if !shaped {
+                prop_assert!(parse_duration(&raw).is_err(), "{raw:?}");
+            }
+        }
+    }
+}

@@ -23,6 +23,12 @@ pub enum EmailError {
 
 impl EmailAddress {
     pub fn parse(raw: &str) -> Result<Self, EmailError> {
+        let invalid = || EmailError::Invalid(printable(raw.trim()));
+        // Refused anywhere, even where trimming would drop it: `"a@x.org\r\n"` is a header
+        // injection attempt, not an address with stray whitespace.
+        if raw.chars().any(char::is_control) {
+            return Err(invalid());
+        }
         let trimmed = raw.trim();
         if trimmed.is_empty() {
             return Err(EmailError::Empty);
@@ -30,7 +36,6 @@ impl EmailAddress {
         if trimmed.chars().count() > MAX_EMAIL_LEN {
             return Err(EmailError::TooLong);
         }
-        let invalid = || EmailError::Invalid(printable(trimmed));
         let (local, domain) = trimmed.rsplit_once('@').ok_or_else(invalid)?;
         if !valid_local_part(local) || !valid_domain(domain) {
             return Err(invalid());
@@ -130,6 +135,9 @@ mod tests {
             "a@-x.org",
             "a@x.org\r\nBcc: evil@y.org",
             "a\n@x.org",
+            "a@x.org\r\n",
+            "\ta@x.org",
+            "a@x.org\u{85}",
             "\"quoted\"@x.org",
             "a@x.123",
         ] {
@@ -141,5 +149,112 @@ mod tests {
     fn rejects_overlong_addresses() {
         let long = format!("{}@{}.org", "a".repeat(60), "b".repeat(200));
         assert_eq!(EmailAddress::parse(&long), Err(EmailError::TooLong));
+    }
+}
+
+/// Properties that must hold for every input, not only the examples above.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Strings close to addresses: the characters that matter (specials, dots, `@`, case,
+    /// whitespace, CR/LF, NUL, non-ASCII) around one `@`, and lengths near the limits.
+    fn address_like() -> impl Strategy<Value = String> {
+        let part = "[A-Za-z0-9.!#$%&'*+/=?^_`{|}~\\-@\"\\\\ \t\r\n\u{0}\u{85}éÅ€]{0,70}";
+        let domain = "([A-Za-z0-9-]{1,64}\\.){0,5}[A-Za-z0-9-]{0,64}";
+        (
+            "[ \t\n]{0,2}",
+            part,
+            prop::option::of(domain),
+            "[ \t\r\n]{0,2}",
+        )
+            .prop_map(|(lead, local, domain, trail)| match domain {
+                Some(domain) => format!("{lead}{local}@{domain}{trail}"),
+                None => format!("{lead}{local}{trail}"),
+            })
+    }
+
+    /// Addresses our rule accepts, generated from the rule itself.
+    fn valid_address() -> impl Strategy<Value = (String, String)> {
+        let atom = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,12}";
+        let local = prop::collection::vec(atom, 1..4).prop_map(|atoms| atoms.join("."));
+        let label = "[A-Za-z0-9]([A-Za-z0-9-]{0,10}[A-Za-z0-9])?";
+        let domain = (
+            prop::collection::vec(label, 1..4),
+            "[A-Za-z][A-Za-z0-9]{0,8}",
+        )
+            .prop_map(|(labels, tld)| format!("{}.{tld}", labels.join(".")));
+        (local, domain).prop_filter("within the local-part limit", |(local, _)| {
+            local.len() <= MAX_LOCAL_LEN
+        })
+    }
+
+    fn check(raw: &str) -> Result<(), TestCaseError> {
+        match EmailAddress::parse(raw) {
+            Ok(email) => {
+                let text = email.as_str();
+                prop_assert!(text.is_ascii(), "{text:?}");
+                prop_assert!(
+                    !text.chars().any(|c| c.is_control() || c.is_whitespace()),
+                    "{text:?}"
+                );
+                prop_assert!(text.len() <= MAX_EMAIL_LEN);
+                prop_assert_eq!(text.matches('@').count(), 1);
+                let (local, domain) = text.split_once('@').expect("one @");
+                prop_assert_eq!(domain, domain.to_ascii_lowercase());
+                prop_assert!(raw.contains(local), "the local part keeps its spelling");
+                prop_assert_eq!(email.key(), text.to_lowercase());
+                // Normalising twice changes nothing, and the key is an address of its own.
+                prop_assert_eq!(EmailAddress::parse(text), Ok(email.clone()));
+                let key = EmailAddress::parse(&email.key()).map(|k| k.key());
+                prop_assert_eq!(key, Ok(email.key()));
+                prop_assert!(!raw.chars().any(char::is_control));
+            }
+            Err(error) => {
+                let message = error.to_string();
+                prop_assert!(!message.is_empty());
+                prop_assert!(!message.chars().any(char::is_control), "{message:?}");
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn any_string_is_a_normalised_address_or_an_error(raw in any::<String>()) {
+            check(&raw)?;
+        }
+
+        #[test]
+        fn address_like_strings_are_normalised_addresses_or_errors(raw in address_like()) {
+            check(&raw)?;
+        }
+
+        #[test]
+        fn addresses_of_the_rule_are_accepted_whatever_their_case(
+            (local, domain) in valid_address(),
+            pad in "[ ]{0,3}",
+        ) {
+            let raw = format!("{pad}{local}@{domain}{pad}");
+            let email = EmailAddress::parse(&raw);
+            let normalised = format!("{local}@{}", domain.to_ascii_lowercase());
+            prop_assert_eq!(email.as_ref().map(EmailAddress::as_str), Ok(normalised.as_str()));
+            let shouted = EmailAddress::parse(&raw.to_uppercase()).map(|e| e.key());
+            prop_assert_eq!(shouted, email.map(|e| e.key()));
+        }
+
+        #[test]
+        fn a_control_character_anywhere_is_refused(
+            (local, domain) in valid_address(),
+            control in prop::sample::select(vec!['\r', '\n', '\t', '\0', '\u{b}', '\u{c}', '\u{1b}', '\u{7f}', '\u{85}']),
+            at in any::<prop::sample::Index>(),
+        ) {
+            let mut raw: Vec<char> = format!("{local}@{domain}").chars().collect();
+            raw.insert(at.index(raw.len() + 1), control);
+            let raw: String = raw.into_iter().collect();
+            prop_assert!(EmailAddress::parse(&raw).is_err(), "{raw:?}");
+        }
     }
 }

@@ -92,3 +92,50 @@ mod tests {
         assert!(!format!("{token:?}").contains(token.expose()));
     }
 }
+
+/// Properties of `Token::parse` over every input.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn well_formed(raw: &str) -> bool {
+        raw.len() == SECRET_TEXT_LEN
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    }
+
+    fn check(raw: &str) -> Result<(), TestCaseError> {
+        let parsed = Token::parse(raw);
+        prop_assert_eq!(parsed.is_some(), well_formed(raw), "{:?}", raw);
+        if let Some(token) = parsed {
+            prop_assert_eq!(token.expose(), raw);
+            prop_assert_eq!(Token::parse(token.expose()), Some(token.clone()));
+            prop_assert_eq!(token.hash(), token.hash());
+            prop_assert_eq!(token.hash().0.len(), 32);
+            let shown = format!("{token:?}");
+            prop_assert!(!shown.contains(raw));
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn any_string_is_a_well_formed_token_or_nothing(raw in any::<String>()) {
+            check(&raw)?;
+        }
+
+        #[test]
+        fn strings_near_the_token_shape(raw in "[A-Za-z0-9_=+/. \n-]{41,45}|[A-Za-z0-9_-]{40,46}|[A-Za-z0-9_é-]{42,43}") {
+            check(&raw)?;
+        }
+
+        #[test]
+        fn tokens_differ_by_their_hash(a in "[A-Za-z0-9_-]{43}", b in "[A-Za-z0-9_-]{43}") {
+            let (a, b) = (Token::parse(&a).expect("valid"), Token::parse(&b).expect("valid"));
+            prop_assert_eq!(a == b, a.hash() == b.hash());
+        }
+    }
+}

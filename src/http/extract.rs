@@ -188,9 +188,24 @@ impl FromRequest<AppState> for JsonBody {
     }
 }
 
-/// A JSON body decoded into `T`: 400 when it does not parse or does not have the expected shape.
+/// A JSON object decoded into `T`: 400 when it does not parse or does not have the expected
+/// shape.
 pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
+    // serde also fills a struct from an array, field by field (`["a@x.org", "Bob"]`); every body
+    // of this API is an object, so anything else is refused before it can be read that way.
+    let first = body
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if first != Some(&b'{') {
+        return Err(ApiError::BadRequest(
+            "malformed JSON body: expected a JSON object".into(),
+        ));
+    }
+    // JSON is UTF-8 (RFC 8259). Checked on the whole body because serde skips the fields it
+    // ignores without decoding them, so bad bytes there would otherwise pass (found by fuzzing).
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ApiError::BadRequest(format!("malformed JSON body: not UTF-8 ({e})")))?;
+    serde_json::from_str(text)
         .map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {e}")))
 }
 

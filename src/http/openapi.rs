@@ -105,22 +105,50 @@ pub struct InvitationIdParam {
 }
 
 /// The document as generated from the code, with `{ns}` left open.
-pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+pub fn document() -> Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or(Value::Null);
+    for operation in operations(&mut document) {
+        let links = operation
+            .get_mut("responses")
+            .and_then(Value::as_object_mut)
+            .into_iter()
+            .flat_map(|responses| responses.values_mut())
+            .filter_map(|response| response.get_mut("links").and_then(Value::as_object_mut))
+            .flat_map(|links| links.values_mut())
+            .filter_map(Value::as_object_mut);
+        // utoipa 5.5 writes a Link's fields in snake_case; OpenAPI (and every client) reads
+        // camelCase.
+        for link in links {
+            for (from, to) in [
+                ("operation_id", "operationId"),
+                ("operation_ref", "operationRef"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(value) = link.remove(from) {
+                    link.insert(to.into(), value);
+                }
+            }
+        }
+    }
+    document
 }
 
-/// The document as one server publishes it: `{ns}` may only be one of its namespaces, so that a
-/// client (or a schema-driven fuzzer) knows which values are served.
-pub fn document_for(namespaces: &[String]) -> Value {
-    let mut document = serde_json::to_value(document()).unwrap_or(Value::Null);
-    let operations = document
+/// Every operation object of the document (`paths.*.{get,post,…}`).
+fn operations(document: &mut Value) -> impl Iterator<Item = &mut Value> {
+    document
         .get_mut("paths")
         .and_then(Value::as_object_mut)
         .into_iter()
         .flat_map(|paths| paths.values_mut())
         .filter_map(Value::as_object_mut)
-        .flat_map(|path| path.values_mut());
-    for operation in operations {
+        .flat_map(|path| path.values_mut())
+}
+
+/// The document as one server publishes it: `{ns}` may only be one of its namespaces, so that a
+/// client (or a schema-driven fuzzer) knows which values are served.
+pub fn document_for(namespaces: &[String]) -> Value {
+    let mut document = document();
+    for operation in operations(&mut document) {
         let parameters = operation
             .get_mut("parameters")
             .and_then(Value::as_array_mut)
@@ -224,7 +252,7 @@ mod tests {
             routed.len() >= 14,
             "the source scan found too few routes: {routed:?}"
         );
-        let document = serde_json::to_value(document()).expect("serialises");
+        let document = document();
         assert_eq!(
             documented_operations(&document),
             routed,
@@ -235,7 +263,7 @@ mod tests {
 
     #[test]
     fn the_document_is_openapi_3_with_the_error_body_and_both_credentials() {
-        let text = serde_json::to_string(&document()).expect("serialises");
+        let text = document().to_string();
         let document: Value = serde_json::from_str(&text).expect("valid JSON");
         assert!(
             document["openapi"]
@@ -255,7 +283,7 @@ mod tests {
 
     #[test]
     fn every_operation_documents_its_errors() {
-        let document = serde_json::to_value(document()).expect("serialises");
+        let document = document();
         let mut operation_ids = BTreeSet::new();
         for (path, item) in document["paths"].as_object().expect("paths") {
             for (method, operation) in item.as_object().expect("item") {
@@ -287,6 +315,29 @@ mod tests {
                     assert!(responses.contains_key("401"), "{name}: not logged in");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn links_name_existing_operations_in_camel_case() {
+        let document = document();
+        let ids: BTreeSet<&str> = document["paths"]
+            .as_object()
+            .expect("paths")
+            .values()
+            .flat_map(|item| item.as_object().expect("item").values())
+            .filter_map(|operation| operation["operationId"].as_str())
+            .collect();
+        let links =
+            &document["paths"]["/{ns}/api/invitations/"]["post"]["responses"]["201"]["links"];
+        let links = links
+            .as_object()
+            .expect("the 201 of an invitation has links");
+        assert_eq!(links.len(), 3);
+        for link in links.values() {
+            assert!(link.get("operation_id").is_none(), "{link}");
+            let target = link["operationId"].as_str().expect("operationId");
+            assert!(ids.contains(target), "{target} is not an operation");
         }
     }
 

@@ -130,6 +130,73 @@ async fn names_are_escaped_in_html_and_cannot_add_headers(backend: Backend) {
     );
 }
 
+/// Names that pass validation but look like header syntax (a second address, quotes, an
+/// RFC 2047 encoded word hiding CRLF) stay one display name: each message still goes to the one
+/// invitee alone, in the envelope and in the headers, with no Cc or Bcc.
+async fn a_crafted_name_cannot_add_a_header_or_a_recipient(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let inviter = app
+        .add_user(
+            "ada@lab.example",
+            "Ada\" <evil@evil.example>, \"Eve",
+            "Bcc: victim@evil.example",
+            false,
+        )
+        .await;
+    let editor = app.api_key_agent(&inviter).await;
+    let crafted = [
+        ("Eve\" <evil@evil.example>, \"Mallory", "Smith"),
+        (
+            "=?utf-8?q?Eve=0D=0ABcc:_victim@evil.example?=",
+            "Cc: victim@evil.example",
+        ),
+        ("Bob, victim@evil.example;", "<victim@evil.example>"),
+        ("Zoë Ω", "Bcc:\u{a0}victim@evil.example"),
+    ];
+    for (i, (first, last)) in crafted.iter().enumerate() {
+        json_with_status(
+            editor
+                .invite(json!({
+                    "email": format!("bob{i}@example.org"),
+                    "first_name": first,
+                    "last_name": last,
+                }))
+                .await,
+            201,
+        )
+        .await;
+    }
+
+    let mails = app.smtp.wait_for(crafted.len(), WAIT).await;
+    assert_eq!(mails.len(), crafted.len());
+    for mail in &mails {
+        assert_eq!(mail.rcpt_to.len(), 1, "one envelope recipient");
+        let invitee = mail.rcpt_to[0].clone();
+        assert!(invitee.ends_with("@example.org"), "{invitee}");
+        let (first, last) = crafted[invitee[3..4].parse::<usize>().expect("index")];
+        let parsed = mail.parsed();
+        let to: Vec<_> = parsed.to().expect("To").iter().collect();
+        assert_eq!(to.len(), 1, "one To address: {to:?}");
+        assert_eq!(to[0].address(), Some(invitee.as_str()));
+        assert_eq!(
+            to[0].name(),
+            Some(format!("{first} {last}").as_str()),
+            "the name is kept whole as the display name"
+        );
+        let reply_to: Vec<_> = parsed.reply_to().expect("Reply-To").iter().collect();
+        assert_eq!(reply_to.len(), 1, "one Reply-To address: {reply_to:?}");
+        assert_eq!(reply_to[0].address(), Some("ada@lab.example"));
+        assert!(parsed.cc().is_none() && parsed.bcc().is_none());
+        let headers_end = mail.data.find("\r\n\r\n").expect("header block");
+        let injected = mail.data[..headers_end].lines().any(|line| {
+            let line = line.to_ascii_lowercase();
+            line.starts_with("bcc:") || line.starts_with("cc:")
+        });
+        assert!(!injected, "no header line was injected:\n{}", mail.data);
+        assert!(!mail.data.contains("\r\nBcc:") && !mail.data.contains("\nCc:"));
+    }
+}
+
 async fn operator_templates_override_the_built_in_ones(backend: Backend) {
     let templates = tempfile::tempdir().expect("temp dir");
     std::fs::write(
@@ -165,5 +232,6 @@ backend_tests!(
     the_new_user_email_is_multipart_with_the_accept_link,
     the_link_host_never_comes_from_request_headers,
     names_are_escaped_in_html_and_cannot_add_headers,
+    a_crafted_name_cannot_add_a_header_or_a_recipient,
     operator_templates_override_the_built_in_ones,
 );

@@ -50,6 +50,25 @@ async fn malformed_and_mistyped_bodies_are_400(backend: Backend) {
     )
     .await;
     error_of(raw("\u{0}").await.expect("sent"), 400).await;
+    // serde would read an array as the fields in order; the API takes objects only.
+    let error = error_of(
+        raw("[\"a@x.org\", \"Bob\", \"Smith\", [], false]")
+            .await
+            .expect("sent"),
+        400,
+    )
+    .await;
+    assert!(error.contains("expected a JSON object"), "{error}");
+    // Bytes that are not UTF-8, even in a field that is otherwise ignored (found by fuzzing).
+    let not_utf8 = editor
+        .request(Method::POST, &path)
+        .header("content-type", "application/json")
+        .body(&b"{\"email\": \"a@x.org\", \"note\": \"\xff\xfe\"}"[..])
+        .send()
+        .await
+        .expect("sent");
+    let error = error_of(not_utf8, 400).await;
+    assert!(error.contains("not UTF-8"), "{error}");
 }
 
 async fn invalid_fields_are_400_with_the_reason(backend: Backend) {
@@ -110,6 +129,66 @@ async fn invalid_fields_are_400_with_the_reason(backend: Backend) {
         .await
         .expect("store");
     assert_eq!(page.total_count, 1, "refused requests wrote nothing");
+}
+
+/// Header injection: a control character (or a Unicode line separator or bidirectional
+/// override) in any text field of an invitation is refused with a 400, whether it sits inside
+/// the value or at an end where trimming could have dropped it; nothing is stored or sent.
+async fn control_characters_in_any_field_are_400_and_nothing_is_sent(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (editor, project) = app.editor_with_project().await;
+    let hostile = [
+        "\r", "\n", "\r\n", "\0", "\t", "\u{b}", "\u{c}", "\u{1b}", "\u{7f}", "\u{85}",
+    ];
+    let name_only = ["\u{2028}", "\u{2029}", "\u{202e}", "\u{2066}"];
+    let fields = ["email", "first_name", "firstName", "last_name", "lastName"];
+    for field in fields {
+        let characters = hostile.iter().chain(if field == "email" {
+            &[][..]
+        } else {
+            &name_only[..]
+        });
+        for c in characters {
+            let good = if field == "email" {
+                "bob@example.org"
+            } else {
+                "Eve"
+            };
+            for value in [
+                format!("{good}{c}Bcc: victim@evil.example"),
+                format!("{good}{c}"),
+                format!("{c}{good}"),
+            ] {
+                let mut body = json!({
+                    "email": "bob@example.org",
+                    "projects_selected": [{"id": project.0}],
+                });
+                body[field] = json!(value);
+                let error = error_of(editor.invite(body.clone()).await, 400).await;
+                let reason = if field == "email" {
+                    "not a valid email"
+                } else {
+                    "control character"
+                };
+                assert!(error.contains(reason), "{body}: {error}");
+                assert!(
+                    !error.chars().any(char::is_control),
+                    "the message echoes no control character: {error:?}"
+                );
+            }
+        }
+    }
+    let page = app
+        .store
+        .list_invitations(
+            NS,
+            &Default::default(),
+            cbh_invite::domain::Timestamp::now(),
+        )
+        .await
+        .expect("store");
+    assert_eq!(page.total_count, 0, "refused requests wrote nothing");
+    assert!(app.smtp.received().is_empty(), "and sent nothing");
 }
 
 async fn a_body_that_is_not_json_is_415(backend: Backend) {
@@ -239,6 +318,7 @@ async fn responses_carry_security_headers_and_a_request_id(backend: Backend) {
 backend_tests!(
     malformed_and_mistyped_bodies_are_400,
     invalid_fields_are_400_with_the_reason,
+    control_characters_in_any_field_are_400_and_nothing_is_sent,
     a_body_that_is_not_json_is_415,
     a_body_over_64_kib_is_413,
     unknown_routes_objects_and_methods,

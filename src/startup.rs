@@ -51,7 +51,7 @@ impl Application {
         let templates = Templates::load(settings.template_dir.as_deref())
             .context("CBH_TEMPLATE_DIR (--template-dir): templates do not load")?;
         let transport = match &settings.smtp {
-            Some(smtp) => Transport::smtp(smtp)?,
+            Some(smtp) => Transport::smtp(smtp, settings.delivery.smtp_timeout)?,
             None => Transport::files(settings.mail_dir.clone())?,
         };
         let listener = TcpListener::bind(settings.listen).await.with_context(|| {
@@ -70,6 +70,7 @@ impl Application {
             public_url: public_url.clone(),
             app_url: settings.app_url.clone(),
             invite_ttl: settings.invite_ttl,
+            limits: settings.limits,
             debug: settings.debug,
         };
         let setup_links = if settings.role.serves_api() {
@@ -101,6 +102,8 @@ impl Application {
                 store,
                 config: Arc::new(config),
                 outbox_wakeup: wakeup,
+                metrics: Arc::default(),
+                delivery: outbox.counters(),
             },
             outbox,
             role: settings.role,
@@ -159,9 +162,12 @@ impl Application {
             let _ = stop_worker.send(true);
         };
         let mut server = tokio::spawn(
-            axum::serve(self.listener, router)
-                .with_graceful_shutdown(stopping)
-                .into_future(),
+            axum::serve(
+                self.listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stopping)
+            .into_future(),
         );
         let worker_ended = async {
             match worker.as_mut() {

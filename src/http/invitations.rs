@@ -3,6 +3,7 @@
 //! a JSON request follow one set of rules.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -14,20 +15,22 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::extract::{ApiJson, Caller, Namespace, path_param, printable};
+use super::extract::{ApiJson, Caller, ClientIp, Namespace, path_param, printable};
+use super::metrics::Metrics;
 use super::resources::{
     DEFAULT_LIMIT, INVITATION_FILTERING, InvitationResource, MAX_LIMIT, UserResource,
     invitation_schema, invitation_uri,
 };
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, audit, record};
+use crate::config::Limits;
 use crate::domain::password;
 use crate::domain::token::random_hex;
 use crate::domain::{
     EmailAddress, InvitationId, InvitationStatus, PersonName, ProjectId, Role, Timestamp, Token,
 };
 use crate::store::{
-    AcceptOutcome, CreateOutcome, IdempotencyClaim, InvitationFilter, InvitationRecord,
-    NewInvitation, ResendInvitation, ResendOutcome, RevokeOutcome,
+    AcceptOutcome, AuditEvent, CreateOutcome, IdempotencyClaim, InvitationFilter, InvitationRecord,
+    LimitKind, NewInvitation, ResendInvitation, ResendOutcome, RevokeOutcome, SendLimits,
 };
 
 const IDEMPOTENCY_KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
@@ -167,6 +170,44 @@ async fn create(
         CreateOutcome::KeyReused => Err(ApiError::Unprocessable(
             "this Idempotency-Key was already used with a different request body".into(),
         )),
+        CreateOutcome::Limited { limit, retry_after } => {
+            Err(limit_error(state.config.limits, limit, retry_after))
+        }
+    }
+}
+
+/// The 429 for a sending limit, saying which one and when to try again.
+pub(super) fn limit_error(limits: Limits, kind: LimitKind, retry_after: Duration) -> ApiError {
+    let wait = human_duration(retry_after);
+    let message = match (
+        kind,
+        limits.invitations_per_inviter,
+        limits.emails_per_recipient,
+    ) {
+        (LimitKind::PerInviter, Some(limit), _) => format!(
+            "Invitation limit reached: you may send {} invitations per {}; try again in {wait}",
+            limit.max,
+            human_duration(limit.window)
+        ),
+        (LimitKind::PerRecipient, _, Some(limit)) => format!(
+            "Email limit reached for this address: it may receive {} emails per {}; try again in {wait}",
+            limit.max,
+            human_duration(limit.window)
+        ),
+        _ => format!("A sending limit was reached; try again in {wait}"),
+    };
+    ApiError::TooManyRequests(message, retry_after)
+}
+
+/// "3 h", "12 min", "40 s": for messages to people.
+fn human_duration(duration: Duration) -> String {
+    let secs = duration.as_secs().max(1);
+    if secs >= 3_600 && secs % 3_600 == 0 || secs >= 2 * 3_600 {
+        format!("{} h", secs.div_ceil(3_600))
+    } else if secs >= 60 {
+        format!("{} min", secs.div_ceil(60))
+    } else {
+        format!("{secs} s")
     }
 }
 
@@ -194,10 +235,22 @@ pub(super) async fn invite(
             now: Timestamp::now(),
             ttl: state.config.invite_ttl,
             idempotency,
+            limits: SendLimits {
+                per_inviter: state.config.limits.invitations_per_inviter,
+                per_recipient: state.config.limits.emails_per_recipient,
+            },
         })
         .await?;
-    if matches!(outcome, CreateOutcome::Created(_)) {
+    if let CreateOutcome::Created(record) = &outcome {
         state.outbox_wakeup.notify_one();
+        Metrics::count(&state.metrics.invitations_created);
+        audit(
+            state,
+            caller,
+            "invitation_created",
+            Some(record.id.to_string()),
+        )
+        .await;
     }
     Ok(outcome)
 }
@@ -445,6 +498,7 @@ pub(super) async fn resend(
     match outcome {
         ResendOutcome::Resent(record) => {
             state.outbox_wakeup.notify_one();
+            audit(state, caller, "invitation_resent", Some(id.to_string())).await;
             Ok(*record)
         }
         ResendOutcome::NotPending(InvitationStatus::Revoked) => Err(ApiError::Conflict(
@@ -469,7 +523,11 @@ pub(super) async fn revoke(
         .revoke_invitation(&caller.namespace, id, Timestamp::now())
         .await?
     {
-        RevokeOutcome::Revoked(record) => Ok(*record),
+        RevokeOutcome::Revoked(record) => {
+            Metrics::count(&state.metrics.invitations_revoked);
+            audit(state, caller, "invitation_revoked", Some(id.to_string())).await;
+            Ok(*record)
+        }
         RevokeOutcome::NotPending(InvitationStatus::Revoked) => Err(ApiError::Conflict(
             "This invitation was already revoked.".into(),
         )),
@@ -530,6 +588,7 @@ struct AcceptRequest {
 async fn accept(
     State(state): State<AppState>,
     Namespace(ns): Namespace,
+    ClientIp(client_ip): ClientIp,
     ApiJson(body): ApiJson<AcceptRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let gone = || ApiError::Gone(GONE_MESSAGE.into());
@@ -557,12 +616,38 @@ async fn accept(
         .accept_invitation(&ns, &token_hash, &password_hash, Timestamp::now())
         .await?
     {
-        AcceptOutcome::Accepted(user) => Ok(Json(json!({
-            "message": format!("Welcome, {}: your account is active and you can now log in.", user.display_name()),
-            "user": UserResource::new(&ns, &user),
-        }))),
+        AcceptOutcome::Accepted(user) => {
+            accepted(&state, &ns, &user, client_ip).await;
+            Ok(Json(json!({
+                "message": format!("Welcome, {}: your account is active and you can now log in.", user.display_name()),
+                "user": UserResource::new(&ns, &user),
+            })))
+        }
         AcceptOutcome::Gone => Err(gone()),
     }
+}
+
+/// The audit record of an accepted invitation (from the API or the accept page).
+pub(super) async fn accepted(
+    state: &AppState,
+    ns: &str,
+    user: &crate::domain::User,
+    client_ip: Option<String>,
+) {
+    Metrics::count(&state.metrics.invitations_accepted);
+    record(
+        state,
+        AuditEvent {
+            namespace: ns.to_owned(),
+            at: Timestamp::now(),
+            event: "invitation_accepted",
+            actor: Some(user.id),
+            subject: Some(user.email.key()),
+            client_ip,
+            detail: None,
+        },
+    )
+    .await;
 }
 
 #[cfg(test)]

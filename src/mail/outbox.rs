@@ -6,6 +6,7 @@
 //! message when the lease ends. The stable Message-ID lets a receiver drop the rare duplicate.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -43,6 +44,14 @@ enum Outcome {
     Failed(String, String),
 }
 
+/// What this node's worker did, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct DeliveryCounters {
+    pub sent: AtomicU64,
+    pub failed: AtomicU64,
+    pub retried: AtomicU64,
+}
+
 pub struct Outbox {
     store: Arc<dyn Store>,
     transport: Transport,
@@ -52,6 +61,7 @@ pub struct Outbox {
     from: Mailbox,
     wakeup: Arc<Notify>,
     last_purge: std::sync::Mutex<Instant>,
+    counters: Arc<DeliveryCounters>,
 }
 
 impl Outbox {
@@ -73,7 +83,12 @@ impl Outbox {
             from,
             wakeup,
             last_purge: std::sync::Mutex::new(Instant::now()),
+            counters: Arc::default(),
         }
+    }
+
+    pub fn counters(&self) -> Arc<DeliveryCounters> {
+        self.counters.clone()
     }
 
     /// Delivers one batch of due messages. Tests call this to drive delivery without waiting.
@@ -113,6 +128,11 @@ impl Outbox {
         }
         report.sent = sent.len();
         self.store.mark_sent(&sent, Timestamp::now()).await?;
+        // Counted once recorded, so /metrics never shows a send the outbox does not.
+        let count = |counter: &AtomicU64, n: usize| counter.fetch_add(n as u64, Ordering::Relaxed);
+        count(&self.counters.sent, report.sent);
+        count(&self.counters.failed, report.failed);
+        count(&self.counters.retried, report.retried);
         let ran_dry = report.claimed < BATCH_SIZE as usize;
         if report.sent + report.failed > 0 && (ran_dry || self.purge_due()) {
             self.store.purge_scrubbed().await?;

@@ -14,11 +14,13 @@ use crate::config::{SmtpSettings, SmtpTls};
 
 /// Connections kept open to the relay; also bounds the sends in flight.
 pub const SMTP_POOL_SIZE: u32 = 8;
-/// Bounds every SMTP command, so a stalled server cannot hang a worker.
-const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub enum Transport {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp {
+        relay: AsyncSmtpTransport<Tokio1Executor>,
+        /// lettre bounds only the connect; this bounds the whole exchange of one message.
+        timeout: Duration,
+    },
     Files(PathBuf),
 }
 
@@ -34,7 +36,9 @@ pub enum SendError {
 }
 
 impl Transport {
-    pub fn smtp(settings: &SmtpSettings) -> anyhow::Result<Self> {
+    /// `timeout` bounds the connection and every SMTP command, so a stalled server cannot hang
+    /// a worker.
+    pub fn smtp(settings: &SmtpSettings, timeout: Duration) -> anyhow::Result<Self> {
         let host = settings.host.as_str();
         let builder = match settings.tls {
             SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
@@ -47,7 +51,7 @@ impl Transport {
         };
         let builder = builder
             .port(settings.port)
-            .timeout(Some(SMTP_TIMEOUT))
+            .timeout(Some(timeout))
             .pool_config(
                 PoolConfig::new()
                     .max_size(SMTP_POOL_SIZE)
@@ -59,7 +63,10 @@ impl Transport {
             }
             None => builder,
         };
-        Ok(Self::Smtp(builder.build()))
+        Ok(Self::Smtp {
+            relay: builder.build(),
+            timeout,
+        })
     }
 
     pub fn files(dir: PathBuf) -> anyhow::Result<Self> {
@@ -71,7 +78,7 @@ impl Transport {
     /// A one-line description for the start-up log.
     pub fn describe(&self) -> String {
         match self {
-            Transport::Smtp(_) => "SMTP relay".into(),
+            Transport::Smtp { .. } => "SMTP relay".into(),
             Transport::Files(dir) => format!(
                 "no CBH_SMTP_URL set: mail is written as .eml files to {}",
                 dir.display()
@@ -82,13 +89,16 @@ impl Transport {
     /// `file_stem` names the .eml file when writing to a folder (it must be unique per message).
     pub async fn send(&self, message: &Message, file_stem: &str) -> Result<(), SendError> {
         match self {
-            Transport::Smtp(smtp) => smtp.send(message.clone()).await.map(drop).map_err(|e| {
-                if e.is_permanent() {
-                    SendError::Permanent(e.to_string())
-                } else {
-                    SendError::Temporary(e.to_string())
+            Transport::Smtp { relay, timeout } => {
+                match tokio::time::timeout(*timeout, relay.send(message.clone())).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
+                    Ok(Err(e)) => Err(SendError::Temporary(e.to_string())),
+                    Err(_) => Err(SendError::Temporary(format!(
+                        "the SMTP server did not finish within {timeout:?}"
+                    ))),
                 }
-            }),
+            }
             Transport::Files(dir) => {
                 let path = dir.join(format!("{file_stem}.eml"));
                 let partial = dir.join(format!(".{file_stem}.eml.partial"));

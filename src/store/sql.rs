@@ -34,9 +34,10 @@ macro_rules! impl_sql_store {
             ProjectId, Role, Timestamp, User, UserId,
         };
         use crate::store::{
-            AcceptLink, AcceptOutcome, CreateOutcome, DeliveryRecord, InvitationFilter,
-            InvitationPage, InvitationRecord, Membership, NewInvitation, NewSession, NewUser,
-            OutboxMessage, ResendInvitation, ResendOutcome, RevokeOutcome, SessionRecord,
+            AcceptLink, AcceptOutcome, AuditEvent, AuditRecord, CreateOutcome, DeliveryRecord,
+            InvitationFilter, InvitationPage, InvitationRecord, Limit, LimitKind, LoginFailures,
+            Membership, NewInvitation, NewSession, NewUser, OperationsStore, OutboxMessage,
+            OutboxRow, ResendInvitation, ResendOutcome, RevokeOutcome, SessionRecord,
             SetupOutcome, Store, StoreError, StoreResult, UserCredentials,
         };
 
@@ -464,6 +465,9 @@ macro_rules! impl_sql_store {
                 Ok(plan) => plan,
                 Err(rejection) => return Ok(CreateOutcome::Rejected(rejection)),
             };
+            if let Some(limited) = sending_limit_reached(&mut tx, new).await? {
+                return Ok(limited);
+            }
             let invitee = match existing {
                 Some(existing) => existing.user,
                 None => User {
@@ -724,6 +728,269 @@ macro_rules! impl_sql_store {
             .await
             .map_err(db_error("creating the first user"))?;
             Ok(UserId(id))
+        }
+
+        /// The first sending limit that this invitation would exceed, if any.
+        async fn sending_limit_reached(
+            conn: &mut $conn,
+            new: &NewInvitation,
+        ) -> StoreResult<Option<CreateOutcome>> {
+            if let Some(limit) = new.limits.per_inviter {
+                let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+                    "SELECT COUNT(*), MIN(created) FROM invitations \
+                     WHERE created_by = $1 AND created > $2",
+                )
+                .bind(new.inviter.0)
+                .bind(new.now.minus(limit.window).millis())
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db_error("counting the inviter's invitations"))?;
+                if count >= i64::from(limit.max) {
+                    return Ok(Some(limited(LimitKind::PerInviter, limit, oldest, new.now)));
+                }
+            }
+            if let Some(limit) = new.limits.per_recipient {
+                let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+                    "SELECT COUNT(*), MIN(created) FROM invitations \
+                     WHERE namespace = $1 AND email_key = $2 AND created > $3",
+                )
+                .bind(&new.namespace)
+                .bind(new.email.key())
+                .bind(new.now.minus(limit.window).millis())
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db_error("counting the recipient's emails"))?;
+                if count >= i64::from(limit.max) {
+                    return Ok(Some(limited(LimitKind::PerRecipient, limit, oldest, new.now)));
+                }
+            }
+            Ok(None)
+        }
+
+        fn limited(kind: LimitKind, limit: Limit, oldest: Option<i64>, now: Timestamp) -> CreateOutcome {
+            let frees_at = oldest.map_or(now, Timestamp).plus(limit.window);
+            let wait_ms = frees_at.millis().saturating_sub(now.millis()).max(1_000);
+            CreateOutcome::Limited {
+                limit: kind,
+                retry_after: Duration::from_millis(wait_ms.unsigned_abs()),
+            }
+        }
+
+        #[derive(FromRow)]
+        struct AuditRow {
+            id: i64,
+            namespace: String,
+            at: i64,
+            event: String,
+            actor_email: Option<String>,
+            subject: Option<String>,
+            client_ip: Option<String>,
+            detail: Option<String>,
+        }
+
+        #[derive(FromRow)]
+        struct OutboxListRow {
+            id: i64,
+            namespace: String,
+            invitation_id: i64,
+            kind: String,
+            recipient: String,
+            status: String,
+            attempts: i64,
+            next_attempt_at: i64,
+            last_error: Option<String>,
+            created: i64,
+        }
+
+        #[async_trait]
+        impl OperationsStore for super::$store {
+            async fn record_audit(&self, event: AuditEvent) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO audit_log (namespace, at, event, actor_id, subject, client_ip, detail) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&event.namespace)
+                .bind(event.at.millis())
+                .bind(event.event)
+                .bind(event.actor.map(|u| u.0))
+                .bind(&event.subject)
+                .bind(&event.client_ip)
+                .bind(&event.detail)
+                .execute(self.writer())
+                .await
+                .map_err(db_error("writing the audit log"))?;
+                Ok(())
+            }
+
+            async fn audit_since(&self, since: Timestamp, limit: i64) -> StoreResult<Vec<AuditRecord>> {
+                let rows: Vec<AuditRow> = sqlx::query_as(
+                    "SELECT a.id, a.namespace, a.at, a.event, u.email AS actor_email, a.subject, \
+                     a.client_ip, a.detail FROM audit_log a LEFT JOIN users u ON u.id = a.actor_id \
+                     WHERE a.at >= $1 ORDER BY a.at, a.id LIMIT $2",
+                )
+                .bind(since.millis())
+                .bind(limit)
+                .fetch_all(self.reader())
+                .await
+                .map_err(db_error("reading the audit log"))?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| AuditRecord {
+                        id: r.id,
+                        namespace: r.namespace,
+                        at: Timestamp(r.at),
+                        event: r.event,
+                        actor_email: r.actor_email,
+                        subject: r.subject,
+                        client_ip: r.client_ip,
+                        detail: r.detail,
+                    })
+                    .collect())
+            }
+
+            async fn login_failures(
+                &self,
+                namespace: &str,
+                email_key: &str,
+                client_ip: Option<&str>,
+                since: Timestamp,
+            ) -> StoreResult<LoginFailures> {
+                let (for_account, oldest_for_account): (i64, Option<i64>) = sqlx::query_as(
+                    "SELECT COUNT(*), MIN(at) FROM audit_log WHERE event = 'login_failed' \
+                     AND namespace = $1 AND subject = $2 AND at > $3",
+                )
+                .bind(namespace)
+                .bind(email_key)
+                .bind(since.millis())
+                .fetch_one(self.reader())
+                .await
+                .map_err(db_error("counting failed logins"))?;
+                let (from_client, oldest_from_client): (i64, Option<i64>) = match client_ip {
+                    Some(ip) => sqlx::query_as(
+                        "SELECT COUNT(*), MIN(at) FROM audit_log WHERE event = 'login_failed' \
+                         AND client_ip = $1 AND at > $2",
+                    )
+                    .bind(ip)
+                    .bind(since.millis())
+                    .fetch_one(self.reader())
+                    .await
+                    .map_err(db_error("counting failed logins"))?,
+                    None => (0, None),
+                };
+                Ok(LoginFailures {
+                    for_account,
+                    oldest_for_account: oldest_for_account.map(Timestamp),
+                    from_client,
+                    oldest_from_client: oldest_from_client.map(Timestamp),
+                })
+            }
+
+            async fn change_password(
+                &self,
+                user: UserId,
+                password_hash: &str,
+                keep_session: Option<&TokenHash>,
+            ) -> StoreResult<()> {
+                let mut tx = self
+                    .writer()
+                    .begin()
+                    .await
+                    .map_err(db_error("starting password change"))?;
+                sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                    .bind(password_hash)
+                    .bind(user.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error("setting the password"))?;
+                let keep = keep_session.map(|h| h.0.clone()).unwrap_or_default();
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2")
+                    .bind(user.0)
+                    .bind(keep)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error("ending other sessions"))?;
+                sqlx::query(
+                    "UPDATE invite_tokens SET state = 'void' WHERE user_id = $1 AND state = 'live'",
+                )
+                .bind(user.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("voiding accept links"))?;
+                tx.commit()
+                    .await
+                    .map_err(db_error("committing password change"))?;
+                Ok(())
+            }
+
+            async fn revoke_api_keys(&self, user: UserId) -> StoreResult<u64> {
+                let done = sqlx::query("DELETE FROM api_keys WHERE user_id = $1")
+                    .bind(user.0)
+                    .execute(self.writer())
+                    .await
+                    .map_err(db_error("revoking API keys"))?;
+                Ok(done.rows_affected())
+            }
+
+            async fn list_outbox(&self, status: Option<&str>, limit: i64) -> StoreResult<Vec<OutboxRow>> {
+                let mut query = QueryBuilder::<$db>::new(
+                    "SELECT id, namespace, invitation_id, kind, recipient, status, attempts, \
+                     next_attempt_at, last_error, created FROM outbox",
+                );
+                if let Some(status) = status {
+                    query.push(" WHERE status = ").push_bind(status);
+                }
+                query.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+                let rows: Vec<OutboxListRow> = query
+                    .build_query_as()
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err(db_error("listing the outbox"))?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| OutboxRow {
+                        id: r.id,
+                        namespace: r.namespace,
+                        invitation_id: r.invitation_id,
+                        kind: r.kind,
+                        recipient: r.recipient,
+                        status: r.status,
+                        attempts: r.attempts,
+                        next_attempt_at: Timestamp(r.next_attempt_at),
+                        last_error: r.last_error,
+                        created: Timestamp(r.created),
+                    })
+                    .collect())
+            }
+
+            async fn retry_outbox(&self, id: Option<i64>, now: Timestamp) -> StoreResult<u64> {
+                let mut query = QueryBuilder::<$db>::new(
+                    "UPDATE outbox SET status = 'queued', attempts = 0, lease_until = NULL, \
+                     next_attempt_at = ",
+                );
+                query.push_bind(now.millis()).push(
+                    " WHERE status = 'failed' AND invitation_id NOT IN \
+                     (SELECT id FROM invitations WHERE status = 'revoked')",
+                );
+                if let Some(id) = id {
+                    query.push(" AND id = ").push_bind(id);
+                }
+                let done = query
+                    .build()
+                    .execute(self.writer())
+                    .await
+                    .map_err(db_error("queueing failed messages again"))?;
+                Ok(done.rows_affected())
+            }
+
+            async fn outbox_depth(&self) -> StoreResult<(i64, Option<Timestamp>)> {
+                let (depth, oldest): (i64, Option<i64>) = sqlx::query_as(
+                    "SELECT COUNT(*), MIN(created) FROM outbox WHERE status = 'queued'",
+                )
+                .fetch_one(self.reader())
+                .await
+                .map_err(db_error("measuring the outbox"))?;
+                Ok((depth, oldest.map(Timestamp)))
+            }
         }
 
         #[async_trait]
@@ -1274,7 +1541,7 @@ macro_rules! impl_sql_store {
 
             async fn mark_failed(&self, message_id: &str, error: &str) -> StoreResult<()> {
                 sqlx::query(
-                    "UPDATE outbox SET status = 'failed', accept_token = NULL, lease_until = NULL, \
+                    "UPDATE outbox SET status = 'failed', lease_until = NULL, \
                      last_error = $1 WHERE message_id = $2",
                 )
                 .bind(error)

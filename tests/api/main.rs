@@ -31,6 +31,7 @@ mod errors;
 mod helpers;
 mod invitations;
 mod listing;
+mod operations;
 mod outbox;
 mod page_security;
 mod pages;

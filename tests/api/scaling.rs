@@ -197,6 +197,7 @@ impl BinaryNode {
             .env("CBH_PUBLIC_URL", "http://invite.test.example")
             .env("CBH_SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}"))
             .env("CBH_OUTBOX_LEASE", "3s")
+            .env("CBH_INVITE_RATE", "off")
             .env("CBH_SMTP_RETRY_BASE", "1s")
             .env("CBH_SMTP_RETRY_MAX", "2s")
             .stdout(Stdio::null())

@@ -26,6 +26,7 @@ macro_rules! backend_tests {
 mod accept;
 mod browser;
 mod cli;
+mod crash;
 mod email;
 mod errors;
 mod helpers;

@@ -1,0 +1,437 @@
+//! The real binary under faults and in the operator's hands: killed with SIGKILL mid-load
+//! (nothing accepted is lost), its logs (no secret in any line), and the outbox, audit and
+//! API-key commands.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
+use smtp_sink::SmtpServer;
+use sqlx::Connection;
+
+use crate::helpers::{Backend, NS, json_with_status, spawn_app};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cbh-invite");
+const WAIT: Duration = Duration::from_secs(30);
+
+fn cli(db: &Path, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .env("CBH_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("stdin written");
+    }
+    drop(child.stdin.take());
+    let output = child.wait_with_output().expect("binary exits");
+    assert!(
+        output.status.success(),
+        "cbh-invite {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// `cbh-invite serve` on a SQLite file, logging to a file.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    async fn start(db: &Path, smtp_port: u16, log: &Path, extra_env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let mut command = Command::new(BIN);
+        command
+            .arg("serve")
+            .env_clear()
+            .env("CBH_DATABASE_URL", format!("sqlite://{}", db.display()))
+            .env("CBH_LISTEN", format!("127.0.0.1:{port}"))
+            .env("CBH_PUBLIC_URL", "http://invite.test.example")
+            .env("CBH_SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}"))
+            .env("CBH_OUTBOX_LEASE", "2s")
+            .env("CBH_SMTP_RETRY_BASE", "1s")
+            .env("CBH_SMTP_RETRY_MAX", "2s")
+            .env("CBH_INVITE_RATE", "off")
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log)
+                    .expect("log file"),
+            );
+        for (name, value) in extra_env {
+            command.env(name, value);
+        }
+        let server = Self {
+            child: command.spawn().expect("serve starts"),
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = client.get(format!("{}/readyz", server.base)).send().await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return server;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "serve never became ready"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn sigterm(&mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        self.child.wait().expect("reaped")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A user, a project and an API key made with the command line; returns (key, project id).
+fn set_up(db: &Path, password: &str) -> (String, i64) {
+    cli(
+        db,
+        &[
+            "user",
+            "add",
+            "--email",
+            "ada@lab.example",
+            "--first-name",
+            "Ada",
+            "--password-stdin",
+        ],
+        Some(&format!("{password}\n")),
+    );
+    let project = stdout(&cli(
+        db,
+        &["project", "add", "--name", "Kinase screen"],
+        None,
+    ));
+    cli(
+        db,
+        &[
+            "grant",
+            "--email",
+            "ada@lab.example",
+            "--project",
+            &project,
+            "--role",
+            "editor",
+        ],
+        None,
+    );
+    let key = stdout(&cli(
+        db,
+        &["apikey", "create", "--email", "ada@lab.example"],
+        None,
+    ));
+    (key, project.parse().expect("project id"))
+}
+
+fn random_below(n: u64) -> u64 {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("random");
+    u64::from_le_bytes(bytes) % n
+}
+
+#[tokio::test]
+async fn sigkill_at_random_moments_loses_no_accepted_invitation() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("crash.db");
+    let log = dir.path().join("serve.log");
+    let smtp = SmtpServer::start().await;
+    let (key, project) = set_up(&db, "a long enough password");
+    let accepted = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut next_email = 0usize;
+
+    for round in 0..3 {
+        let mut server = Server::start(&db, smtp.port, &log, &[]).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut clients = Vec::new();
+        for worker in 0..6 {
+            let base = server.base.clone();
+            let key = key.clone();
+            let stop = stop.clone();
+            let accepted = accepted.clone();
+            let first = next_email + worker * 10_000;
+            clients.push(tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let mut i = first;
+                while !stop.load(Ordering::SeqCst) {
+                    let email = format!("r{round}w{worker}n{i}@example.org");
+                    i += 1;
+                    let sent = client
+                        .post(format!("{base}/{NS}/api/invitations/"))
+                        .header("authorization", format!("ApiKey ada@lab.example:{key}"))
+                        .json(&json!({"email": email, "projects_selected": [{"id": project}]}))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(response) if response.status() == 201 => {
+                            accepted.lock().expect("lock").push(email);
+                        }
+                        Ok(_) => {}
+                        Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                    }
+                }
+            }));
+        }
+        next_email += 100_000;
+        tokio::time::sleep(Duration::from_millis(200 + random_below(600))).await;
+        server.child.kill().expect("SIGKILL");
+        server.child.wait().expect("reaped");
+        stop.store(true, Ordering::SeqCst);
+        for client in clients {
+            client.await.expect("client task");
+        }
+    }
+    let accepted: BTreeSet<String> = accepted.lock().expect("lock").iter().cloned().collect();
+    assert!(
+        accepted.len() > 30,
+        "the load ran: {} accepted",
+        accepted.len()
+    );
+
+    // A last start delivers whatever the killed ones left.
+    let _server = Server::start(&db, smtp.port, &log, &[]).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let delivered: BTreeSet<String> = smtp
+            .received()
+            .iter()
+            .flat_map(|m| m.rcpt_to.clone())
+            .collect();
+        let missing = accepted.difference(&delivered).count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{missing} of {} accepted invitations were never delivered",
+            accepted.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("open the database");
+    let half_written: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM invitations i \
+         LEFT JOIN outbox o ON o.invitation_id = i.id \
+         LEFT JOIN invitation_projects ip ON ip.invitation_id = i.id \
+         LEFT JOIN grants g ON g.user_id = i.invitee_id AND g.project_id = ip.project_id \
+         WHERE o.id IS NULL OR ip.project_id IS NULL OR g.user_id IS NULL",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("query");
+    assert_eq!(
+        half_written, 0,
+        "every invitation has its email, project and grant"
+    );
+    let (users, distinct): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT namespace || email_key) FROM users")
+            .fetch_one(&mut conn)
+            .await
+            .expect("query");
+    assert_eq!(users, distinct, "no user exists twice");
+    for email in &accepted {
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM invitations WHERE email = $1")
+            .bind(email)
+            .fetch_one(&mut conn)
+            .await
+            .expect("query");
+        assert_eq!(stored, 1, "{email} got a 201 but is not stored once");
+    }
+}
+
+#[tokio::test]
+async fn no_secret_reaches_a_log_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("logs.db");
+    let log = dir.path().join("serve.log");
+    let smtp = SmtpServer::start().await;
+    let password = "inviter's secret password";
+    let (key, _) = set_up(&db, password);
+    let mut server = Server::start(
+        &db,
+        smtp.port,
+        &log,
+        &[("RUST_LOG", "debug"), ("CBH_LOG_FORMAT", "json")],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+
+    let login = client
+        .post(format!("{base}/{NS}/api/session/"))
+        .json(&json!({"username": "ada@lab.example", "password": password}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(login.status(), 200);
+    let session_id = login
+        .cookies()
+        .find(|c| c.name() == "sessionid")
+        .map(|c| c.value().to_owned())
+        .expect("session cookie");
+    let invited = client
+        .post(format!("{base}/{NS}/api/invitations/"))
+        .header("authorization", format!("ApiKey ada@lab.example:{key}"))
+        .json(&json!({"email": "bob@example.org"}))
+        .send()
+        .await
+        .expect("sent");
+    let request_id = invited.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert_eq!(invited.status(), 201);
+    let token = smtp.wait_for(1, WAIT).await[0]
+        .accept_token()
+        .expect("token");
+    let page = client
+        .get(format!("{base}/{NS}/accept/{token}"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(page.status(), 200);
+    let invitee_password = "the invitee's new password";
+    let accepted = client
+        .post(format!("{base}/{NS}/api/invitations/accept/"))
+        .json(&json!({"token": token, "password": invitee_password}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(accepted.status(), 200);
+    assert!(server.sigterm().success(), "SIGTERM exits 0");
+
+    let logs = std::fs::read_to_string(&log).expect("log");
+    assert!(logs.lines().count() > 5, "the server logged: {logs}");
+    for (what, secret) in [
+        ("the inviter's password", password),
+        ("the invitee's password", invitee_password),
+        ("the API key", key.as_str()),
+        ("the accept token", token.as_str()),
+        ("the session id", session_id.as_str()),
+    ] {
+        assert!(!logs.contains(secret), "{what} is in the log");
+    }
+    for line in logs.lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+    }
+    assert!(
+        logs.contains(&request_id),
+        "log lines carry the request id that responses return"
+    );
+}
+
+/// The commands run the same store code on both backends; this drives them on a SQLite file.
+#[tokio::test]
+async fn the_operator_retries_failed_mail_and_reads_the_audit_log() {
+    let app = spawn_app(Backend::Sqlite).await;
+    app.smtp
+        .set_data_reply(Some("550 5.1.1 mailbox unavailable"));
+    let (editor, _) = app.editor_with_project().await;
+    let created = json_with_status(
+        editor.invite(json!({"email": "bob@example.org"})).await,
+        201,
+    )
+    .await;
+    let id = created["id"].as_i64().expect("id");
+    app.wait_for_invitation(&editor, id, WAIT, |inv| {
+        inv["delivery"]["status"] == "failed"
+    })
+    .await;
+    let db: PathBuf = app.db_path();
+
+    let listed = stdout(&cli(&db, &["outbox", "list", "--status", "failed"], None));
+    assert!(
+        listed.contains("bob@example.org") && listed.contains("550"),
+        "{listed}"
+    );
+    app.smtp.set_data_reply(None);
+    let retried = cli(&db, &["outbox", "retry", "--failed"], None);
+    assert!(String::from_utf8_lossy(&retried.stderr).contains("queued 1"));
+    app.smtp.wait_for(1, WAIT).await;
+    app.wait_for_invitation(&editor, id, WAIT, |inv| inv["delivery"]["status"] == "sent")
+        .await;
+
+    let audit = stdout(&cli(&db, &["audit", "--since", "1h"], None));
+    assert!(
+        audit.contains("invitation_created actor=ada@lab.example"),
+        "{audit}"
+    );
+
+    let key = stdout(&cli(
+        &db,
+        &["apikey", "create", "--email", "ada@lab.example"],
+        None,
+    ));
+    let with_key = |key: String| {
+        let client = reqwest::Client::new();
+        let url = format!("{}/{NS}/api/invitations/", app.base);
+        async move {
+            client
+                .get(url)
+                .header("authorization", format!("ApiKey ada@lab.example:{key}"))
+                .send()
+                .await
+                .expect("sent")
+                .status()
+        }
+    };
+    assert_eq!(with_key(key.clone()).await, 200);
+    cli(
+        &db,
+        &["apikey", "revoke", "--email", "ada@lab.example"],
+        None,
+    );
+    assert_eq!(with_key(key).await, 401);
+    let audit = stdout(&cli(&db, &["audit", "--since", "1h"], None));
+    assert!(
+        audit.contains("apikey_created") && audit.contains("apikey_revoked"),
+        "{audit}"
+    );
+}

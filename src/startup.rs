@@ -175,6 +175,13 @@ impl Application {
                 None => std::future::pending().await,
             }
         };
+        // Once shutdown starts, requests in flight get `shutdown_grace` to finish.
+        let grace = self.shutdown_grace;
+        let mut stop_seen = stop_requested.clone();
+        let grace_over = async move {
+            let _ = stop_seen.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(grace).await;
+        };
         tokio::select! {
             served = &mut server => {
                 served.context("HTTP server task")?.context("serving HTTP")?;
@@ -187,7 +194,17 @@ impl Application {
                     server.abort();
                     anyhow::bail!("the outbox worker stopped unexpectedly");
                 }
-                server.await.context("HTTP server task")?.context("serving HTTP")?;
+                match tokio::time::timeout(grace, &mut server).await {
+                    Ok(served) => served.context("HTTP server task")?.context("serving HTTP")?,
+                    Err(_) => {
+                        server.abort();
+                        tracing::warn!(?grace, "requests still running after the grace period were cut off");
+                    }
+                }
+            }
+            () = grace_over => {
+                server.abort();
+                tracing::warn!(?grace, "requests still running after the grace period were cut off");
             }
         }
         if let Some(mut handle) = worker

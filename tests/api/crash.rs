@@ -435,3 +435,42 @@ async fn the_operator_retries_failed_mail_and_reads_the_audit_log() {
         "{audit}"
     );
 }
+
+#[tokio::test]
+async fn sigterm_lets_a_send_in_flight_finish_and_exits_0() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("term.db");
+    let log = dir.path().join("serve.log");
+    let smtp = SmtpServer::start().await;
+    smtp.set_delay(Duration::from_millis(1_500));
+    let (key, _) = set_up(&db, "a long enough password");
+    let mut server = Server::start(&db, smtp.port, &log, &[]).await;
+    let invited = reqwest::Client::new()
+        .post(format!("{}/{NS}/api/invitations/", server.base))
+        .header("authorization", format!("ApiKey ada@lab.example:{key}"))
+        .json(&json!({"email": "bob@example.org"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(invited.status(), 201);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while smtp.messages_in_data() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the send never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let status = tokio::task::spawn_blocking(move || server.sigterm())
+        .await
+        .expect("join");
+
+    assert!(status.success(), "exit 0 after SIGTERM: {status:?}");
+    assert_eq!(smtp.received().len(), 1, "the send in flight was finished");
+    let sent = stdout(&cli(&db, &["outbox", "list", "--status", "sent"], None));
+    assert!(
+        sent.contains("bob@example.org"),
+        "and recorded as sent: {sent}"
+    );
+}

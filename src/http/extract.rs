@@ -7,6 +7,8 @@ use axum::http::{Method, header, request::Parts};
 use serde::de::DeserializeOwned;
 
 use super::{ApiError, AppState};
+/// Echo user input in a message without control characters, and not too much of it.
+pub use crate::domain::email::printable;
 use crate::domain::token::TokenHash;
 use crate::domain::{EmailAddress, Timestamp, Token, User};
 
@@ -213,14 +215,6 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
             .map(ApiJson)
             .map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {e}")))
     }
-}
-
-/// Echo user input in a message without control characters, and not too much of it.
-pub fn printable(raw: &str) -> String {
-    raw.chars()
-        .take(80)
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-        .collect()
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -13,122 +12,28 @@ use serde_json::json;
 use smtp_sink::SmtpServer;
 use sqlx::Connection;
 
+use crate::binary::{Server, on_sqlite, run};
 use crate::helpers::{Backend, NS, json_with_status, spawn_app};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cbh-invite");
 const WAIT: Duration = Duration::from_secs(30);
 
-fn cli(db: &Path, args: &[&str], stdin: Option<&str>) -> std::process::Output {
-    use std::io::Write;
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env_clear()
-        .env("CBH_DATABASE_URL", format!("sqlite://{}", db.display()))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary runs");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("stdin written");
-    }
-    drop(child.stdin.take());
-    let output = child.wait_with_output().expect("binary exits");
-    assert!(
-        output.status.success(),
-        "cbh-invite {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
-fn stdout(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// `cbh-invite serve` on a SQLite file, logging to a file.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    async fn start(db: &Path, smtp_port: u16, log: &Path, extra_env: &[(&str, &str)]) -> Self {
-        let port = free_port();
-        let mut command = Command::new(BIN);
-        command
-            .arg("serve")
-            .env_clear()
-            .env("CBH_DATABASE_URL", format!("sqlite://{}", db.display()))
-            .env("CBH_LISTEN", format!("127.0.0.1:{port}"))
-            .env("CBH_PUBLIC_URL", "http://invite.test.example")
-            .env("CBH_SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}"))
-            .env("CBH_OUTBOX_LEASE", "2s")
-            .env("CBH_SMTP_RETRY_BASE", "1s")
-            .env("CBH_SMTP_RETRY_MAX", "2s")
-            .env("CBH_INVITE_RATE", "off")
-            .stdout(Stdio::null())
-            .stderr(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(log)
-                    .expect("log file"),
-            );
-        for (name, value) in extra_env {
-            command.env(name, value);
-        }
-        let server = Self {
-            child: command.spawn().expect("serve starts"),
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let client = reqwest::Client::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let ready = client.get(format!("{}/readyz", server.base)).send().await;
-            if ready.is_ok_and(|r| r.status() == 200) {
-                return server;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "serve never became ready"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn sigterm(&mut self) -> std::process::ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-        self.child.wait().expect("reaped")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `serve` on the SQLite file `db`, delivering to the SMTP server on `smtp_port`.
+async fn start_server(db: &Path, smtp_port: u16, log: &Path, extra: &[(&str, &str)]) -> Server {
+    let mut env = vec![
+        ("CBH_DATABASE_URL", format!("sqlite://{}", db.display())),
+        ("CBH_SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}")),
+        ("CBH_OUTBOX_LEASE", "2s".to_owned()),
+        ("CBH_SMTP_RETRY_BASE", "1s".to_owned()),
+        ("CBH_SMTP_RETRY_MAX", "2s".to_owned()),
+        ("CBH_INVITE_RATE", "off".to_owned()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    Server::start(&env, log).await
 }
 
 /// A user, a project and an API key made with the command line; returns (key, project id).
 fn set_up(db: &Path, password: &str) -> (String, i64) {
-    cli(
+    on_sqlite(
         db,
         &[
             "user",
@@ -141,12 +46,8 @@ fn set_up(db: &Path, password: &str) -> (String, i64) {
         ],
         Some(&format!("{password}\n")),
     );
-    let project = stdout(&cli(
-        db,
-        &["project", "add", "--name", "Kinase screen"],
-        None,
-    ));
-    cli(
+    let project = on_sqlite(db, &["project", "add", "--name", "Kinase screen"], None);
+    on_sqlite(
         db,
         &[
             "grant",
@@ -159,11 +60,11 @@ fn set_up(db: &Path, password: &str) -> (String, i64) {
         ],
         None,
     );
-    let key = stdout(&cli(
+    let key = on_sqlite(
         db,
         &["apikey", "create", "--email", "ada@lab.example"],
         None,
-    ));
+    );
     (key, project.parse().expect("project id"))
 }
 
@@ -184,7 +85,7 @@ async fn sigkill_at_random_moments_loses_no_accepted_invitation() {
     let mut next_email = 0usize;
 
     for round in 0..3 {
-        let mut server = Server::start(&db, smtp.port, &log, &[]).await;
+        let mut server = start_server(&db, smtp.port, &log, &[]).await;
         let stop = Arc::new(AtomicBool::new(false));
         let mut clients = Vec::new();
         for worker in 0..6 {
@@ -232,7 +133,7 @@ async fn sigkill_at_random_moments_loses_no_accepted_invitation() {
     );
 
     // A last start delivers whatever the killed ones left.
-    let _server = Server::start(&db, smtp.port, &log, &[]).await;
+    let _server = start_server(&db, smtp.port, &log, &[]).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let delivered: BTreeSet<String> = smtp
@@ -293,7 +194,7 @@ async fn no_secret_reaches_a_log_line() {
     let smtp = SmtpServer::start().await;
     let password = "inviter's secret password";
     let (key, _) = set_up(&db, password);
-    let mut server = Server::start(
+    let mut server = start_server(
         &db,
         smtp.port,
         &log,
@@ -386,29 +287,34 @@ async fn the_operator_retries_failed_mail_and_reads_the_audit_log() {
     .await;
     let db: PathBuf = app.db_path();
 
-    let listed = stdout(&cli(&db, &["outbox", "list", "--status", "failed"], None));
+    let listed = on_sqlite(&db, &["outbox", "list", "--status", "failed"], None);
     assert!(
         listed.contains("bob@example.org") && listed.contains("550"),
         "{listed}"
     );
     app.smtp.set_data_reply(None);
-    let retried = cli(&db, &["outbox", "retry", "--failed"], None);
+    let retried = run(
+        db.parent().expect("folder"),
+        &[("CBH_DATABASE_URL", format!("sqlite://{}", db.display()))],
+        &["outbox", "retry", "--failed"],
+        None,
+    );
     assert!(String::from_utf8_lossy(&retried.stderr).contains("queued 1"));
     app.smtp.wait_for(1, WAIT).await;
     app.wait_for_invitation(&editor, id, WAIT, |inv| inv["delivery"]["status"] == "sent")
         .await;
 
-    let audit = stdout(&cli(&db, &["audit", "--since", "1h"], None));
+    let audit = on_sqlite(&db, &["audit", "--since", "1h"], None);
     assert!(
         audit.contains("invitation_created actor=ada@lab.example"),
         "{audit}"
     );
 
-    let key = stdout(&cli(
+    let key = on_sqlite(
         &db,
         &["apikey", "create", "--email", "ada@lab.example"],
         None,
-    ));
+    );
     let with_key = |key: String| {
         let client = reqwest::Client::new();
         let url = format!("{}/{NS}/api/invitations/", app.base);
@@ -423,13 +329,13 @@ async fn the_operator_retries_failed_mail_and_reads_the_audit_log() {
         }
     };
     assert_eq!(with_key(key.clone()).await, 200);
-    cli(
+    on_sqlite(
         &db,
         &["apikey", "revoke", "--email", "ada@lab.example"],
         None,
     );
     assert_eq!(with_key(key).await, 401);
-    let audit = stdout(&cli(&db, &["audit", "--since", "1h"], None));
+    let audit = on_sqlite(&db, &["audit", "--since", "1h"], None);
     assert!(
         audit.contains("apikey_created") && audit.contains("apikey_revoked"),
         "{audit}"
@@ -444,7 +350,7 @@ async fn sigterm_lets_a_send_in_flight_finish_and_exits_0() {
     let smtp = SmtpServer::start().await;
     smtp.set_delay(Duration::from_millis(1_500));
     let (key, _) = set_up(&db, "a long enough password");
-    let mut server = Server::start(&db, smtp.port, &log, &[]).await;
+    let mut server = start_server(&db, smtp.port, &log, &[]).await;
     let invited = reqwest::Client::new()
         .post(format!("{}/{NS}/api/invitations/", server.base))
         .header("authorization", format!("ApiKey ada@lab.example:{key}"))
@@ -468,7 +374,7 @@ async fn sigterm_lets_a_send_in_flight_finish_and_exits_0() {
 
     assert!(status.success(), "exit 0 after SIGTERM: {status:?}");
     assert_eq!(smtp.received().len(), 1, "the send in flight was finished");
-    let sent = stdout(&cli(&db, &["outbox", "list", "--status", "sent"], None));
+    let sent = on_sqlite(&db, &["outbox", "list", "--status", "sent"], None);
     assert!(
         sent.contains("bob@example.org"),
         "and recorded as sent: {sent}"

@@ -24,6 +24,7 @@ macro_rules! backend_tests {
 }
 
 mod accept;
+mod binary;
 mod browser;
 mod cli;
 mod crash;

@@ -331,7 +331,7 @@ macro_rules! impl_sql_store {
         /// A new link voids the user's older ones: only the latest email's link works.
         async fn replace_accept_token(
             conn: &mut $conn,
-            invitation: &NewInvitation,
+            token: &crate::domain::Token,
             invitation_id: InvitationId,
             invitee: UserId,
             expires: Timestamp,
@@ -345,7 +345,7 @@ macro_rules! impl_sql_store {
                 "INSERT INTO invite_tokens (token_hash, invitation_id, user_id, state, expires) \
                  VALUES ($1, $2, $3, 'live', $4)",
             )
-            .bind(invitation.token.hash().0)
+            .bind(token.hash().0)
             .bind(invitation_id.0)
             .bind(invitee.0)
             .bind(expires.millis())
@@ -500,7 +500,7 @@ macro_rules! impl_sql_store {
             )
             .await?;
             if let Some(expires) = expires {
-                replace_accept_token(&mut tx, new, invitation_id, invitee.id, expires).await?;
+                replace_accept_token(&mut tx, &new.token, invitation_id, invitee.id, expires).await?;
             }
             let accept_token = plan.issues_token.then(|| new.token.expose());
             enqueue_email(
@@ -557,36 +557,6 @@ macro_rules! impl_sql_store {
             .fetch_optional(&mut *conn)
             .await
             .map_err(db_error("reading invitation"))
-        }
-
-        /// Only the latest email's link works, as when an invitation is created.
-        async fn void_live_tokens_of_user(conn: &mut $conn, user_id: i64) -> StoreResult<()> {
-            sqlx::query("UPDATE invite_tokens SET state = 'void' WHERE user_id = $1 AND state = 'live'")
-                .bind(user_id)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error("voiding older links"))?;
-            Ok(())
-        }
-
-        async fn insert_live_token(
-            conn: &mut $conn,
-            resend: &ResendInvitation,
-            user_id: i64,
-            expires: Timestamp,
-        ) -> StoreResult<()> {
-            sqlx::query(
-                "INSERT INTO invite_tokens (token_hash, invitation_id, user_id, state, expires) \
-                 VALUES ($1, $2, $3, 'live', $4)",
-            )
-            .bind(resend.token.hash().0)
-            .bind(resend.id.0)
-            .bind(user_id)
-            .bind(expires.millis())
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error("storing accept link"))?;
-            Ok(())
         }
 
         /// The outbox keeps one row per invitation (`invitation_id UNIQUE`), so a resend re-queues that
@@ -704,7 +674,8 @@ macro_rules! impl_sql_store {
             .map_err(db_error("checking setup token"))
         }
 
-        async fn insert_first_user(
+        /// A user who is active when it has a password.
+        async fn insert_user(
             conn: &mut $conn,
             namespace: &str,
             user: &NewUser,
@@ -726,7 +697,7 @@ macro_rules! impl_sql_store {
             .bind(now.millis())
             .fetch_one(&mut *conn)
             .await
-            .map_err(db_error("creating the first user"))?;
+            .map_err(db_error("creating user"))?;
             Ok(UserId(id))
         }
 
@@ -1004,30 +975,22 @@ macro_rules! impl_sql_store {
             }
 
             async fn create_user(&self, namespace: &str, user: NewUser) -> StoreResult<User> {
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO users (namespace, email, email_key, first_name, last_name, password_hash, \
-                     is_superuser, is_active, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                     RETURNING id",
-                )
-                .bind(namespace)
-                .bind(user.email.as_str())
-                .bind(user.email.key())
-                .bind(user.first_name.as_str())
-                .bind(user.last_name.as_str())
-                .bind(&user.password_hash)
-                .bind(user.is_superuser)
-                .bind(user.password_hash.is_some())
-                .bind(Timestamp::now().millis())
-                .fetch_one(self.writer())
-                .await
-                .map_err(|e| match db_error("creating user")(e) {
-                    StoreError::Conflict(_) => {
-                        StoreError::Conflict(format!("a user with email {} already exists", user.email))
-                    }
-                    other => other,
-                })?;
+                let mut conn = self
+                    .writer()
+                    .acquire()
+                    .await
+                    .map_err(db_error("creating user"))?;
+                let id = insert_user(&mut conn, namespace, &user, Timestamp::now())
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::Conflict(_) => StoreError::Conflict(format!(
+                            "a user with email {} already exists",
+                            user.email
+                        )),
+                        other => other,
+                    })?;
                 Ok(User {
-                    id: UserId(id),
+                    id,
                     is_active: user.password_hash.is_some(),
                     email: user.email,
                     first_name: user.first_name,
@@ -1586,8 +1549,14 @@ macro_rules! impl_sql_store {
                     ));
                 }
                 let expires = resend.now.plus(resend.ttl);
-                void_live_tokens_of_user(&mut tx, current.invitee_id).await?;
-                insert_live_token(&mut tx, &resend, current.invitee_id, expires).await?;
+                replace_accept_token(
+                    &mut tx,
+                    &resend.token,
+                    resend.id,
+                    UserId(current.invitee_id),
+                    expires,
+                )
+                .await?;
                 sqlx::query("UPDATE invitations SET expires = $1, modified = $2 WHERE id = $3")
                     .bind(expires.millis())
                     .bind(resend.now.millis())
@@ -1740,7 +1709,7 @@ macro_rules! impl_sql_store {
                 if !live_setup_token(&mut tx, namespace, token_hash, now).await? {
                     return Ok(SetupOutcome::Gone);
                 }
-                let id = insert_first_user(&mut tx, namespace, &user, now).await?;
+                let id = insert_user(&mut tx, namespace, &user, now).await?;
                 sqlx::query("DELETE FROM setup_tokens WHERE namespace = $1")
                     .bind(namespace)
                     .execute(&mut *tx)

@@ -76,14 +76,12 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
 }
 
 pub async fn render(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let (depth, oldest) = state.store.outbox_depth().await?;
-    let oldest_age = oldest.map_or(0.0, |t| {
-        (Timestamp::now().millis() - t.millis()).max(0) as f64 / 1000.0
-    });
     let m = &state.metrics;
     let d = &state.delivery;
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let mut out = String::new();
+    // Counters first, then the outbox: a send is counted only once recorded, so this order
+    // never shows an email counted as sent and still queued.
     for (name, help, value) in [
         (
             "cbh_invitations_created_total",
@@ -121,6 +119,10 @@ pub async fn render(State(state): State<AppState>) -> Result<Response, ApiError>
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
         );
     }
+    let (depth, oldest) = state.store.outbox_depth().await?;
+    let oldest_age = oldest.map_or(0.0, |t| {
+        (Timestamp::now().millis() - t.millis()).max(0) as f64 / 1000.0
+    });
     let _ = writeln!(
         out,
         "# HELP cbh_outbox_depth Emails queued and not yet delivered (all nodes).\n\

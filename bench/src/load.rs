@@ -28,6 +28,8 @@ pub struct LoadPlan {
     pub logins_per_second: u32,
     /// Makes the addresses of this run unique.
     pub run_tag: String,
+    /// The server's process, whose CPU time over the window is measured.
+    pub server_pid: Option<u32>,
 }
 
 pub struct LoadResult {
@@ -43,6 +45,10 @@ pub struct LoadResult {
     /// The first failure, to say what went wrong.
     pub first_failure: Option<String>,
     pub logins: Option<LoginResult>,
+    /// CPU time used within the window by the server and by this process (the load generator
+    /// and the SMTP server): on a shared machine, CPU per request varies less than throughput.
+    pub server_cpu: Option<Duration>,
+    pub bench_cpu: Option<Duration>,
 }
 
 pub struct LoginResult {
@@ -71,6 +77,7 @@ pub async fn run(base_url: &str, inviter: &Inviter, plan: &LoadPlan) -> anyhow::
     let measure_from = started + plan.warmup;
     let end = measure_from + plan.duration;
 
+    let cpu = tokio::spawn(cpu_over(plan.server_pid, measure_from, end));
     let logins = (plan.logins_per_second > 0)
         .then(|| tokio::spawn(logins(base_url.to_owned(), plan.logins_per_second, end)));
     let mut clients = JoinSet::new();
@@ -92,6 +99,8 @@ pub async fn run(base_url: &str, inviter: &Inviter, plan: &LoadPlan) -> anyhow::
         accepted: Vec::new(),
         first_failure: None,
         logins: None,
+        server_cpu: None,
+        bench_cpu: None,
     };
     while let Some(joined) = clients.join_next().await {
         let result = joined.context("a load client panicked")??;
@@ -106,7 +115,40 @@ pub async fn run(base_url: &str, inviter: &Inviter, plan: &LoadPlan) -> anyhow::
     if let Some(logins) = logins {
         total.logins = Some(logins.await.context("the login task panicked")??);
     }
+    (total.server_cpu, total.bench_cpu) = cpu.await.context("the CPU sampler panicked")?;
     Ok(total)
+}
+
+/// CPU time (user + system) of the server and of this process between `from` and `to`.
+async fn cpu_over(
+    server: Option<u32>,
+    from: Instant,
+    to: Instant,
+) -> (Option<Duration>, Option<Duration>) {
+    let sample = || {
+        (
+            server.and_then(|pid| cpu_time(&pid.to_string())),
+            cpu_time("self"),
+        )
+    };
+    tokio::time::sleep_until(from.into()).await;
+    let before = sample();
+    tokio::time::sleep_until(to.into()).await;
+    let after = sample();
+    let spent = |a: Option<Duration>, b: Option<Duration>| Some(b?.saturating_sub(a?));
+    (spent(before.0, after.0), spent(before.1, after.1))
+}
+
+/// utime + stime of a process, from `/proc/<pid>/stat`.
+fn cpu_time(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces: the fields that follow come after its ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let per_second = u64::try_from(per_second).ok().filter(|t| *t > 0)?;
+    Some(Duration::from_millis(ticks * 1000 / per_second))
 }
 
 async fn one_client(

@@ -50,6 +50,10 @@ struct Args {
     /// Skip the PostgreSQL configurations.
     #[arg(long)]
     sqlite_only: bool,
+    /// Run only the configurations whose label contains this text, e.g. "SQLite, SMTP 0 ms, C=32"
+    /// (to profile one, or to measure it again).
+    #[arg(long)]
+    only: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,7 +189,17 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             None
         }
     };
-    let scenarios = scenarios(args.quick, pg.is_some());
+    let scenarios: Vec<Scenario> = scenarios(args.quick, pg.is_some())
+        .into_iter()
+        .filter(|s| {
+            args.only
+                .as_ref()
+                .is_none_or(|only| s.label().contains(only.as_str()))
+        })
+        .collect();
+    if scenarios.is_empty() {
+        bail!("no configuration matches --only");
+    }
     let context = Suite {
         binary,
         pg: pg.clone(),
@@ -331,6 +345,7 @@ async fn run_on(
         duration: context.duration,
         logins_per_second: scenario.logins_per_second,
         run_tag: format!("{index}"),
+        server_pid: server.pid(),
     };
     let load = load::run(&server.base_url, &inviter, &plan).await?;
     let delivery = wait_for_delivery(&smtp, load.accepted.len(), scenario, context).await;

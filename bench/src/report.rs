@@ -167,11 +167,39 @@ fn ready(result: &RunResult) -> String {
     }
 }
 
+/// Server CPU over the window, as a share of one core, and per request.
+fn server_cpu(result: &RunResult) -> (String, String) {
+    match result.load.server_cpu {
+        Some(cpu) if result.load.requests > 0 => (
+            format!(
+                "{:.0}%",
+                100.0 * cpu.as_secs_f64() / result.load.window.as_secs_f64()
+            ),
+            format!(
+                "{:.0}",
+                cpu.as_secs_f64() * 1e6 / result.load.requests as f64
+            ),
+        ),
+        _ => ("?".into(), "?".into()),
+    }
+}
+
+fn bench_cpu(result: &RunResult) -> String {
+    result.load.bench_cpu.map_or("?".into(), |cpu| {
+        format!(
+            "{:.0}%",
+            100.0 * cpu.as_secs_f64() / result.load.window.as_secs_f64()
+        )
+    })
+}
+
 pub fn progress_line(result: &RunResult) -> String {
     let latency = &result.load.latency;
+    let (cpu_share, cpu_per_request) = server_cpu(result);
     let mut line = format!(
-        "{:.0} req/s, p50 {} ms, p99 {} ms, p99.9 {} ms, {} non-201; {} emails, {} emails/s after the load, outbox empty: {}; peak RSS {}; ready {} ms",
+        "{:.0} req/s, server CPU {cpu_share} ({cpu_per_request} µs/req), bench CPU {}, p50 {} ms, p99 {} ms, p99.9 {} ms, {} non-201; {} emails, {} emails/s after the load, outbox empty: {}; peak RSS {}; ready {} ms",
         requests_per_second(result),
+        bench_cpu(result),
         ms(quantile(latency, 0.50)),
         ms(quantile(latency, 0.99)),
         ms(quantile(latency, 0.999)),

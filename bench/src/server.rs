@@ -254,6 +254,10 @@ impl Server {
         )
     }
 
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// The server's peak resident memory so far (`VmHWM`), in KiB.
     pub fn peak_rss_kib(&self) -> anyhow::Result<u64> {
         let pid = self.child.id().context("the server has exited")?;

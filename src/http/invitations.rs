@@ -23,7 +23,8 @@ use super::{ApiError, AppState};
 use crate::domain::password;
 use crate::domain::token::random_hex;
 use crate::domain::{
-    EmailAddress, InvitationId, InvitationStatus, PersonName, ProjectId, Role, Timestamp, Token,
+    EmailAddress, InvitationId, InvitationStatus, PersonName, Project, ProjectId, Role, Timestamp,
+    Token,
 };
 use crate::store::{
     AcceptOutcome, CreateOutcome, IdempotencyClaim, InvitationFilter, InvitationRecord,
@@ -178,16 +179,16 @@ pub(super) async fn invite(
     request: ValidInvitation,
     idempotency: Option<IdempotencyClaim>,
 ) -> Result<CreateOutcome, ApiError> {
-    authorize_projects(state, caller, &request.projects).await?;
+    let projects = authorize_projects(state, caller, &request.projects).await?;
     let outcome = state
         .store
         .create_invitation(NewInvitation {
             namespace: caller.namespace.clone(),
-            inviter: caller.user.id,
+            inviter: caller.user.clone(),
             email: request.email,
             first_name: request.first_name,
             last_name: request.last_name,
-            projects: request.projects,
+            projects,
             remind: request.remind,
             token: Token::generate(),
             message_id: format!("<{}@{}>", random_hex(16), state.config.mail_domain()),
@@ -203,14 +204,15 @@ pub(super) async fn invite(
 }
 
 /// Every selected project must exist in the namespace (else 400) and the inviter must be
-/// editor or owner of each (else 403); a superuser may invite to any.
+/// editor or owner of each (else 403); a superuser may invite to any. Returns the projects, in
+/// id order.
 async fn authorize_projects(
     state: &AppState,
     caller: &Caller,
     ids: &[ProjectId],
-) -> Result<(), ApiError> {
+) -> Result<Vec<Project>, ApiError> {
     if ids.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let projects = state.store.projects_by_ids(&caller.namespace, ids).await?;
     if let Some(missing) = ids.iter().find(|id| !projects.iter().any(|p| p.id == **id)) {
@@ -220,7 +222,7 @@ async fn authorize_projects(
         )));
     }
     if caller.user.is_superuser {
-        return Ok(());
+        return Ok(projects);
     }
     let memberships = state.store.memberships(caller.user.id).await?;
     for project in &projects {
@@ -234,7 +236,7 @@ async fn authorize_projects(
             )));
         }
     }
-    Ok(())
+    Ok(projects)
 }
 
 fn created(state: &AppState, ns: &str, record: &InvitationRecord, replayed: bool) -> Response {

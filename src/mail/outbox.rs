@@ -24,8 +24,10 @@ pub const PLATFORM_NAME: &str = "ChemBio Hub Platform";
 /// Messages claimed at once; also how many are sent side by side.
 const BATCH_SIZE: i64 = 32;
 const SENDS_IN_FLIGHT: usize = 8;
-/// Checkpointing the SQLite WAL after scrubbing is cheap but not free: at most this often
-/// while busy, and always when the outbox runs dry.
+/// Checkpointing the SQLite WAL after scrubbing is not cheap: it copies the WAL into the
+/// database, syncs it to disk and blocks the writer meanwhile. After a send it runs at most this
+/// often, busy or not; a worker that keeps up with the requests empties the outbox after every
+/// few messages, and a checkpoint each time held up the requests behind it (BENCHMARKS.md).
 const PURGE_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -51,7 +53,14 @@ pub struct Outbox {
     public_url: String,
     from: Mailbox,
     wakeup: Arc<Notify>,
-    last_purge: std::sync::Mutex<Instant>,
+    purge: std::sync::Mutex<PurgeState>,
+}
+
+/// Scrubbed tokens wait for a purge (at most `PURGE_EVERY` after the send, as the idle worker
+/// wakes at least once per poll interval).
+struct PurgeState {
+    last: Instant,
+    owed: bool,
 }
 
 impl Outbox {
@@ -72,7 +81,13 @@ impl Outbox {
             public_url,
             from,
             wakeup,
-            last_purge: std::sync::Mutex::new(Instant::now()),
+            purge: std::sync::Mutex::new(PurgeState {
+                // The first scrub is purged at once.
+                last: Instant::now()
+                    .checked_sub(PURGE_EVERY)
+                    .unwrap_or_else(Instant::now),
+                owed: false,
+            }),
         }
     }
 
@@ -89,6 +104,9 @@ impl Outbox {
             ..DeliveryReport::default()
         };
         if batch.is_empty() {
+            if self.purge_due(false) {
+                self.store.purge_scrubbed().await?;
+            }
             return Ok(report);
         }
         let outcomes: Vec<Outcome> = futures_util::stream::iter(batch)
@@ -113,19 +131,21 @@ impl Outbox {
         }
         report.sent = sent.len();
         self.store.mark_sent(&sent, Timestamp::now()).await?;
-        let ran_dry = report.claimed < BATCH_SIZE as usize;
-        if report.sent + report.failed > 0 && (ran_dry || self.purge_due()) {
+        if self.purge_due(report.sent + report.failed > 0) {
             self.store.purge_scrubbed().await?;
         }
         Ok(report)
     }
 
-    fn purge_due(&self) -> bool {
-        let Ok(mut last) = self.last_purge.lock() else {
+    /// Whether to purge now; `scrubbed` says tokens were just scrubbed.
+    fn purge_due(&self, scrubbed: bool) -> bool {
+        let Ok(mut purge) = self.purge.lock() else {
             return true;
         };
-        if last.elapsed() >= PURGE_EVERY {
-            *last = Instant::now();
+        purge.owed |= scrubbed;
+        if purge.owed && purge.last.elapsed() >= PURGE_EVERY {
+            purge.last = Instant::now();
+            purge.owed = false;
             true
         } else {
             false

@@ -83,12 +83,14 @@ pub struct SessionRecord {
 #[derive(Debug, Clone)]
 pub struct NewInvitation {
     pub namespace: String,
-    pub inviter: UserId,
+    /// The caller, as authenticated: the new invitation's `created_by`.
+    pub inviter: User,
     pub email: EmailAddress,
     pub first_name: PersonName,
     pub last_name: PersonName,
-    /// Known projects of the namespace, deduplicated.
-    pub projects: Vec<ProjectId>,
+    /// Known projects of the namespace, deduplicated, in id order (as the caller's rights were
+    /// checked on them): the new invitation's `projects`.
+    pub projects: Vec<Project>,
     pub remind: bool,
     /// Used only if the plan issues an accept link.
     pub token: Token,

@@ -12,7 +12,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::config::{ServeRole, Settings};
 use crate::domain::{Timestamp, Token};
-use crate::http::{self, AppState, HttpConfig};
+use crate::http::{self, AppState, HttpConfig, PasswordWork};
 use crate::mail::{Outbox, Templates, Transport};
 use crate::store::{self, Store};
 
@@ -101,6 +101,7 @@ impl Application {
                 store,
                 config: Arc::new(config),
                 outbox_wakeup: wakeup,
+                password_work: Arc::new(PasswordWork::for_this_machine()),
             },
             outbox,
             role: settings.role,

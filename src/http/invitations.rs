@@ -551,9 +551,11 @@ async fn accept(
     }
     let password = body.password.unwrap_or_default();
     password::validate_new(&password).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let password_hash = tokio::task::spawn_blocking(move || password::hash(&password))
+    let password_hash = state
+        .password_work
+        .run(move || password::hash(&password))
         .await
-        .map_err(|e| ApiError::Internal(e.into()))??;
+        .map_err(ApiError::Internal)??;
     match state
         .store
         .accept_invitation(&ns, &token_hash, &password_hash, Timestamp::now())

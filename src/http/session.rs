@@ -85,10 +85,11 @@ pub(super) async fn authenticate(
         Some(creds) if creds.user.is_active => (Some(creds.user), creds.password_hash),
         _ => (None, None),
     };
-    let verified =
-        tokio::task::spawn_blocking(move || password::verify(&password, stored_hash.as_deref()))
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
+    let verified = state
+        .password_work
+        .run(move || password::verify(&password, stored_hash.as_deref()))
+        .await
+        .map_err(ApiError::Internal)?;
     user.filter(|_| verified)
         .ok_or_else(|| ApiError::Unauthorized(LOGIN_FAILED.into()))
 }

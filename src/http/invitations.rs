@@ -214,29 +214,30 @@ async fn authorize_projects(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let projects = state.store.projects_by_ids(&caller.namespace, ids).await?;
-    if let Some(missing) = ids.iter().find(|id| !projects.iter().any(|p| p.id == **id)) {
+    let found = state
+        .store
+        .projects_with_role(&caller.namespace, caller.user.id, ids)
+        .await?;
+    if let Some(missing) = ids
+        .iter()
+        .find(|id| !found.iter().any(|(p, _)| p.id == **id))
+    {
         return Err(ApiError::BadRequest(format!(
             "projects_selected: there is no project with id {}",
             missing.0
         )));
     }
-    if caller.user.is_superuser {
-        return Ok(projects);
-    }
-    let memberships = state.store.memberships(caller.user.id).await?;
-    for project in &projects {
-        let may_invite = memberships
+    if !caller.user.is_superuser
+        && let Some((project, _)) = found
             .iter()
-            .any(|m| m.project.id == project.id && m.role.can_invite());
-        if !may_invite {
-            return Err(ApiError::Forbidden(format!(
-                "you must be an editor or owner of project '{}' to invite people to it",
-                project.name
-            )));
-        }
+            .find(|(_, role)| !role.is_some_and(Role::can_invite))
+    {
+        return Err(ApiError::Forbidden(format!(
+            "you must be an editor or owner of project '{}' to invite people to it",
+            project.name
+        )));
     }
-    Ok(projects)
+    Ok(found.into_iter().map(|(project, _)| project).collect())
 }
 
 fn created(state: &AppState, ns: &str, record: &InvitationRecord, replayed: bool) -> Response {

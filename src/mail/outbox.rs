@@ -5,6 +5,7 @@
 //! if this process dies mid-send, another worker (or this one after a restart) retries the
 //! message when the lease ends. The stable Message-ID lets a receiver drop the rare duplicate.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,7 @@ use tokio::sync::{Notify, watch};
 use super::templates::{EmailContext, PersonContext, ProjectContext};
 use super::{SendError, Templates, Transport};
 use crate::config::DeliverySettings;
-use crate::domain::{Timestamp, User};
+use crate::domain::{InvitationId, Timestamp, User};
 use crate::store::{InvitationRecord, OutboxMessage, Store};
 
 pub const PLATFORM_NAME: &str = "ChemBio Hub Platform";
@@ -37,6 +38,9 @@ pub struct DeliveryReport {
     pub retried: usize,
     pub failed: usize,
 }
+
+/// A batch's invitations by id, or why they could not be read.
+type Invitations = Result<HashMap<InvitationId, InvitationRecord>, String>;
 
 /// The result of one send, keyed by the Message-ID that was sent.
 enum Outcome {
@@ -109,8 +113,9 @@ impl Outbox {
             }
             return Ok(report);
         }
+        let invitations = self.invitations_of(&batch).await;
         let outcomes: Vec<Outcome> = futures_util::stream::iter(batch)
-            .map(|message| self.deliver_one(message))
+            .map(|message| self.deliver_one(message, &invitations))
             .buffer_unordered(SENDS_IN_FLIGHT)
             .collect()
             .await;
@@ -152,9 +157,31 @@ impl Outbox {
         }
     }
 
-    async fn deliver_one(&self, message: OutboxMessage) -> Outcome {
+    /// The invitations of a batch, as they are now, read together (not one query per message).
+    /// A database that cannot be read is a temporary failure of every message.
+    async fn invitations_of(&self, batch: &[OutboxMessage]) -> Invitations {
+        let mut by_namespace: BTreeMap<&str, Vec<InvitationId>> = BTreeMap::new();
+        for message in batch {
+            by_namespace
+                .entry(message.namespace.as_str())
+                .or_default()
+                .push(message.invitation_id);
+        }
+        let mut found = HashMap::new();
+        for (namespace, ids) in by_namespace {
+            let records = self
+                .store
+                .invitations_by_ids(namespace, &ids)
+                .await
+                .map_err(|e| format!("reading the invitation: {e}"))?;
+            found.extend(records.into_iter().map(|record| (record.id, record)));
+        }
+        Ok(found)
+    }
+
+    async fn deliver_one(&self, message: OutboxMessage, invitations: &Invitations) -> Outcome {
         let id = message.id;
-        let sent = match self.compose(&message).await {
+        let sent = match self.compose(&message, invitations) {
             Ok(email) => {
                 self.transport
                     .send(&email, &file_stem(&message.message_id))
@@ -164,7 +191,9 @@ impl Outbox {
         };
         match sent {
             Ok(()) => {
-                tracing::info!(outbox_id = id, kind = message.kind.as_str(), "email sent");
+                // Debug: a line per email costs more than the rest of the delivery at a few
+                // thousand a second; the invitation shows its delivery, and failures are warned.
+                tracing::debug!(outbox_id = id, kind = message.kind.as_str(), "email sent");
                 Outcome::Sent(message.message_id)
             }
             Err(SendError::Permanent(error)) => {
@@ -187,19 +216,22 @@ impl Outbox {
 
     /// Renders the message from the invitation as it is now. A database that cannot be read
     /// is a temporary failure; a message that cannot be built never will be.
-    async fn compose(&self, message: &OutboxMessage) -> Result<Message, SendError> {
-        let invitation = self
-            .store
-            .invitation(&message.namespace, message.invitation_id)
-            .await
-            .map_err(|e| SendError::Temporary(format!("reading the invitation: {e}")))?
+    fn compose(
+        &self,
+        message: &OutboxMessage,
+        invitations: &Invitations,
+    ) -> Result<Message, SendError> {
+        let invitation = invitations
+            .as_ref()
+            .map_err(|e| SendError::Temporary(e.clone()))?
+            .get(&message.invitation_id)
             .ok_or_else(|| {
                 SendError::Permanent(format!(
                     "invitation {} no longer exists",
                     message.invitation_id
                 ))
             })?;
-        self.build_message(message, &invitation).map_err(|error| {
+        self.build_message(message, invitation).map_err(|error| {
             tracing::error!(
                 outbox_id = message.id,
                 error = format!("{error:#}"),

@@ -218,6 +218,14 @@ pub trait Store: Send + Sync + 'static {
     /// Sets the user's role on the project (replacing any earlier one).
     async fn grant(&self, user: UserId, project: ProjectId, role: Role) -> StoreResult<()>;
     async fn memberships(&self, user: UserId) -> StoreResult<Vec<Membership>>;
+    /// The projects of the namespace among `ids`, in id order, each with the user's role on it
+    /// if any: what an invitation's rights are checked on, in one query.
+    async fn projects_with_role(
+        &self,
+        namespace: &str,
+        user: UserId,
+        ids: &[ProjectId],
+    ) -> StoreResult<Vec<(Project, Option<Role>)>>;
 
     // Sessions and API keys
     async fn create_session(&self, session: NewSession) -> StoreResult<()>;
@@ -249,6 +257,12 @@ pub trait Store: Send + Sync + 'static {
         namespace: &str,
         id: InvitationId,
     ) -> StoreResult<Option<InvitationRecord>>;
+    /// The invitations of the namespace among `ids` (the outbox worker reads a batch at once).
+    async fn invitations_by_ids(
+        &self,
+        namespace: &str,
+        ids: &[InvitationId],
+    ) -> StoreResult<Vec<InvitationRecord>>;
     async fn list_invitations(
         &self,
         namespace: &str,

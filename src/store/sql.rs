@@ -912,6 +912,50 @@ macro_rules! impl_sql_store {
                     .collect())
             }
 
+            async fn projects_with_role(
+                &self,
+                namespace: &str,
+                user: UserId,
+                ids: &[ProjectId],
+            ) -> StoreResult<Vec<(Project, Option<Role>)>> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut query = QueryBuilder::<$db>::new(
+                    "SELECT p.id, p.name, g.role FROM projects p \
+                     LEFT JOIN grants g ON g.project_id = p.id AND g.user_id = ",
+                );
+                query
+                    .push_bind(user.0)
+                    .push(" WHERE p.namespace = ")
+                    .push_bind(namespace)
+                    .push(" AND p.id IN (");
+                let mut list = query.separated(", ");
+                for id in ids {
+                    list.push_bind(id.0);
+                }
+                query.push(") ORDER BY p.id");
+                let rows: Vec<(i64, String, Option<String>)> = query
+                    .build_query_as()
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err(db_error("finding projects and roles"))?;
+                rows.into_iter()
+                    .map(|(id, name, role)| {
+                        let role = role
+                            .map(|role| Role::from_str(&role).map_err(|e| anyhow::anyhow!(e)))
+                            .transpose()?;
+                        Ok((
+                            Project {
+                                id: ProjectId(id),
+                                name,
+                            },
+                            role,
+                        ))
+                    })
+                    .collect()
+            }
+
             async fn grant(&self, user: UserId, project: ProjectId, role: Role) -> StoreResult<()> {
                 sqlx::query(
                     "INSERT INTO grants (user_id, project_id, role) VALUES ($1, $2, $3) \
@@ -1064,6 +1108,34 @@ macro_rules! impl_sql_store {
                     .await
                     .map_err(db_error("reading invitation"))?;
                 load_invitation(&mut conn, namespace, id).await
+            }
+
+            async fn invitations_by_ids(
+                &self,
+                namespace: &str,
+                ids: &[InvitationId],
+            ) -> StoreResult<Vec<InvitationRecord>> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut conn = self
+                    .reader()
+                    .acquire()
+                    .await
+                    .map_err(db_error("reading invitations"))?;
+                let mut query = QueryBuilder::<$db>::new(INVITATION_SELECT);
+                query.push(" WHERE i.namespace = ").push_bind(namespace).push(" AND i.id IN (");
+                let mut list = query.separated(", ");
+                for id in ids {
+                    list.push_bind(id.0);
+                }
+                query.push(")");
+                let rows: Vec<InvitationRow> = query
+                    .build_query_as()
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(db_error("reading invitations"))?;
+                with_projects(&mut conn, rows).await
             }
 
             async fn list_invitations(

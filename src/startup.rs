@@ -12,7 +12,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::config::{ServeRole, Settings};
 use crate::domain::{Timestamp, Token};
-use crate::http::{self, AppState, HttpConfig};
+use crate::http::{self, AppState, HttpConfig, PasswordWork};
 use crate::mail::{Outbox, Templates, Transport};
 use crate::store::{self, Store};
 
@@ -104,6 +104,7 @@ impl Application {
                 outbox_wakeup: wakeup,
                 metrics: Arc::default(),
                 delivery: outbox.counters(),
+                password_work: Arc::new(PasswordWork::for_this_machine()),
             },
             outbox,
             role: settings.role,

@@ -26,7 +26,8 @@ use crate::config::Limits;
 use crate::domain::password;
 use crate::domain::token::random_hex;
 use crate::domain::{
-    EmailAddress, InvitationId, InvitationStatus, PersonName, ProjectId, Role, Timestamp, Token,
+    EmailAddress, InvitationId, InvitationStatus, PersonName, Project, ProjectId, Role, Timestamp,
+    Token,
 };
 use crate::store::{
     AcceptOutcome, AuditEvent, CreateOutcome, IdempotencyClaim, InvitationFilter, InvitationRecord,
@@ -219,16 +220,16 @@ pub(super) async fn invite(
     request: ValidInvitation,
     idempotency: Option<IdempotencyClaim>,
 ) -> Result<CreateOutcome, ApiError> {
-    authorize_projects(state, caller, &request.projects).await?;
+    let projects = authorize_projects(state, caller, &request.projects).await?;
     let outcome = state
         .store
         .create_invitation(NewInvitation {
             namespace: caller.namespace.clone(),
-            inviter: caller.user.id,
+            inviter: caller.user.clone(),
             email: request.email,
             first_name: request.first_name,
             last_name: request.last_name,
-            projects: request.projects,
+            projects,
             remind: request.remind,
             token: Token::generate(),
             message_id: format!("<{}@{}>", random_hex(16), state.config.mail_domain()),
@@ -256,38 +257,40 @@ pub(super) async fn invite(
 }
 
 /// Every selected project must exist in the namespace (else 400) and the inviter must be
-/// editor or owner of each (else 403); a superuser may invite to any.
+/// editor or owner of each (else 403); a superuser may invite to any. Returns the projects, in
+/// id order.
 async fn authorize_projects(
     state: &AppState,
     caller: &Caller,
     ids: &[ProjectId],
-) -> Result<(), ApiError> {
+) -> Result<Vec<Project>, ApiError> {
     if ids.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    let projects = state.store.projects_by_ids(&caller.namespace, ids).await?;
-    if let Some(missing) = ids.iter().find(|id| !projects.iter().any(|p| p.id == **id)) {
+    let found = state
+        .store
+        .projects_with_role(&caller.namespace, caller.user.id, ids)
+        .await?;
+    if let Some(missing) = ids
+        .iter()
+        .find(|id| !found.iter().any(|(p, _)| p.id == **id))
+    {
         return Err(ApiError::BadRequest(format!(
             "projects_selected: there is no project with id {}",
             missing.0
         )));
     }
-    if caller.user.is_superuser {
-        return Ok(());
-    }
-    let memberships = state.store.memberships(caller.user.id).await?;
-    for project in &projects {
-        let may_invite = memberships
+    if !caller.user.is_superuser
+        && let Some((project, _)) = found
             .iter()
-            .any(|m| m.project.id == project.id && m.role.can_invite());
-        if !may_invite {
-            return Err(ApiError::Forbidden(format!(
-                "you must be an editor or owner of project '{}' to invite people to it",
-                project.name
-            )));
-        }
+            .find(|(_, role)| !role.is_some_and(Role::can_invite))
+    {
+        return Err(ApiError::Forbidden(format!(
+            "you must be an editor or owner of project '{}' to invite people to it",
+            project.name
+        )));
     }
-    Ok(())
+    Ok(found.into_iter().map(|(project, _)| project).collect())
 }
 
 fn created(state: &AppState, ns: &str, record: &InvitationRecord, replayed: bool) -> Response {
@@ -608,9 +611,11 @@ async fn accept(
     }
     let password = body.password.unwrap_or_default();
     password::validate_new(&password).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let password_hash = tokio::task::spawn_blocking(move || password::hash(&password))
+    let password_hash = state
+        .password_work
+        .run(move || password::hash(&password))
         .await
-        .map_err(|e| ApiError::Internal(e.into()))??;
+        .map_err(ApiError::Internal)??;
     match state
         .store
         .accept_invitation(&ns, &token_hash, &password_hash, Timestamp::now())

@@ -71,6 +71,39 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// This node's delivery counters, kept by its outbox worker.
     pub delivery: Arc<crate::mail::outbox::DeliveryCounters>,
+    pub password_work: Arc<PasswordWork>,
+}
+
+/// Where argon2 runs: on blocking threads, never on the runtime's, and on at most half of the
+/// cores at a time. Each hash takes tens of milliseconds and 19 MiB by design; unbounded, a
+/// burst of logins would start up to 512 blocking threads (tokio's limit) holding 19 MiB each
+/// and take every core from the requests. Bounded, logins queue and the API keeps its share.
+pub struct PasswordWork {
+    slots: tokio::sync::Semaphore,
+}
+
+impl PasswordWork {
+    pub fn for_this_machine() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Self {
+            slots: tokio::sync::Semaphore::new(cores.div_ceil(2)),
+        }
+    }
+
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        use anyhow::Context;
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .context("password hashing has stopped")?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .context("password hashing failed")
+    }
 }
 
 /// The whole API and the web pages.

@@ -108,10 +108,11 @@ pub(super) async fn authenticate(
         Some(creds) if creds.user.is_active => (Some(creds.user), creds.password_hash),
         _ => (None, None),
     };
-    let verified =
-        tokio::task::spawn_blocking(move || password::verify(&password, stored_hash.as_deref()))
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
+    let verified = state
+        .password_work
+        .run(move || password::verify(&password, stored_hash.as_deref()))
+        .await
+        .map_err(ApiError::Internal)?;
     let outcome = user.filter(|_| verified);
     record(
         state,
@@ -243,13 +244,15 @@ async fn change_password(
         .await?
         .and_then(|creds| creds.password_hash);
     let old_password = body.old_password.unwrap_or_default();
-    let (verified, new_hash) = tokio::task::spawn_blocking(move || {
-        let verified = password::verify(&old_password, stored.as_deref());
-        let new_hash = verified.then(|| password::hash(&new_password)).transpose();
-        (verified, new_hash)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
+    let (verified, new_hash) = state
+        .password_work
+        .run(move || {
+            let verified = password::verify(&old_password, stored.as_deref());
+            let new_hash = verified.then(|| password::hash(&new_password)).transpose();
+            (verified, new_hash)
+        })
+        .await
+        .map_err(ApiError::Internal)?;
     let new_hash = match (verified, new_hash?) {
         (true, Some(hash)) => hash,
         _ => return Err(ApiError::Forbidden("the current password is wrong".into())),

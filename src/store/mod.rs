@@ -84,12 +84,14 @@ pub struct SessionRecord {
 #[derive(Debug, Clone)]
 pub struct NewInvitation {
     pub namespace: String,
-    pub inviter: UserId,
+    /// The caller, as authenticated: the new invitation's `created_by`.
+    pub inviter: User,
     pub email: EmailAddress,
     pub first_name: PersonName,
     pub last_name: PersonName,
-    /// Known projects of the namespace, deduplicated.
-    pub projects: Vec<ProjectId>,
+    /// Known projects of the namespace, deduplicated, in id order (as the caller's rights were
+    /// checked on them): the new invitation's `projects`.
+    pub projects: Vec<Project>,
     pub remind: bool,
     /// Used only if the plan issues an accept link.
     pub token: Token,
@@ -287,6 +289,14 @@ pub trait Store: OperationsStore + Send + Sync + 'static {
     /// Sets the user's role on the project (replacing any earlier one).
     async fn grant(&self, user: UserId, project: ProjectId, role: Role) -> StoreResult<()>;
     async fn memberships(&self, user: UserId) -> StoreResult<Vec<Membership>>;
+    /// The projects of the namespace among `ids`, in id order, each with the user's role on it
+    /// if any: what an invitation's rights are checked on, in one query.
+    async fn projects_with_role(
+        &self,
+        namespace: &str,
+        user: UserId,
+        ids: &[ProjectId],
+    ) -> StoreResult<Vec<(Project, Option<Role>)>>;
 
     // Sessions and API keys
     async fn create_session(&self, session: NewSession) -> StoreResult<()>;
@@ -318,6 +328,12 @@ pub trait Store: OperationsStore + Send + Sync + 'static {
         namespace: &str,
         id: InvitationId,
     ) -> StoreResult<Option<InvitationRecord>>;
+    /// The invitations of the namespace among `ids` (the outbox worker reads a batch at once).
+    async fn invitations_by_ids(
+        &self,
+        namespace: &str,
+        ids: &[InvitationId],
+    ) -> StoreResult<Vec<InvitationRecord>>;
     async fn list_invitations(
         &self,
         namespace: &str,

@@ -12,7 +12,9 @@
 //!   single writer already serialises transactions);
 //! - `CLAIM_OUTBOX`: the claim query (`FOR UPDATE SKIP LOCKED` on PostgreSQL);
 //! - `async fn outbox_changed(conn)`: called in the transaction that queues an email;
-//! - `async fn purge_scrubbed(store)` and `async fn watch_outbox(store, wakeup)`.
+//! - `async fn purge_scrubbed(store)` and `async fn watch_outbox(store, wakeup)`;
+//! - `async fn create_invitation(store, new)`: a transaction per invitation on PostgreSQL,
+//!   batches sharing one commit on SQLite.
 
 macro_rules! impl_sql_store {
     ($store:ident, $db:ty, $conn:ty) => {
@@ -283,10 +285,12 @@ macro_rules! impl_sql_store {
             expires: Option<Timestamp>,
         }
 
+        /// Stores the invitation and returns it as a reader would find it, so that the response
+        /// needs no second look.
         async fn insert_invitation(
             conn: &mut $conn,
             row: InvitationInsert<'_>,
-        ) -> StoreResult<InvitationId> {
+        ) -> StoreResult<InvitationRecord> {
             let new = row.invitation;
             // The invitation names the user as stored; names fall back to the user's own.
             let (first, last) = if new.first_name.as_str().is_empty() && new.last_name.as_str().is_empty() {
@@ -308,7 +312,7 @@ macro_rules! impl_sql_store {
             .bind(row.invitee.email.key())
             .bind(first)
             .bind(last)
-            .bind(new.inviter.0)
+            .bind(new.inviter.id.0)
             .bind(row.kind.as_str())
             .bind(row.kind.message(&row.invitee.email))
             .bind(row.status)
@@ -320,27 +324,50 @@ macro_rules! impl_sql_store {
             for project in &new.projects {
                 sqlx::query("INSERT INTO invitation_projects (invitation_id, project_id) VALUES ($1, $2)")
                     .bind(id)
-                    .bind(project.0)
+                    .bind(project.id.0)
                     .execute(&mut *conn)
                     .await
                     .map_err(db_error("storing invitation projects"))?;
             }
-            Ok(InvitationId(id))
+            Ok(InvitationRecord {
+                id: InvitationId(id),
+                email: row.invitee.email.as_str().to_owned(),
+                first_name: first.to_owned(),
+                last_name: last.to_owned(),
+                created_by: new.inviter.clone(),
+                projects: new.projects.clone(),
+                kind: row.kind,
+                message: row.kind.message(&row.invitee.email),
+                stored_status: row.status.to_owned(),
+                expires: row.expires,
+                created: new.now,
+                modified: new.now,
+                // Every new invitation queues its email (`enqueue_email`, same transaction).
+                delivery: Some(DeliveryRecord {
+                    status: "queued".to_owned(),
+                    attempts: 0,
+                    last_error: None,
+                }),
+            })
         }
 
-        /// A new link voids the user's older ones: only the latest email's link works.
+        /// A new link voids the user's older ones: only the latest email's link works. A user
+        /// created in this transaction has none.
         async fn replace_accept_token(
             conn: &mut $conn,
             token: &crate::domain::Token,
             invitation_id: InvitationId,
             invitee: UserId,
+            new_user: bool,
             expires: Timestamp,
         ) -> StoreResult<()> {
-            sqlx::query("UPDATE invite_tokens SET state = 'void' WHERE user_id = $1 AND state = 'live'")
-                .bind(invitee.0)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error("voiding older links"))?;
+            if !new_user {
+                sqlx::query("UPDATE invite_tokens SET state = 'void' WHERE user_id = $1 AND state = 'live'")
+                    .bind(invitee.0)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_error("voiding older links"))?;
+            }
             sqlx::query(
                 "INSERT INTO invite_tokens (token_hash, invitation_id, user_id, state, expires) \
                  VALUES ($1, $2, $3, 'live', $4)",
@@ -390,7 +417,7 @@ macro_rules! impl_sql_store {
                 return Ok(None);
             };
             sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND created < $3")
-                .bind(invitation.inviter.0)
+                .bind(invitation.inviter.id.0)
                 .bind(&claim.key)
                 .bind(invitation.now.minus(claim.kept_for).millis())
                 .execute(&mut *conn)
@@ -399,7 +426,7 @@ macro_rules! impl_sql_store {
             let found: Option<(Vec<u8>, i64)> = sqlx::query_as(
                 "SELECT request_hash, invitation_id FROM idempotency_keys WHERE user_id = $1 AND key = $2",
             )
-            .bind(invitation.inviter.0)
+            .bind(invitation.inviter.id.0)
             .bind(&claim.key)
             .fetch_optional(&mut *conn)
             .await
@@ -419,7 +446,7 @@ macro_rules! impl_sql_store {
                 "INSERT INTO idempotency_keys (user_id, key, request_hash, invitation_id, created) \
                  VALUES ($1, $2, $3, $4, $5)",
             )
-            .bind(invitation.inviter.0)
+            .bind(invitation.inviter.id.0)
             .bind(&claim.key)
             .bind(&claim.request_hash)
             .bind(invitation_id.0)
@@ -430,8 +457,8 @@ macro_rules! impl_sql_store {
             Ok(())
         }
 
-        /// One attempt at `Store::create_invitation`.
-        async fn create_invitation_once(
+        /// One attempt at `Store::create_invitation`, in a transaction of its own.
+        pub(super) async fn create_invitation_once(
             pool: &sqlx::Pool<$db>,
             new: &NewInvitation,
         ) -> StoreResult<CreateOutcome> {
@@ -439,7 +466,24 @@ macro_rules! impl_sql_store {
                 .begin()
                 .await
                 .map_err(db_error("starting invitation"))?;
-            if let Some((request_hash, earlier)) = find_idempotent_request(&mut tx, new).await? {
+            let outcome = create_invitation_in(&mut tx, new).await?;
+            // Only a new invitation has anything worth keeping.
+            if matches!(outcome, CreateOutcome::Created(_)) {
+                tx.commit()
+                    .await
+                    .map_err(db_error("committing invitation"))?;
+            }
+            Ok(outcome)
+        }
+
+        /// The work of `Store::create_invitation` inside the caller's transaction (which may
+        /// hold several: SQLite commits a batch at once). Outcomes other than `Created` have
+        /// written nothing that matters (at most an expired idempotency key is forgotten).
+        pub(super) async fn create_invitation_in(
+            tx: &mut $conn,
+            new: &NewInvitation,
+        ) -> StoreResult<CreateOutcome> {
+            if let Some((request_hash, earlier)) = find_idempotent_request(&mut *tx, new).await? {
                 let same_body = new
                     .idempotency
                     .as_ref()
@@ -447,31 +491,33 @@ macro_rules! impl_sql_store {
                 if !same_body {
                     return Ok(CreateOutcome::KeyReused);
                 }
-                let record = load_invitation(&mut tx, &new.namespace, earlier)
+                let record = load_invitation(&mut *tx, &new.namespace, earlier)
                     .await?
                     .context("an idempotency key names a missing invitation")?;
                 return Ok(CreateOutcome::Replayed(record));
             }
 
             let existing =
-                match find_user_by_email_key(&mut tx, &new.namespace, &new.email.key()).await? {
+                match find_user_by_email_key(&mut *tx, &new.namespace, &new.email.key()).await? {
                     Some(user) => Some(ExistingInvitee {
-                        project_ids: granted_project_ids(&mut tx, user.id).await?,
+                        project_ids: granted_project_ids(&mut *tx, user.id).await?,
                         user,
                     }),
                     None => None,
                 };
-            let plan = match plan_invitation(existing.as_ref(), &new.projects, new.remind) {
+            let selected: Vec<ProjectId> = new.projects.iter().map(|p| p.id).collect();
+            let plan = match plan_invitation(existing.as_ref(), &selected, new.remind) {
                 Ok(plan) => plan,
                 Err(rejection) => return Ok(CreateOutcome::Rejected(rejection)),
             };
-            if let Some(limited) = sending_limit_reached(&mut tx, new).await? {
+            if let Some(limited) = sending_limit_reached(&mut *tx, new).await? {
                 return Ok(limited);
             }
+            let new_user = existing.is_none();
             let invitee = match existing {
                 Some(existing) => existing.user,
                 None => User {
-                    id: insert_pending_user(&mut tx, new).await?,
+                    id: insert_pending_user(&mut *tx, new).await?,
                     email: new.email.clone(),
                     first_name: new.first_name.clone(),
                     last_name: new.last_name.clone(),
@@ -480,11 +526,11 @@ macro_rules! impl_sql_store {
                 },
             };
             for project in &plan.new_grants {
-                grant_viewer(&mut tx, invitee.id, *project).await?;
+                grant_viewer(&mut *tx, invitee.id, *project).await?;
             }
             let expires = plan.issues_token.then(|| new.now.plus(new.ttl));
-            let invitation_id = insert_invitation(
-                &mut tx,
+            let record = insert_invitation(
+                &mut *tx,
                 InvitationInsert {
                     invitation: new,
                     invitee: &invitee,
@@ -500,25 +546,20 @@ macro_rules! impl_sql_store {
             )
             .await?;
             if let Some(expires) = expires {
-                replace_accept_token(&mut tx, &new.token, invitation_id, invitee.id, expires).await?;
+                replace_accept_token(&mut *tx, &new.token, record.id, invitee.id, new_user, expires)
+                    .await?;
             }
             let accept_token = plan.issues_token.then(|| new.token.expose());
             enqueue_email(
-                &mut tx,
+                &mut *tx,
                 new,
-                invitation_id,
+                record.id,
                 plan.kind,
                 &invitee.email,
                 accept_token,
             )
             .await?;
-            remember_idempotent_request(&mut tx, new, invitation_id).await?;
-            let record = load_invitation(&mut tx, &new.namespace, invitation_id)
-                .await?
-                .context("the new invitation is missing")?;
-            tx.commit()
-                .await
-                .map_err(db_error("committing invitation"))?;
+            remember_idempotent_request(&mut *tx, new, record.id).await?;
             Ok(CreateOutcome::Created(record))
         }
 
@@ -711,7 +752,7 @@ macro_rules! impl_sql_store {
                     "SELECT COUNT(*), MIN(created) FROM invitations \
                      WHERE created_by = $1 AND created > $2",
                 )
-                .bind(new.inviter.0)
+                .bind(new.inviter.id.0)
                 .bind(new.now.minus(limit.window).millis())
                 .fetch_one(&mut *conn)
                 .await
@@ -1101,6 +1142,50 @@ macro_rules! impl_sql_store {
                     .collect())
             }
 
+            async fn projects_with_role(
+                &self,
+                namespace: &str,
+                user: UserId,
+                ids: &[ProjectId],
+            ) -> StoreResult<Vec<(Project, Option<Role>)>> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut query = QueryBuilder::<$db>::new(
+                    "SELECT p.id, p.name, g.role FROM projects p \
+                     LEFT JOIN grants g ON g.project_id = p.id AND g.user_id = ",
+                );
+                query
+                    .push_bind(user.0)
+                    .push(" WHERE p.namespace = ")
+                    .push_bind(namespace)
+                    .push(" AND p.id IN (");
+                let mut list = query.separated(", ");
+                for id in ids {
+                    list.push_bind(id.0);
+                }
+                query.push(") ORDER BY p.id");
+                let rows: Vec<(i64, String, Option<String>)> = query
+                    .build_query_as()
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err(db_error("finding projects and roles"))?;
+                rows.into_iter()
+                    .map(|(id, name, role)| {
+                        let role = role
+                            .map(|role| Role::from_str(&role).map_err(|e| anyhow::anyhow!(e)))
+                            .transpose()?;
+                        Ok((
+                            Project {
+                                id: ProjectId(id),
+                                name,
+                            },
+                            role,
+                        ))
+                    })
+                    .collect()
+            }
+
             async fn grant(&self, user: UserId, project: ProjectId, role: Role) -> StoreResult<()> {
                 sqlx::query(
                     "INSERT INTO grants (user_id, project_id, role) VALUES ($1, $2, $3) \
@@ -1239,16 +1324,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn create_invitation(&self, new: NewInvitation) -> StoreResult<CreateOutcome> {
-                // On PostgreSQL two transactions may race to create one user or to store one
-                // idempotency key; the loser hits a unique index and tries again, and then
-                // sees the winner's row. (SQLite's single writer never races.)
-                let mut retries = 0;
-                loop {
-                    match create_invitation_once(self.writer(), &new).await {
-                        Err(StoreError::Conflict(_)) if retries < 3 => retries += 1,
-                        outcome => return outcome,
-                    }
-                }
+                super::create_invitation(self, new).await
             }
 
             async fn invitation(
@@ -1262,6 +1338,34 @@ macro_rules! impl_sql_store {
                     .await
                     .map_err(db_error("reading invitation"))?;
                 load_invitation(&mut conn, namespace, id).await
+            }
+
+            async fn invitations_by_ids(
+                &self,
+                namespace: &str,
+                ids: &[InvitationId],
+            ) -> StoreResult<Vec<InvitationRecord>> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut conn = self
+                    .reader()
+                    .acquire()
+                    .await
+                    .map_err(db_error("reading invitations"))?;
+                let mut query = QueryBuilder::<$db>::new(INVITATION_SELECT);
+                query.push(" WHERE i.namespace = ").push_bind(namespace).push(" AND i.id IN (");
+                let mut list = query.separated(", ");
+                for id in ids {
+                    list.push_bind(id.0);
+                }
+                query.push(")");
+                let rows: Vec<InvitationRow> = query
+                    .build_query_as()
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(db_error("reading invitations"))?;
+                with_projects(&mut conn, rows).await
             }
 
             async fn list_invitations(
@@ -1554,6 +1658,7 @@ macro_rules! impl_sql_store {
                     &resend.token,
                     resend.id,
                     UserId(current.invitee_id),
+                    false,
                     expires,
                 )
                 .await?;

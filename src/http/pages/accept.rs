@@ -199,9 +199,11 @@ async fn accept(
         return refuse(StatusCode::BAD_REQUEST, &capitalised(&error.to_string()));
     }
     let token_hash: TokenHash = token.hash();
-    let password_hash = tokio::task::spawn_blocking(move || password::hash(&chosen))
+    let password_hash = state
+        .password_work
+        .run(move || password::hash(&chosen))
         .await
-        .map_err(|e| PageError::Internal(e.into()))?
+        .map_err(PageError::Internal)?
         .map_err(PageError::Internal)?;
     let outcome = state
         .store

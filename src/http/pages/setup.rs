@@ -186,9 +186,11 @@ async fn create_first_user(
     if let Err(error) = password::validate_new(&chosen) {
         return refuse(StatusCode::BAD_REQUEST, &error.to_string());
     }
-    let password_hash = tokio::task::spawn_blocking(move || password::hash(&chosen))
+    let password_hash = state
+        .password_work
+        .run(move || password::hash(&chosen))
         .await
-        .map_err(|e| PageError::Internal(e.into()))?
+        .map_err(PageError::Internal)?
         .map_err(PageError::Internal)?;
     let outcome = state
         .store

@@ -33,6 +33,53 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
+/// At most `max` events within `window` (a sliding window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    pub max: u32,
+    pub window: Duration,
+}
+
+impl Limit {
+    /// `N/DURATION` such as `200/1h`, or `off`.
+    pub fn parse(raw: &str) -> Result<Option<Self>, String> {
+        if raw.trim() == "off" {
+            return Ok(None);
+        }
+        let err = || format!("'{raw}' is not a limit such as 200/1h or 5/24h (or off)");
+        let (max, window) = raw.trim().split_once('/').ok_or_else(err)?;
+        let max: u32 = max.parse().ok().filter(|n| *n > 0).ok_or_else(err)?;
+        let window = parse_duration(window).map_err(|_| err())?;
+        Ok(Some(Self { max, window }))
+    }
+}
+
+/// Limits that keep the service from being used to flood inboxes or guess passwords.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub invitations_per_inviter: Option<Limit>,
+    pub emails_per_recipient: Option<Limit>,
+    pub login_failures_per_account: Option<Limit>,
+    pub login_failures_per_client: Option<Limit>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let limit = |max, secs| {
+            Some(Limit {
+                max,
+                window: Duration::from_secs(secs),
+            })
+        };
+        Self {
+            invitations_per_inviter: limit(200, 3_600),
+            emails_per_recipient: limit(5, 86_400),
+            login_failures_per_account: limit(5, 900),
+            login_failures_per_client: limit(20, 900),
+        }
+    }
+}
+
 /// Connection pool settings (used by PostgreSQL; SQLite has its own fixed layout).
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
@@ -121,6 +168,8 @@ pub struct DeliverySettings {
     pub lease: Duration,
     /// How long SIGTERM waits for sends in flight.
     pub shutdown_grace: Duration,
+    /// Bounds connecting to the relay and each SMTP command.
+    pub smtp_timeout: Duration,
     /// How long the worker sleeps when nothing wakes it (new messages wake it at once).
     pub poll_interval: Duration,
 }
@@ -133,6 +182,7 @@ impl Default for DeliverySettings {
             max_attempts: 10,
             lease: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
+            smtp_timeout: Duration::from_secs(30),
             poll_interval: Duration::from_secs(1),
         }
     }
@@ -311,6 +361,18 @@ pub struct ServeArgs {
     /// How long start-up keeps trying to reach the database.
     #[arg(long, env = "CBH_DB_CONNECT_RETRY", default_value = "30s")]
     pub db_connect_retry: String,
+    /// Invitations one user may send (N/DURATION or off).
+    #[arg(long, env = "CBH_INVITE_RATE", default_value = "200/1h")]
+    pub invite_rate: String,
+    /// Emails one address may receive (N/DURATION or off).
+    #[arg(long, env = "CBH_RECIPIENT_RATE", default_value = "5/24h")]
+    pub recipient_rate: String,
+    /// Failed logins per account before logins to it are refused for a while (N/DURATION or off).
+    #[arg(long, env = "CBH_LOGIN_ACCOUNT_RATE", default_value = "5/15m")]
+    pub login_account_rate: String,
+    /// Failed logins per client address before its logins are refused for a while.
+    #[arg(long, env = "CBH_LOGIN_CLIENT_RATE", default_value = "20/15m")]
+    pub login_client_rate: String,
     /// What this node runs: all, api or worker.
     #[arg(long, env = "CBH_ROLE", value_enum, default_value = "all")]
     pub role: ServeRole,
@@ -326,6 +388,10 @@ pub struct ServeArgs {
     /// How long a worker holds a claimed message before another may retry it.
     #[arg(long, env = "CBH_OUTBOX_LEASE", default_value = "60s")]
     pub outbox_lease: String,
+    /// Bounds connecting to the SMTP relay and each command (a stalled relay is a temporary
+    /// failure, retried later).
+    #[arg(long, env = "CBH_SMTP_TIMEOUT", default_value = "30s")]
+    pub smtp_timeout: String,
     /// Attempts before a message is marked failed.
     #[arg(long, env = "CBH_SMTP_MAX_ATTEMPTS", default_value = "10")]
     pub smtp_max_attempts: String,
@@ -336,6 +402,7 @@ pub struct ServeArgs {
 pub struct Settings {
     pub database: DatabaseUrl,
     pub pool: PoolSettings,
+    pub limits: Limits,
     pub role: ServeRole,
     pub listen: SocketAddr,
     pub namespaces: Vec<String>,
@@ -431,6 +498,25 @@ impl Settings {
                     &args.db_connect_retry,
                 )?,
             },
+            limits: {
+                let limit = |var: &str, flag: &str, raw: &str| {
+                    Limit::parse(raw).map_err(|e| format!("{var} ({flag}): {e}"))
+                };
+                Limits {
+                    invitations_per_inviter: limit("CBH_INVITE_RATE", "--invite-rate", &args.invite_rate)?,
+                    emails_per_recipient: limit("CBH_RECIPIENT_RATE", "--recipient-rate", &args.recipient_rate)?,
+                    login_failures_per_account: limit(
+                        "CBH_LOGIN_ACCOUNT_RATE",
+                        "--login-account-rate",
+                        &args.login_account_rate,
+                    )?,
+                    login_failures_per_client: limit(
+                        "CBH_LOGIN_CLIENT_RATE",
+                        "--login-client-rate",
+                        &args.login_client_rate,
+                    )?,
+                }
+            },
             role: args.role,
             listen,
             namespaces,
@@ -455,6 +541,7 @@ impl Settings {
                 )?,
                 max_attempts,
                 lease: duration("CBH_OUTBOX_LEASE", "--outbox-lease", &args.outbox_lease)?,
+                smtp_timeout: duration("CBH_SMTP_TIMEOUT", "--smtp-timeout", &args.smtp_timeout)?,
                 ..DeliverySettings::default()
             },
         })
@@ -548,6 +635,21 @@ mod tests {
             "99999999999999999999d",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn limits_take_a_count_and_a_window() {
+        assert_eq!(
+            Limit::parse("200/1h"),
+            Ok(Some(Limit {
+                max: 200,
+                window: Duration::from_secs(3_600)
+            }))
+        );
+        assert_eq!(Limit::parse("off"), Ok(None));
+        for bad in ["", "200", "0/1h", "x/1h", "5/1x", "5/"] {
+            assert!(Limit::parse(bad).is_err(), "{bad:?}");
         }
     }
 

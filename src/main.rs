@@ -6,6 +6,7 @@ use cbh_invite::cli::{self, Cli, UsageError};
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    return_large_buffers_to_the_system();
     let cli = Cli::parse();
     cbh_invite::telemetry::init();
     match cli::run(cli).await {
@@ -19,5 +20,18 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+/// Each argon2 hash allocates and frees a 19 MiB buffer. glibc serves an allocation that large
+/// with its own mmap, returned to the system on free, but after the first such free it raises
+/// its threshold and serves the next ones from the heap of whichever thread asked, where freed
+/// memory stays: logins on a few blocking threads left the server holding 100 MiB more
+/// (BENCHMARKS.md). A fixed threshold keeps every large buffer in an mmap of its own.
+fn return_large_buffers_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes a tuning parameter of glibc's allocator.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }

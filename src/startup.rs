@@ -12,7 +12,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::config::{ServeRole, Settings};
 use crate::domain::{Timestamp, Token};
-use crate::http::{self, AppState, HttpConfig};
+use crate::http::{self, AppState, HttpConfig, PasswordWork};
 use crate::mail::{Outbox, Templates, Transport};
 use crate::store::{self, Store};
 
@@ -51,7 +51,7 @@ impl Application {
         let templates = Templates::load(settings.template_dir.as_deref())
             .context("CBH_TEMPLATE_DIR (--template-dir): templates do not load")?;
         let transport = match &settings.smtp {
-            Some(smtp) => Transport::smtp(smtp)?,
+            Some(smtp) => Transport::smtp(smtp, settings.delivery.smtp_timeout)?,
             None => Transport::files(settings.mail_dir.clone())?,
         };
         let listener = TcpListener::bind(settings.listen).await.with_context(|| {
@@ -70,6 +70,7 @@ impl Application {
             public_url: public_url.clone(),
             app_url: settings.app_url.clone(),
             invite_ttl: settings.invite_ttl,
+            limits: settings.limits,
             debug: settings.debug,
         };
         let setup_links = if settings.role.serves_api() {
@@ -101,6 +102,9 @@ impl Application {
                 store,
                 config: Arc::new(config),
                 outbox_wakeup: wakeup,
+                metrics: Arc::default(),
+                delivery: outbox.counters(),
+                password_work: Arc::new(PasswordWork::for_this_machine()),
             },
             outbox,
             role: settings.role,
@@ -159,15 +163,25 @@ impl Application {
             let _ = stop_worker.send(true);
         };
         let mut server = tokio::spawn(
-            axum::serve(self.listener, router)
-                .with_graceful_shutdown(stopping)
-                .into_future(),
+            axum::serve(
+                self.listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stopping)
+            .into_future(),
         );
         let worker_ended = async {
             match worker.as_mut() {
                 Some(handle) => handle.await,
                 None => std::future::pending().await,
             }
+        };
+        // Once shutdown starts, requests in flight get `shutdown_grace` to finish.
+        let grace = self.shutdown_grace;
+        let mut stop_seen = stop_requested.clone();
+        let grace_over = async move {
+            let _ = stop_seen.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(grace).await;
         };
         tokio::select! {
             served = &mut server => {
@@ -181,7 +195,17 @@ impl Application {
                     server.abort();
                     anyhow::bail!("the outbox worker stopped unexpectedly");
                 }
-                server.await.context("HTTP server task")?.context("serving HTTP")?;
+                match tokio::time::timeout(grace, &mut server).await {
+                    Ok(served) => served.context("HTTP server task")?.context("serving HTTP")?,
+                    Err(_) => {
+                        server.abort();
+                        tracing::warn!(?grace, "requests still running after the grace period were cut off");
+                    }
+                }
+            }
+            () = grace_over => {
+                server.abort();
+                tracing::warn!(?grace, "requests still running after the grace period were cut off");
             }
         }
         if let Some(mut handle) = worker

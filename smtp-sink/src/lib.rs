@@ -14,6 +14,17 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+/// Ways the server can misbehave, for fault tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Accepts connections and never says a word.
+    SilentGreeting,
+    /// Reads the whole message and never answers it.
+    StallAfterData,
+    /// Hangs up in the middle of the message.
+    DropInData,
+}
+
 #[derive(Debug, Clone)]
 pub struct ReceivedMail {
     pub mail_from: String,
@@ -76,6 +87,8 @@ struct Shared {
     data_reply: Mutex<Option<String>>,
     /// Messages whose DATA has started but not yet been answered.
     in_data: AtomicU64,
+    /// The fault to act out, if any.
+    fault: Mutex<Option<Fault>>,
 }
 
 pub struct SmtpServer {
@@ -115,12 +128,34 @@ impl SmtpServer {
             .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        *self.shared.fault.lock().expect("lock") = fault;
+    }
+
     pub fn set_data_reply(&self, reply: Option<&str>) {
         *self.shared.data_reply.lock().expect("lock") = reply.map(str::to_owned);
     }
 
     pub fn received(&self) -> Vec<ReceivedMail> {
         self.shared.received.lock().expect("lock").clone()
+    }
+
+    /// How many messages arrived, without copying them (the benchmark counts tens of thousands).
+    pub fn received_count(&self) -> usize {
+        self.shared.received.lock().expect("lock").len()
+    }
+
+    /// Waits until at least `count` messages arrived or `timeout` passed, and returns how many
+    /// arrived: the benchmark reports a shortfall instead of panicking.
+    pub async fn wait_for_count(&self, count: usize, timeout: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let arrived = self.shared.arrived.notified();
+            let received = self.received_count();
+            if received >= count || tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return self.received_count();
+            }
+        }
     }
 
     pub fn messages_in_data(&self) -> u64 {
@@ -170,6 +205,13 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
 async fn session(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
+    let fault = || *shared.fault.lock().expect("lock");
+    if fault() == Some(Fault::SilentGreeting) {
+        // Hold the connection open, silent, until the client gives up.
+        let mut sink = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut lines, &mut sink).await;
+        return Ok(());
+    }
     write.write_all(b"220 test.local ESMTP ready\r\n").await?;
     let mut mail_from = String::new();
     let mut rcpt_to = Vec::new();
@@ -216,8 +258,18 @@ async fn session(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> 
                     if line == ".\r\n" || line == ".\n" {
                         break;
                     }
+                    if fault() == Some(Fault::DropInData) && data.len() > 64 {
+                        shared.in_data.fetch_sub(1, Ordering::SeqCst);
+                        return Ok(());
+                    }
                     let unstuffed = line.strip_prefix('.').unwrap_or(&line);
                     data.push_str(unstuffed);
+                }
+                if fault() == Some(Fault::StallAfterData) {
+                    let mut sink = Vec::new();
+                    let _ = tokio::io::AsyncReadExt::read_to_end(&mut lines, &mut sink).await;
+                    shared.in_data.fetch_sub(1, Ordering::SeqCst);
+                    return Ok(());
                 }
                 let delay = shared.delay_ms.load(Ordering::SeqCst);
                 if delay > 0 {

@@ -11,7 +11,7 @@ use crate::config::{
 };
 use crate::domain::{EmailAddress, PersonName, ProjectId, Role, Timestamp, Token, password};
 use crate::startup::Application;
-use crate::store::{self, NewUser, Store};
+use crate::store::{self, AuditEvent, NewUser, Store};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -54,6 +54,39 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Apikey(ApiKeyCommand),
+    /// Show security events (logins, invitations, keys) from the audit log.
+    Audit {
+        /// A duration back from now (`24h`, `7d`) or a UTC time (`2026-11-27T00:00:00Z`).
+        #[arg(long, default_value = "24h")]
+        since: String,
+        #[arg(long, default_value = "1000")]
+        limit: i64,
+    },
+    /// Inspect and retry outgoing email.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// List messages, newest first.
+    List {
+        /// queued, sent or failed.
+        #[arg(long, value_parser = ["queued", "sent", "failed"])]
+        status: Option<String>,
+        #[arg(long, default_value = "50")]
+        limit: i64,
+    },
+    /// Queue failed messages again (attempts reset): one by id, or all with --failed. A message
+    /// whose link has expired meanwhile is better resent (API or invite page): that issues a
+    /// fresh link.
+    Retry {
+        /// The outbox id (from `outbox list`).
+        id: Option<i64>,
+        /// Every failed message.
+        #[arg(long, conflicts_with = "id")]
+        failed: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,6 +124,13 @@ pub enum ProjectCommand {
 pub enum ApiKeyCommand {
     /// Create an API key for a user and print it (it is shown only once).
     Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = DEFAULT_NAMESPACE)]
+        namespace: String,
+    },
+    /// Revoke every API key of a user.
+    Revoke {
         #[arg(long)]
         email: String,
         #[arg(long, default_value = DEFAULT_NAMESPACE)]
@@ -199,10 +239,115 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             store
                 .create_api_key(user.id, &key.hash(), Timestamp::now())
                 .await?;
+            audit_cli(store.as_ref(), &namespace, "apikey_created", &user).await?;
             println!("{}", key.expose());
             Ok(())
         }
+        Command::Apikey(ApiKeyCommand::Revoke { email, namespace }) => {
+            let namespace = checked_namespace(namespace)?;
+            let store = store::connect(&database, &PoolSettings::default()).await?;
+            let user = find_user(store.as_ref(), &namespace, &email).await?;
+            let revoked = store.revoke_api_keys(user.id).await?;
+            audit_cli(store.as_ref(), &namespace, "apikey_revoked", &user).await?;
+            eprintln!("revoked {revoked} API key(s) of {}", user.email);
+            Ok(())
+        }
+        Command::Audit { since, limit } => {
+            let since = parse_since(&since)?;
+            let store = store::connect(&database, &PoolSettings::default()).await?;
+            for event in store.audit_since(since, limit.clamp(1, 100_000)).await? {
+                let field = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+                println!(
+                    "{} {} {} actor={} subject={} client={}{}",
+                    event.at.to_iso8601(),
+                    event.namespace,
+                    event.event,
+                    field(&event.actor_email),
+                    field(&event.subject),
+                    field(&event.client_ip),
+                    event.detail.map(|d| format!(" {d}")).unwrap_or_default(),
+                );
+            }
+            Ok(())
+        }
+        Command::Outbox(OutboxCommand::List { status, limit }) => {
+            let store = store::connect(&database, &PoolSettings::default()).await?;
+            let rows = store
+                .list_outbox(status.as_deref(), limit.clamp(1, 100_000))
+                .await?;
+            println!(
+                "id\tstatus\tattempts\tkind\trecipient\tinvitation\tcreated\tnext attempt\tlast error"
+            );
+            for row in rows {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}/{}\t{}\t{}\t{}",
+                    row.id,
+                    row.status,
+                    row.attempts,
+                    row.kind,
+                    row.recipient,
+                    row.namespace,
+                    row.invitation_id,
+                    row.created.to_iso8601(),
+                    row.next_attempt_at.to_iso8601(),
+                    row.last_error
+                        .unwrap_or_default()
+                        .replace(['\t', '\n'], " "),
+                );
+            }
+            Ok(())
+        }
+        Command::Outbox(OutboxCommand::Retry { id, failed }) => {
+            if id.is_none() && !failed {
+                bail!(UsageError(
+                    "name a message id, or --failed for all failed messages".into()
+                ));
+            }
+            let store = store::connect(&database, &PoolSettings::default()).await?;
+            let queued = store.retry_outbox(id, Timestamp::now()).await?;
+            if id.is_some() && queued == 0 {
+                bail!(UsageError(
+                    "no such failed message (or its invitation was revoked)".into()
+                ));
+            }
+            eprintln!("queued {queued} message(s) again; a running worker sends them shortly");
+            Ok(())
+        }
     }
+}
+
+async fn audit_cli(
+    store: &dyn Store,
+    namespace: &str,
+    event: &'static str,
+    user: &crate::domain::User,
+) -> anyhow::Result<()> {
+    store
+        .record_audit(AuditEvent {
+            namespace: namespace.to_owned(),
+            at: Timestamp::now(),
+            event,
+            actor: None,
+            subject: Some(user.email.key()),
+            client_ip: None,
+            detail: Some("by the command line".into()),
+        })
+        .await?;
+    Ok(())
+}
+
+/// `24h` (back from now) or `2026-11-27T00:00:00Z`.
+fn parse_since(raw: &str) -> anyhow::Result<Timestamp> {
+    if let Ok(back) = config::parse_duration(raw) {
+        return Ok(Timestamp::now().minus(back));
+    }
+    let at = time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| {
+            UsageError(format!(
+                "--since: '{raw}' is neither a duration (24h) nor a time (2026-11-27T00:00:00Z)"
+            ))
+        })?;
+    Ok(Timestamp((at.unix_timestamp_nanos() / 1_000_000) as i64))
 }
 
 async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {

@@ -94,8 +94,8 @@ fn valid_domain(domain: &str) -> bool {
             .is_some_and(|tld| tld.chars().any(|c| c.is_ascii_alphabetic()))
 }
 
-/// Echo user input in an error message without letting control characters through.
-fn printable(raw: &str) -> String {
+/// Echo user input in an error message: at most 80 characters, control characters replaced.
+pub fn printable(raw: &str) -> String {
     raw.chars()
         .take(80)
         .map(|c| if c.is_control() { '\u{FFFD}' } else { c })

@@ -1,5 +1,6 @@
-//! Password hashing with argon2id. These functions are CPU-heavy by design: call them from
-//! `tokio::task::spawn_blocking`, never on the async runtime's threads.
+//! Password hashing with argon2id. These functions are CPU-heavy by design: the server runs them
+//! through `http::PasswordWork` (blocking threads, a bounded number at a time), never on the
+//! async runtime's threads.
 
 use std::sync::OnceLock;
 

@@ -33,6 +33,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// A limit was reached; the client may try again after the duration.
+    #[error("{0}")]
+    TooManyRequests(String, std::time::Duration),
     #[error("the service is temporarily unavailable, try again shortly")]
     Unavailable(#[source] anyhow::Error),
     #[error("an internal error occurred")]
@@ -52,6 +55,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -106,10 +110,15 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut response = (self.status(), Json(body)).into_response();
-        if matches!(self, ApiError::Unavailable(_)) {
+        let retry_after = match &self {
+            ApiError::Unavailable(_) => Some(1),
+            ApiError::TooManyRequests(_, after) => Some(after.as_secs().max(1)),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

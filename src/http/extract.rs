@@ -7,6 +7,8 @@ use axum::http::{Method, header, request::Parts};
 use serde::de::DeserializeOwned;
 
 use super::{ApiError, AppState};
+/// Echo user input in a message without control characters, and not too much of it.
+pub use crate::domain::email::printable;
 use crate::domain::token::TokenHash;
 use crate::domain::{EmailAddress, Timestamp, Token, User};
 
@@ -62,6 +64,29 @@ pub struct Caller {
     pub namespace: String,
     pub user: User,
     pub credential: Credential,
+    /// The peer address of the connection, for the audit log.
+    pub client_ip: Option<String>,
+}
+
+/// The client's address as an extractor (never fails).
+#[derive(Debug, Clone)]
+pub struct ClientIp(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(client_ip(parts)))
+    }
+}
+
+/// The address of the connection's peer. Forwarding headers are not trusted: behind a proxy
+/// this is the proxy's address, and throttling by client address then counts all its clients.
+pub fn client_ip(parts: &Parts) -> Option<String> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip().to_string())
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -88,6 +113,7 @@ impl FromRequestParts<AppState> for Caller {
                 namespace,
                 user,
                 credential: Credential::ApiKey,
+                client_ip: client_ip(parts),
             });
         }
 
@@ -120,6 +146,7 @@ impl FromRequestParts<AppState> for Caller {
             namespace,
             user: session.user,
             credential: Credential::Session { id_hash },
+            client_ip: client_ip(parts),
         })
     }
 }
@@ -219,14 +246,6 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
         let JsonBody(bytes) = JsonBody::from_request(request, state).await?;
         decode_json(&bytes).map(ApiJson)
     }
-}
-
-/// Echo user input in a message without control characters, and not too much of it.
-pub fn printable(raw: &str) -> String {
-    raw.chars()
-        .take(80)
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-        .collect()
 }
 
 #[cfg(test)]

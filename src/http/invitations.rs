@@ -3,6 +3,7 @@
 //! a JSON request follow one set of rules.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -16,21 +17,26 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
-use super::extract::{ApiJson, Caller, JsonBody, Namespace, decode_json, path_param, printable};
+use super::extract::{
+    ApiJson, Caller, ClientIp, JsonBody, Namespace, decode_json, path_param, printable,
+};
+use super::metrics::Metrics;
 use super::openapi::{InvitationIdParam, NamespaceParam};
 use super::resources::{
     DEFAULT_LIMIT, INVITATION_FILTERING, InvitationList, InvitationResource, ListMeta, MAX_LIMIT,
     UserResource, invitation_schema, invitation_uri,
 };
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, audit, record};
+use crate::config::Limits;
 use crate::domain::password;
 use crate::domain::token::random_hex;
 use crate::domain::{
-    EmailAddress, InvitationId, InvitationStatus, PersonName, ProjectId, Role, Timestamp, Token,
+    EmailAddress, InvitationId, InvitationStatus, PersonName, Project, ProjectId, Role, Timestamp,
+    Token,
 };
 use crate::store::{
-    AcceptOutcome, CreateOutcome, IdempotencyClaim, InvitationFilter, InvitationRecord,
-    NewInvitation, ResendInvitation, ResendOutcome, RevokeOutcome,
+    AcceptOutcome, AuditEvent, CreateOutcome, IdempotencyClaim, InvitationFilter, InvitationRecord,
+    LimitKind, NewInvitation, ResendInvitation, ResendOutcome, RevokeOutcome, SendLimits,
 };
 
 const IDEMPOTENCY_KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
@@ -282,6 +288,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Idempotency-Key reused with another body", body = ErrorBody),
+        (status = 429, description = "The inviter's invitation limit or the invitee's email limit was reached (the message says which)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     ),
     security(("session" = [], "csrf" = []), ("api_key" = [])),
@@ -307,6 +315,44 @@ async fn create(
         CreateOutcome::KeyReused => Err(ApiError::Unprocessable(
             "this Idempotency-Key was already used with a different request body".into(),
         )),
+        CreateOutcome::Limited { limit, retry_after } => {
+            Err(limit_error(state.config.limits, limit, retry_after))
+        }
+    }
+}
+
+/// The 429 for a sending limit, saying which one and when to try again.
+pub(super) fn limit_error(limits: Limits, kind: LimitKind, retry_after: Duration) -> ApiError {
+    let wait = human_duration(retry_after);
+    let message = match (
+        kind,
+        limits.invitations_per_inviter,
+        limits.emails_per_recipient,
+    ) {
+        (LimitKind::PerInviter, Some(limit), _) => format!(
+            "Invitation limit reached: you may send {} invitations per {}; try again in {wait}",
+            limit.max,
+            human_duration(limit.window)
+        ),
+        (LimitKind::PerRecipient, _, Some(limit)) => format!(
+            "Email limit reached for this address: it may receive {} emails per {}; try again in {wait}",
+            limit.max,
+            human_duration(limit.window)
+        ),
+        _ => format!("A sending limit was reached; try again in {wait}"),
+    };
+    ApiError::TooManyRequests(message, retry_after)
+}
+
+/// "3 h", "12 min", "40 s": for messages to people.
+fn human_duration(duration: Duration) -> String {
+    let secs = duration.as_secs().max(1);
+    if secs >= 3_600 && secs % 3_600 == 0 || secs >= 2 * 3_600 {
+        format!("{} h", secs.div_ceil(3_600))
+    } else if secs >= 60 {
+        format!("{} min", secs.div_ceil(60))
+    } else {
+        format!("{secs} s")
     }
 }
 
@@ -318,63 +364,77 @@ pub(super) async fn invite(
     request: ValidInvitation,
     idempotency: Option<IdempotencyClaim>,
 ) -> Result<CreateOutcome, ApiError> {
-    authorize_projects(state, caller, &request.projects).await?;
+    let projects = authorize_projects(state, caller, &request.projects).await?;
     let outcome = state
         .store
         .create_invitation(NewInvitation {
             namespace: caller.namespace.clone(),
-            inviter: caller.user.id,
+            inviter: caller.user.clone(),
             email: request.email,
             first_name: request.first_name,
             last_name: request.last_name,
-            projects: request.projects,
+            projects,
             remind: request.remind,
             token: Token::generate(),
             message_id: format!("<{}@{}>", random_hex(16), state.config.mail_domain()),
             now: Timestamp::now(),
             ttl: state.config.invite_ttl,
             idempotency,
+            limits: SendLimits {
+                per_inviter: state.config.limits.invitations_per_inviter,
+                per_recipient: state.config.limits.emails_per_recipient,
+            },
         })
         .await?;
-    if matches!(outcome, CreateOutcome::Created(_)) {
+    if let CreateOutcome::Created(record) = &outcome {
         state.outbox_wakeup.notify_one();
+        Metrics::count(&state.metrics.invitations_created);
+        audit(
+            state,
+            caller,
+            "invitation_created",
+            Some(record.id.to_string()),
+        )
+        .await;
     }
     Ok(outcome)
 }
 
 /// Every selected project must exist in the namespace (else 400) and the inviter must be
-/// editor or owner of each (else 403); a superuser may invite to any.
+/// editor or owner of each (else 403); a superuser may invite to any. Returns the projects, in
+/// id order.
 async fn authorize_projects(
     state: &AppState,
     caller: &Caller,
     ids: &[ProjectId],
-) -> Result<(), ApiError> {
+) -> Result<Vec<Project>, ApiError> {
     if ids.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    let projects = state.store.projects_by_ids(&caller.namespace, ids).await?;
-    if let Some(missing) = ids.iter().find(|id| !projects.iter().any(|p| p.id == **id)) {
+    let found = state
+        .store
+        .projects_with_role(&caller.namespace, caller.user.id, ids)
+        .await?;
+    if let Some(missing) = ids
+        .iter()
+        .find(|id| !found.iter().any(|(p, _)| p.id == **id))
+    {
         return Err(ApiError::BadRequest(format!(
             "projects_selected: there is no project with id {}",
             missing.0
         )));
     }
-    if caller.user.is_superuser {
-        return Ok(());
-    }
-    let memberships = state.store.memberships(caller.user.id).await?;
-    for project in &projects {
-        let may_invite = memberships
+    if !caller.user.is_superuser
+        && let Some((project, _)) = found
             .iter()
-            .any(|m| m.project.id == project.id && m.role.can_invite());
-        if !may_invite {
-            return Err(ApiError::Forbidden(format!(
-                "you must be an editor or owner of project '{}' to invite people to it",
-                project.name
-            )));
-        }
+            .find(|(_, role)| !role.is_some_and(Role::can_invite))
+    {
+        return Err(ApiError::Forbidden(format!(
+            "you must be an editor or owner of project '{}' to invite people to it",
+            project.name
+        )));
     }
-    Ok(())
+    Ok(found.into_iter().map(|(project, _)| project).collect())
 }
 
 fn created(state: &AppState, ns: &str, record: &InvitationRecord, replayed: bool) -> Response {
@@ -640,6 +700,7 @@ pub(super) async fn resend(
     match outcome {
         ResendOutcome::Resent(record) => {
             state.outbox_wakeup.notify_one();
+            audit(state, caller, "invitation_resent", Some(id.to_string())).await;
             Ok(*record)
         }
         ResendOutcome::NotPending(InvitationStatus::Revoked) => Err(ApiError::Conflict(
@@ -664,7 +725,11 @@ pub(super) async fn revoke(
         .revoke_invitation(&caller.namespace, id, Timestamp::now())
         .await?
     {
-        RevokeOutcome::Revoked(record) => Ok(*record),
+        RevokeOutcome::Revoked(record) => {
+            Metrics::count(&state.metrics.invitations_revoked);
+            audit(state, caller, "invitation_revoked", Some(id.to_string())).await;
+            Ok(*record)
+        }
         RevokeOutcome::NotPending(InvitationStatus::Revoked) => Err(ApiError::Conflict(
             "This invitation was already revoked.".into(),
         )),
@@ -815,6 +880,7 @@ struct AcceptResponse {
 async fn accept(
     State(state): State<AppState>,
     Namespace(ns): Namespace,
+    ClientIp(client_ip): ClientIp,
     ApiJson(body): ApiJson<AcceptRequest>,
 ) -> Result<Json<AcceptResponse>, ApiError> {
     let gone = || ApiError::Gone(GONE_MESSAGE.into());
@@ -834,23 +900,51 @@ async fn accept(
     }
     let password = body.password.unwrap_or_default();
     password::validate_new(&password).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let password_hash = tokio::task::spawn_blocking(move || password::hash(&password))
+    let password_hash = state
+        .password_work
+        .run(move || password::hash(&password))
         .await
-        .map_err(|e| ApiError::Internal(e.into()))??;
+        .map_err(ApiError::Internal)??;
     match state
         .store
         .accept_invitation(&ns, &token_hash, &password_hash, Timestamp::now())
         .await?
     {
-        AcceptOutcome::Accepted(user) => Ok(Json(AcceptResponse {
-            message: format!(
-                "Welcome, {}: your account is active and you can now log in.",
-                user.display_name()
-            ),
-            user: UserResource::new(&ns, &user),
-        })),
+        AcceptOutcome::Accepted(user) => {
+            accepted(&state, &ns, &user, client_ip).await;
+            Ok(Json(AcceptResponse {
+                message: format!(
+                    "Welcome, {}: your account is active and you can now log in.",
+                    user.display_name()
+                ),
+                user: UserResource::new(&ns, &user),
+            }))
+        }
         AcceptOutcome::Gone => Err(gone()),
     }
+}
+
+/// The audit record of an accepted invitation (from the API or the accept page).
+pub(super) async fn accepted(
+    state: &AppState,
+    ns: &str,
+    user: &crate::domain::User,
+    client_ip: Option<String>,
+) {
+    Metrics::count(&state.metrics.invitations_accepted);
+    record(
+        state,
+        AuditEvent {
+            namespace: ns.to_owned(),
+            at: Timestamp::now(),
+            event: "invitation_accepted",
+            actor: Some(user.id),
+            subject: Some(user.email.key()),
+            client_ip,
+            detail: None,
+        },
+    )
+    .await;
 }
 
 #[cfg(test)]

@@ -13,13 +13,15 @@ use tokio::sync::Notify;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::store::Store;
+use crate::config::Limits;
+use crate::store::{AuditEvent, Store};
 
 pub mod context;
 mod error;
 pub mod extract;
 mod health;
 pub mod invitations;
+pub mod metrics;
 pub mod openapi;
 mod pages;
 mod projects;
@@ -38,6 +40,7 @@ pub struct HttpConfig {
     pub app_url: Option<String>,
     pub invite_ttl: Duration,
     pub debug: bool,
+    pub limits: Limits,
 }
 
 impl HttpConfig {
@@ -66,6 +69,42 @@ pub struct AppState {
     pub config: Arc<HttpConfig>,
     /// Wakes the outbox worker when a request has queued an email.
     pub outbox_wakeup: Arc<Notify>,
+    pub metrics: Arc<metrics::Metrics>,
+    /// This node's delivery counters, kept by its outbox worker.
+    pub delivery: Arc<crate::mail::outbox::DeliveryCounters>,
+    pub password_work: Arc<PasswordWork>,
+}
+
+/// Where argon2 runs: on blocking threads, never on the runtime's, and on at most half of the
+/// cores at a time. Each hash takes tens of milliseconds and 19 MiB by design; unbounded, a
+/// burst of logins would start up to 512 blocking threads (tokio's limit) holding 19 MiB each
+/// and take every core from the requests. Bounded, logins queue and the API keeps its share.
+pub struct PasswordWork {
+    slots: tokio::sync::Semaphore,
+}
+
+impl PasswordWork {
+    pub fn for_this_machine() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Self {
+            slots: tokio::sync::Semaphore::new(cores.div_ceil(2)),
+        }
+    }
+
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        use anyhow::Context;
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .context("password hashing has stopped")?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .context("password hashing failed")
+    }
 }
 
 /// The whole API and the web pages.
@@ -89,6 +128,11 @@ pub fn health_router(state: AppState) -> Router {
 
 fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     routes
+        .route("/metrics", axum::routing::get(metrics::render))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
@@ -108,6 +152,40 @@ fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
 
 fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
     SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+}
+
+/// Records a security event done by `caller`. A failure to record is logged, not returned: the
+/// action it describes has already happened.
+pub(crate) async fn audit(
+    state: &AppState,
+    caller: &extract::Caller,
+    event: &'static str,
+    subject: Option<String>,
+) {
+    record(
+        state,
+        AuditEvent {
+            namespace: caller.namespace.clone(),
+            at: crate::domain::Timestamp::now(),
+            event,
+            actor: Some(caller.user.id),
+            subject,
+            client_ip: caller.client_ip.clone(),
+            detail: None,
+        },
+    )
+    .await;
+}
+
+pub(crate) async fn record(state: &AppState, event: AuditEvent) {
+    let name = event.event;
+    if let Err(error) = state.store.record_audit(event).await {
+        tracing::error!(
+            event = name,
+            error = format!("{error:#}"),
+            "cannot write the audit log"
+        );
+    }
 }
 
 async fn not_found() -> ApiError {

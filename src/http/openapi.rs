@@ -12,7 +12,7 @@ use utoipa::{IntoParams, Modify, OpenApi};
 
 use super::error::ErrorBody;
 use super::extract::Namespace;
-use super::{AppState, health, invitations, projects, session};
+use super::{AppState, health, invitations, metrics, projects, session};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/{ns}/api/openapi.json", get(openapi_json))
@@ -38,9 +38,11 @@ pub fn router() -> Router<AppState> {
         session::current,
         session::login,
         session::logout,
+        session::change_password,
         projects::list,
         health::alive,
         health::ready,
+        metrics::render,
         openapi_json,
     ),
     components(schemas(ErrorBody)),

@@ -10,17 +10,20 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
-use super::extract::{ApiJson, CSRF_COOKIE, Caller, Credential, Namespace, SESSION_COOKIE};
+use super::extract::{
+    ApiJson, CSRF_COOKIE, Caller, ClientIp, Credential, Namespace, SESSION_COOKIE,
+};
 use super::openapi::NamespaceParam;
 use super::resources::UserResource;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, audit, record};
+use crate::config::Limit;
 use crate::domain::{EmailAddress, Timestamp, Token, User, password};
-use crate::store::NewSession;
+use crate::store::{AuditEvent, NewSession};
 
 /// Django's default session age: two weeks.
 const SESSION_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
@@ -33,6 +36,8 @@ pub fn router() -> Router<AppState> {
             get(current).post(login).delete(logout),
         )
         .route("/{ns}/api/session", get(current).post(login).delete(logout))
+        .route("/{ns}/api/session/password/", post(change_password))
+        .route("/{ns}/api/session/password", post(change_password))
 }
 
 /// The body of a login; `email` is accepted for `username`.
@@ -98,6 +103,8 @@ async fn current(caller: Caller) -> Json<SessionResource> {
         (status = 404, description = "Unknown namespace", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 429, description = "Too many failed logins for this account or from this address", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     ),
     security(()),
@@ -105,6 +112,7 @@ async fn current(caller: Caller) -> Json<SessionResource> {
 async fn login(
     State(state): State<AppState>,
     Namespace(ns): Namespace,
+    ClientIp(client_ip): ClientIp,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let user = authenticate(
@@ -112,6 +120,7 @@ async fn login(
         &ns,
         body.username.as_deref(),
         body.password.unwrap_or_default(),
+        client_ip,
     )
     .await?;
     let cookies = start_session(&state, &ns, &user).await?;
@@ -120,14 +129,30 @@ async fn login(
     Ok(response)
 }
 
-/// Checks an email and password; also used by the login page. Every failure is the same 401.
+/// Checks an email and password; also used by the login page. Every failure is the same 401,
+/// and too many recent failures for the account or from the client address are a 429 (for an
+/// unknown email too, and before any password hashing, so both answer alike).
 pub(super) async fn authenticate(
     state: &AppState,
     ns: &str,
     username: Option<&str>,
     password: String,
+    client_ip: Option<String>,
 ) -> Result<User, ApiError> {
-    let found = match username.map(EmailAddress::parse) {
+    let parsed = username.map(EmailAddress::parse);
+    // Failures are counted per submitted address, known or not.
+    let account = match &parsed {
+        Some(Ok(email)) => email.key(),
+        _ => username
+            .unwrap_or("")
+            .trim()
+            .to_lowercase()
+            .chars()
+            .take(254)
+            .collect(),
+    };
+    throttle_logins(state, ns, &account, client_ip.as_deref()).await?;
+    let found = match parsed {
         Some(Ok(email)) => state.store.user_by_email(ns, &email).await?,
         _ => None,
     };
@@ -136,12 +161,78 @@ pub(super) async fn authenticate(
         Some(creds) if creds.user.is_active => (Some(creds.user), creds.password_hash),
         _ => (None, None),
     };
-    let verified =
-        tokio::task::spawn_blocking(move || password::verify(&password, stored_hash.as_deref()))
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
-    user.filter(|_| verified)
-        .ok_or_else(|| ApiError::Unauthorized(LOGIN_FAILED.into()))
+    let verified = state
+        .password_work
+        .run(move || password::verify(&password, stored_hash.as_deref()))
+        .await
+        .map_err(ApiError::Internal)?;
+    let outcome = user.filter(|_| verified);
+    record(
+        state,
+        AuditEvent {
+            namespace: ns.to_owned(),
+            at: Timestamp::now(),
+            event: if outcome.is_some() {
+                "login_succeeded"
+            } else {
+                "login_failed"
+            },
+            actor: outcome.as_ref().map(|u| u.id),
+            subject: Some(account),
+            client_ip,
+            detail: None,
+        },
+    )
+    .await;
+    outcome.ok_or_else(|| ApiError::Unauthorized(LOGIN_FAILED.into()))
+}
+
+async fn throttle_logins(
+    state: &AppState,
+    ns: &str,
+    account: &str,
+    client_ip: Option<&str>,
+) -> Result<(), ApiError> {
+    let limits = state.config.limits;
+    let (per_account, per_client) = (
+        limits.login_failures_per_account,
+        limits.login_failures_per_client,
+    );
+    let Some(window) = per_account.or(per_client).map(|_| {
+        per_account
+            .map(|l| l.window)
+            .max(per_client.map(|l| l.window))
+            .unwrap_or_default()
+    }) else {
+        return Ok(());
+    };
+    let now = Timestamp::now();
+    let failures = state
+        .store
+        .login_failures(ns, account, client_ip, now.minus(window))
+        .await?;
+    let blocked = |limit: Option<Limit>, count: i64, oldest: Option<Timestamp>| {
+        limit
+            .filter(|l| count >= i64::from(l.max))
+            .map(|l| oldest.unwrap_or(now).plus(l.window))
+    };
+    let until = blocked(
+        per_account,
+        failures.for_account,
+        failures.oldest_for_account,
+    )
+    .max(blocked(
+        per_client,
+        failures.from_client,
+        failures.oldest_from_client,
+    ));
+    match until {
+        Some(until) if until > now => Err(ApiError::TooManyRequests(
+            "Too many failed logins: try again later".into(),
+            Duration::from_millis(until.millis().saturating_sub(now.millis()).unsigned_abs()),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Creates a session for `user` and returns the `Set-Cookie` headers that hand it over: the
@@ -184,6 +275,86 @@ pub(super) async fn start_session(
     Ok(headers)
 }
 
+/// The body of a password change.
+#[derive(Debug, Deserialize, ToSchema)]
+struct PasswordChange {
+    #[schema(required = true, value_type = String)]
+    old_password: Option<String>,
+    /// At least 10 characters.
+    #[schema(required = true, value_type = String)]
+    new_password: Option<String>,
+}
+
+/// What a password change answers.
+#[derive(Debug, Serialize, ToSchema)]
+struct PasswordChanged {
+    message: &'static str,
+}
+
+/// Change the caller's password.
+///
+/// Every other session of the user ends and its outstanding accept links stop working; the
+/// session that made the change stays.
+#[utoipa::path(
+    post,
+    path = "/{ns}/api/session/password/",
+    operation_id = "change_password",
+    tag = "session",
+    params(NamespaceParam),
+    request_body = PasswordChange,
+    responses(
+        (status = 200, description = "Changed", body = PasswordChanged),
+        (status = 400, description = "Malformed body or new password too short", body = ErrorBody),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "The current password is wrong, or bad CSRF token", body = ErrorBody),
+        (status = 404, description = "Unknown namespace", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ),
+    security(("session" = [], "csrf" = []), ("api_key" = [])),
+)]
+async fn change_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<PasswordChange>,
+) -> Result<Json<PasswordChanged>, ApiError> {
+    let new_password = body.new_password.unwrap_or_default();
+    password::validate_new(&new_password).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let email = caller.user.email.clone();
+    let stored = state
+        .store
+        .user_by_email(&caller.namespace, &email)
+        .await?
+        .and_then(|creds| creds.password_hash);
+    let old_password = body.old_password.unwrap_or_default();
+    let (verified, new_hash) = state
+        .password_work
+        .run(move || {
+            let verified = password::verify(&old_password, stored.as_deref());
+            let new_hash = verified.then(|| password::hash(&new_password)).transpose();
+            (verified, new_hash)
+        })
+        .await
+        .map_err(ApiError::Internal)?;
+    let new_hash = match (verified, new_hash?) {
+        (true, Some(hash)) => hash,
+        _ => return Err(ApiError::Forbidden("the current password is wrong".into())),
+    };
+    let keep = match &caller.credential {
+        Credential::Session { id_hash } => Some(id_hash),
+        Credential::ApiKey => None,
+    };
+    state
+        .store
+        .change_password(caller.user.id, &new_hash, keep)
+        .await?;
+    audit(&state, &caller, "password_changed", None).await;
+    Ok(Json(PasswordChanged {
+        message: "Password changed; your other sessions have been logged out.",
+    }))
+}
+
 /// Log out.
 ///
 /// Deletes the session and clears its cookies.
@@ -204,6 +375,7 @@ pub(super) async fn start_session(
 )]
 async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     let cookies = end_session(&state, &caller).await?;
+    audit(&state, &caller, "logout", None).await;
     let mut response = StatusCode::NO_CONTENT.into_response();
     set_cookies(&mut response, cookies);
     Ok(response)

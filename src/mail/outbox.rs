@@ -5,7 +5,9 @@
 //! if this process dies mid-send, another worker (or this one after a restart) retries the
 //! message when the lease ends. The stable Message-ID lets a receiver drop the rare duplicate.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -17,15 +19,17 @@ use tokio::sync::{Notify, watch};
 use super::templates::{EmailContext, PersonContext, ProjectContext};
 use super::{SendError, Templates, Transport};
 use crate::config::DeliverySettings;
-use crate::domain::{Timestamp, User};
+use crate::domain::{InvitationId, Timestamp, User};
 use crate::store::{InvitationRecord, OutboxMessage, Store};
 
 pub const PLATFORM_NAME: &str = "ChemBio Hub Platform";
 /// Messages claimed at once; also how many are sent side by side.
 const BATCH_SIZE: i64 = 32;
 const SENDS_IN_FLIGHT: usize = 8;
-/// Checkpointing the SQLite WAL after scrubbing is cheap but not free: at most this often
-/// while busy, and always when the outbox runs dry.
+/// Checkpointing the SQLite WAL after scrubbing is not cheap: it copies the WAL into the
+/// database, syncs it to disk and blocks the writer meanwhile. After a send it runs at most this
+/// often, busy or not; a worker that keeps up with the requests empties the outbox after every
+/// few messages, and a checkpoint each time held up the requests behind it (BENCHMARKS.md).
 const PURGE_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -36,11 +40,22 @@ pub struct DeliveryReport {
     pub failed: usize,
 }
 
+/// A batch's invitations by id, or why they could not be read.
+type Invitations = Result<HashMap<InvitationId, InvitationRecord>, String>;
+
 /// The result of one send, keyed by the Message-ID that was sent.
 enum Outcome {
     Sent(String),
     Retry(String, Timestamp, String),
     Failed(String, String),
+}
+
+/// What this node's worker did, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct DeliveryCounters {
+    pub sent: AtomicU64,
+    pub failed: AtomicU64,
+    pub retried: AtomicU64,
 }
 
 pub struct Outbox {
@@ -51,7 +66,15 @@ pub struct Outbox {
     public_url: String,
     from: Mailbox,
     wakeup: Arc<Notify>,
-    last_purge: std::sync::Mutex<Instant>,
+    counters: Arc<DeliveryCounters>,
+    purge: std::sync::Mutex<PurgeState>,
+}
+
+/// Scrubbed tokens wait for a purge (at most `PURGE_EVERY` after the send, as the idle worker
+/// wakes at least once per poll interval).
+struct PurgeState {
+    last: Instant,
+    owed: bool,
 }
 
 impl Outbox {
@@ -72,8 +95,19 @@ impl Outbox {
             public_url,
             from,
             wakeup,
-            last_purge: std::sync::Mutex::new(Instant::now()),
+            counters: Arc::default(),
+            purge: std::sync::Mutex::new(PurgeState {
+                // The first scrub is purged at once.
+                last: Instant::now()
+                    .checked_sub(PURGE_EVERY)
+                    .unwrap_or_else(Instant::now),
+                owed: false,
+            }),
         }
+    }
+
+    pub fn counters(&self) -> Arc<DeliveryCounters> {
+        self.counters.clone()
     }
 
     /// Delivers one batch of due messages. Tests call this to drive delivery without waiting.
@@ -89,10 +123,14 @@ impl Outbox {
             ..DeliveryReport::default()
         };
         if batch.is_empty() {
+            if self.purge_due(false) {
+                self.store.purge_scrubbed().await?;
+            }
             return Ok(report);
         }
+        let invitations = self.invitations_of(&batch).await;
         let outcomes: Vec<Outcome> = futures_util::stream::iter(batch)
-            .map(|message| self.deliver_one(message))
+            .map(|message| self.deliver_one(message, &invitations))
             .buffer_unordered(SENDS_IN_FLIGHT)
             .collect()
             .await;
@@ -113,28 +151,57 @@ impl Outbox {
         }
         report.sent = sent.len();
         self.store.mark_sent(&sent, Timestamp::now()).await?;
-        let ran_dry = report.claimed < BATCH_SIZE as usize;
-        if report.sent + report.failed > 0 && (ran_dry || self.purge_due()) {
+        // Counted once recorded, so /metrics never shows a send the outbox does not.
+        let count = |counter: &AtomicU64, n: usize| counter.fetch_add(n as u64, Ordering::Relaxed);
+        count(&self.counters.sent, report.sent);
+        count(&self.counters.failed, report.failed);
+        count(&self.counters.retried, report.retried);
+        if self.purge_due(report.sent + report.failed > 0) {
             self.store.purge_scrubbed().await?;
         }
         Ok(report)
     }
 
-    fn purge_due(&self) -> bool {
-        let Ok(mut last) = self.last_purge.lock() else {
+    /// Whether to purge now; `scrubbed` says tokens were just scrubbed.
+    fn purge_due(&self, scrubbed: bool) -> bool {
+        let Ok(mut purge) = self.purge.lock() else {
             return true;
         };
-        if last.elapsed() >= PURGE_EVERY {
-            *last = Instant::now();
+        purge.owed |= scrubbed;
+        if purge.owed && purge.last.elapsed() >= PURGE_EVERY {
+            purge.last = Instant::now();
+            purge.owed = false;
             true
         } else {
             false
         }
     }
 
-    async fn deliver_one(&self, message: OutboxMessage) -> Outcome {
+    /// The invitations of a batch, as they are now, read together (not one query per message).
+    /// A database that cannot be read is a temporary failure of every message.
+    async fn invitations_of(&self, batch: &[OutboxMessage]) -> Invitations {
+        let mut by_namespace: BTreeMap<&str, Vec<InvitationId>> = BTreeMap::new();
+        for message in batch {
+            by_namespace
+                .entry(message.namespace.as_str())
+                .or_default()
+                .push(message.invitation_id);
+        }
+        let mut found = HashMap::new();
+        for (namespace, ids) in by_namespace {
+            let records = self
+                .store
+                .invitations_by_ids(namespace, &ids)
+                .await
+                .map_err(|e| format!("reading the invitation: {e}"))?;
+            found.extend(records.into_iter().map(|record| (record.id, record)));
+        }
+        Ok(found)
+    }
+
+    async fn deliver_one(&self, message: OutboxMessage, invitations: &Invitations) -> Outcome {
         let id = message.id;
-        let sent = match self.compose(&message).await {
+        let sent = match self.compose(&message, invitations) {
             Ok(email) => {
                 self.transport
                     .send(&email, &file_stem(&message.message_id))
@@ -144,7 +211,9 @@ impl Outbox {
         };
         match sent {
             Ok(()) => {
-                tracing::info!(outbox_id = id, kind = message.kind.as_str(), "email sent");
+                // Debug: a line per email costs more than the rest of the delivery at a few
+                // thousand a second; the invitation shows its delivery, and failures are warned.
+                tracing::debug!(outbox_id = id, kind = message.kind.as_str(), "email sent");
                 Outcome::Sent(message.message_id)
             }
             Err(SendError::Permanent(error)) => {
@@ -167,19 +236,22 @@ impl Outbox {
 
     /// Renders the message from the invitation as it is now. A database that cannot be read
     /// is a temporary failure; a message that cannot be built never will be.
-    async fn compose(&self, message: &OutboxMessage) -> Result<Message, SendError> {
-        let invitation = self
-            .store
-            .invitation(&message.namespace, message.invitation_id)
-            .await
-            .map_err(|e| SendError::Temporary(format!("reading the invitation: {e}")))?
+    fn compose(
+        &self,
+        message: &OutboxMessage,
+        invitations: &Invitations,
+    ) -> Result<Message, SendError> {
+        let invitation = invitations
+            .as_ref()
+            .map_err(|e| SendError::Temporary(e.clone()))?
+            .get(&message.invitation_id)
             .ok_or_else(|| {
                 SendError::Permanent(format!(
                     "invitation {} no longer exists",
                     message.invitation_id
                 ))
             })?;
-        self.build_message(message, &invitation).map_err(|error| {
+        self.build_message(message, invitation).map_err(|error| {
             tracing::error!(
                 outbox_id = message.id,
                 error = format!("{error:#}"),

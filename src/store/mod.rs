@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
+pub use crate::config::Limit;
 use crate::config::{DatabaseUrl, PoolSettings};
 use crate::domain::invitation::AlreadyInvited;
 use crate::domain::token::TokenHash;
@@ -83,12 +84,14 @@ pub struct SessionRecord {
 #[derive(Debug, Clone)]
 pub struct NewInvitation {
     pub namespace: String,
-    pub inviter: UserId,
+    /// The caller, as authenticated: the new invitation's `created_by`.
+    pub inviter: User,
     pub email: EmailAddress,
     pub first_name: PersonName,
     pub last_name: PersonName,
-    /// Known projects of the namespace, deduplicated.
-    pub projects: Vec<ProjectId>,
+    /// Known projects of the namespace, deduplicated, in id order (as the caller's rights were
+    /// checked on them): the new invitation's `projects`.
+    pub projects: Vec<Project>,
     pub remind: bool,
     /// Used only if the plan issues an accept link.
     pub token: Token,
@@ -96,6 +99,22 @@ pub struct NewInvitation {
     pub now: Timestamp,
     pub ttl: Duration,
     pub idempotency: Option<IdempotencyClaim>,
+    pub limits: SendLimits,
+}
+
+/// Limits on sending, counted over the invitations created within each window (sliding).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SendLimits {
+    /// Invitations one inviter may send.
+    pub per_inviter: Option<Limit>,
+    /// Emails one address may receive, so reminders cannot flood an inbox.
+    pub per_recipient: Option<Limit>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    PerInviter,
+    PerRecipient,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +133,60 @@ pub enum CreateOutcome {
     Rejected(AlreadyInvited),
     /// The same `Idempotency-Key` came with another body.
     KeyReused,
+    /// A sending limit was reached; the oldest counted invitation leaves the window then.
+    Limited {
+        limit: LimitKind,
+        retry_after: Duration,
+    },
+}
+
+/// A security event for the audit log.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub namespace: String,
+    pub at: Timestamp,
+    /// `login_succeeded`, `login_failed`, `invitation_created`, … (see the README).
+    pub event: &'static str,
+    pub actor: Option<UserId>,
+    pub subject: Option<String>,
+    pub client_ip: Option<String>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub namespace: String,
+    pub at: Timestamp,
+    pub event: String,
+    pub actor_email: Option<String>,
+    pub subject: Option<String>,
+    pub client_ip: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// Recent failed logins, for throttling.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoginFailures {
+    pub for_account: i64,
+    pub oldest_for_account: Option<Timestamp>,
+    pub from_client: i64,
+    pub oldest_from_client: Option<Timestamp>,
+}
+
+/// One outbox row, for the operator.
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub namespace: String,
+    pub invitation_id: i64,
+    pub kind: String,
+    pub recipient: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: Timestamp,
+    pub last_error: Option<String>,
+    pub created: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,7 +258,7 @@ pub struct OutboxMessage {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: OperationsStore + Send + Sync + 'static {
     /// Whether the database answers.
     async fn ping(&self) -> StoreResult<()>;
 
@@ -216,6 +289,14 @@ pub trait Store: Send + Sync + 'static {
     /// Sets the user's role on the project (replacing any earlier one).
     async fn grant(&self, user: UserId, project: ProjectId, role: Role) -> StoreResult<()>;
     async fn memberships(&self, user: UserId) -> StoreResult<Vec<Membership>>;
+    /// The projects of the namespace among `ids`, in id order, each with the user's role on it
+    /// if any: what an invitation's rights are checked on, in one query.
+    async fn projects_with_role(
+        &self,
+        namespace: &str,
+        user: UserId,
+        ids: &[ProjectId],
+    ) -> StoreResult<Vec<(Project, Option<Role>)>>;
 
     // Sessions and API keys
     async fn create_session(&self, session: NewSession) -> StoreResult<()>;
@@ -247,6 +328,12 @@ pub trait Store: Send + Sync + 'static {
         namespace: &str,
         id: InvitationId,
     ) -> StoreResult<Option<InvitationRecord>>;
+    /// The invitations of the namespace among `ids` (the outbox worker reads a batch at once).
+    async fn invitations_by_ids(
+        &self,
+        namespace: &str,
+        ids: &[InvitationId],
+    ) -> StoreResult<Vec<InvitationRecord>>;
     async fn list_invitations(
         &self,
         namespace: &str,
@@ -341,6 +428,35 @@ pub trait Store: Send + Sync + 'static {
         user: NewUser,
         now: Timestamp,
     ) -> StoreResult<SetupOutcome>;
+}
+
+/// The audit log, throttling, password changes and the operator's outbox commands.
+#[async_trait]
+pub trait OperationsStore: Send + Sync {
+    async fn record_audit(&self, event: AuditEvent) -> StoreResult<()>;
+    /// Events at or after `since`, oldest first.
+    async fn audit_since(&self, since: Timestamp, limit: i64) -> StoreResult<Vec<AuditRecord>>;
+    async fn login_failures(
+        &self,
+        namespace: &str,
+        email_key: &str,
+        client_ip: Option<&str>,
+        since: Timestamp,
+    ) -> StoreResult<LoginFailures>;
+    /// Sets a new password, ends every other session of the user and voids its accept links.
+    async fn change_password(
+        &self,
+        user: UserId,
+        password_hash: &str,
+        keep_session: Option<&TokenHash>,
+    ) -> StoreResult<()>;
+    async fn revoke_api_keys(&self, user: UserId) -> StoreResult<u64>;
+    async fn list_outbox(&self, status: Option<&str>, limit: i64) -> StoreResult<Vec<OutboxRow>>;
+    /// Queues failed messages again (one, or every failed one), attempts reset; messages of
+    /// revoked invitations stay failed. Returns how many were queued.
+    async fn retry_outbox(&self, id: Option<i64>, now: Timestamp) -> StoreResult<u64>;
+    /// Queued messages, and when the oldest of them was created.
+    async fn outbox_depth(&self) -> StoreResult<(i64, Option<Timestamp>)>;
 }
 
 // Types of the methods added for the web pages.

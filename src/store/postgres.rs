@@ -14,8 +14,8 @@ use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions};
 use tokio::sync::Notify;
 
-use super::StoreResult;
 use super::sql::impl_sql_store;
+use super::{CreateOutcome, NewInvitation, StoreError, StoreResult};
 use crate::config::PoolSettings;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -138,6 +138,19 @@ async fn listen(store: &PgStore, wakeup: &Notify) -> anyhow::Result<()> {
     loop {
         listener.recv().await.context("waiting for queued email")?;
         wakeup.notify_one();
+    }
+}
+
+/// Each invitation in a transaction of its own, on any pooled connection, so that many commit
+/// in parallel. Two transactions may race to create one user or to store one idempotency key;
+/// the loser hits a unique index and tries again, and then sees the winner's row.
+async fn create_invitation(store: &PgStore, new: NewInvitation) -> StoreResult<CreateOutcome> {
+    let mut retries = 0;
+    loop {
+        match shared_sql::create_invitation_once(store.writer(), &new).await {
+            Err(StoreError::Conflict(_)) if retries < 3 => retries += 1,
+            outcome => return outcome,
+        }
     }
 }
 

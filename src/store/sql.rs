@@ -12,7 +12,9 @@
 //!   single writer already serialises transactions);
 //! - `CLAIM_OUTBOX`: the claim query (`FOR UPDATE SKIP LOCKED` on PostgreSQL);
 //! - `async fn outbox_changed(conn)`: called in the transaction that queues an email;
-//! - `async fn purge_scrubbed(store)` and `async fn watch_outbox(store, wakeup)`.
+//! - `async fn purge_scrubbed(store)` and `async fn watch_outbox(store, wakeup)`;
+//! - `async fn create_invitation(store, new)`: a transaction per invitation on PostgreSQL,
+//!   batches sharing one commit on SQLite.
 
 macro_rules! impl_sql_store {
     ($store:ident, $db:ty, $conn:ty) => {
@@ -34,9 +36,10 @@ macro_rules! impl_sql_store {
             ProjectId, Role, Timestamp, User, UserId,
         };
         use crate::store::{
-            AcceptLink, AcceptOutcome, CreateOutcome, DeliveryRecord, InvitationFilter,
-            InvitationPage, InvitationRecord, Membership, NewInvitation, NewSession, NewUser,
-            OutboxMessage, ResendInvitation, ResendOutcome, RevokeOutcome, SessionRecord,
+            AcceptLink, AcceptOutcome, AuditEvent, AuditRecord, CreateOutcome, DeliveryRecord,
+            InvitationFilter, InvitationPage, InvitationRecord, Limit, LimitKind, LoginFailures,
+            Membership, NewInvitation, NewSession, NewUser, OperationsStore, OutboxMessage,
+            OutboxRow, ResendInvitation, ResendOutcome, RevokeOutcome, SessionRecord,
             SetupOutcome, Store, StoreError, StoreResult, UserCredentials,
         };
 
@@ -282,10 +285,12 @@ macro_rules! impl_sql_store {
             expires: Option<Timestamp>,
         }
 
+        /// Stores the invitation and returns it as a reader would find it, so that the response
+        /// needs no second look.
         async fn insert_invitation(
             conn: &mut $conn,
             row: InvitationInsert<'_>,
-        ) -> StoreResult<InvitationId> {
+        ) -> StoreResult<InvitationRecord> {
             let new = row.invitation;
             // The invitation names the user as stored; names fall back to the user's own.
             let (first, last) = if new.first_name.as_str().is_empty() && new.last_name.as_str().is_empty() {
@@ -307,7 +312,7 @@ macro_rules! impl_sql_store {
             .bind(row.invitee.email.key())
             .bind(first)
             .bind(last)
-            .bind(new.inviter.0)
+            .bind(new.inviter.id.0)
             .bind(row.kind.as_str())
             .bind(row.kind.message(&row.invitee.email))
             .bind(row.status)
@@ -319,32 +324,55 @@ macro_rules! impl_sql_store {
             for project in &new.projects {
                 sqlx::query("INSERT INTO invitation_projects (invitation_id, project_id) VALUES ($1, $2)")
                     .bind(id)
-                    .bind(project.0)
+                    .bind(project.id.0)
                     .execute(&mut *conn)
                     .await
                     .map_err(db_error("storing invitation projects"))?;
             }
-            Ok(InvitationId(id))
+            Ok(InvitationRecord {
+                id: InvitationId(id),
+                email: row.invitee.email.as_str().to_owned(),
+                first_name: first.to_owned(),
+                last_name: last.to_owned(),
+                created_by: new.inviter.clone(),
+                projects: new.projects.clone(),
+                kind: row.kind,
+                message: row.kind.message(&row.invitee.email),
+                stored_status: row.status.to_owned(),
+                expires: row.expires,
+                created: new.now,
+                modified: new.now,
+                // Every new invitation queues its email (`enqueue_email`, same transaction).
+                delivery: Some(DeliveryRecord {
+                    status: "queued".to_owned(),
+                    attempts: 0,
+                    last_error: None,
+                }),
+            })
         }
 
-        /// A new link voids the user's older ones: only the latest email's link works.
+        /// A new link voids the user's older ones: only the latest email's link works. A user
+        /// created in this transaction has none.
         async fn replace_accept_token(
             conn: &mut $conn,
-            invitation: &NewInvitation,
+            token: &crate::domain::Token,
             invitation_id: InvitationId,
             invitee: UserId,
+            new_user: bool,
             expires: Timestamp,
         ) -> StoreResult<()> {
-            sqlx::query("UPDATE invite_tokens SET state = 'void' WHERE user_id = $1 AND state = 'live'")
-                .bind(invitee.0)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error("voiding older links"))?;
+            if !new_user {
+                sqlx::query("UPDATE invite_tokens SET state = 'void' WHERE user_id = $1 AND state = 'live'")
+                    .bind(invitee.0)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_error("voiding older links"))?;
+            }
             sqlx::query(
                 "INSERT INTO invite_tokens (token_hash, invitation_id, user_id, state, expires) \
                  VALUES ($1, $2, $3, 'live', $4)",
             )
-            .bind(invitation.token.hash().0)
+            .bind(token.hash().0)
             .bind(invitation_id.0)
             .bind(invitee.0)
             .bind(expires.millis())
@@ -389,7 +417,7 @@ macro_rules! impl_sql_store {
                 return Ok(None);
             };
             sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND created < $3")
-                .bind(invitation.inviter.0)
+                .bind(invitation.inviter.id.0)
                 .bind(&claim.key)
                 .bind(invitation.now.minus(claim.kept_for).millis())
                 .execute(&mut *conn)
@@ -398,7 +426,7 @@ macro_rules! impl_sql_store {
             let found: Option<(Vec<u8>, i64)> = sqlx::query_as(
                 "SELECT request_hash, invitation_id FROM idempotency_keys WHERE user_id = $1 AND key = $2",
             )
-            .bind(invitation.inviter.0)
+            .bind(invitation.inviter.id.0)
             .bind(&claim.key)
             .fetch_optional(&mut *conn)
             .await
@@ -418,7 +446,7 @@ macro_rules! impl_sql_store {
                 "INSERT INTO idempotency_keys (user_id, key, request_hash, invitation_id, created) \
                  VALUES ($1, $2, $3, $4, $5)",
             )
-            .bind(invitation.inviter.0)
+            .bind(invitation.inviter.id.0)
             .bind(&claim.key)
             .bind(&claim.request_hash)
             .bind(invitation_id.0)
@@ -429,8 +457,8 @@ macro_rules! impl_sql_store {
             Ok(())
         }
 
-        /// One attempt at `Store::create_invitation`.
-        async fn create_invitation_once(
+        /// One attempt at `Store::create_invitation`, in a transaction of its own.
+        pub(super) async fn create_invitation_once(
             pool: &sqlx::Pool<$db>,
             new: &NewInvitation,
         ) -> StoreResult<CreateOutcome> {
@@ -438,7 +466,24 @@ macro_rules! impl_sql_store {
                 .begin()
                 .await
                 .map_err(db_error("starting invitation"))?;
-            if let Some((request_hash, earlier)) = find_idempotent_request(&mut tx, new).await? {
+            let outcome = create_invitation_in(&mut tx, new).await?;
+            // Only a new invitation has anything worth keeping.
+            if matches!(outcome, CreateOutcome::Created(_)) {
+                tx.commit()
+                    .await
+                    .map_err(db_error("committing invitation"))?;
+            }
+            Ok(outcome)
+        }
+
+        /// The work of `Store::create_invitation` inside the caller's transaction (which may
+        /// hold several: SQLite commits a batch at once). Outcomes other than `Created` have
+        /// written nothing that matters (at most an expired idempotency key is forgotten).
+        pub(super) async fn create_invitation_in(
+            tx: &mut $conn,
+            new: &NewInvitation,
+        ) -> StoreResult<CreateOutcome> {
+            if let Some((request_hash, earlier)) = find_idempotent_request(&mut *tx, new).await? {
                 let same_body = new
                     .idempotency
                     .as_ref()
@@ -446,28 +491,33 @@ macro_rules! impl_sql_store {
                 if !same_body {
                     return Ok(CreateOutcome::KeyReused);
                 }
-                let record = load_invitation(&mut tx, &new.namespace, earlier)
+                let record = load_invitation(&mut *tx, &new.namespace, earlier)
                     .await?
                     .context("an idempotency key names a missing invitation")?;
                 return Ok(CreateOutcome::Replayed(record));
             }
 
             let existing =
-                match find_user_by_email_key(&mut tx, &new.namespace, &new.email.key()).await? {
+                match find_user_by_email_key(&mut *tx, &new.namespace, &new.email.key()).await? {
                     Some(user) => Some(ExistingInvitee {
-                        project_ids: granted_project_ids(&mut tx, user.id).await?,
+                        project_ids: granted_project_ids(&mut *tx, user.id).await?,
                         user,
                     }),
                     None => None,
                 };
-            let plan = match plan_invitation(existing.as_ref(), &new.projects, new.remind) {
+            let selected: Vec<ProjectId> = new.projects.iter().map(|p| p.id).collect();
+            let plan = match plan_invitation(existing.as_ref(), &selected, new.remind) {
                 Ok(plan) => plan,
                 Err(rejection) => return Ok(CreateOutcome::Rejected(rejection)),
             };
+            if let Some(limited) = sending_limit_reached(&mut *tx, new).await? {
+                return Ok(limited);
+            }
+            let new_user = existing.is_none();
             let invitee = match existing {
                 Some(existing) => existing.user,
                 None => User {
-                    id: insert_pending_user(&mut tx, new).await?,
+                    id: insert_pending_user(&mut *tx, new).await?,
                     email: new.email.clone(),
                     first_name: new.first_name.clone(),
                     last_name: new.last_name.clone(),
@@ -476,11 +526,11 @@ macro_rules! impl_sql_store {
                 },
             };
             for project in &plan.new_grants {
-                grant_viewer(&mut tx, invitee.id, *project).await?;
+                grant_viewer(&mut *tx, invitee.id, *project).await?;
             }
             let expires = plan.issues_token.then(|| new.now.plus(new.ttl));
-            let invitation_id = insert_invitation(
-                &mut tx,
+            let record = insert_invitation(
+                &mut *tx,
                 InvitationInsert {
                     invitation: new,
                     invitee: &invitee,
@@ -496,25 +546,20 @@ macro_rules! impl_sql_store {
             )
             .await?;
             if let Some(expires) = expires {
-                replace_accept_token(&mut tx, new, invitation_id, invitee.id, expires).await?;
+                replace_accept_token(&mut *tx, &new.token, record.id, invitee.id, new_user, expires)
+                    .await?;
             }
             let accept_token = plan.issues_token.then(|| new.token.expose());
             enqueue_email(
-                &mut tx,
+                &mut *tx,
                 new,
-                invitation_id,
+                record.id,
                 plan.kind,
                 &invitee.email,
                 accept_token,
             )
             .await?;
-            remember_idempotent_request(&mut tx, new, invitation_id).await?;
-            let record = load_invitation(&mut tx, &new.namespace, invitation_id)
-                .await?
-                .context("the new invitation is missing")?;
-            tx.commit()
-                .await
-                .map_err(db_error("committing invitation"))?;
+            remember_idempotent_request(&mut *tx, new, record.id).await?;
             Ok(CreateOutcome::Created(record))
         }
 
@@ -553,36 +598,6 @@ macro_rules! impl_sql_store {
             .fetch_optional(&mut *conn)
             .await
             .map_err(db_error("reading invitation"))
-        }
-
-        /// Only the latest email's link works, as when an invitation is created.
-        async fn void_live_tokens_of_user(conn: &mut $conn, user_id: i64) -> StoreResult<()> {
-            sqlx::query("UPDATE invite_tokens SET state = 'void' WHERE user_id = $1 AND state = 'live'")
-                .bind(user_id)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error("voiding older links"))?;
-            Ok(())
-        }
-
-        async fn insert_live_token(
-            conn: &mut $conn,
-            resend: &ResendInvitation,
-            user_id: i64,
-            expires: Timestamp,
-        ) -> StoreResult<()> {
-            sqlx::query(
-                "INSERT INTO invite_tokens (token_hash, invitation_id, user_id, state, expires) \
-                 VALUES ($1, $2, $3, 'live', $4)",
-            )
-            .bind(resend.token.hash().0)
-            .bind(resend.id.0)
-            .bind(user_id)
-            .bind(expires.millis())
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error("storing accept link"))?;
-            Ok(())
         }
 
         /// The outbox keeps one row per invitation (`invitation_id UNIQUE`), so a resend re-queues that
@@ -700,7 +715,8 @@ macro_rules! impl_sql_store {
             .map_err(db_error("checking setup token"))
         }
 
-        async fn insert_first_user(
+        /// A user who is active when it has a password.
+        async fn insert_user(
             conn: &mut $conn,
             namespace: &str,
             user: &NewUser,
@@ -722,8 +738,271 @@ macro_rules! impl_sql_store {
             .bind(now.millis())
             .fetch_one(&mut *conn)
             .await
-            .map_err(db_error("creating the first user"))?;
+            .map_err(db_error("creating user"))?;
             Ok(UserId(id))
+        }
+
+        /// The first sending limit that this invitation would exceed, if any.
+        async fn sending_limit_reached(
+            conn: &mut $conn,
+            new: &NewInvitation,
+        ) -> StoreResult<Option<CreateOutcome>> {
+            if let Some(limit) = new.limits.per_inviter {
+                let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+                    "SELECT COUNT(*), MIN(created) FROM invitations \
+                     WHERE created_by = $1 AND created > $2",
+                )
+                .bind(new.inviter.id.0)
+                .bind(new.now.minus(limit.window).millis())
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db_error("counting the inviter's invitations"))?;
+                if count >= i64::from(limit.max) {
+                    return Ok(Some(limited(LimitKind::PerInviter, limit, oldest, new.now)));
+                }
+            }
+            if let Some(limit) = new.limits.per_recipient {
+                let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+                    "SELECT COUNT(*), MIN(created) FROM invitations \
+                     WHERE namespace = $1 AND email_key = $2 AND created > $3",
+                )
+                .bind(&new.namespace)
+                .bind(new.email.key())
+                .bind(new.now.minus(limit.window).millis())
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db_error("counting the recipient's emails"))?;
+                if count >= i64::from(limit.max) {
+                    return Ok(Some(limited(LimitKind::PerRecipient, limit, oldest, new.now)));
+                }
+            }
+            Ok(None)
+        }
+
+        fn limited(kind: LimitKind, limit: Limit, oldest: Option<i64>, now: Timestamp) -> CreateOutcome {
+            let frees_at = oldest.map_or(now, Timestamp).plus(limit.window);
+            let wait_ms = frees_at.millis().saturating_sub(now.millis()).max(1_000);
+            CreateOutcome::Limited {
+                limit: kind,
+                retry_after: Duration::from_millis(wait_ms.unsigned_abs()),
+            }
+        }
+
+        #[derive(FromRow)]
+        struct AuditRow {
+            id: i64,
+            namespace: String,
+            at: i64,
+            event: String,
+            actor_email: Option<String>,
+            subject: Option<String>,
+            client_ip: Option<String>,
+            detail: Option<String>,
+        }
+
+        #[derive(FromRow)]
+        struct OutboxListRow {
+            id: i64,
+            namespace: String,
+            invitation_id: i64,
+            kind: String,
+            recipient: String,
+            status: String,
+            attempts: i64,
+            next_attempt_at: i64,
+            last_error: Option<String>,
+            created: i64,
+        }
+
+        #[async_trait]
+        impl OperationsStore for super::$store {
+            async fn record_audit(&self, event: AuditEvent) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO audit_log (namespace, at, event, actor_id, subject, client_ip, detail) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&event.namespace)
+                .bind(event.at.millis())
+                .bind(event.event)
+                .bind(event.actor.map(|u| u.0))
+                .bind(&event.subject)
+                .bind(&event.client_ip)
+                .bind(&event.detail)
+                .execute(self.writer())
+                .await
+                .map_err(db_error("writing the audit log"))?;
+                Ok(())
+            }
+
+            async fn audit_since(&self, since: Timestamp, limit: i64) -> StoreResult<Vec<AuditRecord>> {
+                let rows: Vec<AuditRow> = sqlx::query_as(
+                    "SELECT a.id, a.namespace, a.at, a.event, u.email AS actor_email, a.subject, \
+                     a.client_ip, a.detail FROM audit_log a LEFT JOIN users u ON u.id = a.actor_id \
+                     WHERE a.at >= $1 ORDER BY a.at, a.id LIMIT $2",
+                )
+                .bind(since.millis())
+                .bind(limit)
+                .fetch_all(self.reader())
+                .await
+                .map_err(db_error("reading the audit log"))?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| AuditRecord {
+                        id: r.id,
+                        namespace: r.namespace,
+                        at: Timestamp(r.at),
+                        event: r.event,
+                        actor_email: r.actor_email,
+                        subject: r.subject,
+                        client_ip: r.client_ip,
+                        detail: r.detail,
+                    })
+                    .collect())
+            }
+
+            async fn login_failures(
+                &self,
+                namespace: &str,
+                email_key: &str,
+                client_ip: Option<&str>,
+                since: Timestamp,
+            ) -> StoreResult<LoginFailures> {
+                let (for_account, oldest_for_account): (i64, Option<i64>) = sqlx::query_as(
+                    "SELECT COUNT(*), MIN(at) FROM audit_log WHERE event = 'login_failed' \
+                     AND namespace = $1 AND subject = $2 AND at > $3",
+                )
+                .bind(namespace)
+                .bind(email_key)
+                .bind(since.millis())
+                .fetch_one(self.reader())
+                .await
+                .map_err(db_error("counting failed logins"))?;
+                let (from_client, oldest_from_client): (i64, Option<i64>) = match client_ip {
+                    Some(ip) => sqlx::query_as(
+                        "SELECT COUNT(*), MIN(at) FROM audit_log WHERE event = 'login_failed' \
+                         AND client_ip = $1 AND at > $2",
+                    )
+                    .bind(ip)
+                    .bind(since.millis())
+                    .fetch_one(self.reader())
+                    .await
+                    .map_err(db_error("counting failed logins"))?,
+                    None => (0, None),
+                };
+                Ok(LoginFailures {
+                    for_account,
+                    oldest_for_account: oldest_for_account.map(Timestamp),
+                    from_client,
+                    oldest_from_client: oldest_from_client.map(Timestamp),
+                })
+            }
+
+            async fn change_password(
+                &self,
+                user: UserId,
+                password_hash: &str,
+                keep_session: Option<&TokenHash>,
+            ) -> StoreResult<()> {
+                let mut tx = self
+                    .writer()
+                    .begin()
+                    .await
+                    .map_err(db_error("starting password change"))?;
+                sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                    .bind(password_hash)
+                    .bind(user.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error("setting the password"))?;
+                let keep = keep_session.map(|h| h.0.clone()).unwrap_or_default();
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2")
+                    .bind(user.0)
+                    .bind(keep)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error("ending other sessions"))?;
+                sqlx::query(
+                    "UPDATE invite_tokens SET state = 'void' WHERE user_id = $1 AND state = 'live'",
+                )
+                .bind(user.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("voiding accept links"))?;
+                tx.commit()
+                    .await
+                    .map_err(db_error("committing password change"))?;
+                Ok(())
+            }
+
+            async fn revoke_api_keys(&self, user: UserId) -> StoreResult<u64> {
+                let done = sqlx::query("DELETE FROM api_keys WHERE user_id = $1")
+                    .bind(user.0)
+                    .execute(self.writer())
+                    .await
+                    .map_err(db_error("revoking API keys"))?;
+                Ok(done.rows_affected())
+            }
+
+            async fn list_outbox(&self, status: Option<&str>, limit: i64) -> StoreResult<Vec<OutboxRow>> {
+                let mut query = QueryBuilder::<$db>::new(
+                    "SELECT id, namespace, invitation_id, kind, recipient, status, attempts, \
+                     next_attempt_at, last_error, created FROM outbox",
+                );
+                if let Some(status) = status {
+                    query.push(" WHERE status = ").push_bind(status);
+                }
+                query.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+                let rows: Vec<OutboxListRow> = query
+                    .build_query_as()
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err(db_error("listing the outbox"))?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| OutboxRow {
+                        id: r.id,
+                        namespace: r.namespace,
+                        invitation_id: r.invitation_id,
+                        kind: r.kind,
+                        recipient: r.recipient,
+                        status: r.status,
+                        attempts: r.attempts,
+                        next_attempt_at: Timestamp(r.next_attempt_at),
+                        last_error: r.last_error,
+                        created: Timestamp(r.created),
+                    })
+                    .collect())
+            }
+
+            async fn retry_outbox(&self, id: Option<i64>, now: Timestamp) -> StoreResult<u64> {
+                let mut query = QueryBuilder::<$db>::new(
+                    "UPDATE outbox SET status = 'queued', attempts = 0, lease_until = NULL, \
+                     next_attempt_at = ",
+                );
+                query.push_bind(now.millis()).push(
+                    " WHERE status = 'failed' AND invitation_id NOT IN \
+                     (SELECT id FROM invitations WHERE status = 'revoked')",
+                );
+                if let Some(id) = id {
+                    query.push(" AND id = ").push_bind(id);
+                }
+                let done = query
+                    .build()
+                    .execute(self.writer())
+                    .await
+                    .map_err(db_error("queueing failed messages again"))?;
+                Ok(done.rows_affected())
+            }
+
+            async fn outbox_depth(&self) -> StoreResult<(i64, Option<Timestamp>)> {
+                let (depth, oldest): (i64, Option<i64>) = sqlx::query_as(
+                    "SELECT COUNT(*), MIN(created) FROM outbox WHERE status = 'queued'",
+                )
+                .fetch_one(self.reader())
+                .await
+                .map_err(db_error("measuring the outbox"))?;
+                Ok((depth, oldest.map(Timestamp)))
+            }
         }
 
         #[async_trait]
@@ -737,30 +1016,22 @@ macro_rules! impl_sql_store {
             }
 
             async fn create_user(&self, namespace: &str, user: NewUser) -> StoreResult<User> {
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO users (namespace, email, email_key, first_name, last_name, password_hash, \
-                     is_superuser, is_active, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                     RETURNING id",
-                )
-                .bind(namespace)
-                .bind(user.email.as_str())
-                .bind(user.email.key())
-                .bind(user.first_name.as_str())
-                .bind(user.last_name.as_str())
-                .bind(&user.password_hash)
-                .bind(user.is_superuser)
-                .bind(user.password_hash.is_some())
-                .bind(Timestamp::now().millis())
-                .fetch_one(self.writer())
-                .await
-                .map_err(|e| match db_error("creating user")(e) {
-                    StoreError::Conflict(_) => {
-                        StoreError::Conflict(format!("a user with email {} already exists", user.email))
-                    }
-                    other => other,
-                })?;
+                let mut conn = self
+                    .writer()
+                    .acquire()
+                    .await
+                    .map_err(db_error("creating user"))?;
+                let id = insert_user(&mut conn, namespace, &user, Timestamp::now())
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::Conflict(_) => StoreError::Conflict(format!(
+                            "a user with email {} already exists",
+                            user.email
+                        )),
+                        other => other,
+                    })?;
                 Ok(User {
-                    id: UserId(id),
+                    id,
                     is_active: user.password_hash.is_some(),
                     email: user.email,
                     first_name: user.first_name,
@@ -869,6 +1140,50 @@ macro_rules! impl_sql_store {
                         name,
                     })
                     .collect())
+            }
+
+            async fn projects_with_role(
+                &self,
+                namespace: &str,
+                user: UserId,
+                ids: &[ProjectId],
+            ) -> StoreResult<Vec<(Project, Option<Role>)>> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut query = QueryBuilder::<$db>::new(
+                    "SELECT p.id, p.name, g.role FROM projects p \
+                     LEFT JOIN grants g ON g.project_id = p.id AND g.user_id = ",
+                );
+                query
+                    .push_bind(user.0)
+                    .push(" WHERE p.namespace = ")
+                    .push_bind(namespace)
+                    .push(" AND p.id IN (");
+                let mut list = query.separated(", ");
+                for id in ids {
+                    list.push_bind(id.0);
+                }
+                query.push(") ORDER BY p.id");
+                let rows: Vec<(i64, String, Option<String>)> = query
+                    .build_query_as()
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err(db_error("finding projects and roles"))?;
+                rows.into_iter()
+                    .map(|(id, name, role)| {
+                        let role = role
+                            .map(|role| Role::from_str(&role).map_err(|e| anyhow::anyhow!(e)))
+                            .transpose()?;
+                        Ok((
+                            Project {
+                                id: ProjectId(id),
+                                name,
+                            },
+                            role,
+                        ))
+                    })
+                    .collect()
             }
 
             async fn grant(&self, user: UserId, project: ProjectId, role: Role) -> StoreResult<()> {
@@ -1009,16 +1324,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn create_invitation(&self, new: NewInvitation) -> StoreResult<CreateOutcome> {
-                // On PostgreSQL two transactions may race to create one user or to store one
-                // idempotency key; the loser hits a unique index and tries again, and then
-                // sees the winner's row. (SQLite's single writer never races.)
-                let mut retries = 0;
-                loop {
-                    match create_invitation_once(self.writer(), &new).await {
-                        Err(StoreError::Conflict(_)) if retries < 3 => retries += 1,
-                        outcome => return outcome,
-                    }
-                }
+                super::create_invitation(self, new).await
             }
 
             async fn invitation(
@@ -1032,6 +1338,34 @@ macro_rules! impl_sql_store {
                     .await
                     .map_err(db_error("reading invitation"))?;
                 load_invitation(&mut conn, namespace, id).await
+            }
+
+            async fn invitations_by_ids(
+                &self,
+                namespace: &str,
+                ids: &[InvitationId],
+            ) -> StoreResult<Vec<InvitationRecord>> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut conn = self
+                    .reader()
+                    .acquire()
+                    .await
+                    .map_err(db_error("reading invitations"))?;
+                let mut query = QueryBuilder::<$db>::new(INVITATION_SELECT);
+                query.push(" WHERE i.namespace = ").push_bind(namespace).push(" AND i.id IN (");
+                let mut list = query.separated(", ");
+                for id in ids {
+                    list.push_bind(id.0);
+                }
+                query.push(")");
+                let rows: Vec<InvitationRow> = query
+                    .build_query_as()
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(db_error("reading invitations"))?;
+                with_projects(&mut conn, rows).await
             }
 
             async fn list_invitations(
@@ -1274,7 +1608,7 @@ macro_rules! impl_sql_store {
 
             async fn mark_failed(&self, message_id: &str, error: &str) -> StoreResult<()> {
                 sqlx::query(
-                    "UPDATE outbox SET status = 'failed', accept_token = NULL, lease_until = NULL, \
+                    "UPDATE outbox SET status = 'failed', lease_until = NULL, \
                      last_error = $1 WHERE message_id = $2",
                 )
                 .bind(error)
@@ -1319,8 +1653,15 @@ macro_rules! impl_sql_store {
                     ));
                 }
                 let expires = resend.now.plus(resend.ttl);
-                void_live_tokens_of_user(&mut tx, current.invitee_id).await?;
-                insert_live_token(&mut tx, &resend, current.invitee_id, expires).await?;
+                replace_accept_token(
+                    &mut tx,
+                    &resend.token,
+                    resend.id,
+                    UserId(current.invitee_id),
+                    false,
+                    expires,
+                )
+                .await?;
                 sqlx::query("UPDATE invitations SET expires = $1, modified = $2 WHERE id = $3")
                     .bind(expires.millis())
                     .bind(resend.now.millis())
@@ -1473,7 +1814,7 @@ macro_rules! impl_sql_store {
                 if !live_setup_token(&mut tx, namespace, token_hash, now).await? {
                     return Ok(SetupOutcome::Gone);
                 }
-                let id = insert_first_user(&mut tx, namespace, &user, now).await?;
+                let id = insert_user(&mut tx, namespace, &user, now).await?;
                 sqlx::query("DELETE FROM setup_tokens WHERE namespace = $1")
                     .bind(namespace)
                     .execute(&mut *tx)

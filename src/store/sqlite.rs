@@ -5,6 +5,12 @@
 //! into a queue. WAL lets the readers work while the writer commits; `synchronous=NORMAL` in WAL
 //! mode keeps every committed transaction through a crash of the process. The queries are
 //! shared with PostgreSQL (`store::sql`); this module holds what is SQLite's own.
+//!
+//! Invitations are created by a group commit: those that arrive while the writer is busy are
+//! created together, in one transaction, when it is free. With one writer, throughput is set by
+//! how long each invitation holds it; a batch spends one BEGIN and one COMMIT (and one append of
+//! each page it touched to the WAL) for all of its invitations. Every request still gets its
+//! answer only after the commit that holds its invitation.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,17 +21,27 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::StoreResult;
 use super::sql::impl_sql_store;
+use super::{CreateOutcome, NewInvitation, StoreError, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// To the group commit (`commit_invitations`).
+    invitations: mpsc::Sender<InvitationJob>,
 }
+
+/// An invitation to create, and where its outcome goes.
+type InvitationJob = (NewInvitation, oneshot::Sender<StoreResult<CreateOutcome>>);
+
+/// At most this many invitations share a commit: a bigger batch holds the writer longer.
+const MAX_BATCH: usize = 64;
+/// Invitations waiting for the writer; past this, requests wait to queue.
+const QUEUE_LENGTH: usize = 1024;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies pending migrations.
@@ -59,7 +75,14 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .context("opening SQLite readers")?;
-        Ok(Self { writer, reader })
+        let (invitations, queue) = mpsc::channel(QUEUE_LENGTH);
+        // Ends when the store is dropped (its sender with it).
+        tokio::spawn(commit_invitations(writer.clone(), queue));
+        Ok(Self {
+            writer,
+            reader,
+            invitations,
+        })
     }
 
     fn writer(&self) -> &SqlitePool {
@@ -97,5 +120,95 @@ async fn purge_scrubbed(store: &SqliteStore) -> StoreResult<()> {
 
 /// Nothing to watch: only this process writes to the outbox.
 async fn watch_outbox(_store: &SqliteStore, _wakeup: Arc<Notify>) {}
+
+async fn create_invitation(store: &SqliteStore, new: NewInvitation) -> StoreResult<CreateOutcome> {
+    let stopped = || StoreError::Other(anyhow::anyhow!("the SQLite group commit has stopped"));
+    let (reply, outcome) = oneshot::channel();
+    // Once queued, the invitation is created even if the request goes away meanwhile, as a
+    // request that had already reached its commit would be.
+    store
+        .invitations
+        .send((new, reply))
+        .await
+        .map_err(|_| stopped())?;
+    outcome.await.map_err(|_| stopped())?
+}
+
+/// The group commit: takes whatever invitations are waiting (at most `MAX_BATCH`) and creates
+/// them in one transaction.
+async fn commit_invitations(writer: SqlitePool, mut queue: mpsc::Receiver<InvitationJob>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        commit_batch(&writer, std::mem::take(&mut batch)).await;
+    }
+}
+
+async fn commit_batch(writer: &SqlitePool, jobs: Vec<InvitationJob>) {
+    if jobs.len() > 1 {
+        match create_together(writer, &jobs).await {
+            Ok(outcomes) => {
+                for ((_, reply), outcome) in jobs.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+                return;
+            }
+            // The writer itself failed: so would each invitation alone.
+            Err(Together::Writer(error)) => {
+                for (_, reply) in jobs {
+                    let _ = reply.send(Err(same_error(&error)));
+                }
+                return;
+            }
+            // One invitation failed and the transaction was rolled back: each is created again
+            // on its own, so that one cannot fail the others.
+            Err(Together::Invitation(error)) => {
+                tracing::warn!(
+                    error = format!("{:#}", anyhow::Error::new(error)),
+                    "an invitation failed a batch; creating the batch's invitations one by one"
+                );
+            }
+        }
+    }
+    for (new, reply) in jobs {
+        let _ = reply.send(shared_sql::create_invitation_once(writer, &new).await);
+    }
+}
+
+/// The error again, for each request of a batch (the cause chain becomes text).
+fn same_error(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::Conflict(what) => StoreError::Conflict(what.clone()),
+        StoreError::Unavailable(cause) => StoreError::Unavailable(anyhow::anyhow!("{cause:#}")),
+        StoreError::Other(cause) => StoreError::Other(anyhow::anyhow!("{cause:#}")),
+    }
+}
+
+enum Together {
+    /// Starting or committing the transaction failed.
+    Writer(StoreError),
+    Invitation(StoreError),
+}
+
+async fn create_together(
+    writer: &SqlitePool,
+    jobs: &[InvitationJob],
+) -> Result<Vec<CreateOutcome>, Together> {
+    let mut tx = writer
+        .begin()
+        .await
+        .map_err(|e| Together::Writer(shared_sql::db_error("starting invitations")(e)))?;
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for (new, _) in jobs {
+        outcomes.push(
+            shared_sql::create_invitation_in(&mut tx, new)
+                .await
+                .map_err(Together::Invitation)?,
+        );
+    }
+    tx.commit()
+        .await
+        .map_err(|e| Together::Writer(shared_sql::db_error("committing invitations")(e)))?;
+    Ok(outcomes)
+}
 
 impl_sql_store!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteConnection);

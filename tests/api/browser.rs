@@ -314,7 +314,26 @@ impl Browser {
     pub async fn submit_login(&self, email: &str, password: &str) {
         self.fill("#email", email).await;
         self.fill("#password", password).await;
-        self.click("form button[type=submit]").await;
+        self.submit_and_wait("form button[type=submit]").await;
+    }
+
+    /// Clicks a submit button and waits until the browser has left the current page, so that
+    /// what follows never acts on (or reads) the page the form was on.
+    pub async fn submit_and_wait(&self, css: &str) {
+        let old_page = self.element("html").await;
+        self.click(css).await;
+        let Some(old_page) = old_page else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + WAIT;
+        // A page that was replaced leaves its elements stale: any call on them fails.
+        while old_page.tag_name().await.is_ok() {
+            if tokio::time::Instant::now() >= deadline {
+                self.fail(&format!("submitting '{css}' never left the page"))
+                    .await;
+            }
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     /// The accessibility problems of the current page (see `ACCESSIBILITY_CHECK`).

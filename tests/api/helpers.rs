@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cbh_invite::config::{
-    DatabaseUrl, DeliverySettings, PoolSettings, ServeRole, Settings, SmtpSettings, SmtpTls,
+    DatabaseUrl, DeliverySettings, Limits, PoolSettings, ServeRole, Settings, SmtpSettings, SmtpTls,
 };
 use cbh_invite::domain::{
     EmailAddress, PersonName, ProjectId, Role, Timestamp, Token, User, password,
@@ -141,6 +141,12 @@ pub fn test_settings(database: DatabaseUrl, dir: &std::path::Path, smtp_port: u1
     Settings {
         database,
         pool: PoolSettings::default(),
+        // The load tests send hundreds of invitations from one inviter; the limit's own tests
+        // set it.
+        limits: Limits {
+            invitations_per_inviter: None,
+            ..Limits::default()
+        },
         role: ServeRole::All,
         listen: "127.0.0.1:0".parse().expect("address"),
         namespaces: vec![NS.into(), "other".into()],

@@ -24,14 +24,17 @@ macro_rules! backend_tests {
 }
 
 mod accept;
+mod binary;
 mod browser;
 mod cli;
+mod crash;
 mod email;
 mod errors;
 mod helpers;
 mod invitations;
 mod listing;
 mod openapi;
+mod operations;
 mod outbox;
 mod page_security;
 mod pages;

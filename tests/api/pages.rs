@@ -59,7 +59,7 @@ async fn first_run_setup_url_creates_a_superuser_who_is_logged_in(backend: Backe
     browser.fill("#last-name", "Hopper").await;
     browser.fill("#password", GOOD_PASSWORD).await;
     browser.fill("#password-again", GOOD_PASSWORD).await;
-    browser.click("form button[type=submit]").await;
+    browser.submit_and_wait("form button[type=submit]").await;
 
     browser
         .wait_for_path("the invite page", |path| path == format!("/{NS}/invite/"))
@@ -107,7 +107,7 @@ async fn an_editor_invites_a_new_person_to_two_projects_and_sees_queued_then_sen
     browser.fill("#invite-email", "bob@example.org").await;
     browser.fill("#first-name", "Bob").await;
     browser.fill("#last-name", "Smith").await;
-    browser.click("#send-invite").await;
+    browser.submit_and_wait("#send-invite").await;
 
     browser
         .wait_for_text(
@@ -208,7 +208,7 @@ async fn the_email_link_opens_an_accept_page_that_refuses_a_short_password_then_
 
     browser.fill("#password", "too short").await;
     browser.fill("#password-again", "too short").await;
-    browser.click("form button[type=submit]").await;
+    browser.submit_and_wait("form button[type=submit]").await;
     browser
         .wait_for_text(".error", "Password must be at least 10 characters")
         .await;
@@ -216,7 +216,7 @@ async fn the_email_link_opens_an_accept_page_that_refuses_a_short_password_then_
 
     browser.fill("#password", GOOD_PASSWORD).await;
     browser.fill("#password-again", GOOD_PASSWORD).await;
-    browser.click("form button[type=submit]").await;
+    browser.submit_and_wait("form button[type=submit]").await;
     browser
         .wait_for_path("the welcome page", |path| path == format!("/{NS}/welcome/"))
         .await;
@@ -254,7 +254,7 @@ async fn inviting_the_same_address_again_offers_a_reminder_whose_link_replaces_t
         .click(&format!("#projects option[value=\"{}\"]", kinase.0))
         .await;
     browser.fill("#invite-email", "bob@example.org").await;
-    browser.click("#send-invite").await;
+    browser.submit_and_wait("#send-invite").await;
     browser
         .wait_for_text(
             ".error",
@@ -265,7 +265,7 @@ async fn inviting_the_same_address_again_offers_a_reminder_whose_link_replaces_t
         .wait_for_text("#send-reminder", "Send Invite Reminder")
         .await;
     browser.assert_accessible("invite after a 409").await;
-    browser.click("#send-reminder").await;
+    browser.submit_and_wait("#send-reminder").await;
     browser
         .wait_for_text(".notice", "Sign-up reminder sent to bob@example.org")
         .await;
@@ -302,7 +302,9 @@ async fn revoking_an_invitation_makes_its_link_show_the_gone_page(backend: Backe
     browser.log_in(&app, "ada@lab.example", PASSWORD).await;
 
     let row = row_of(&browser, "bob@example.org").await;
-    browser.click(&format!("{row} button.danger")).await;
+    browser
+        .submit_and_wait(&format!("{row} button.danger"))
+        .await;
     browser
         .wait_for_text(".notice", "Invitation to bob@example.org revoked")
         .await;

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use cbh_invite::store;
 use futures_util::StreamExt;
 use serde_json::json;
 
+use crate::binary::Server;
 use crate::helpers::{Agent, Backend, TestDatabase, postgres_available, spawn_app, spawn_app_with};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -175,59 +176,17 @@ async fn nodes_starting_together_migrate_one_at_a_time() {
     }
 }
 
-const BIN: &str = env!("CARGO_BIN_EXE_cbh-invite");
-
-/// A `cbh-invite serve` process.
-struct BinaryNode {
-    child: Child,
-    base: String,
-}
-
-impl BinaryNode {
-    async fn start(database_url: &str, smtp_port: u16, log: &Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let child = Command::new(BIN)
-            .arg("serve")
-            .env_clear()
-            .env("CBH_DATABASE_URL", database_url)
-            .env("CBH_LISTEN", format!("127.0.0.1:{port}"))
-            .env("CBH_PUBLIC_URL", "http://invite.test.example")
-            .env("CBH_SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}"))
-            .env("CBH_OUTBOX_LEASE", "3s")
-            .env("CBH_SMTP_RETRY_BASE", "1s")
-            .env("CBH_SMTP_RETRY_MAX", "2s")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).expect("log file"))
-            .spawn()
-            .expect("serve starts");
-        let node = Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let client = reqwest::Client::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let ready = client.get(format!("{}/readyz", node.base)).send().await;
-            if ready.is_ok_and(|r| r.status() == 200) {
-                return node;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "node never became ready"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for BinaryNode {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A `cbh-invite serve` process on the PostgreSQL database `database_url`.
+async fn binary_node(database_url: &str, smtp_port: u16, log: &Path) -> Server {
+    let env = [
+        ("CBH_DATABASE_URL", database_url.to_owned()),
+        ("CBH_SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}")),
+        ("CBH_OUTBOX_LEASE", "3s".to_owned()),
+        ("CBH_INVITE_RATE", "off".to_owned()),
+        ("CBH_SMTP_RETRY_BASE", "1s".to_owned()),
+        ("CBH_SMTP_RETRY_MAX", "2s".to_owned()),
+    ];
+    Server::start(&env, log).await
 }
 
 #[tokio::test]
@@ -243,8 +202,8 @@ async fn a_node_killed_mid_load_loses_no_accepted_invitation() {
     };
     app.smtp.set_delay(Duration::from_millis(5));
     let logs = tempfile::tempdir().expect("temp dir");
-    let mut doomed = BinaryNode::start(&url, app.smtp.port, &logs.path().join("a.log")).await;
-    let survivor = BinaryNode::start(&url, app.smtp.port, &logs.path().join("b.log")).await;
+    let mut doomed = binary_node(&url, app.smtp.port, &logs.path().join("a.log")).await;
+    let survivor = binary_node(&url, app.smtp.port, &logs.path().join("b.log")).await;
     let to_doomed = app.agent_for(&setup_agent, &doomed.base);
     let to_survivor = app.agent_for(&setup_agent, &survivor.base);
     let first = emails("before", 150);

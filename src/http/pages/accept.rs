@@ -18,6 +18,7 @@ use super::render::{Frame, PageError, page};
 use crate::domain::password::{self, MIN_PASSWORD_CHARS};
 use crate::domain::token::TokenHash;
 use crate::domain::{Timestamp, Token, User};
+use crate::http::extract::ClientIp;
 use crate::http::extract::path_param;
 use crate::http::session::{set_cookies, start_session};
 use crate::http::{ApiError, AppState};
@@ -149,10 +150,11 @@ async fn submit(
     State(state): State<AppState>,
     PageNamespace(ns): PageNamespace,
     params: RawPathParams,
+    ClientIp(client_ip): ClientIp,
     headers: HeaderMap,
     form: FormData,
 ) -> Response {
-    let response = accept(&state, &ns, &params, &headers, &form).await;
+    let response = accept(&state, &ns, &params, &headers, &form, client_ip).await;
     keep_private(response.unwrap_or_else(IntoResponse::into_response))
 }
 
@@ -162,6 +164,7 @@ async fn accept(
     params: &RawPathParams,
     headers: &HeaderMap,
     form: &FormData,
+    client_ip: Option<String>,
 ) -> Result<Response, PageError> {
     let Some((token, link)) = find_link(state, ns, params).await? else {
         return gone_page(ns, None);
@@ -196,9 +199,11 @@ async fn accept(
         return refuse(StatusCode::BAD_REQUEST, &capitalised(&error.to_string()));
     }
     let token_hash: TokenHash = token.hash();
-    let password_hash = tokio::task::spawn_blocking(move || password::hash(&chosen))
+    let password_hash = state
+        .password_work
+        .run(move || password::hash(&chosen))
         .await
-        .map_err(|e| PageError::Internal(e.into()))?
+        .map_err(PageError::Internal)?
         .map_err(PageError::Internal)?;
     let outcome = state
         .store
@@ -206,7 +211,10 @@ async fn accept(
         .await
         .map_err(ApiError::from)?;
     let user = match outcome {
-        AcceptOutcome::Accepted(user) => user,
+        AcceptOutcome::Accepted(user) => {
+            crate::http::invitations::accepted(state, ns, &user, client_ip).await;
+            user
+        }
         // Used or revoked in the meantime.
         AcceptOutcome::Gone => return gone_page(ns, Some(&link.invitation)),
     };

@@ -84,6 +84,7 @@ impl FromRequestParts<AppState> for PageUser {
                 namespace: ns,
                 user: session.user,
                 credential: Credential::Session { id_hash },
+                client_ip: super::super::extract::client_ip(parts),
             },
             csrf: csrf.expose().to_owned(),
         })

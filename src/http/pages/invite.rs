@@ -297,6 +297,10 @@ async fn submit(
         Ok(CreateOutcome::Rejected(rejection)) => {
             (StatusCode::CONFLICT, refused(rejection.to_string(), true))
         }
+        Ok(CreateOutcome::Limited { limit, retry_after }) => {
+            let error = invitations::limit_error(state.config.limits, limit, retry_after);
+            (error.status(), refused(error.to_string(), false))
+        }
         Ok(CreateOutcome::KeyReused) => {
             return Err(PageError::Internal(anyhow::anyhow!(
                 "an idempotency key was reported for a form without one"

@@ -12,6 +12,7 @@ use super::forms::{
     local_path,
 };
 use super::render::{Frame, PageError, page};
+use crate::http::extract::ClientIp;
 use crate::http::session::{authenticate, end_session, set_cookies, start_session};
 use crate::http::{ApiError, AppState};
 
@@ -80,6 +81,7 @@ async fn show(
 async fn submit(
     State(state): State<AppState>,
     PageNamespace(ns): PageNamespace,
+    ClientIp(client_ip): ClientIp,
     headers: HeaderMap,
     form: FormData,
 ) -> Result<Response, PageError> {
@@ -102,7 +104,7 @@ async fn submit(
         return refuse(StatusCode::FORBIDDEN, FORM_EXPIRED);
     }
     let password = form.text("password");
-    match authenticate(&state, &ns, Some(email.as_str()), password).await {
+    match authenticate(&state, &ns, Some(email.as_str()), password, client_ip).await {
         Ok(user) => {
             let cookies = start_session(&state, &ns, &user).await?;
             let target = next.unwrap_or_else(|| landing_page(&ns));
@@ -112,6 +114,9 @@ async fn submit(
         }
         // The same message for an unknown email, a wrong password and a pending user.
         Err(ApiError::Unauthorized(message)) => refuse(StatusCode::UNAUTHORIZED, &message),
+        Err(error @ ApiError::TooManyRequests(..)) => {
+            refuse(StatusCode::TOO_MANY_REQUESTS, &error.to_string())
+        }
         Err(other) => Err(other.into()),
     }
 }

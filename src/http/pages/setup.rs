@@ -16,6 +16,7 @@ use super::forms::{
 use super::render::{Frame, PageError, page};
 use crate::domain::password::{self, MIN_PASSWORD_CHARS};
 use crate::domain::{EmailAddress, PersonName, Timestamp, Token};
+use crate::http::extract::ClientIp;
 use crate::http::extract::path_param;
 use crate::http::session::{set_cookies, start_session};
 use crate::http::{ApiError, AppState};
@@ -122,10 +123,11 @@ async fn submit(
     State(state): State<AppState>,
     PageNamespace(ns): PageNamespace,
     params: RawPathParams,
+    ClientIp(client_ip): ClientIp,
     headers: HeaderMap,
     form: FormData,
 ) -> Response {
-    let response = create_first_user(&state, &ns, &params, &headers, &form).await;
+    let response = create_first_user(&state, &ns, &params, &headers, &form, client_ip).await;
     keep_private(response.unwrap_or_else(IntoResponse::into_response))
 }
 
@@ -135,6 +137,7 @@ async fn create_first_user(
     params: &RawPathParams,
     headers: &HeaderMap,
     form: &FormData,
+    client_ip: Option<String>,
 ) -> Result<Response, PageError> {
     let Some(token) = live_token(state, ns, params).await? else {
         return gone_page(ns);
@@ -183,9 +186,11 @@ async fn create_first_user(
     if let Err(error) = password::validate_new(&chosen) {
         return refuse(StatusCode::BAD_REQUEST, &error.to_string());
     }
-    let password_hash = tokio::task::spawn_blocking(move || password::hash(&chosen))
+    let password_hash = state
+        .password_work
+        .run(move || password::hash(&chosen))
         .await
-        .map_err(|e| PageError::Internal(e.into()))?
+        .map_err(PageError::Internal)?
         .map_err(PageError::Internal)?;
     let outcome = state
         .store
@@ -204,7 +209,22 @@ async fn create_first_user(
         .await
         .map_err(ApiError::from)?;
     let user = match outcome {
-        SetupOutcome::Created(user) => user,
+        SetupOutcome::Created(user) => {
+            crate::http::record(
+                state,
+                crate::store::AuditEvent {
+                    namespace: ns.to_owned(),
+                    at: Timestamp::now(),
+                    event: "setup_completed",
+                    actor: Some(user.id),
+                    subject: Some(user.email.key()),
+                    client_ip,
+                    detail: None,
+                },
+            )
+            .await;
+            user
+        }
         SetupOutcome::Gone => return gone_page(ns),
     };
     let cookies = start_session(state, ns, &user).await?;

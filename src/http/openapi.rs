@@ -51,7 +51,7 @@ pub fn router() -> Router<AppState> {
         (name = "invitations", description = "Invite, list, resend, revoke and accept"),
         (name = "session", description = "Log in and out (cookies), or send an API key instead"),
         (name = "projects", description = "The projects the caller may invite to"),
-        (name = "health", description = "Probes for load balancers"),
+        (name = "health", description = "Probes for load balancers, and metrics for monitoring"),
         (name = "openapi", description = "This document"),
     ),
 )]

@@ -76,8 +76,23 @@ impl SqliteStore {
             .await
             .context("opening SQLite readers")?;
         let (invitations, queue) = mpsc::channel(QUEUE_LENGTH);
-        // Ends when the store is dropped (its sender with it).
-        tokio::spawn(commit_invitations(writer.clone(), queue));
+        let committer = writer.clone();
+        // On a thread and runtime of its own, the group commit runs as soon as the writer's
+        // thread answers a statement, instead of waiting its turn behind the requests on the
+        // shared runtime: with one writer, that wait would be paid once per statement by every
+        // invitation. Ends when the store is dropped (its sender with it).
+        std::thread::Builder::new()
+            .name("sqlite-commit".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime.block_on(commit_invitations(committer, queue)),
+                    Err(error) => tracing::error!(%error, "cannot start the SQLite group commit"),
+                }
+            })
+            .context("starting the SQLite group commit")?;
         Ok(Self {
             writer,
             reader,

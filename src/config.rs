@@ -80,10 +80,12 @@ impl Default for Limits {
     }
 }
 
-/// Connection pool settings (used by PostgreSQL; SQLite has its own fixed layout).
+/// Database connection settings (the pool is PostgreSQL's; SQLite has its own fixed layout).
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
     pub max_connections: u32,
+    /// SQLite: how far a commit is on disk before it is answered.
+    pub sqlite_sync: SqliteSync,
     /// Longest time one SQL statement may run.
     pub statement_timeout: Duration,
     /// How long a request waits for a connection before answering 503.
@@ -92,10 +94,22 @@ pub struct PoolSettings {
     pub connect_retry: Duration,
 }
 
+/// `synchronous` in SQLite's WAL mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SqliteSync {
+    /// A commit survives a crash of the process (the WAL is synced at each checkpoint).
+    #[default]
+    Normal,
+    /// A commit also survives a power loss or a crash of the machine: the WAL is synced at
+    /// every commit.
+    Full,
+}
+
 impl Default for PoolSettings {
     fn default() -> Self {
         Self {
             max_connections: 10,
+            sqlite_sync: SqliteSync::Normal,
             statement_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(2),
             connect_retry: Duration::from_secs(30),
@@ -352,6 +366,9 @@ pub struct ServeArgs {
     /// PostgreSQL: connections in the pool.
     #[arg(long, env = "CBH_DB_POOL_SIZE", default_value = "10")]
     pub db_pool_size: String,
+    /// SQLite: normal (a commit survives a crash of the process) or full (also a power loss).
+    #[arg(long, env = "CBH_SQLITE_SYNC", value_enum, default_value = "normal")]
+    pub sqlite_sync: SqliteSync,
     /// PostgreSQL: longest time one SQL statement may run.
     #[arg(long, env = "CBH_DB_STATEMENT_TIMEOUT", default_value = "5s")]
     pub db_statement_timeout: String,
@@ -482,6 +499,7 @@ impl Settings {
                             args.db_pool_size
                         )
                     })?,
+                sqlite_sync: args.sqlite_sync,
                 statement_timeout: duration(
                     "CBH_DB_STATEMENT_TIMEOUT",
                     "--db-statement-timeout",

@@ -241,7 +241,24 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let results = outcome?;
     let failed = results.iter().any(|r| !r.problems.is_empty());
 
-    let machine = report::Machine::read(load_before, started.elapsed());
+    let method = format!(
+        "Each configuration: a fresh database; the inviter, its project and API key made with the \
+         CLI; `cbh-invite serve` (release build) started as a child process with the SMTP server \
+         (smtp-sink, in the benchmark's process) as `CBH_SMTP_URL`. C clients, each on a \
+         keep-alive connection, send `POST /chembiohub/api/invitations/` with a new address every \
+         time, one request after the other, for {:.1} s of warm-up and then {} s measured \
+         (requests/s, latency, non-201 and CPU are of the measured window). Then, without SMTP \
+         delay, the benchmark waits until every accepted invitation's email has arrived and \
+         checks each arrived once; with a 200 ms delay the backlog would take minutes at 8 \
+         connections, so delivery is watched for {} s and the rest estimated. Peak RSS is the \
+         server's `VmHWM`; start-up is from spawn to the first 200 from `/readyz`, first on the \
+         database the CLI has just made, then again on the database the run filled. Server CPU \
+         is user + system time over the window, as a share of one core and per request.",
+        context.warmup.as_secs_f64(),
+        context.duration.as_secs(),
+        context.delay_sample.as_secs()
+    );
+    let machine = report::Machine::read(load_before, started.elapsed(), method);
     println!();
     println!("{}", report::results_table(&results));
     println!("{}", report::targets_table(&results));

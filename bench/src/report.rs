@@ -25,10 +25,12 @@ pub struct Machine {
     date: String,
     load_before: Option<String>,
     elapsed: Duration,
+    /// How each configuration was run (warm-up, window, delivery wait).
+    method: String,
 }
 
 impl Machine {
-    pub fn read(load_before: Option<String>, elapsed: Duration) -> Self {
+    pub fn read(load_before: Option<String>, elapsed: Duration, method: String) -> Self {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu = cpuinfo
             .lines()
@@ -59,6 +61,7 @@ impl Machine {
             date,
             load_before,
             elapsed,
+            method,
         }
     }
 }
@@ -224,13 +227,14 @@ pub fn progress_line(result: &RunResult) -> String {
 
 pub fn results_table(results: &[RunResult]) -> String {
     let mut table = String::from(
-        "| backend | SMTP delay | C | req/s | p50 ms | p99 ms | p99.9 ms | non-201 | emails | emails/s after load | outbox empty after load | peak RSS MiB | ready ms (first / restart) |\n\
-         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |\n",
+        "| backend | SMTP delay | C | req/s | p50 ms | p99 ms | p99.9 ms | non-201 | server CPU (µs/req) | emails | emails/s after load | outbox empty after load | peak RSS MiB | ready ms (first / restart) |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |\n",
     );
     for result in results.iter().filter(|r| r.scenario.logins_per_second == 0) {
         let latency = &result.load.latency;
+        let (cpu_share, cpu_per_request) = server_cpu(result);
         table.push_str(&format!(
-            "| {} | {} ms | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} ms | {} | {:.0} | {} | {} | {} | {} | {cpu_share} ({cpu_per_request}) | {} | {} | {} | {} | {} |\n",
             result.scenario.backend.label(),
             result.scenario.smtp_delay.as_millis(),
             result.scenario.clients,
@@ -528,7 +532,8 @@ fn generated_section(
             .map(|load| format!("; load average before the run: {load}"))
             .unwrap_or_default()
     ));
-    text.push_str("### Results\n\n");
+    text.push_str(&machine.method);
+    text.push_str("\n\n### Results\n\n");
     text.push_str(&results_table(results));
     text.push('\n');
     if let Some(logins) = logins_table(results) {

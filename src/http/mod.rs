@@ -75,20 +75,54 @@ pub struct AppState {
     pub password_work: Arc<PasswordWork>,
 }
 
-/// Where argon2 runs: on blocking threads, never on the runtime's, and on at most half of the
-/// cores at a time. Each hash takes tens of milliseconds and 19 MiB by design; unbounded, a
-/// burst of logins would start up to 512 blocking threads (tokio's limit) holding 19 MiB each
-/// and take every core from the requests. Bounded, logins queue and the API keeps its share.
+/// Where argon2 runs: on threads of its own, one per two cores, never on the runtime's.
+///
+/// Each hash takes tens of milliseconds and 19 MiB by design. On tokio's blocking pool a burst
+/// of logins would start up to 512 threads holding 19 MiB each and take every core from the
+/// requests; here logins queue for a bounded number of threads. These threads also run at a
+/// lower priority (5 nice levels below the process, on Linux): when the cores are busy, the
+/// threads that answer requests and commit invitations get about three times their share, so a
+/// login costs the API little more than its CPU time (BENCHMARKS.md: POST throughput with 10
+/// logins/s beside it), while logins still get a quarter of a busy core (at nice 10 they waited
+/// seconds).
 pub struct PasswordWork {
-    slots: tokio::sync::Semaphore,
+    jobs: std::sync::mpsc::Sender<PasswordJob>,
 }
+
+type PasswordJob = Box<dyn FnOnce() + Send>;
 
 impl PasswordWork {
     pub fn for_this_machine() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        Self {
-            slots: tokio::sync::Semaphore::new(cores.div_ceil(2)),
+        let (jobs, queue) = std::sync::mpsc::channel::<PasswordJob>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for _ in 0..cores.div_ceil(2) {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name("password-hash".into())
+                .spawn(move || {
+                    lower_this_threads_priority();
+                    // Ends when the sender is dropped with the application.
+                    loop {
+                        let job = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            // A panic loses that job's answer (its caller gets an error), not
+                            // the thread.
+                            Ok(job) => {
+                                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::error!(%error, "cannot start a password hashing thread");
+            }
         }
+        Self { jobs }
     }
 
     pub async fn run<T: Send + 'static>(
@@ -96,14 +130,23 @@ impl PasswordWork {
         work: impl FnOnce() -> T + Send + 'static,
     ) -> anyhow::Result<T> {
         use anyhow::Context;
-        let _slot = self
-            .slots
-            .acquire()
-            .await
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = done.send(work());
+            }))
+            .ok()
             .context("password hashing has stopped")?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .context("password hashing failed")
+        result.await.context("password hashing failed")
+    }
+}
+
+fn lower_this_threads_priority() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: nice changes a scheduling attribute, of the calling thread only on Linux. A
+    // failure leaves the priority as it was.
+    unsafe {
+        libc::nice(5);
     }
 }
 

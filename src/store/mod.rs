@@ -37,7 +37,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Open the configured database, creating and migrating it if needed.
 pub async fn connect(url: &DatabaseUrl, pool: &PoolSettings) -> anyhow::Result<Arc<dyn Store>> {
     match url {
-        DatabaseUrl::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path).await?)),
+        DatabaseUrl::Sqlite(path) => Ok(Arc::new(
+            sqlite::SqliteStore::open(path, pool.sqlite_sync).await?,
+        )),
         DatabaseUrl::Postgres(url) => Ok(Arc::new(postgres::PgStore::open(url, pool).await?)),
     }
 }

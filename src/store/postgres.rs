@@ -3,7 +3,8 @@
 //! Any number of nodes share the tables: sessions, keys, tokens and the outbox all live here, so
 //! a request may land on any node. Workers claim outbox rows with `FOR UPDATE SKIP LOCKED` and a
 //! lease, so no two deliver the same message, and a queued message wakes idle workers on every
-//! node through `LISTEN/NOTIFY` (polling stays as the fallback). The queries are shared with
+//! node through `LISTEN/NOTIFY` (polling stays as the fallback). The NOTIFY is sent after the
+//! commit that queued the email, by `announce_queued_email`. The queries are shared with
 //! SQLite (`store::sql`); this module holds what is PostgreSQL's own.
 
 use std::str::FromStr;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use tokio::sync::Notify;
 
 use super::sql::impl_sql_store;
@@ -25,6 +26,15 @@ const OUTBOX_CHANNEL: &str = "cbh_outbox";
 
 pub struct PgStore {
     pool: PgPool,
+    /// Tells `announce_queued_email` that a committed transaction queued an email.
+    queued: Arc<Notify>,
+    announcer: tokio::task::AbortHandle,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.announcer.abort();
+    }
 }
 
 impl PgStore {
@@ -58,7 +68,13 @@ impl PgStore {
                 }
             }
         }
-        Ok(Self { pool })
+        let queued = Arc::new(Notify::new());
+        let announcer = tokio::spawn(announce_queued_email(pool.clone(), queued.clone()));
+        Ok(Self {
+            pool,
+            queued,
+            announcer: announcer.abort_handle(),
+        })
     }
 
     fn writer(&self) -> &PgPool {
@@ -94,14 +110,23 @@ const CLAIM_OUTBOX: &str = "UPDATE outbox SET lease_until = $1, attempts = attem
        ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
      RETURNING id, namespace, invitation_id, kind, recipient, message_id, accept_token, attempts";
 
-/// Sent when the transaction commits, and only then.
-async fn outbox_changed(conn: &mut PgConnection) -> StoreResult<()> {
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(OUTBOX_CHANNEL)
-        .execute(conn)
-        .await
-        .map_err(shared_sql::db_error("announcing the queued email"))?;
-    Ok(())
+/// Wakes the workers of every node (this one's was woken directly) once email was queued.
+///
+/// A NOTIFY inside the transaction that queues the email would be simpler, but PostgreSQL
+/// serialises the commits of notifying transactions behind one lock, each with its own WAL
+/// flush: invitations committed one at a time (BENCHMARKS.md). Sent after the commit, one
+/// NOTIFY stands for every email queued while the previous one was on its way.
+async fn announce_queued_email(pool: PgPool, queued: Arc<Notify>) {
+    loop {
+        queued.notified().await;
+        if let Err(error) = sqlx::query("SELECT pg_notify($1, '')")
+            .bind(OUTBOX_CHANNEL)
+            .execute(&pool)
+            .await
+        {
+            tracing::debug!(%error, "queued email not announced; other nodes' workers will poll");
+        }
+    }
 }
 
 /// PostgreSQL keeps old row versions until VACUUM; autovacuum reclaims the scrubbed ones. A
@@ -149,7 +174,12 @@ async fn create_invitation(store: &PgStore, new: NewInvitation) -> StoreResult<C
     loop {
         match shared_sql::create_invitation_once(store.writer(), &new).await {
             Err(StoreError::Conflict(_)) if retries < 3 => retries += 1,
-            outcome => return outcome,
+            outcome => {
+                if let Ok(CreateOutcome::Created(_)) = &outcome {
+                    store.queued.notify_one();
+                }
+                return outcome;
+            }
         }
     }
 }

@@ -11,7 +11,6 @@
 //! - `FOR_UPDATE`: the row-locking clause (`FOR UPDATE` on PostgreSQL, empty on SQLite, whose
 //!   single writer already serialises transactions);
 //! - `CLAIM_OUTBOX`: the claim query (`FOR UPDATE SKIP LOCKED` on PostgreSQL);
-//! - `async fn outbox_changed(conn)`: called in the transaction that queues an email;
 //! - `async fn purge_scrubbed(store)` and `async fn watch_outbox(store, wakeup)`;
 //! - `async fn create_invitation(store, new)`: a transaction per invitation on PostgreSQL,
 //!   batches sharing one commit on SQLite.
@@ -404,8 +403,7 @@ macro_rules! impl_sql_store {
             .execute(&mut *conn)
             .await
             .map_err(db_error("queueing email"))?;
-            super::outbox_changed(conn).await
-
+            Ok(())
         }
 
         /// What an earlier request with the same idempotency key did, if it is still remembered.

@@ -3,7 +3,8 @@
 //! One connection writes and a small pool reads: SQLite allows one writer at a time anyway, and
 //! funnelling writes through one connection turns lock contention (SQLITE_BUSY and its retries)
 //! into a queue. WAL lets the readers work while the writer commits; `synchronous=NORMAL` in WAL
-//! mode keeps every committed transaction through a crash of the process. The queries are
+//! mode keeps every committed transaction through a crash of the process (`CBH_SQLITE_SYNC=full`
+//! also through a power loss, at the price of a sync per commit). The queries are
 //! shared with PostgreSQL (`store::sql`); this module holds what is SQLite's own.
 //!
 //! Invitations are created by a group commit: those that arrive while the writer is busy are
@@ -18,13 +19,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::sql::impl_sql_store;
 use super::{CreateOutcome, NewInvitation, StoreError, StoreResult};
+use crate::config::SqliteSync;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -45,7 +46,7 @@ const QUEUE_LENGTH: usize = 1024;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies pending migrations.
-    pub async fn open(path: &Path) -> anyhow::Result<Self> {
+    pub async fn open(path: &Path, sync: SqliteSync) -> anyhow::Result<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating the folder {}", parent.display()))?;
@@ -54,7 +55,10 @@ impl SqliteStore {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(match sync {
+                SqliteSync::Normal => SqliteSynchronous::Normal,
+                SqliteSync::Full => SqliteSynchronous::Full,
+            })
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true)
             // Scrubbed tokens are overwritten with zeros, not left in free pages.
@@ -76,8 +80,23 @@ impl SqliteStore {
             .await
             .context("opening SQLite readers")?;
         let (invitations, queue) = mpsc::channel(QUEUE_LENGTH);
-        // Ends when the store is dropped (its sender with it).
-        tokio::spawn(commit_invitations(writer.clone(), queue));
+        let committer = writer.clone();
+        // On a thread and runtime of its own, the group commit runs as soon as the writer's
+        // thread answers a statement, instead of waiting its turn behind the requests on the
+        // shared runtime: with one writer, that wait would be paid once per statement by every
+        // invitation. Ends when the store is dropped (its sender with it).
+        std::thread::Builder::new()
+            .name("sqlite-commit".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime.block_on(commit_invitations(committer, queue)),
+                    Err(error) => tracing::error!(%error, "cannot start the SQLite group commit"),
+                }
+            })
+            .context("starting the SQLite group commit")?;
         Ok(Self {
             writer,
             reader,
@@ -102,11 +121,6 @@ const CLAIM_OUTBOX: &str = "UPDATE outbox SET lease_until = $1, attempts = attem
        AND (lease_until IS NULL OR lease_until <= $2) \
        ORDER BY next_attempt_at, id LIMIT $3) \
      RETURNING id, namespace, invitation_id, kind, recipient, message_id, accept_token, attempts";
-
-/// One process delivers; the HTTP handler wakes its worker directly.
-async fn outbox_changed(_conn: &mut SqliteConnection) -> StoreResult<()> {
-    Ok(())
-}
 
 /// With secure_delete the main file no longer holds scrubbed tokens once checkpointed;
 /// TRUNCATE also empties the WAL, which still holds the frames written before the scrub.

@@ -90,7 +90,9 @@ async fn mail_queued_while_smtp_is_down_is_sent_when_it_comes_back(backend: Back
     let sent = app
         .wait_for_invitation(&editor, id, WAIT, |inv| inv["delivery"]["status"] == "sent")
         .await;
-    assert!(sent["delivery"]["attempts"].as_i64().unwrap_or(0) >= 3);
+    // At least the failed attempts seen above; the one in flight when the server came back may
+    // have been the one that succeeded.
+    assert!(sent["delivery"]["attempts"].as_i64().unwrap_or(0) >= 2);
 }
 
 async fn a_permanent_refusal_fails_at_once_with_the_servers_reply(backend: Backend) {

@@ -210,6 +210,9 @@ impl Server {
                 format!("smtp://127.0.0.1:{}", options.smtp_port),
             )
             .env("CBH_MAIL_DIR", options.dir.join("mail"))
+            // One inviter sends the whole load: its hourly limit (200 by default) would turn
+            // all but the first 200 requests into 429s.
+            .env("CBH_INVITE_RATE", "off")
             .envs(options.env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

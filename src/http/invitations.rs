@@ -384,18 +384,12 @@ pub(super) async fn invite(
                 per_inviter: state.config.limits.invitations_per_inviter,
                 per_recipient: state.config.limits.emails_per_recipient,
             },
+            client_ip: caller.client_ip.clone(),
         })
         .await?;
-    if let CreateOutcome::Created(record) = &outcome {
+    if let CreateOutcome::Created(_) = &outcome {
         state.outbox_wakeup.notify_one();
         Metrics::count(&state.metrics.invitations_created);
-        audit(
-            state,
-            caller,
-            "invitation_created",
-            Some(record.id.to_string()),
-        )
-        .await;
     }
     Ok(outcome)
 }

@@ -102,6 +102,9 @@ pub struct NewInvitation {
     pub ttl: Duration,
     pub idempotency: Option<IdempotencyClaim>,
     pub limits: SendLimits,
+    /// Where the request came from, for the `invitation_created` audit record (written in the
+    /// invitation's transaction).
+    pub client_ip: Option<String>,
 }
 
 /// Limits on sending, counted over the invitations created within each window (sliding).

@@ -77,6 +77,15 @@ impl PgStore {
         })
     }
 
+    /// Writes run where they are called: each takes a connection of its own from the pool.
+    async fn on_writer<T, F>(&self, work: impl FnOnce(PgPool) -> F) -> StoreResult<T>
+    where
+        F: Future<Output = StoreResult<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        work(self.pool.clone()).await
+    }
+
     fn writer(&self) -> &PgPool {
         &self.pool
     }
@@ -100,6 +109,9 @@ fn is_unreachable(error: &sqlx::migrate::MigrateError) -> bool {
         _ => false,
     }
 }
+
+/// The extended protocol takes one statement with arguments at a time (see `store::sql`).
+const ONE_CALL: bool = false;
 
 /// Row locks keep two transactions from deciding on the same invitee or link at once.
 const FOR_UPDATE: &str = " FOR UPDATE";

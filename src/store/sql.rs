@@ -328,7 +328,13 @@ macro_rules! impl_sql_store {
                     .await
                     .map_err(db_error("storing invitation projects"))?;
             }
-            Ok(InvitationRecord {
+            Ok(inserted_record(id, &row, first, last))
+        }
+
+        /// An invitation just stored, as a reader would find it.
+        fn inserted_record(id: i64, row: &InvitationInsert<'_>, first: &str, last: &str) -> InvitationRecord {
+            let new = row.invitation;
+            InvitationRecord {
                 id: InvitationId(id),
                 email: row.invitee.email.as_str().to_owned(),
                 first_name: first.to_owned(),
@@ -347,7 +353,7 @@ macro_rules! impl_sql_store {
                     attempts: 0,
                     last_error: None,
                 }),
-            })
+            }
         }
 
         /// A new link voids the user's older ones: only the latest email's link works. A user
@@ -558,9 +564,348 @@ macro_rules! impl_sql_store {
             )
             .await?;
             remember_idempotent_request(&mut *tx, new, record.id).await?;
+            audit_created(&mut *tx, &[(record.id.0, new)]).await?;
             Ok(CreateOutcome::Created(record))
         }
 
+
+        /// `create_invitation_in` for several invitations in one transaction (SQLite's group
+        /// commit), with outcomes in the order of `batch`. Every statement is a round trip to
+        /// the database's thread or server, so invitations to people the namespace does not
+        /// know yet (most of them) are created together, with one statement per table for all.
+        /// The others (a known invitee, an `Idempotency-Key`, an inviter near their limit, a
+        /// second invitation to one new address) then go one by one and see what the first
+        /// step wrote, as if they had come after it.
+        pub(super) async fn create_invitations_in(
+            tx: &mut $conn,
+            batch: &[&NewInvitation],
+        ) -> StoreResult<Vec<CreateOutcome>> {
+            let mut outcomes: Vec<Option<CreateOutcome>> = batch.iter().map(|_| None).collect();
+            let candidates = batch_candidates(&mut *tx, batch).await?;
+            let new_invitees = insert_new_invitees(&mut *tx, batch, &candidates).await?;
+            for (index, record) in invite_new_invitees(&mut *tx, batch, &new_invitees).await? {
+                outcomes[index] = Some(CreateOutcome::Created(record));
+            }
+            for (outcome, new) in outcomes.iter_mut().zip(batch) {
+                if outcome.is_none() {
+                    *outcome = Some(create_invitation_in(&mut *tx, new).await?);
+                }
+            }
+            Ok(outcomes
+                .into_iter()
+                .collect::<Option<Vec<_>>>()
+                .context("an invitation of the batch has no outcome")?)
+        }
+
+        /// The invitations of a batch that may be created together if their invitee is new: no
+        /// idempotency key to look up, the first to their address, and an inviter who stays
+        /// within their limit even if all of their invitations in the batch are created.
+        async fn batch_candidates(
+            conn: &mut $conn,
+            batch: &[&NewInvitation],
+        ) -> StoreResult<Vec<usize>> {
+            // Per limited inviter: invitations in the batch, the tightest limit, and the start
+            // of the widest window (counting more than needed only sends more one by one).
+            let mut limited: HashMap<i64, (i64, u32, Timestamp)> = HashMap::new();
+            for new in batch {
+                if let Some(limit) = new.limits.per_inviter {
+                    let since = new.now.minus(limit.window);
+                    let entry = limited.entry(new.inviter.id.0).or_insert((0, limit.max, since));
+                    entry.0 += 1;
+                    entry.1 = entry.1.min(limit.max);
+                    entry.2 = entry.2.min(since);
+                }
+            }
+            let mut within_limit = BTreeSet::new();
+            for (inviter, (in_batch, max, since)) in limited {
+                let sent: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM invitations WHERE created_by = $1 AND created > $2",
+                )
+                .bind(inviter)
+                .bind(since.millis())
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db_error("counting the inviter's invitations"))?;
+                if sent + in_batch <= i64::from(max) {
+                    within_limit.insert(inviter);
+                }
+            }
+            let mut addresses = BTreeSet::new();
+            Ok(batch
+                .iter()
+                .enumerate()
+                .filter(|(_, new)| {
+                    new.idempotency.is_none()
+                        && new.limits.per_recipient.is_none_or(|limit| limit.max > 0)
+                        && (new.limits.per_inviter.is_none()
+                            || within_limit.contains(&new.inviter.id.0))
+                        && addresses.insert((new.namespace.as_str(), new.email.key()))
+                })
+                .map(|(index, _)| index)
+                .collect())
+        }
+
+        /// Creates the pending users of the candidates whose address the namespace does not know;
+        /// a known address is left as it is (`DO NOTHING`). Returns them with their batch index.
+        async fn insert_new_invitees(
+            conn: &mut $conn,
+            batch: &[&NewInvitation],
+            candidates: &[usize],
+        ) -> StoreResult<Vec<(usize, User)>> {
+            if candidates.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut query = QueryBuilder::<$db>::new(
+                "INSERT INTO users (namespace, email, email_key, first_name, last_name, created) ",
+            );
+            query.push_values(candidates, |mut row, &index| {
+                let new = batch[index];
+                row.push_bind(new.namespace.as_str())
+                    .push_bind(new.email.as_str())
+                    .push_bind(new.email.key())
+                    .push_bind(new.first_name.as_str())
+                    .push_bind(new.last_name.as_str())
+                    .push_bind(new.now.millis());
+            });
+            query.push(
+                " ON CONFLICT (namespace, email_key) DO NOTHING RETURNING id, namespace, email_key",
+            );
+            // Not kept prepared: the text changes with the batch's size.
+            let created: Vec<(i64, String, String)> = query
+                .build_query_as()
+                .persistent(false)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db_error("creating pending users"))?;
+            let ids: HashMap<(String, String), i64> = created
+                .into_iter()
+                .map(|(id, namespace, key)| ((namespace, key), id))
+                .collect();
+            Ok(candidates
+                .iter()
+                .filter_map(|&index| {
+                    let new = batch[index];
+                    let id = ids.get(&(new.namespace.clone(), new.email.key()))?;
+                    Some((
+                        index,
+                        User {
+                            id: UserId(*id),
+                            email: new.email.clone(),
+                            first_name: new.first_name.clone(),
+                            last_name: new.last_name.clone(),
+                            is_superuser: false,
+                            is_active: false,
+                        },
+                    ))
+                })
+                .collect())
+        }
+
+        /// What `create_invitation_in` writes after creating a new invitee (grants, invitation,
+        /// its projects, accept link, email, audit record), for all new invitees of a batch at
+        /// once. What follows the invitations finds each one by its invitee (new, so invited
+        /// once), so that no statement needs what another returned.
+        async fn invite_new_invitees(
+            conn: &mut $conn,
+            batch: &[&NewInvitation],
+            invitees: &[(usize, User)],
+        ) -> StoreResult<Vec<(usize, InvitationRecord)>> {
+            if invitees.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut rows = Vec::with_capacity(invitees.len());
+            let mut grants = Vec::new();
+            for (index, invitee) in invitees {
+                let new = batch[*index];
+                let selected: Vec<ProjectId> = new.projects.iter().map(|p| p.id).collect();
+                let plan = plan_invitation(None, &selected, new.remind)
+                    .context("planning an invitation to a new invitee")?;
+                grants.extend(plan.new_grants.iter().map(|project| (invitee.id.0, project.0)));
+                rows.push(InvitationInsert {
+                    invitation: new,
+                    invitee,
+                    kind: plan.kind,
+                    status: "pending",
+                    expires: Some(new.now.plus(new.ttl)),
+                });
+            }
+            let projects: Vec<(i64, i64)> = rows
+                .iter()
+                .flat_map(|row| {
+                    let invitee = row.invitee.id.0;
+                    row.invitation.projects.iter().map(move |p| (invitee, p.id.0))
+                })
+                .collect();
+
+            let mut statements = Statements::default();
+            if !grants.is_empty() {
+                let query = statements.next("INSERT INTO grants (user_id, project_id, role) ");
+                query.push_values(&grants, |mut row, &(user, project)| {
+                    row.push_bind(user).push_bind(project).push_bind("viewer");
+                });
+                query.push(" ON CONFLICT (user_id, project_id) DO NOTHING");
+            }
+            let query = statements.next(
+                "INSERT INTO invitations (namespace, invitee_id, email, email_key, first_name, \
+                 last_name, created_by, kind, message, status, expires, created, modified) ",
+            );
+            query.push_values(&rows, |mut values, row| {
+                let new = row.invitation;
+                values
+                    .push_bind(new.namespace.as_str())
+                    .push_bind(row.invitee.id.0)
+                    .push_bind(row.invitee.email.as_str())
+                    .push_bind(row.invitee.email.key())
+                    .push_bind(row.invitee.first_name.as_str())
+                    .push_bind(row.invitee.last_name.as_str())
+                    .push_bind(new.inviter.id.0)
+                    .push_bind(row.kind.as_str())
+                    .push_bind(row.kind.message(&row.invitee.email))
+                    .push_bind(row.status)
+                    .push_bind(row.expires.map(Timestamp::millis))
+                    .push_bind(new.now.millis())
+                    .push_bind(new.now.millis());
+            });
+            // The only rows the statements return; in no promised order.
+            query.push(" RETURNING id, invitee_id");
+            if !projects.is_empty() {
+                let query = statements.next(
+                    "INSERT INTO invitation_projects (invitation_id, project_id) \
+                     SELECT i.id, v.column2 FROM (",
+                );
+                query.push_values(&projects, |mut row, &(invitee, project)| {
+                    row.push_bind(invitee).push_bind(project);
+                });
+                query.push(") AS v JOIN invitations i ON i.invitee_id = v.column1");
+            }
+            // A new invitee has no older link to void.
+            let query = statements.next(
+                "INSERT INTO invite_tokens (token_hash, invitation_id, user_id, state, expires) \
+                 SELECT v.column2, i.id, i.invitee_id, 'live', i.expires FROM (",
+            );
+            query.push_values(&rows, |mut values, row| {
+                values
+                    .push_bind(row.invitee.id.0)
+                    .push_bind(row.invitation.token.hash().0);
+            });
+            query.push(") AS v JOIN invitations i ON i.invitee_id = v.column1");
+            let query = statements.next(
+                "INSERT INTO outbox (namespace, invitation_id, kind, recipient, message_id, \
+                 accept_token, status, next_attempt_at, created) \
+                 SELECT i.namespace, i.id, i.kind, i.email, v.column2, v.column3, 'queued', \
+                 i.created, i.created FROM (",
+            );
+            query.push_values(&rows, |mut values, row| {
+                values
+                    .push_bind(row.invitee.id.0)
+                    .push_bind(row.invitation.message_id.as_str())
+                    .push_bind(row.invitation.token.expose());
+            });
+            query.push(") AS v JOIN invitations i ON i.invitee_id = v.column1");
+            let query = statements.next(
+                "INSERT INTO audit_log (namespace, at, event, actor_id, subject, client_ip) \
+                 SELECT i.namespace, i.created, 'invitation_created', i.created_by, \
+                 CAST(i.id AS TEXT), v.column2 FROM (",
+            );
+            query.push_values(&rows, |mut values, row| {
+                values
+                    .push_bind(row.invitee.id.0)
+                    .push_bind(row.invitation.client_ip.as_deref());
+            });
+            query.push(") AS v JOIN invitations i ON i.invitee_id = v.column1");
+
+            let ids: HashMap<i64, i64> = statements
+                .run(&mut *conn, "storing invitations")
+                .await?
+                .into_iter()
+                .map(|(id, invitee)| (invitee, id))
+                .collect();
+            rows.iter()
+                .zip(invitees)
+                .map(|(row, (index, invitee))| {
+                    let id = *ids
+                        .get(&row.invitee.id.0)
+                        .context("a stored invitation came back without its id")?;
+                    let record = inserted_record(
+                        id,
+                        row,
+                        invitee.first_name.as_str(),
+                        invitee.last_name.as_str(),
+                    );
+                    Ok((*index, record))
+                })
+                .collect()
+        }
+
+        /// Statements of which none needs what another returns. SQLite runs them in one call to
+        /// its connection's thread (`super::ONE_CALL`: its `?` placeholders number on across
+        /// them); PostgreSQL takes one statement with arguments at a time.
+        #[derive(Default)]
+        struct Statements<'args> {
+            queries: Vec<QueryBuilder<'args, $db>>,
+        }
+
+        impl<'args> Statements<'args> {
+            /// The builder of a new statement, which starts with `sql`.
+            fn next(&mut self, sql: &str) -> &mut QueryBuilder<'args, $db> {
+                let separator = if super::ONE_CALL && !self.queries.is_empty() {
+                    "; "
+                } else {
+                    self.queries.push(QueryBuilder::new(""));
+                    ""
+                };
+                let last = self.queries.len() - 1;
+                let query = &mut self.queries[last];
+                query.push(separator).push(sql);
+                query
+            }
+
+            /// Runs the statements in order; returns the rows they return, as id pairs.
+            async fn run(
+                self,
+                conn: &mut $conn,
+                context: &'static str,
+            ) -> StoreResult<Vec<(i64, i64)>> {
+                let mut rows = Vec::new();
+                for mut query in self.queries {
+                    // Not kept prepared: the text changes with the batch's size.
+                    rows.extend(
+                        query
+                            .build_query_as::<(i64, i64)>()
+                            .persistent(false)
+                            .fetch_all(&mut *conn)
+                            .await
+                            .map_err(db_error(context))?,
+                    );
+                }
+                Ok(rows)
+            }
+        }
+
+        /// The `invitation_created` audit records of invitations (by id), in their transaction.
+        async fn audit_created(
+            conn: &mut $conn,
+            created: &[(i64, &NewInvitation)],
+        ) -> StoreResult<()> {
+            let mut query = QueryBuilder::<$db>::new(
+                "INSERT INTO audit_log (namespace, at, event, actor_id, subject, client_ip) ",
+            );
+            query.push_values(created, |mut row, (id, new)| {
+                row.push_bind(new.namespace.as_str())
+                    .push_bind(new.now.millis())
+                    .push_bind("invitation_created")
+                    .push_bind(new.inviter.id.0)
+                    .push_bind(id.to_string())
+                    .push_bind(new.client_ip.as_deref());
+            });
+            query
+                .build()
+                .persistent(false)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error("writing the audit log"))?;
+            Ok(())
+        }
 
         // Query helpers of resend, revoke, the accept page and first-run setup.
 
@@ -1539,13 +1884,17 @@ macro_rules! impl_sql_store {
                     accept_token: Option<String>,
                     attempts: i64,
                 }
-                let rows: Vec<Row> = sqlx::query_as(super::CLAIM_OUTBOX)
-                    .bind(now.plus(lease).millis())
-                .bind(now.millis())
-                .bind(limit)
-                .fetch_all(self.writer())
-                .await
-                .map_err(db_error("claiming outbox messages"))?;
+                let rows: Vec<Row> = self
+                    .on_writer(move |pool| async move {
+                        sqlx::query_as(super::CLAIM_OUTBOX)
+                            .bind(now.plus(lease).millis())
+                            .bind(now.millis())
+                            .bind(limit)
+                            .fetch_all(&pool)
+                            .await
+                            .map_err(db_error("claiming outbox messages"))
+                    })
+                    .await?;
                 rows.into_iter()
                     .map(|row| {
                         let kind = InviteKind::parse(&row.kind)
@@ -1568,21 +1917,26 @@ macro_rules! impl_sql_store {
                 if message_ids.is_empty() {
                     return Ok(());
                 }
-                let mut query = QueryBuilder::<$db>::new(
-                    "UPDATE outbox SET status = 'sent', accept_token = NULL, lease_until = NULL, sent_at = ",
-                );
-                query.push_bind(now.millis()).push(" WHERE message_id IN (");
-                let mut list = query.separated(", ");
-                for message_id in message_ids {
-                    list.push_bind(message_id);
-                }
-                query.push(")");
-                query
-                    .build()
-                    .execute(self.writer())
-                    .await
-                    .map_err(db_error("marking messages sent"))?;
-                Ok(())
+                let message_ids = message_ids.to_vec();
+                self.on_writer(move |pool| async move {
+                    let mut query = QueryBuilder::<$db>::new(
+                        "UPDATE outbox SET status = 'sent', accept_token = NULL, lease_until = NULL, sent_at = ",
+                    );
+                    query.push_bind(now.millis()).push(" WHERE message_id IN (");
+                    let mut list = query.separated(", ");
+                    for message_id in message_ids {
+                        list.push_bind(message_id);
+                    }
+                    query.push(")");
+                    query
+                        .build()
+                        .persistent(false)
+                        .execute(&pool)
+                        .await
+                        .map_err(db_error("marking messages sent"))?;
+                    Ok(())
+                })
+                .await
             }
 
             async fn mark_retry(

@@ -34,6 +34,8 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// To the group commit (`commit_invitations`).
     invitations: mpsc::Sender<InvitationJob>,
+    /// The runtime of the writer's thread.
+    writer_runtime: tokio::runtime::Handle,
 }
 
 /// An invitation to create, and where its outcome goes.
@@ -74,34 +76,46 @@ impl SqliteStore {
             .await
             .context("applying SQLite migrations")?;
         let reader = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await
             .context("opening SQLite readers")?;
         let (invitations, queue) = mpsc::channel(QUEUE_LENGTH);
         let committer = writer.clone();
-        // On a thread and runtime of its own, the group commit runs as soon as the writer's
-        // thread answers a statement, instead of waiting its turn behind the requests on the
-        // shared runtime: with one writer, that wait would be paid once per statement by every
-        // invitation. Ends when the store is dropped (its sender with it).
+        // The writer is used only from a thread and runtime of its own (`on_writer`), so that
+        // its work goes on as soon as the writer's thread answers a statement, instead of
+        // waiting its turn behind the requests on the shared runtime: with one writer, every
+        // such wait (and a connection given back late is one) is paid by every write.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the SQLite writer's runtime")?;
+        let writer_runtime = runtime.handle().clone();
+        // Ends when the store is dropped (the queue's sender with it).
         std::thread::Builder::new()
-            .name("sqlite-commit".into())
-            .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(runtime) => runtime.block_on(commit_invitations(committer, queue)),
-                    Err(error) => tracing::error!(%error, "cannot start the SQLite group commit"),
-                }
-            })
-            .context("starting the SQLite group commit")?;
+            .name("sqlite-writer".into())
+            .spawn(move || runtime.block_on(commit_invitations(committer, queue)))
+            .context("starting the SQLite writer's thread")?;
         Ok(Self {
             writer,
             reader,
             invitations,
+            writer_runtime,
         })
+    }
+
+    /// Runs a write on the writer's thread (see `open`); the outbox worker's claims and marks
+    /// go this way, beside the group commit.
+    async fn on_writer<T, F>(&self, work: impl FnOnce(SqlitePool) -> F) -> StoreResult<T>
+    where
+        F: Future<Output = StoreResult<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.writer_runtime
+            .spawn(work(self.writer.clone()))
+            .await
+            .map_err(|error| StoreError::Other(anyhow::anyhow!("the SQLite writer's task: {error}")))?
     }
 
     fn writer(&self) -> &SqlitePool {
@@ -115,6 +129,9 @@ impl SqliteStore {
 
 /// The single writer connection already serialises every transaction.
 const FOR_UPDATE: &str = "";
+
+/// Several statements go to the connection's thread in one call (see `store::sql`).
+const ONE_CALL: bool = true;
 
 const CLAIM_OUTBOX: &str = "UPDATE outbox SET lease_until = $1, attempts = attempts + 1 \
      WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $2 \
@@ -158,33 +175,35 @@ async fn commit_invitations(writer: SqlitePool, mut queue: mpsc::Receiver<Invita
 }
 
 async fn commit_batch(writer: &SqlitePool, jobs: Vec<InvitationJob>) {
-    if jobs.len() > 1 {
-        match create_together(writer, &jobs).await {
-            Ok(outcomes) => {
-                for ((_, reply), outcome) in jobs.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
-                }
-                return;
-            }
-            // The writer itself failed: so would each invitation alone.
-            Err(Together::Writer(error)) => {
-                for (_, reply) in jobs {
-                    let _ = reply.send(Err(same_error(&error)));
-                }
-                return;
-            }
-            // One invitation failed and the transaction was rolled back: each is created again
-            // on its own, so that one cannot fail the others.
-            Err(Together::Invitation(error)) => {
-                tracing::warn!(
-                    error = format!("{:#}", anyhow::Error::new(error)),
-                    "an invitation failed a batch; creating the batch's invitations one by one"
-                );
+    match create_together(writer, &jobs).await {
+        Ok(outcomes) => {
+            for ((_, reply), outcome) in jobs.into_iter().zip(outcomes) {
+                let _ = reply.send(Ok(outcome));
             }
         }
-    }
-    for (new, reply) in jobs {
-        let _ = reply.send(shared_sql::create_invitation_once(writer, &new).await);
+        // The writer itself failed: so would each invitation alone.
+        Err(Together::Writer(error)) => {
+            for (_, reply) in jobs {
+                let _ = reply.send(Err(same_error(&error)));
+            }
+        }
+        // Alone in its batch, the invitation's own error is its answer.
+        Err(Together::Invitation(error)) if jobs.len() == 1 => {
+            if let Some((_, reply)) = jobs.into_iter().next() {
+                let _ = reply.send(Err(error));
+            }
+        }
+        // One invitation failed and the transaction was rolled back: each is created again on
+        // its own, so that one cannot fail the others.
+        Err(Together::Invitation(error)) => {
+            tracing::warn!(
+                error = format!("{:#}", anyhow::Error::new(error)),
+                "an invitation failed a batch; creating the batch's invitations one by one"
+            );
+            for (new, reply) in jobs {
+                let _ = reply.send(shared_sql::create_invitation_once(writer, &new).await);
+            }
+        }
     }
 }
 
@@ -211,14 +230,10 @@ async fn create_together(
         .begin()
         .await
         .map_err(|e| Together::Writer(shared_sql::db_error("starting invitations")(e)))?;
-    let mut outcomes = Vec::with_capacity(jobs.len());
-    for (new, _) in jobs {
-        outcomes.push(
-            shared_sql::create_invitation_in(&mut tx, new)
-                .await
-                .map_err(Together::Invitation)?,
-        );
-    }
+    let batch: Vec<&NewInvitation> = jobs.iter().map(|(new, _)| new).collect();
+    let outcomes = shared_sql::create_invitations_in(&mut tx, &batch)
+        .await
+        .map_err(Together::Invitation)?;
     tx.commit()
         .await
         .map_err(|e| Together::Writer(shared_sql::db_error("committing invitations")(e)))?;

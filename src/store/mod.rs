@@ -16,6 +16,7 @@ use crate::domain::{
     Timestamp, Token, User, UserId,
 };
 
+mod group_commit;
 pub mod postgres;
 mod sql;
 pub mod sqlite;

@@ -12,11 +12,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
-use tokio::sync::Notify;
+use tokio::sync::{Mutex, Notify, mpsc};
 
+use super::group_commit::{GroupCommit, InvitationJob, MAX_BATCH};
 use super::sql::impl_sql_store;
-use super::{CreateOutcome, NewInvitation, StoreError, StoreResult};
+use super::{CreateOutcome, NewInvitation, StoreResult};
 use crate::config::PoolSettings;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -24,8 +26,18 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// The channel on which a queued email is announced.
 const OUTBOX_CHANNEL: &str = "cbh_outbox";
 
+/// A pooled connection idle longer than this is tested before use.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// Batches committed at once (`store::group_commit`), each on a pooled connection: while one
+/// waits for its round trips or its WAL flush, the others work, and PostgreSQL flushes the WAL
+/// once for commits that come together.
+const COMMITTERS: usize = 4;
+
 pub struct PgStore {
     pool: PgPool,
+    /// To the committers (`commit_invitations`), which stop with it.
+    invitations: GroupCommit,
     /// Tells `announce_queued_email` that a committed transaction queued an email.
     queued: Arc<Notify>,
     announcer: tokio::task::AbortHandle,
@@ -52,8 +64,16 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
-            // A connection broken by a database restart is noticed before a request gets it.
-            .test_before_acquire(true)
+            // A connection broken by a database restart is noticed before a request gets it:
+            // sqlx tests each one as it comes back to the pool, and this tests one that has
+            // been idle since (the restart may have come meanwhile). Testing every connection
+            // before every use would add a round trip to each.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(
+                    async move { Ok(meta.idle_for < PING_AFTER_IDLE || conn.ping().await.is_ok()) },
+                )
+            })
             .connect_lazy_with(options);
         let deadline = tokio::time::Instant::now() + settings.connect_retry;
         loop {
@@ -70,8 +90,14 @@ impl PgStore {
         }
         let queued = Arc::new(Notify::new());
         let announcer = tokio::spawn(announce_queued_email(pool.clone(), queued.clone()));
+        let (invitations, queue) = GroupCommit::new();
+        let queue = Arc::new(Mutex::new(queue));
+        for _ in 0..COMMITTERS {
+            tokio::spawn(commit_invitations(pool.clone(), queue.clone()));
+        }
         Ok(Self {
             pool,
+            invitations,
             queued,
             announcer: announcer.abort_handle(),
         })
@@ -178,21 +204,23 @@ async fn listen(store: &PgStore, wakeup: &Notify) -> anyhow::Result<()> {
     }
 }
 
-/// Each invitation in a transaction of its own, on any pooled connection, so that many commit
-/// in parallel. Two transactions may race to create one user or to store one idempotency key;
-/// the loser hits a unique index and tries again, and then sees the winner's row.
 async fn create_invitation(store: &PgStore, new: NewInvitation) -> StoreResult<CreateOutcome> {
-    let mut retries = 0;
+    let outcome = store.invitations.submit(new).await;
+    if let Ok(CreateOutcome::Created(_)) = &outcome {
+        store.queued.notify_one();
+    }
+    outcome
+}
+
+/// A committer: takes whatever invitations are waiting (while the others commit theirs) and
+/// creates them in one transaction.
+async fn commit_invitations(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<InvitationJob>>>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
-        match shared_sql::create_invitation_once(store.writer(), &new).await {
-            Err(StoreError::Conflict(_)) if retries < 3 => retries += 1,
-            outcome => {
-                if let Ok(CreateOutcome::Created(_)) = &outcome {
-                    store.queued.notify_one();
-                }
-                return outcome;
-            }
+        if queue.lock().await.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
         }
+        shared_sql::commit_batch(&pool, std::mem::take(&mut batch)).await;
     }
 }
 

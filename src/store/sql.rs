@@ -18,7 +18,7 @@
 macro_rules! impl_sql_store {
     ($store:ident, $db:ty, $conn:ty) => {
     mod shared_sql {
-        use std::collections::{BTreeSet, HashMap};
+        use std::collections::{BTreeMap, BTreeSet, HashMap};
         use std::str::FromStr;
         use std::sync::Arc;
         use std::time::Duration;
@@ -34,6 +34,7 @@ macro_rules! impl_sql_store {
             EmailAddress, InvitationId, InvitationStatus, InviteKind, PersonName, Project,
             ProjectId, Role, Timestamp, User, UserId,
         };
+        use crate::store::group_commit::{InvitationJob, Together, same_error};
         use crate::store::{
             AcceptLink, AcceptOutcome, AuditEvent, AuditRecord, CreateOutcome, DeliveryRecord,
             InvitationFilter, InvitationPage, InvitationRecord, Limit, LimitKind, LoginFailures,
@@ -462,7 +463,7 @@ macro_rules! impl_sql_store {
         }
 
         /// One attempt at `Store::create_invitation`, in a transaction of its own.
-        pub(super) async fn create_invitation_once(
+        async fn create_invitation_once(
             pool: &sqlx::Pool<$db>,
             new: &NewInvitation,
         ) -> StoreResult<CreateOutcome> {
@@ -569,8 +570,74 @@ macro_rules! impl_sql_store {
         }
 
 
-        /// `create_invitation_in` for several invitations in one transaction (SQLite's group
-        /// commit), with outcomes in the order of `batch`. Every statement is a round trip to
+        /// Creates a batch of queued invitations (`store::group_commit`) and answers each.
+        pub(super) async fn commit_batch(pool: &sqlx::Pool<$db>, jobs: Vec<InvitationJob>) {
+            match create_together(pool, &jobs).await {
+                Ok(outcomes) => {
+                    for ((_, reply), outcome) in jobs.into_iter().zip(outcomes) {
+                        let _ = reply.send(Ok(outcome));
+                    }
+                }
+                Err(Together::Transaction(error)) => {
+                    for (_, reply) in jobs {
+                        let _ = reply.send(Err(same_error(&error)));
+                    }
+                }
+                // Alone in its batch, the invitation's own error is its answer.
+                Err(Together::Invitation(error)) if jobs.len() == 1 => {
+                    if let Some((_, reply)) = jobs.into_iter().next() {
+                        let _ = reply.send(Err(error));
+                    }
+                }
+                // Each is created again on its own, so that one cannot fail the others.
+                Err(Together::Invitation(error)) => {
+                    tracing::warn!(
+                        error = format!("{:#}", anyhow::Error::new(error)),
+                        "an invitation failed a batch; creating the batch's invitations one by one"
+                    );
+                    for (new, reply) in jobs {
+                        let _ = reply.send(create_invitation_alone(pool, &new).await);
+                    }
+                }
+            }
+        }
+
+        async fn create_together(
+            pool: &sqlx::Pool<$db>,
+            jobs: &[InvitationJob],
+        ) -> Result<Vec<CreateOutcome>, Together> {
+            let mut tx = pool
+                .begin()
+                .await
+                .map_err(|e| Together::Transaction(db_error("starting invitations")(e)))?;
+            let batch: Vec<&NewInvitation> = jobs.iter().map(|(new, _)| new).collect();
+            let outcomes = create_invitations_in(&mut tx, &batch)
+                .await
+                .map_err(Together::Invitation)?;
+            tx.commit()
+                .await
+                .map_err(|e| Together::Transaction(db_error("committing invitations")(e)))?;
+            Ok(outcomes)
+        }
+
+        /// An invitation in a transaction of its own. On PostgreSQL, two transactions (of two
+        /// nodes, say) may race to create one user or to store one idempotency key; the loser
+        /// hits a unique index and tries again, and then sees the winner's row.
+        async fn create_invitation_alone(
+            pool: &sqlx::Pool<$db>,
+            new: &NewInvitation,
+        ) -> StoreResult<CreateOutcome> {
+            let mut retries = 0;
+            loop {
+                match create_invitation_once(pool, new).await {
+                    Err(StoreError::Conflict(_)) if retries < 3 => retries += 1,
+                    outcome => return outcome,
+                }
+            }
+        }
+
+        /// `create_invitation_in` for several invitations in one transaction (a group commit's
+        /// batch), with outcomes in the order of `batch`. Every statement is a round trip to
         /// the database's thread or server, so invitations to people the namespace does not
         /// know yet (most of them) are created together, with one statement per table for all.
         /// The others (a known invitee, an `Idempotency-Key`, an inviter near their limit, a
@@ -630,19 +697,21 @@ macro_rules! impl_sql_store {
                     within_limit.insert(inviter);
                 }
             }
-            let mut addresses = BTreeSet::new();
-            Ok(batch
-                .iter()
-                .enumerate()
-                .filter(|(_, new)| {
-                    new.idempotency.is_none()
-                        && new.limits.per_recipient.is_none_or(|limit| limit.max > 0)
-                        && (new.limits.per_inviter.is_none()
-                            || within_limit.contains(&new.inviter.id.0))
-                        && addresses.insert((new.namespace.as_str(), new.email.key()))
-                })
-                .map(|(index, _)| index)
-                .collect())
+            // In address order: two PostgreSQL transactions creating the same two users then
+            // wait for each other in one order, never in a cycle.
+            let mut first_to_address = BTreeMap::new();
+            for (index, new) in batch.iter().enumerate() {
+                let candidate = new.idempotency.is_none()
+                    && new.limits.per_recipient.is_none_or(|limit| limit.max > 0)
+                    && (new.limits.per_inviter.is_none()
+                        || within_limit.contains(&new.inviter.id.0));
+                if candidate {
+                    first_to_address
+                        .entry((new.namespace.as_str(), new.email.key()))
+                        .or_insert(index);
+                }
+            }
+            Ok(first_to_address.into_values().collect())
         }
 
         /// Creates the pending users of the candidates whose address the namespace does not know;

@@ -7,11 +7,8 @@
 //! also through a power loss, at the price of a sync per commit). The queries are
 //! shared with PostgreSQL (`store::sql`); this module holds what is SQLite's own.
 //!
-//! Invitations are created by a group commit: those that arrive while the writer is busy are
-//! created together, in one transaction, when it is free. With one writer, throughput is set by
-//! how long each invitation holds it; a batch spends one BEGIN and one COMMIT (and one append of
-//! each page it touched to the WAL) for all of its invitations. Every request still gets its
-//! answer only after the commit that holds its invitation.
+//! Invitations are created by a group commit (`store::group_commit`) with one committer: with
+//! one writer, throughput is set by how long each invitation holds it.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -21,8 +18,9 @@ use anyhow::Context;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc};
 
+use super::group_commit::{GroupCommit, InvitationJob, MAX_BATCH};
 use super::sql::impl_sql_store;
 use super::{CreateOutcome, NewInvitation, StoreError, StoreResult};
 use crate::config::SqliteSync;
@@ -33,18 +31,10 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     /// To the group commit (`commit_invitations`).
-    invitations: mpsc::Sender<InvitationJob>,
+    invitations: GroupCommit,
     /// The runtime of the writer's thread.
     writer_runtime: tokio::runtime::Handle,
 }
-
-/// An invitation to create, and where its outcome goes.
-type InvitationJob = (NewInvitation, oneshot::Sender<StoreResult<CreateOutcome>>);
-
-/// At most this many invitations share a commit: a bigger batch holds the writer longer.
-const MAX_BATCH: usize = 64;
-/// Invitations waiting for the writer; past this, requests wait to queue.
-const QUEUE_LENGTH: usize = 1024;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies pending migrations.
@@ -65,8 +55,11 @@ impl SqliteStore {
             .foreign_keys(true)
             // Scrubbed tokens are overwritten with zeros, not left in free pages.
             .pragma("secure_delete", "ON");
+        // A connection to a local file does not drop like one over a network: testing it
+        // before each use would cost a round trip to its thread for nothing.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone())
             .await
@@ -77,11 +70,12 @@ impl SqliteStore {
             .context("applying SQLite migrations")?;
         let reader = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await
             .context("opening SQLite readers")?;
-        let (invitations, queue) = mpsc::channel(QUEUE_LENGTH);
+        let (invitations, queue) = GroupCommit::new();
         let committer = writer.clone();
         // The writer is used only from a thread and runtime of its own (`on_writer`), so that
         // its work goes on as soon as the writer's thread answers a statement, instead of
@@ -115,7 +109,9 @@ impl SqliteStore {
         self.writer_runtime
             .spawn(work(self.writer.clone()))
             .await
-            .map_err(|error| StoreError::Other(anyhow::anyhow!("the SQLite writer's task: {error}")))?
+            .map_err(|error| {
+                StoreError::Other(anyhow::anyhow!("the SQLite writer's task: {error}"))
+            })?
     }
 
     fn writer(&self) -> &SqlitePool {
@@ -153,91 +149,16 @@ async fn purge_scrubbed(store: &SqliteStore) -> StoreResult<()> {
 async fn watch_outbox(_store: &SqliteStore, _wakeup: Arc<Notify>) {}
 
 async fn create_invitation(store: &SqliteStore, new: NewInvitation) -> StoreResult<CreateOutcome> {
-    let stopped = || StoreError::Other(anyhow::anyhow!("the SQLite group commit has stopped"));
-    let (reply, outcome) = oneshot::channel();
-    // Once queued, the invitation is created even if the request goes away meanwhile, as a
-    // request that had already reached its commit would be.
-    store
-        .invitations
-        .send((new, reply))
-        .await
-        .map_err(|_| stopped())?;
-    outcome.await.map_err(|_| stopped())?
+    store.invitations.submit(new).await
 }
 
-/// The group commit: takes whatever invitations are waiting (at most `MAX_BATCH`) and creates
-/// them in one transaction.
+/// The one committer: takes whatever invitations are waiting and creates them in one
+/// transaction.
 async fn commit_invitations(writer: SqlitePool, mut queue: mpsc::Receiver<InvitationJob>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        commit_batch(&writer, std::mem::take(&mut batch)).await;
+        shared_sql::commit_batch(&writer, std::mem::take(&mut batch)).await;
     }
-}
-
-async fn commit_batch(writer: &SqlitePool, jobs: Vec<InvitationJob>) {
-    match create_together(writer, &jobs).await {
-        Ok(outcomes) => {
-            for ((_, reply), outcome) in jobs.into_iter().zip(outcomes) {
-                let _ = reply.send(Ok(outcome));
-            }
-        }
-        // The writer itself failed: so would each invitation alone.
-        Err(Together::Writer(error)) => {
-            for (_, reply) in jobs {
-                let _ = reply.send(Err(same_error(&error)));
-            }
-        }
-        // Alone in its batch, the invitation's own error is its answer.
-        Err(Together::Invitation(error)) if jobs.len() == 1 => {
-            if let Some((_, reply)) = jobs.into_iter().next() {
-                let _ = reply.send(Err(error));
-            }
-        }
-        // One invitation failed and the transaction was rolled back: each is created again on
-        // its own, so that one cannot fail the others.
-        Err(Together::Invitation(error)) => {
-            tracing::warn!(
-                error = format!("{:#}", anyhow::Error::new(error)),
-                "an invitation failed a batch; creating the batch's invitations one by one"
-            );
-            for (new, reply) in jobs {
-                let _ = reply.send(shared_sql::create_invitation_once(writer, &new).await);
-            }
-        }
-    }
-}
-
-/// The error again, for each request of a batch (the cause chain becomes text).
-fn same_error(error: &StoreError) -> StoreError {
-    match error {
-        StoreError::Conflict(what) => StoreError::Conflict(what.clone()),
-        StoreError::Unavailable(cause) => StoreError::Unavailable(anyhow::anyhow!("{cause:#}")),
-        StoreError::Other(cause) => StoreError::Other(anyhow::anyhow!("{cause:#}")),
-    }
-}
-
-enum Together {
-    /// Starting or committing the transaction failed.
-    Writer(StoreError),
-    Invitation(StoreError),
-}
-
-async fn create_together(
-    writer: &SqlitePool,
-    jobs: &[InvitationJob],
-) -> Result<Vec<CreateOutcome>, Together> {
-    let mut tx = writer
-        .begin()
-        .await
-        .map_err(|e| Together::Writer(shared_sql::db_error("starting invitations")(e)))?;
-    let batch: Vec<&NewInvitation> = jobs.iter().map(|(new, _)| new).collect();
-    let outcomes = shared_sql::create_invitations_in(&mut tx, &batch)
-        .await
-        .map_err(Together::Invitation)?;
-    tx.commit()
-        .await
-        .map_err(|e| Together::Writer(shared_sql::db_error("committing invitations")(e)))?;
-    Ok(outcomes)
 }
 
 impl_sql_store!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteConnection);

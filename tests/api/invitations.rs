@@ -489,8 +489,142 @@ async fn a_retry_with_the_same_idempotency_key_sends_nothing_twice(backend: Back
     assert_eq!(page.total_count, 1, "one invitation only");
 }
 
+/// Requests that arrive together are committed together (`store::group_commit`); each must
+/// still be decided as if the others had come before or after it.
+async fn a_burst_of_invitations_is_decided_as_if_one_by_one(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (editor, first) = app.editor_with_project().await;
+    let second = app.add_project("Second screen").await;
+    let ada = app
+        .store
+        .user_by_email(NS, &EmailAddress::parse("ada@lab.example").expect("email"))
+        .await
+        .expect("store")
+        .expect("the editor exists");
+    app.grant(&ada.user, second, Role::Editor).await;
+    let known = app
+        .add_user("known@example.org", "Known", "User", false)
+        .await;
+    app.grant(&known, first, Role::Viewer).await;
+
+    let mut keyed = app.api_key_agent(&ada.user).await;
+    keyed
+        .headers
+        .insert("idempotency-key", "burst-1".parse().expect("header"));
+    let only_first = json!([{"id": first.0}]);
+    let mut requests = Vec::new();
+    for n in 0..30 {
+        requests.push((
+            &editor,
+            json!({"email": format!("new{n}@example.org"), "projects_selected": only_first}),
+        ));
+    }
+    // One new address three times: the first creates the user, the others find them invited.
+    for _ in 0..3 {
+        requests.push((
+            &editor,
+            json!({"email": "Twice@Example.org", "projects_selected": only_first}),
+        ));
+    }
+    // A known user gets the project they lack.
+    requests.push((&editor, json!({"email": "known@example.org", "projects_selected": [{"id": first.0}, {"id": second.0}]})));
+    // One request sent twice with its Idempotency-Key: one invitation.
+    for _ in 0..2 {
+        requests.push((
+            &keyed,
+            json!({"email": "keyed@example.org", "projects_selected": only_first}),
+        ));
+    }
+    let responses =
+        futures_util::future::join_all(requests.iter().map(|(agent, body)| async move {
+            let response = agent.invite(body.clone()).await;
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.expect("json");
+            (body["email"].as_str().map(str::to_owned), status, body)
+        }))
+        .await;
+
+    let statuses = |email: &str| -> Vec<u16> {
+        let mut found: Vec<u16> = responses
+            .iter()
+            .zip(&requests)
+            .filter(|(_, (_, body))| body["email"] == email)
+            .map(|((_, status, _), _)| *status)
+            .collect();
+        found.sort_unstable();
+        found
+    };
+    for n in 0..30 {
+        assert_eq!(statuses(&format!("new{n}@example.org")), [201]);
+    }
+    assert_eq!(statuses("Twice@Example.org"), [201, 409, 409]);
+    assert_eq!(statuses("known@example.org"), [201]);
+    assert_eq!(statuses("keyed@example.org"), [201, 201]);
+    let keyed_ids: Vec<&serde_json::Value> = responses
+        .iter()
+        .filter(|(email, _, _)| email.as_deref() == Some("keyed@example.org"))
+        .map(|(_, _, body)| &body["id"])
+        .collect();
+    assert_eq!(keyed_ids.len(), 2);
+    assert_eq!(
+        keyed_ids[0], keyed_ids[1],
+        "a replay names the same invitation"
+    );
+
+    let known_projects = app.store.memberships(known.id).await.expect("store");
+    assert_eq!(
+        known_projects.len(),
+        2,
+        "the known user gained the second project"
+    );
+    let created: std::collections::BTreeSet<i64> = responses
+        .iter()
+        .filter(|(_, status, _)| *status == 201)
+        .filter_map(|(_, _, body)| body["id"].as_i64())
+        .collect();
+    // 30 new, one of the three to one address, the known user, the keyed one.
+    assert_eq!(created.len(), 33);
+    let page = app
+        .store
+        .list_invitations(
+            NS,
+            &Default::default(),
+            cbh_invite::domain::Timestamp::now(),
+        )
+        .await
+        .expect("store");
+    assert_eq!(
+        page.total_count, 33,
+        "one invitation per 201, replays aside"
+    );
+    let since = cbh_invite::domain::Timestamp(0);
+    let audited: std::collections::BTreeSet<i64> = app
+        .store
+        .audit_since(since, 1_000)
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter(|event| event.event == "invitation_created")
+        .filter_map(|event| event.subject?.parse().ok())
+        .collect();
+    assert_eq!(audited, created, "each invitation audited once, by its id");
+    let mails = app.smtp.wait_for(33, WAIT).await;
+    let links = mails
+        .iter()
+        .filter(|mail| mail.accept_link().is_some())
+        .count();
+    // All but the known user's, who is active and has nothing to accept.
+    assert_eq!(
+        links, 32,
+        "every email to a pending invitee carries an accept link"
+    );
+    app.outbox.deliver_due().await.expect("delivery");
+    assert_eq!(app.smtp.received().len(), 33, "one email per invitation");
+}
+
 backend_tests!(
     inviting_a_new_address_creates_a_pending_user_and_returns_the_whole_object,
+    a_burst_of_invitations_is_decided_as_if_one_by_one,
     an_existing_user_gets_only_the_new_projects,
     inviting_a_user_who_has_every_project_answers_409,
     remind_sends_a_pending_user_a_fresh_link_and_voids_the_old_one,

@@ -569,7 +569,6 @@ macro_rules! impl_sql_store {
             Ok(CreateOutcome::Created(record))
         }
 
-
         /// Creates a batch of queued invitations (`store::group_commit`) and answers each.
         pub(super) async fn commit_batch(pool: &sqlx::Pool<$db>, jobs: Vec<InvitationJob>) {
             match create_together(pool, &jobs).await {
@@ -814,7 +813,7 @@ macro_rules! impl_sql_store {
                 });
                 query.push(" ON CONFLICT (user_id, project_id) DO NOTHING");
             }
-            let query = statements.next(
+            let query = statements.next_returning(
                 "INSERT INTO invitations (namespace, invitee_id, email, email_key, first_name, \
                  last_name, created_by, kind, message, status, expires, created, modified) ",
             );
@@ -837,6 +836,8 @@ macro_rules! impl_sql_store {
             });
             // The only rows the statements return; in no promised order.
             query.push(" RETURNING id, invitee_id");
+            // What follows reads the invitations just stored.
+            statements.new_call();
             if !projects.is_empty() {
                 let query = statements.next(
                     "INSERT INTO invitation_projects (invitation_id, project_id) \
@@ -906,40 +907,87 @@ macro_rules! impl_sql_store {
                 .collect()
         }
 
-        /// Statements of which none needs what another returns. SQLite runs them in one call to
-        /// its connection's thread (`super::ONE_CALL`: its `?` placeholders number on across
-        /// them); PostgreSQL takes one statement with arguments at a time.
+        /// Statements sent to the database in as few calls as it allows, each call a round
+        /// trip to the connection's thread or server. SQLite takes several statements in one
+        /// call (`super::ONE_CALL`; its `?` placeholders number on across them). PostgreSQL
+        /// takes one with arguments, so a call's statements become one, a `WITH` of
+        /// data-modifying parts; those do not see each other's rows, so a statement that reads
+        /// another's rows goes in a later call (`new_call`). Only one statement may return rows,
+        /// (id, id) pairs.
         #[derive(Default)]
         struct Statements<'args> {
-            queries: Vec<QueryBuilder<'args, $db>>,
+            calls: Vec<Call<'args>>,
+        }
+
+        struct Call<'args> {
+            query: QueryBuilder<'args, $db>,
+            parts: usize,
+            /// The part whose rows the call returns (`WITH` on PostgreSQL).
+            returning: Option<usize>,
         }
 
         impl<'args> Statements<'args> {
             /// The builder of a new statement, which starts with `sql`.
             fn next(&mut self, sql: &str) -> &mut QueryBuilder<'args, $db> {
-                let separator = if super::ONE_CALL && !self.queries.is_empty() {
-                    "; "
+                if self.calls.is_empty() {
+                    self.new_call();
+                }
+                let last = self.calls.len() - 1;
+                let call = &mut self.calls[last];
+                call.parts += 1;
+                if super::ONE_CALL {
+                    if call.parts > 1 {
+                        call.query.push("; ");
+                    }
                 } else {
-                    self.queries.push(QueryBuilder::new(""));
-                    ""
-                };
-                let last = self.queries.len() - 1;
-                let query = &mut self.queries[last];
-                query.push(separator).push(sql);
-                query
+                    let opening = if call.parts == 1 { "WITH " } else { "), " };
+                    call.query.push(format_args!("{opening}part{} AS (", call.parts));
+                }
+                call.query.push(sql);
+                &mut call.query
             }
 
-            /// Runs the statements in order; returns the rows they return, as id pairs.
+            /// `next`, for the statement whose rows are returned.
+            fn next_returning(&mut self, sql: &str) -> &mut QueryBuilder<'args, $db> {
+                self.next(sql);
+                // `next` has made the call that holds it.
+                let last = self.calls.len() - 1;
+                let call = &mut self.calls[last];
+                call.returning = Some(call.parts);
+                &mut call.query
+            }
+
+            /// Statements from here on go in a call of their own (on PostgreSQL).
+            fn new_call(&mut self) {
+                if super::ONE_CALL && !self.calls.is_empty() {
+                    return;
+                }
+                self.calls.push(Call {
+                    query: QueryBuilder::new(""),
+                    parts: 0,
+                    returning: None,
+                });
+            }
+
+            /// Runs the calls in order; returns the rows returned.
             async fn run(
                 self,
                 conn: &mut $conn,
                 context: &'static str,
             ) -> StoreResult<Vec<(i64, i64)>> {
                 let mut rows = Vec::new();
-                for mut query in self.queries {
+                for mut call in self.calls.into_iter().filter(|call| call.parts > 0) {
+                    if !super::ONE_CALL {
+                        match call.returning {
+                            Some(part) => call
+                                .query
+                                .push(format_args!(") SELECT * FROM part{part}")),
+                            None => call.query.push(") SELECT 0::int8, 0::int8 WHERE false"),
+                        };
+                    }
                     // Not kept prepared: the text changes with the batch's size.
                     rows.extend(
-                        query
+                        call.query
                             .build_query_as::<(i64, i64)>()
                             .persistent(false)
                             .fetch_all(&mut *conn)

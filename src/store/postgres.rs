@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::Connection;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::{Connection, Postgres};
 use tokio::sync::{Mutex, Notify, mpsc};
 
 use super::group_commit::{GroupCommit, InvitationJob, MAX_BATCH};
@@ -116,8 +117,12 @@ impl PgStore {
         &self.pool
     }
 
-    fn reader(&self) -> &PgPool {
-        &self.pool
+    /// A pooled connection, for the time of the guard.
+    async fn read(&self) -> StoreResult<PoolConnection<Postgres>> {
+        self.pool
+            .acquire()
+            .await
+            .map_err(shared_sql::db_error("connecting to the database"))
     }
 }
 

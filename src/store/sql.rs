@@ -7,7 +7,7 @@
 //! databases. What differs lives in the backend module, which the expansion reaches through
 //! `super::`:
 //!
-//! - `fn writer(&self)` / `fn reader(&self)`: the pools for writes and reads;
+//! - `fn writer(&self)`: the pool for writes; `async fn read(&self)`: a connection for reads;
 //! - `FOR_UPDATE`: the row-locking clause (`FOR UPDATE` on PostgreSQL, empty on SQLite, whose
 //!   single writer already serialises transactions);
 //! - `CLAIM_OUTBOX`: the claim query (`FOR UPDATE SKIP LOCKED` on PostgreSQL);
@@ -1302,7 +1302,7 @@ macro_rules! impl_sql_store {
                 )
                 .bind(since.millis())
                 .bind(limit)
-                .fetch_all(self.reader())
+                .fetch_all(&mut *self.read().await?)
                 .await
                 .map_err(db_error("reading the audit log"))?;
                 Ok(rows
@@ -1334,7 +1334,7 @@ macro_rules! impl_sql_store {
                 .bind(namespace)
                 .bind(email_key)
                 .bind(since.millis())
-                .fetch_one(self.reader())
+                .fetch_one(&mut *self.read().await?)
                 .await
                 .map_err(db_error("counting failed logins"))?;
                 let (from_client, oldest_from_client): (i64, Option<i64>) = match client_ip {
@@ -1344,7 +1344,7 @@ macro_rules! impl_sql_store {
                     )
                     .bind(ip)
                     .bind(since.millis())
-                    .fetch_one(self.reader())
+                    .fetch_one(&mut *self.read().await?)
                     .await
                     .map_err(db_error("counting failed logins"))?,
                     None => (0, None),
@@ -1414,7 +1414,7 @@ macro_rules! impl_sql_store {
                 query.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
                 let rows: Vec<OutboxListRow> = query
                     .build_query_as()
-                    .fetch_all(self.reader())
+                    .fetch_all(&mut *self.read().await?)
                     .await
                     .map_err(db_error("listing the outbox"))?;
                 Ok(rows
@@ -1458,7 +1458,7 @@ macro_rules! impl_sql_store {
                 let (depth, oldest): (i64, Option<i64>) = sqlx::query_as(
                     "SELECT COUNT(*), MIN(created) FROM outbox WHERE status = 'queued'",
                 )
-                .fetch_one(self.reader())
+                .fetch_one(&mut *self.read().await?)
                 .await
                 .map_err(db_error("measuring the outbox"))?;
                 Ok((depth, oldest.map(Timestamp)))
@@ -1469,7 +1469,7 @@ macro_rules! impl_sql_store {
         impl Store for super::$store {
             async fn ping(&self) -> StoreResult<()> {
                 sqlx::query("SELECT 1")
-                    .execute(self.reader())
+                    .execute(&mut *self.read().await?)
                     .await
                     .map_err(db_error("pinging the database"))?;
                 Ok(())
@@ -1510,7 +1510,7 @@ macro_rules! impl_sql_store {
                 )
                 .bind(namespace)
                 .bind(email.key())
-                .fetch_optional(self.reader())
+                .fetch_optional(&mut *self.read().await?)
                 .await
                 .map_err(db_error("finding user"))?;
                 let Some((id, password_hash)) = row else {
@@ -1529,7 +1529,7 @@ macro_rules! impl_sql_store {
                 ))
                 .bind(namespace)
                 .bind(id.0)
-                .fetch_optional(self.reader())
+                .fetch_optional(&mut *self.read().await?)
                 .await
                 .map_err(db_error("finding user"))?;
                 Ok(row.map(User::from))
@@ -1560,7 +1560,7 @@ macro_rules! impl_sql_store {
                 let rows: Vec<(i64, String)> =
                     sqlx::query_as("SELECT id, name FROM projects WHERE namespace = $1 ORDER BY id")
                         .bind(namespace)
-                        .fetch_all(self.reader())
+                        .fetch_all(&mut *self.read().await?)
                         .await
                         .map_err(db_error("listing projects"))?;
                 Ok(rows
@@ -1590,7 +1590,7 @@ macro_rules! impl_sql_store {
                 query.push(") ORDER BY id");
                 let rows: Vec<(i64, String)> = query
                     .build_query_as()
-                    .fetch_all(self.reader())
+                    .fetch_all(&mut *self.read().await?)
                     .await
                     .map_err(db_error("finding projects"))?;
                 Ok(rows
@@ -1627,7 +1627,7 @@ macro_rules! impl_sql_store {
                 query.push(") ORDER BY p.id");
                 let rows: Vec<(i64, String, Option<String>)> = query
                     .build_query_as()
-                    .fetch_all(self.reader())
+                    .fetch_all(&mut *self.read().await?)
                     .await
                     .map_err(db_error("finding projects and roles"))?;
                 rows.into_iter()
@@ -1666,7 +1666,7 @@ macro_rules! impl_sql_store {
                      WHERE g.user_id = $1 ORDER BY p.id",
                 )
                 .bind(user.0)
-                .fetch_all(self.reader())
+                .fetch_all(&mut *self.read().await?)
                 .await
                 .map_err(db_error("loading memberships"))?;
                 rows.into_iter()
@@ -1730,7 +1730,7 @@ macro_rules! impl_sql_store {
                 .bind(&id_hash.0)
                 .bind(now.millis())
                 .bind(namespace)
-                .fetch_optional(self.reader())
+                .fetch_optional(&mut *self.read().await?)
                 .await
                 .map_err(db_error("finding session"))?;
                 Ok(row.map(|row| SessionRecord {
@@ -1777,7 +1777,7 @@ macro_rules! impl_sql_store {
                 .bind(&key_hash.0)
                 .bind(namespace)
                 .bind(email.key())
-                .fetch_optional(self.reader())
+                .fetch_optional(&mut *self.read().await?)
                 .await
                 .map_err(db_error("checking API key"))?;
                 Ok(row.map(User::from))
@@ -1792,11 +1792,7 @@ macro_rules! impl_sql_store {
                 namespace: &str,
                 id: InvitationId,
             ) -> StoreResult<Option<InvitationRecord>> {
-                let mut conn = self
-                    .reader()
-                    .acquire()
-                    .await
-                    .map_err(db_error("reading invitation"))?;
+                let mut conn = self.read().await?;
                 load_invitation(&mut conn, namespace, id).await
             }
 
@@ -1808,11 +1804,7 @@ macro_rules! impl_sql_store {
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
-                let mut conn = self
-                    .reader()
-                    .acquire()
-                    .await
-                    .map_err(db_error("reading invitations"))?;
+                let mut conn = self.read().await?;
                 let mut query = QueryBuilder::<$db>::new(INVITATION_SELECT);
                 query.push(" WHERE i.namespace = ").push_bind(namespace).push(" AND i.id IN (");
                 let mut list = query.separated(", ");
@@ -1871,11 +1863,7 @@ macro_rules! impl_sql_store {
                     }
                 }
 
-                let mut conn = self
-                    .reader()
-                    .acquire()
-                    .await
-                    .map_err(db_error("listing invitations"))?;
+                let mut conn = self.read().await?;
                 let mut count = QueryBuilder::<$db>::new("SELECT COUNT(*) FROM invitations i");
                 push_conditions(&mut count, namespace, filter, now);
                 let total_count: i64 = count
@@ -1915,7 +1903,7 @@ macro_rules! impl_sql_store {
                 .bind(&token_hash.0)
                 .bind(now.millis())
                 .bind(namespace)
-                .fetch_optional(self.reader())
+                .fetch_optional(&mut *self.read().await?)
                 .await
                 .map_err(db_error("checking accept link"))?;
                 Ok(found.is_some())
@@ -2101,7 +2089,7 @@ macro_rules! impl_sql_store {
                     "SELECT MIN(CASE WHEN lease_until > next_attempt_at THEN lease_until \
                      ELSE next_attempt_at END) FROM outbox WHERE status = 'queued'",
                 )
-                .fetch_one(self.reader())
+                .fetch_one(&mut *self.read().await?)
                 .await
                 .map_err(db_error("reading the outbox"))?;
                 Ok(due.map(Timestamp))
@@ -2191,11 +2179,7 @@ macro_rules! impl_sql_store {
                 token_hash: &TokenHash,
                 now: Timestamp,
             ) -> StoreResult<Option<AcceptLink>> {
-                let mut conn = self
-                    .reader()
-                    .acquire()
-                    .await
-                    .map_err(db_error("reading accept link"))?;
+                let mut conn = self.read().await?;
                 // `live` repeats the condition of `accept_invitation` and `token_is_live`.
                 let found: Option<(i64, bool)> = sqlx::query_as(
                     "SELECT t.invitation_id, \
@@ -2260,11 +2244,7 @@ macro_rules! impl_sql_store {
                 token_hash: &TokenHash,
                 now: Timestamp,
             ) -> StoreResult<bool> {
-                let mut conn = self
-                    .reader()
-                    .acquire()
-                    .await
-                    .map_err(db_error("checking setup token"))?;
+                let mut conn = self.read().await?;
                 live_setup_token(&mut conn, namespace, token_hash, now).await
             }
 

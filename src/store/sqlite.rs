@@ -15,10 +15,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use sqlx::ConnectOptions;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, Semaphore, SemaphorePermit, mpsc};
 
 use super::group_commit::{GroupCommit, InvitationJob, MAX_BATCH};
 use super::sql::impl_sql_store;
@@ -29,7 +31,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 pub struct SqliteStore {
     writer: SqlitePool,
-    reader: SqlitePool,
+    reader: Readers,
     /// To the group commit (`commit_invitations`).
     invitations: GroupCommit,
     /// The runtime of the writer's thread.
@@ -68,13 +70,7 @@ impl SqliteStore {
             .run(&writer)
             .await
             .context("applying SQLite migrations")?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(8)
-            .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await
-            .context("opening SQLite readers")?;
+        let reader = Readers::open(&options, READERS).await?;
         let (invitations, queue) = GroupCommit::new();
         let committer = writer.clone();
         // The writer is used only from a thread and runtime of its own (`on_writer`), so that
@@ -118,8 +114,87 @@ impl SqliteStore {
         &self.writer
     }
 
-    fn reader(&self) -> &SqlitePool {
-        &self.reader
+    /// A reader connection, for the time of the guard.
+    async fn read(&self) -> StoreResult<ReaderGuard<'_>> {
+        self.reader.get().await
+    }
+}
+
+/// Reader connections.
+const READERS: usize = 4;
+
+/// The readers, handed out without sqlx's pool: it sends each connection that comes back a
+/// ping, a round trip to the connection's thread that doubled the cost of every read (each
+/// request makes two). Statements reach a connection's thread one after the other, so one given
+/// back while its statement still runs (its request went away) only delays the next; a
+/// transaction left open is rolled back by sqlx when its guard is dropped.
+struct Readers {
+    idle: std::sync::Mutex<Vec<SqliteConnection>>,
+    /// One permit per idle connection.
+    available: Semaphore,
+}
+
+impl Readers {
+    async fn open(options: &SqliteConnectOptions, count: usize) -> anyhow::Result<Self> {
+        let mut idle = Vec::with_capacity(count);
+        for _ in 0..count {
+            idle.push(options.connect().await.context("opening a SQLite reader")?);
+        }
+        Ok(Self {
+            idle: std::sync::Mutex::new(idle),
+            available: Semaphore::new(count),
+        })
+    }
+
+    async fn get(&self) -> StoreResult<ReaderGuard<'_>> {
+        let unavailable =
+            || StoreError::Unavailable(anyhow::anyhow!("the SQLite readers are closed"));
+        let permit = self.available.acquire().await.map_err(|_| unavailable())?;
+        let conn = self
+            .idle
+            .lock()
+            .map_err(|_| unavailable())?
+            .pop()
+            .ok_or_else(unavailable)?;
+        Ok(ReaderGuard {
+            conn: Some(conn),
+            readers: self,
+            _permit: permit,
+        })
+    }
+}
+
+struct ReaderGuard<'a> {
+    /// Taken back by `drop`.
+    conn: Option<SqliteConnection>,
+    readers: &'a Readers,
+    _permit: SemaphorePermit<'a>,
+}
+
+impl Drop for ReaderGuard<'_> {
+    fn drop(&mut self) {
+        if let (Some(conn), Ok(mut idle)) = (self.conn.take(), self.readers.idle.lock()) {
+            idle.push(conn);
+        }
+    }
+}
+
+impl std::ops::Deref for ReaderGuard<'_> {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        // Some from `get` until `drop`.
+        self.conn
+            .as_ref()
+            .expect("a reader guard holds its connection")
+    }
+}
+
+impl std::ops::DerefMut for ReaderGuard<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        self.conn
+            .as_mut()
+            .expect("a reader guard holds its connection")
     }
 }
 

@@ -52,17 +52,10 @@ pub enum Together {
 }
 
 /// The error again, for each request of a batch (the cause chain becomes text).
-fn same_error(error: &StoreError) -> StoreError {
+pub fn same_error(error: &StoreError) -> StoreError {
     match error {
         StoreError::Conflict(what) => StoreError::Conflict(what.clone()),
         StoreError::Unavailable(cause) => StoreError::Unavailable(anyhow::anyhow!("{cause:#}")),
         StoreError::Other(cause) => StoreError::Other(anyhow::anyhow!("{cause:#}")),
-    }
-}
-
-/// Answers each invitation of a batch that could not be started with the error.
-pub fn fail_all(jobs: Vec<InvitationJob>, error: &StoreError) {
-    for (_, reply) in jobs {
-        let _ = reply.send(Err(same_error(error)));
     }
 }

@@ -17,7 +17,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres};
 use tokio::sync::{Mutex, Notify, mpsc};
 
-use super::group_commit::{GroupCommit, InvitationJob, MAX_BATCH, fail_all};
+use super::group_commit::{GroupCommit, InvitationJob, MAX_BATCH};
 use super::sql::impl_sql_store;
 use super::{CreateOutcome, NewInvitation, StoreResult};
 use crate::config::PoolSettings;
@@ -104,19 +104,17 @@ impl PgStore {
         })
     }
 
-    /// Writes run where they are called, each on a connection of its own from the pool.
-    async fn on_writer<T, F, W>(&self, work: W) -> StoreResult<T>
+    /// Writes run where they are called: each takes a connection of its own from the pool.
+    async fn on_writer<T, F>(&self, work: impl FnOnce(PgPool) -> F) -> StoreResult<T>
     where
-        W: FnOnce(PoolConnection<Postgres>) -> F + Send + 'static,
         F: Future<Output = StoreResult<T>> + Send + 'static,
         T: Send + 'static,
     {
-        work(self.write().await?).await
+        work(self.pool.clone()).await
     }
 
-    /// A pooled connection, for the time of the guard.
-    async fn write(&self) -> StoreResult<PoolConnection<Postgres>> {
-        self.read().await
+    fn writer(&self) -> &PgPool {
+        &self.pool
     }
 
     /// A pooled connection, for the time of the guard.
@@ -227,11 +225,7 @@ async fn commit_invitations(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Invita
         if queue.lock().await.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
-        let jobs = std::mem::take(&mut batch);
-        match pool.acquire().await {
-            Ok(mut conn) => shared_sql::commit_batch(&mut conn, jobs).await,
-            Err(error) => fail_all(jobs, &shared_sql::db_error("starting invitations")(error)),
-        }
+        shared_sql::commit_batch(&pool, std::mem::take(&mut batch)).await;
     }
 }
 

@@ -7,8 +7,7 @@
 //! databases. What differs lives in the backend module, which the expansion reaches through
 //! `super::`:
 //!
-//! - `async fn write(&self)` / `async fn read(&self)`: a connection for writes, for reads;
-//! - `async fn on_writer(&self, work)`: runs `work` with the writer where writes go fastest;
+//! - `fn writer(&self)`: the pool for writes; `async fn read(&self)`: a connection for reads;
 //! - `FOR_UPDATE`: the row-locking clause (`FOR UPDATE` on PostgreSQL, empty on SQLite, whose
 //!   single writer already serialises transactions);
 //! - `CLAIM_OUTBOX`: the claim query (`FOR UPDATE SKIP LOCKED` on PostgreSQL);
@@ -26,7 +25,7 @@ macro_rules! impl_sql_store {
 
         use anyhow::Context;
         use async_trait::async_trait;
-        use sqlx::{Connection, FromRow, QueryBuilder};
+        use sqlx::{FromRow, QueryBuilder};
         use tokio::sync::Notify;
 
         use crate::domain::invitation::{ExistingInvitee, plan_invitation};
@@ -35,7 +34,7 @@ macro_rules! impl_sql_store {
             EmailAddress, InvitationId, InvitationStatus, InviteKind, PersonName, Project,
             ProjectId, Role, Timestamp, User, UserId,
         };
-        use crate::store::group_commit::{InvitationJob, Together, fail_all};
+        use crate::store::group_commit::{InvitationJob, Together, same_error};
         use crate::store::{
             AcceptLink, AcceptOutcome, AuditEvent, AuditRecord, CreateOutcome, DeliveryRecord,
             InvitationFilter, InvitationPage, InvitationRecord, Limit, LimitKind, LoginFailures,
@@ -465,10 +464,10 @@ macro_rules! impl_sql_store {
 
         /// One attempt at `Store::create_invitation`, in a transaction of its own.
         async fn create_invitation_once(
-            conn: &mut $conn,
+            pool: &sqlx::Pool<$db>,
             new: &NewInvitation,
         ) -> StoreResult<CreateOutcome> {
-            let mut tx = conn
+            let mut tx = pool
                 .begin()
                 .await
                 .map_err(db_error("starting invitation"))?;
@@ -571,14 +570,18 @@ macro_rules! impl_sql_store {
         }
 
         /// Creates a batch of queued invitations (`store::group_commit`) and answers each.
-        pub(super) async fn commit_batch(conn: &mut $conn, jobs: Vec<InvitationJob>) {
-            match create_together(&mut *conn, &jobs).await {
+        pub(super) async fn commit_batch(pool: &sqlx::Pool<$db>, jobs: Vec<InvitationJob>) {
+            match create_together(pool, &jobs).await {
                 Ok(outcomes) => {
                     for ((_, reply), outcome) in jobs.into_iter().zip(outcomes) {
                         let _ = reply.send(Ok(outcome));
                     }
                 }
-                Err(Together::Transaction(error)) => fail_all(jobs, &error),
+                Err(Together::Transaction(error)) => {
+                    for (_, reply) in jobs {
+                        let _ = reply.send(Err(same_error(&error)));
+                    }
+                }
                 // Alone in its batch, the invitation's own error is its answer.
                 Err(Together::Invitation(error)) if jobs.len() == 1 => {
                     if let Some((_, reply)) = jobs.into_iter().next() {
@@ -592,17 +595,17 @@ macro_rules! impl_sql_store {
                         "an invitation failed a batch; creating the batch's invitations one by one"
                     );
                     for (new, reply) in jobs {
-                        let _ = reply.send(create_invitation_alone(&mut *conn, &new).await);
+                        let _ = reply.send(create_invitation_alone(pool, &new).await);
                     }
                 }
             }
         }
 
         async fn create_together(
-            conn: &mut $conn,
+            pool: &sqlx::Pool<$db>,
             jobs: &[InvitationJob],
         ) -> Result<Vec<CreateOutcome>, Together> {
-            let mut tx = conn
+            let mut tx = pool
                 .begin()
                 .await
                 .map_err(|e| Together::Transaction(db_error("starting invitations")(e)))?;
@@ -620,12 +623,12 @@ macro_rules! impl_sql_store {
         /// nodes, say) may race to create one user or to store one idempotency key; the loser
         /// hits a unique index and tries again, and then sees the winner's row.
         async fn create_invitation_alone(
-            conn: &mut $conn,
+            pool: &sqlx::Pool<$db>,
             new: &NewInvitation,
         ) -> StoreResult<CreateOutcome> {
             let mut retries = 0;
             loop {
-                match create_invitation_once(&mut *conn, new).await {
+                match create_invitation_once(pool, new).await {
                     Err(StoreError::Conflict(_)) if retries < 3 => retries += 1,
                     outcome => return outcome,
                 }
@@ -1285,7 +1288,7 @@ macro_rules! impl_sql_store {
                 .bind(&event.subject)
                 .bind(&event.client_ip)
                 .bind(&event.detail)
-                .execute(&mut *self.write().await?)
+                .execute(self.writer())
                 .await
                 .map_err(db_error("writing the audit log"))?;
                 Ok(())
@@ -1360,8 +1363,8 @@ macro_rules! impl_sql_store {
                 password_hash: &str,
                 keep_session: Option<&TokenHash>,
             ) -> StoreResult<()> {
-                let mut writer = self.write().await?;
-                let mut tx = writer
+                let mut tx = self
+                    .writer()
                     .begin()
                     .await
                     .map_err(db_error("starting password change"))?;
@@ -1394,7 +1397,7 @@ macro_rules! impl_sql_store {
             async fn revoke_api_keys(&self, user: UserId) -> StoreResult<u64> {
                 let done = sqlx::query("DELETE FROM api_keys WHERE user_id = $1")
                     .bind(user.0)
-                    .execute(&mut *self.write().await?)
+                    .execute(self.writer())
                     .await
                     .map_err(db_error("revoking API keys"))?;
                 Ok(done.rows_affected())
@@ -1445,7 +1448,7 @@ macro_rules! impl_sql_store {
                 }
                 let done = query
                     .build()
-                    .execute(&mut *self.write().await?)
+                    .execute(self.writer())
                     .await
                     .map_err(db_error("queueing failed messages again"))?;
                 Ok(done.rows_affected())
@@ -1473,7 +1476,11 @@ macro_rules! impl_sql_store {
             }
 
             async fn create_user(&self, namespace: &str, user: NewUser) -> StoreResult<User> {
-                let mut conn = self.write().await?;
+                let mut conn = self
+                    .writer()
+                    .acquire()
+                    .await
+                    .map_err(db_error("creating user"))?;
                 let id = insert_user(&mut conn, namespace, &user, Timestamp::now())
                     .await
                     .map_err(|e| match e {
@@ -1540,7 +1547,7 @@ macro_rules! impl_sql_store {
                 .bind(namespace)
                 .bind(name)
                 .bind(now.millis())
-                .fetch_one(&mut *self.write().await?)
+                .fetch_one(self.writer())
                 .await
                 .map_err(db_error("creating project"))?;
                 Ok(Project {
@@ -1647,7 +1654,7 @@ macro_rules! impl_sql_store {
                 .bind(user.0)
                 .bind(project.0)
                 .bind(role.as_str())
-                .execute(&mut *self.write().await?)
+                .execute(self.writer())
                 .await
                 .map_err(db_error("granting role"))?;
                 Ok(())
@@ -1677,8 +1684,8 @@ macro_rules! impl_sql_store {
             }
 
             async fn create_session(&self, session: NewSession) -> StoreResult<()> {
-                let mut writer = self.write().await?;
-                let mut tx = writer
+                let mut tx = self
+                    .writer()
                     .begin()
                     .await
                     .map_err(db_error("starting login"))?;
@@ -1735,7 +1742,7 @@ macro_rules! impl_sql_store {
             async fn delete_session(&self, id_hash: &TokenHash) -> StoreResult<()> {
                 sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
                     .bind(&id_hash.0)
-                    .execute(&mut *self.write().await?)
+                    .execute(self.writer())
                     .await
                     .map_err(db_error("deleting session"))?;
                 Ok(())
@@ -1751,7 +1758,7 @@ macro_rules! impl_sql_store {
                     .bind(user.0)
                     .bind(&key_hash.0)
                     .bind(now.millis())
-                    .execute(&mut *self.write().await?)
+                    .execute(self.writer())
                     .await
                     .map_err(db_error("storing API key"))?;
                 Ok(())
@@ -1909,8 +1916,8 @@ macro_rules! impl_sql_store {
                 password_hash: &str,
                 now: Timestamp,
             ) -> StoreResult<AcceptOutcome> {
-                let mut writer = self.write().await?;
-                let mut tx = writer
+                let mut tx = self
+                    .writer()
                     .begin()
                     .await
                     .map_err(db_error("starting accept"))?;
@@ -1983,12 +1990,12 @@ macro_rules! impl_sql_store {
                     attempts: i64,
                 }
                 let rows: Vec<Row> = self
-                    .on_writer(move |mut conn| async move {
+                    .on_writer(move |pool| async move {
                         sqlx::query_as(super::CLAIM_OUTBOX)
                             .bind(now.plus(lease).millis())
                             .bind(now.millis())
                             .bind(limit)
-                            .fetch_all(&mut *conn)
+                            .fetch_all(&pool)
                             .await
                             .map_err(db_error("claiming outbox messages"))
                     })
@@ -2016,7 +2023,7 @@ macro_rules! impl_sql_store {
                     return Ok(());
                 }
                 let message_ids = message_ids.to_vec();
-                self.on_writer(move |mut conn| async move {
+                self.on_writer(move |pool| async move {
                     let mut query = QueryBuilder::<$db>::new(
                         "UPDATE outbox SET status = 'sent', accept_token = NULL, lease_until = NULL, sent_at = ",
                     );
@@ -2029,7 +2036,7 @@ macro_rules! impl_sql_store {
                     query
                         .build()
                         .persistent(false)
-                        .execute(&mut *conn)
+                        .execute(&pool)
                         .await
                         .map_err(db_error("marking messages sent"))?;
                     Ok(())
@@ -2050,7 +2057,7 @@ macro_rules! impl_sql_store {
                 .bind(next_attempt_at.millis())
                 .bind(error)
                 .bind(message_id)
-                .execute(&mut *self.write().await?)
+                .execute(self.writer())
                 .await
                 .map_err(db_error("scheduling retry"))?;
                 Ok(())
@@ -2063,7 +2070,7 @@ macro_rules! impl_sql_store {
                 )
                 .bind(error)
                 .bind(message_id)
-                .execute(&mut *self.write().await?)
+                .execute(self.writer())
                 .await
                 .map_err(db_error("marking message failed"))?;
                 Ok(())
@@ -2089,8 +2096,8 @@ macro_rules! impl_sql_store {
             }
 
             async fn resend_invitation(&self, resend: ResendInvitation) -> StoreResult<ResendOutcome> {
-                let mut writer = self.write().await?;
-                let mut tx = writer
+                let mut tx = self
+                    .writer()
                     .begin()
                     .await
                     .map_err(db_error("starting resend"))?;
@@ -2133,8 +2140,8 @@ macro_rules! impl_sql_store {
                 id: InvitationId,
                 now: Timestamp,
             ) -> StoreResult<RevokeOutcome> {
-                let mut writer = self.write().await?;
-                let mut tx = writer
+                let mut tx = self
+                    .writer()
                     .begin()
                     .await
                     .map_err(db_error("starting revoke"))?;
@@ -2200,8 +2207,8 @@ macro_rules! impl_sql_store {
                 now: Timestamp,
                 expires: Timestamp,
             ) -> StoreResult<bool> {
-                let mut writer = self.write().await?;
-                let mut tx = writer
+                let mut tx = self
+                    .writer()
                     .begin()
                     .await
                     .map_err(db_error("starting setup token"))?;
@@ -2248,8 +2255,8 @@ macro_rules! impl_sql_store {
                 user: NewUser,
                 now: Timestamp,
             ) -> StoreResult<SetupOutcome> {
-                let mut writer = self.write().await?;
-                let mut tx = writer
+                let mut tx = self
+                    .writer()
                     .begin()
                     .await
                     .map_err(db_error("starting setup"))?;

@@ -16,8 +16,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::ConnectOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
-use tokio::sync::{Mutex, MutexGuard, Notify, OwnedMutexGuard, Semaphore, SemaphorePermit, mpsc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use tokio::sync::{Notify, Semaphore, SemaphorePermit, mpsc};
 
 use super::group_commit::{GroupCommit, InvitationJob, MAX_BATCH};
 use super::sql::impl_sql_store;
@@ -27,9 +30,7 @@ use crate::config::SqliteSync;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 pub struct SqliteStore {
-    /// The one writer connection: not in a sqlx pool, which would send it a ping, a round
-    /// trip to its thread, after every use (see `Readers`).
-    writer: Arc<Mutex<SqliteConnection>>,
+    writer: SqlitePool,
     reader: Readers,
     /// To the group commit (`commit_invitations`).
     invitations: GroupCommit,
@@ -56,15 +57,19 @@ impl SqliteStore {
             .foreign_keys(true)
             // Scrubbed tokens are overwritten with zeros, not left in free pages.
             .pragma("secure_delete", "ON");
-        let mut writer = options
-            .connect()
+        // A connection to a local file does not drop like one over a network: testing it
+        // before each use would cost a round trip to its thread for nothing.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.clone())
             .await
             .with_context(|| format!("opening the SQLite database {}", path.display()))?;
         MIGRATOR
-            .run(&mut writer)
+            .run(&writer)
             .await
             .context("applying SQLite migrations")?;
-        let writer = Arc::new(Mutex::new(writer));
         let reader = Readers::open(&options, READERS).await?;
         let (invitations, queue) = GroupCommit::new();
         let committer = writer.clone();
@@ -92,24 +97,21 @@ impl SqliteStore {
 
     /// Runs a write on the writer's thread (see `open`); the outbox worker's claims and marks
     /// go this way, beside the group commit.
-    async fn on_writer<T, F, W>(&self, work: W) -> StoreResult<T>
+    async fn on_writer<T, F>(&self, work: impl FnOnce(SqlitePool) -> F) -> StoreResult<T>
     where
-        W: FnOnce(OwnedMutexGuard<SqliteConnection>) -> F + Send + 'static,
         F: Future<Output = StoreResult<T>> + Send + 'static,
         T: Send + 'static,
     {
-        let writer = self.writer.clone();
         self.writer_runtime
-            .spawn(async move { work(writer.lock_owned().await).await })
+            .spawn(work(self.writer.clone()))
             .await
             .map_err(|error| {
                 StoreError::Other(anyhow::anyhow!("the SQLite writer's task: {error}"))
             })?
     }
 
-    /// The writer, for the time of the guard.
-    async fn write(&self) -> StoreResult<MutexGuard<'_, SqliteConnection>> {
-        Ok(self.writer.lock().await)
+    fn writer(&self) -> &SqlitePool {
+        &self.writer
     }
 
     /// A reader connection, for the time of the guard.
@@ -212,7 +214,7 @@ const CLAIM_OUTBOX: &str = "UPDATE outbox SET lease_until = $1, attempts = attem
 /// TRUNCATE also empties the WAL, which still holds the frames written before the scrub.
 async fn purge_scrubbed(store: &SqliteStore) -> StoreResult<()> {
     sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-        .execute(&mut *store.write().await?)
+        .execute(store.writer())
         .await
         .map_err(shared_sql::db_error("checkpointing the WAL"))?;
     Ok(())
@@ -227,14 +229,10 @@ async fn create_invitation(store: &SqliteStore, new: NewInvitation) -> StoreResu
 
 /// The one committer: takes whatever invitations are waiting and creates them in one
 /// transaction.
-async fn commit_invitations(
-    writer: Arc<Mutex<SqliteConnection>>,
-    mut queue: mpsc::Receiver<InvitationJob>,
-) {
+async fn commit_invitations(writer: SqlitePool, mut queue: mpsc::Receiver<InvitationJob>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut conn = writer.lock().await;
-        shared_sql::commit_batch(&mut conn, std::mem::take(&mut batch)).await;
+        shared_sql::commit_batch(&writer, std::mem::take(&mut batch)).await;
     }
 }
 

@@ -5,6 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::{Method, header, request::Parts};
 use serde::de::DeserializeOwned;
+use utoipa::IntoParams;
 
 use super::{ApiError, AppState};
 /// Echo user input in a message without control characters, and not too much of it.
@@ -20,6 +21,15 @@ pub const CSRF_HEADER: &str = "x-csrftoken";
 /// A namespace this service serves; any other answers 404, logged in or not.
 #[derive(Debug, Clone)]
 pub struct Namespace(pub String);
+
+/// The namespace every API path starts with, as the OpenAPI document describes it.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // Describes a path parameter; the `Namespace` extractor reads it.
+pub struct NamespaceParam {
+    /// One of the namespaces served (`CBH_NAMESPACES`); any other answers 404.
+    ns: String,
+}
 
 impl FromRequestParts<AppState> for Namespace {
     type Rejection = ApiError;

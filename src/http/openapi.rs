@@ -8,10 +8,10 @@ use axum::extract::State;
 use axum::routing::get;
 use serde_json::Value;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
-use utoipa::{IntoParams, Modify, OpenApi};
+use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
-use super::extract::Namespace;
+use super::extract::{Namespace, NamespaceParam};
 use super::{AppState, health, invitations, metrics, projects, session};
 
 pub fn router() -> Router<AppState> {
@@ -28,13 +28,13 @@ pub fn router() -> Router<AppState> {
             does not have answers 405, an unknown namespace 404.",
     ),
     paths(
-        invitations::list,
-        invitations::create,
-        invitations::detail,
-        invitations::schema,
-        invitations::accept,
-        invitations::resend_handler,
-        invitations::revoke_handler,
+        invitations::handlers::list,
+        invitations::handlers::create,
+        invitations::handlers::detail,
+        invitations::handlers::schema,
+        invitations::handlers::accept,
+        invitations::handlers::resend_handler,
+        invitations::handlers::revoke_handler,
         session::current,
         session::login,
         session::logout,
@@ -86,24 +86,6 @@ impl Modify for SecuritySchemes {
             ))),
         );
     }
-}
-
-/// The namespace every API path starts with.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-#[allow(dead_code)] // Describes a path parameter; the `Namespace` extractor reads it.
-pub struct NamespaceParam {
-    /// One of the namespaces served (`CBH_NAMESPACES`); any other answers 404.
-    ns: String,
-}
-
-/// The id in an invitation's path.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-#[allow(dead_code)] // Describes a path parameter; `invitation_id` reads it.
-pub struct InvitationIdParam {
-    /// The invitation's id; one that is not a number answers 404.
-    id: i64,
 }
 
 /// The document as generated from the code, with `{ns}` left open.
@@ -185,23 +167,38 @@ async fn openapi_json(State(state): State<AppState>, _namespace: Namespace) -> J
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
-    use std::path::Path;
+    use std::path::{Path, PathBuf};
 
     use super::*;
 
     const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
-    /// Every `.route(path, methods)` in the JSON API's modules (the files of `src/http`; the
-    /// pages live in a folder of their own), as (path without its trailing slash, method).
-    /// Read from the source because an axum `Router` does not list its routes.
-    fn routes_in_source() -> BTreeSet<(String, String)> {
+    /// The source files of the JSON API's modules: those of `src/http` and of its folders
+    /// (`invitations/`), but not `pages/`, which answer HTML.
+    fn api_sources() -> Vec<PathBuf> {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http");
-        let mut routes = BTreeSet::new();
-        for entry in std::fs::read_dir(&dir).expect("src/http") {
-            let path = entry.expect("entry").path();
-            if path.extension().is_none_or(|e| e != "rs") {
-                continue;
+        let mut files = Vec::new();
+        let mut folders = vec![dir];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).expect("a folder of src/http") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    if path.file_name().is_none_or(|name| name != "pages") {
+                        folders.push(path);
+                    }
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    files.push(path);
+                }
             }
+        }
+        files
+    }
+
+    /// Every `.route(path, methods)` in the JSON API's modules, as (path without its trailing
+    /// slash, method). Read from the source because an axum `Router` does not list its routes.
+    fn routes_in_source() -> BTreeSet<(String, String)> {
+        let mut routes = BTreeSet::new();
+        for path in api_sources() {
             let source = std::fs::read_to_string(&path).expect("source");
             let code = source.split("#[cfg(test)]").next().unwrap_or("");
             for call in code.split(".route(").skip(1) {

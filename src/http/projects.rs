@@ -8,8 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
-use super::extract::Caller;
-use super::openapi::NamespaceParam;
+use super::extract::{Caller, NamespaceParam};
 use super::resources::ListMeta;
 use super::{ApiError, AppState};
 use crate::domain::Role;

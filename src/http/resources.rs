@@ -68,13 +68,24 @@ pub struct InvitationResource {
     pub created: String,
     #[schema(format = DateTime)]
     pub modified: String,
-    #[schema(value_type = crate::http::invitations::InvitationState)]
+    #[schema(value_type = InvitationState)]
     pub status: &'static str,
     /// Null when the email carries no link.
     #[schema(format = DateTime, required = true)]
     pub expires: Option<String>,
     pub delivery: DeliveryResource,
     pub message: String,
+}
+
+/// The state of an invitation, as the API shows it and filters on it.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Only describes the wire format; `InvitationStatus` is the real type.
+pub enum InvitationState {
+    Pending,
+    Accepted,
+    Expired,
+    Revoked,
 }
 
 /// Tastypie's paging block of a list.

@@ -16,9 +16,8 @@ use utoipa::ToSchema;
 
 use super::error::ErrorBody;
 use super::extract::{
-    ApiJson, CSRF_COOKIE, Caller, ClientIp, Credential, Namespace, SESSION_COOKIE,
+    ApiJson, CSRF_COOKIE, Caller, ClientIp, Credential, Namespace, NamespaceParam, SESSION_COOKIE,
 };
-use super::openapi::NamespaceParam;
 use super::resources::UserResource;
 use super::{ApiError, AppState, audit, record};
 use crate::config::Limit;

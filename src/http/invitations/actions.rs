@@ -1,0 +1,257 @@
+//! What an invitation request does once it is read, shared by the JSON API and the web pages so
+//! that a form and a JSON request follow one set of rules: who may invite, resend, revoke or see
+//! an invitation, the store calls, and the messages and 429s people read.
+
+use std::time::Duration;
+
+use super::request::ValidInvitation;
+use crate::config::Limits;
+use crate::domain::token::random_hex;
+use crate::domain::{
+    InvitationId, InvitationStatus, Project, ProjectId, Role, Timestamp, Token, User,
+};
+use crate::http::extract::Caller;
+use crate::http::metrics::Metrics;
+use crate::http::{ApiError, AppState, audit, record};
+use crate::store::{
+    AuditEvent, CreateOutcome, IdempotencyClaim, InvitationRecord, LimitKind, NewInvitation,
+    ResendInvitation, ResendOutcome, RevokeOutcome, SendLimits,
+};
+
+/// The 429 for a sending limit, saying which one and when to try again.
+pub(in crate::http) fn limit_error(
+    limits: Limits,
+    kind: LimitKind,
+    retry_after: Duration,
+) -> ApiError {
+    let wait = human_duration(retry_after);
+    let message = match (
+        kind,
+        limits.invitations_per_inviter,
+        limits.emails_per_recipient,
+    ) {
+        (LimitKind::PerInviter, Some(limit), _) => format!(
+            "Invitation limit reached: you may send {} invitations per {}; try again in {wait}",
+            limit.max,
+            human_duration(limit.window)
+        ),
+        (LimitKind::PerRecipient, _, Some(limit)) => format!(
+            "Email limit reached for this address: it may receive {} emails per {}; try again in {wait}",
+            limit.max,
+            human_duration(limit.window)
+        ),
+        _ => format!("A sending limit was reached; try again in {wait}"),
+    };
+    ApiError::TooManyRequests(message, retry_after)
+}
+
+/// "3 h", "12 min", "40 s": for messages to people.
+fn human_duration(duration: Duration) -> String {
+    let secs = duration.as_secs().max(1);
+    if secs >= 3_600 && secs % 3_600 == 0 || secs >= 2 * 3_600 {
+        format!("{} h", secs.div_ceil(3_600))
+    } else if secs >= 60 {
+        format!("{} min", secs.div_ceil(60))
+    } else {
+        format!("{secs} s")
+    }
+}
+
+/// Checks the inviter's rights on the projects, then creates the invitation (and wakes the
+/// outbox worker when an email was queued).
+pub(in crate::http) async fn invite(
+    state: &AppState,
+    caller: &Caller,
+    request: ValidInvitation,
+    idempotency: Option<IdempotencyClaim>,
+) -> Result<CreateOutcome, ApiError> {
+    let projects = authorize_projects(state, caller, &request.projects).await?;
+    let outcome = state
+        .store
+        .create_invitation(NewInvitation {
+            namespace: caller.namespace.clone(),
+            inviter: caller.user.clone(),
+            email: request.email,
+            first_name: request.first_name,
+            last_name: request.last_name,
+            projects,
+            remind: request.remind,
+            token: Token::generate(),
+            message_id: format!("<{}@{}>", random_hex(16), state.config.mail_domain()),
+            now: Timestamp::now(),
+            ttl: state.config.invite_ttl,
+            idempotency,
+            limits: SendLimits {
+                per_inviter: state.config.limits.invitations_per_inviter,
+                per_recipient: state.config.limits.emails_per_recipient,
+            },
+            client_ip: caller.client_ip.clone(),
+        })
+        .await?;
+    if let CreateOutcome::Created(_) = &outcome {
+        state.outbox_wakeup.notify_one();
+        Metrics::count(&state.metrics.invitations_created);
+    }
+    Ok(outcome)
+}
+
+/// Every selected project must exist in the namespace (else 400) and the inviter must be
+/// editor or owner of each (else 403); a superuser may invite to any. Returns the projects, in
+/// id order.
+async fn authorize_projects(
+    state: &AppState,
+    caller: &Caller,
+    ids: &[ProjectId],
+) -> Result<Vec<Project>, ApiError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found = state
+        .store
+        .projects_with_role(&caller.namespace, caller.user.id, ids)
+        .await?;
+    if let Some(missing) = ids
+        .iter()
+        .find(|id| !found.iter().any(|(p, _)| p.id == **id))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "projects_selected: there is no project with id {}",
+            missing.0
+        )));
+    }
+    if !caller.user.is_superuser
+        && let Some((project, _)) = found
+            .iter()
+            .find(|(_, role)| !role.is_some_and(Role::can_invite))
+    {
+        return Err(ApiError::Forbidden(format!(
+            "you must be an editor or owner of project '{}' to invite people to it",
+            project.name
+        )));
+    }
+    Ok(found.into_iter().map(|(project, _)| project).collect())
+}
+
+/// An invitation the caller may resend or revoke: its creator, an owner of one of its projects,
+/// or a superuser. To anyone else it is as invisible as a missing one (as in `detail`).
+pub(in crate::http) async fn manageable_invitation(
+    state: &AppState,
+    caller: &Caller,
+    id: InvitationId,
+) -> Result<InvitationRecord, ApiError> {
+    let record = state
+        .store
+        .invitation(&caller.namespace, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if caller.user.is_superuser || record.created_by.id == caller.user.id {
+        return Ok(record);
+    }
+    let memberships = state.store.memberships(caller.user.id).await?;
+    let owns_one_of_its_projects = memberships
+        .iter()
+        .any(|m| m.role == Role::Owner && record.projects.iter().any(|p| p.id == m.project.id));
+    if owns_one_of_its_projects {
+        Ok(record)
+    } else {
+        Err(ApiError::not_found())
+    }
+}
+
+/// A fresh link and a new email for a pending or expired invitation; the old link stops working.
+pub(in crate::http) async fn resend(
+    state: &AppState,
+    caller: &Caller,
+    id: InvitationId,
+) -> Result<InvitationRecord, ApiError> {
+    manageable_invitation(state, caller, id).await?;
+    let outcome = state
+        .store
+        .resend_invitation(ResendInvitation {
+            namespace: caller.namespace.clone(),
+            id,
+            token: Token::generate(),
+            message_id: format!("<{}@{}>", random_hex(16), state.config.mail_domain()),
+            now: Timestamp::now(),
+            ttl: state.config.invite_ttl,
+        })
+        .await?;
+    match outcome {
+        ResendOutcome::Resent(record) => {
+            state.outbox_wakeup.notify_one();
+            audit(state, caller, "invitation_resent", Some(id.to_string())).await;
+            Ok(*record)
+        }
+        ResendOutcome::NotPending(InvitationStatus::Revoked) => Err(ApiError::Conflict(
+            "This invitation was revoked: invite the person again instead.".into(),
+        )),
+        ResendOutcome::NotPending(_) => Err(ApiError::Conflict(
+            "This invitation was already accepted: there is no link to send again.".into(),
+        )),
+        ResendOutcome::NotFound => Err(ApiError::not_found()),
+    }
+}
+
+/// Revokes a pending or expired invitation (see `Store::revoke_invitation`).
+pub(in crate::http) async fn revoke(
+    state: &AppState,
+    caller: &Caller,
+    id: InvitationId,
+) -> Result<InvitationRecord, ApiError> {
+    manageable_invitation(state, caller, id).await?;
+    match state
+        .store
+        .revoke_invitation(&caller.namespace, id, Timestamp::now())
+        .await?
+    {
+        RevokeOutcome::Revoked(record) => {
+            Metrics::count(&state.metrics.invitations_revoked);
+            audit(state, caller, "invitation_revoked", Some(id.to_string())).await;
+            Ok(*record)
+        }
+        RevokeOutcome::NotPending(InvitationStatus::Revoked) => Err(ApiError::Conflict(
+            "This invitation was already revoked.".into(),
+        )),
+        RevokeOutcome::NotPending(_) => Err(ApiError::Conflict(
+            "This invitation was already accepted: it can no longer be revoked.".into(),
+        )),
+        RevokeOutcome::NotFound => Err(ApiError::not_found()),
+    }
+}
+
+pub(in crate::http) fn resent_message(record: &InvitationRecord) -> String {
+    format!(
+        "Invitation sent again to {}; the earlier link no longer works.",
+        record.email
+    )
+}
+
+pub(in crate::http) fn revoked_message(record: &InvitationRecord) -> String {
+    format!(
+        "Invitation to {} revoked; its link no longer works.",
+        record.email
+    )
+}
+
+/// The audit record of an accepted invitation (from the API or the accept page).
+pub(in crate::http) async fn accepted(
+    state: &AppState,
+    ns: &str,
+    user: &User,
+    client_ip: Option<String>,
+) {
+    Metrics::count(&state.metrics.invitations_accepted);
+    record(
+        state,
+        AuditEvent {
+            namespace: ns.to_owned(),
+            at: Timestamp::now(),
+            event: "invitation_accepted",
+            actor: Some(user.id),
+            subject: Some(user.email.key()),
+            client_ip,
+            detail: None,
+        },
+    )
+    .await;
+}

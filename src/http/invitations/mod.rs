@@ -1,0 +1,37 @@
+//! `/{ns}/api/invitations/`: create, list, read, the schema, accepting a link, resending and
+//! revoking. One job per file: `request.rs` reads and validates what a client sends,
+//! `actions.rs` does it (the web pages call the same functions, so a form and a JSON request
+//! follow one set of rules), `handlers.rs` holds the HTTP handlers and their OpenAPI
+//! descriptions. The representation is `crate::http::resources`.
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::http::AppState;
+use handlers::{accept, create, detail, list, resend_handler, revoke_handler, schema};
+
+mod actions;
+pub(super) mod handlers;
+mod request;
+
+pub(super) use actions::{
+    accepted, invite, limit_error, manageable_invitation, resend, resent_message, revoke,
+    revoked_message,
+};
+pub use request::{InvitationRequest, ProjectSelection, ValidInvitation, validate_body};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/{ns}/api/invitations/", get(list).post(create))
+        .route("/{ns}/api/invitations", get(list).post(create))
+        .route("/{ns}/api/invitations/schema/", get(schema))
+        .route("/{ns}/api/invitations/schema", get(schema))
+        .route("/{ns}/api/invitations/accept/", post(accept))
+        .route("/{ns}/api/invitations/accept", post(accept))
+        .route("/{ns}/api/invitations/{id}/", get(detail))
+        .route("/{ns}/api/invitations/{id}", get(detail))
+        .route("/{ns}/api/invitations/{id}/resend/", post(resend_handler))
+        .route("/{ns}/api/invitations/{id}/resend", post(resend_handler))
+        .route("/{ns}/api/invitations/{id}/revoke/", post(revoke_handler))
+        .route("/{ns}/api/invitations/{id}/revoke", post(revoke_handler))
+}

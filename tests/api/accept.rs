@@ -82,12 +82,7 @@ async fn a_short_password_is_refused_and_the_link_still_works(backend: Backend) 
 
 async fn unknown_and_malformed_tokens_are_410(backend: Backend) {
     let app = spawn_app(backend).await;
-    for token in [
-        json!("nope"),
-        json!("A".repeat(43)),
-        json!(null),
-        json!("../../etc"),
-    ] {
+    for token in [json!("nope"), json!("A".repeat(43)), json!("../../etc")] {
         let response = app
             .anonymous()
             .post(

@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use cbh_invite::domain::Role;
 use serde_json::json;
 use smtp_sink::mail_parser::MimeHeaders;
 
@@ -143,6 +144,8 @@ async fn a_crafted_name_cannot_add_a_header_or_a_recipient(backend: Backend) {
             false,
         )
         .await;
+    let project = app.add_project("Kinase screen").await;
+    app.grant(&inviter, project, Role::Editor).await;
     let editor = app.api_key_agent(&inviter).await;
     let crafted = [
         ("Eve\" <evil@evil.example>, \"Mallory", "Smith"),

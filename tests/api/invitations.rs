@@ -258,8 +258,11 @@ async fn emails_are_one_user_whatever_their_case(backend: Backend) {
 
 async fn an_invitation_to_the_platform_alone_needs_no_project(backend: Backend) {
     let app = spawn_app(backend).await;
-    let viewer = app.add_user("val@lab.example", "Val", "", false).await;
-    let agent = app.api_key_agent(&viewer).await;
+    // Inviting needs a role somewhere (tests/api/authorization.rs), not on a selected project.
+    let editor = app.add_user("val@lab.example", "Val", "", false).await;
+    let project = app.add_project("Kinase screen").await;
+    app.grant(&editor, project, Role::Editor).await;
+    let agent = app.api_key_agent(&editor).await;
 
     let body = json_with_status(agent.invite(json!({"email": "dan@example.org"})).await, 201).await;
     assert_eq!(body["projects_selected"], json!([]));

@@ -139,6 +139,8 @@ async fn users_see_their_own_invitations_and_superusers_see_all(backend: Backend
     let (editor, _) = app.editor_with_project().await;
     invite_many(&editor, "mine", 2).await;
     let other = app.add_user("other@lab.example", "", "", false).await;
+    let project = app.add_project("Other's project").await;
+    app.grant(&other, project, Role::Editor).await;
     let other = app.api_key_agent(&other).await;
     invite_many(&other, "theirs", 3).await;
     let root = app.add_user("root@lab.example", "", "", true).await;

@@ -24,6 +24,7 @@ macro_rules! backend_tests {
 }
 
 mod accept;
+mod authorization;
 mod binary;
 mod browser;
 mod cli;

@@ -104,6 +104,13 @@ async fn authorize_projects(
     ids: &[ProjectId],
 ) -> Result<Vec<Project>, ApiError> {
     if ids.is_empty() {
+        // Inviting to the platform alone still needs a role somewhere: otherwise anyone with an
+        // account could learn which addresses have one (409 rather than 201).
+        if !caller.user.is_superuser && !may_invite_somewhere(state, caller).await? {
+            return Err(ApiError::Forbidden(
+                "you must be an editor or owner of a project to invite people".into(),
+            ));
+        }
         return Ok(Vec::new());
     }
     let found = state
@@ -132,8 +139,16 @@ async fn authorize_projects(
     Ok(found.into_iter().map(|(project, _)| project).collect())
 }
 
-/// An invitation the caller may resend or revoke: its creator, an owner of one of its projects,
-/// or a superuser. To anyone else it is as invisible as a missing one (as in `detail`).
+/// Whether the caller is editor or owner of at least one project.
+async fn may_invite_somewhere(state: &AppState, caller: &Caller) -> Result<bool, ApiError> {
+    let memberships = state.store.memberships(caller.user.id).await?;
+    Ok(memberships.iter().any(|m| m.role.can_invite()))
+}
+
+/// An invitation the caller may see, resend or revoke: its creator, a superuser, or an owner of
+/// every one of its projects. To anyone else it is as invisible as a missing one. Every project,
+/// not one: revoking removes grants on all of them, and the answer names them all. An invitation
+/// without projects has no owner but its creator (owning "every one" of none proves nothing).
 pub(in crate::http) async fn manageable_invitation(
     state: &AppState,
     caller: &Caller,
@@ -147,11 +162,16 @@ pub(in crate::http) async fn manageable_invitation(
     if caller.user.is_superuser || record.created_by.id == caller.user.id {
         return Ok(record);
     }
+    if record.projects.is_empty() {
+        return Err(ApiError::not_found());
+    }
     let memberships = state.store.memberships(caller.user.id).await?;
-    let owns_one_of_its_projects = memberships
-        .iter()
-        .any(|m| m.role == Role::Owner && record.projects.iter().any(|p| p.id == m.project.id));
-    if owns_one_of_its_projects {
+    let owns_every_project = record.projects.iter().all(|project| {
+        memberships
+            .iter()
+            .any(|m| m.project.id == project.id && m.role == Role::Owner)
+    });
+    if owns_every_project {
         Ok(record)
     } else {
         Err(ApiError::not_found())

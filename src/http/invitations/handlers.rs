@@ -11,7 +11,8 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::actions::{
-    accepted, invite, limit_error, resend, resent_message, revoke, revoked_message,
+    accepted, invite, limit_error, manageable_invitation, resend, resent_message, revoke,
+    revoked_message,
 };
 use super::request::{
     AcceptRequest, InvitationIdParam, InvitationRequest, idempotency_key, invitation_id,
@@ -65,7 +66,7 @@ const GONE_MESSAGE: &str = "This invitation link is no longer valid: it has expi
             )),
         (status = 400, description = "Malformed body, invalid field, unknown project or bad Idempotency-Key", body = ErrorBody),
         (status = 401, description = "Not logged in", body = ErrorBody),
-        (status = 403, description = "Not editor or owner of a selected project, or bad CSRF token", body = ErrorBody),
+        (status = 403, description = "Not editor or owner of a selected project (or, with none selected, of any project), or bad CSRF token", body = ErrorBody),
         (status = 404, description = "Unknown namespace", body = ErrorBody),
         (status = 409, description = "The user already has every selected project (send `remind: true`)", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
@@ -218,7 +219,8 @@ pub(super) async fn list(
 
 /// One invitation.
 ///
-/// Another user's invitation answers 404, as a missing one does (a superuser sees all).
+/// For its creator, an owner of every one of its projects, or a superuser; to anyone else it
+/// answers 404, as a missing one does.
 #[utoipa::path(
     get,
     path = "/{ns}/api/invitations/{id}/",
@@ -238,13 +240,7 @@ pub(super) async fn detail(
     caller: Caller,
     params: RawPathParams,
 ) -> Result<Json<InvitationResource>, ApiError> {
-    let record = state
-        .store
-        .invitation(&caller.namespace, invitation_id(&params)?)
-        .await?
-        // Another user's invitation is as invisible as a missing one.
-        .filter(|r| caller.user.is_superuser || r.created_by.id == caller.user.id)
-        .ok_or_else(ApiError::not_found)?;
+    let record = manageable_invitation(&state, &caller, invitation_id(&params)?).await?;
     Ok(Json(InvitationResource::new(
         &caller.namespace,
         &record,
@@ -255,7 +251,8 @@ pub(super) async fn detail(
 /// Send an invitation again.
 ///
 /// A pending or expired invitation gets a fresh link (the old one then answers 410), a new
-/// email and a new expiry. For its creator, an owner of one of its projects, or a superuser.
+/// email and a new expiry. For its creator, an owner of every one of its projects, or a
+/// superuser.
 #[utoipa::path(
     post,
     path = "/{ns}/api/invitations/{id}/resend/",
@@ -286,7 +283,7 @@ pub(super) async fn resend_handler(
 /// Revoke an invitation.
 ///
 /// Its link answers 410, its unsent email is cancelled, and the grants only it gave are
-/// removed. For its creator, an owner of one of its projects, or a superuser.
+/// removed. For its creator, an owner of every one of its projects, or a superuser.
 #[utoipa::path(
     post,
     path = "/{ns}/api/invitations/{id}/revoke/",
@@ -355,7 +352,7 @@ pub(super) struct AcceptResponse {
     request_body = AcceptRequest,
     responses(
         (status = 200, description = "The account is active", body = AcceptResponse),
-        (status = 400, description = "Malformed body or password too short", body = ErrorBody),
+        (status = 400, description = "Malformed body, no token (or one that is not a string), or password too short", body = ErrorBody),
         (status = 404, description = "Unknown namespace", body = ErrorBody),
         (status = 410, description = "The link expired, was used or was revoked", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
@@ -371,11 +368,13 @@ pub(super) async fn accept(
     ApiJson(body): ApiJson<AcceptRequest>,
 ) -> Result<Json<AcceptResponse>, ApiError> {
     let gone = || ApiError::Gone(GONE_MESSAGE.into());
-    let token = body
-        .token
-        .as_deref()
-        .and_then(Token::parse)
-        .ok_or_else(gone)?;
+    // A body without a token is the client's mistake (400), not a dead link (410).
+    let Some(Value::String(token)) = body.token else {
+        return Err(ApiError::BadRequest(
+            "token: required, the token of the email's link (a string)".into(),
+        ));
+    };
+    let token = Token::parse(&token).ok_or_else(gone)?;
     let token_hash = token.hash();
     // Check the link before spending the cost of a password hash on it.
     if !state

@@ -280,8 +280,10 @@ pub(super) fn invitation_id(params: &RawPathParams) -> Result<InvitationId, ApiE
 #[derive(Debug, Deserialize, ToSchema)]
 pub(super) struct AcceptRequest {
     /// The token of the email's link.
+    // Any JSON value, so that a missing or non-string token gets a 400 naming the field
+    // rather than serde's message.
     #[schema(required = true, value_type = String)]
-    pub(super) token: Option<String>,
+    pub(super) token: Option<Value>,
     /// The new password: at least 10 characters.
     #[schema(required = true, value_type = String)]
     pub(super) password: Option<String>,

@@ -80,6 +80,34 @@ impl Default for Limits {
     }
 }
 
+/// How the HTTP server protects itself from slow and numerous clients (slowloris).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpServerSettings {
+    /// A client that has not sent a whole request head this long after its first byte is
+    /// disconnected.
+    pub header_timeout: Duration,
+    /// A request body not received this long after its head is answered 408.
+    pub body_timeout: Duration,
+    /// A connection with no request in progress and no traffic this long is closed.
+    pub idle_timeout: Duration,
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// Requests handled at once; further ones are answered 503 at once.
+    pub max_in_flight: usize,
+}
+
+impl Default for HttpServerSettings {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 4096,
+            max_in_flight: 1024,
+        }
+    }
+}
+
 /// Database connection settings (the pool is PostgreSQL's; SQLite has its own fixed layout).
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
@@ -390,6 +418,25 @@ pub struct ServeArgs {
     /// Failed logins per client address before its logins are refused for a while.
     #[arg(long, env = "CBH_LOGIN_CLIENT_RATE", default_value = "20/15m")]
     pub login_client_rate: String,
+    /// A client that has not sent its whole request head this long after starting it is
+    /// disconnected.
+    #[arg(long, env = "CBH_HTTP_HEADER_TIMEOUT", default_value = "10s")]
+    pub http_header_timeout: String,
+    /// A request body not received this long after its head is answered 408.
+    #[arg(long, env = "CBH_HTTP_BODY_TIMEOUT", default_value = "30s")]
+    pub http_body_timeout: String,
+    /// A keep-alive connection with no traffic this long between requests is closed.
+    #[arg(long, env = "CBH_HTTP_IDLE_TIMEOUT", default_value = "60s")]
+    pub http_idle_timeout: String,
+    /// Connections served at once; further ones wait in the listen backlog.
+    #[arg(long, env = "CBH_HTTP_MAX_CONNECTIONS", default_value = "4096")]
+    pub http_max_connections: String,
+    /// Requests handled at once; further ones are answered 503 at once instead of queueing.
+    #[arg(long, env = "CBH_HTTP_MAX_IN_FLIGHT", default_value = "1024")]
+    pub http_max_in_flight: String,
+    /// Serve `/metrics` on this address (e.g. 127.0.0.1:9100) instead of the public one.
+    #[arg(long, env = "CBH_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
     /// What this node runs: all, api or worker.
     #[arg(long, env = "CBH_ROLE", value_enum, default_value = "all")]
     pub role: ServeRole,
@@ -420,8 +467,11 @@ pub struct Settings {
     pub database: DatabaseUrl,
     pub pool: PoolSettings,
     pub limits: Limits,
+    pub http: HttpServerSettings,
     pub role: ServeRole,
     pub listen: SocketAddr,
+    /// `/metrics` on an address of its own, and then not on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     pub namespaces: Vec<String>,
     /// Without trailing slash. `None`: derived from the bound address at start-up.
     pub public_url: Option<String>,
@@ -445,6 +495,17 @@ impl Settings {
                 args.listen
             )
         })?;
+        let metrics_listen = args
+            .metrics_listen
+            .as_deref()
+            .map(|raw| {
+                raw.parse().map_err(|_| {
+                    format!(
+                        "CBH_METRICS_LISTEN (--metrics-listen): '{raw}' is not an address such as 127.0.0.1:9100"
+                    )
+                })
+            })
+            .transpose()?;
         let namespaces = parse_namespaces(&args.namespaces)?;
         let public_url = args
             .public_url
@@ -480,6 +541,39 @@ impl Settings {
                     args.smtp_max_attempts
                 )
             })?;
+        let count = |var: &str, flag: &str, raw: &str| {
+            raw.parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or_else(|| format!("{var} ({flag}): '{raw}' is not a number from 1 to 1000000"))
+        };
+        let http = HttpServerSettings {
+            header_timeout: duration(
+                "CBH_HTTP_HEADER_TIMEOUT",
+                "--http-header-timeout",
+                &args.http_header_timeout,
+            )?,
+            body_timeout: duration(
+                "CBH_HTTP_BODY_TIMEOUT",
+                "--http-body-timeout",
+                &args.http_body_timeout,
+            )?,
+            idle_timeout: duration(
+                "CBH_HTTP_IDLE_TIMEOUT",
+                "--http-idle-timeout",
+                &args.http_idle_timeout,
+            )?,
+            max_connections: count(
+                "CBH_HTTP_MAX_CONNECTIONS",
+                "--http-max-connections",
+                &args.http_max_connections,
+            )?,
+            max_in_flight: count(
+                "CBH_HTTP_MAX_IN_FLIGHT",
+                "--http-max-in-flight",
+                &args.http_max_in_flight,
+            )?,
+        };
         let debug = match args.debug.as_str() {
             "1" | "true" | "yes" | "on" => true,
             "0" | "false" | "no" | "off" | "" => false,
@@ -535,8 +629,10 @@ impl Settings {
                     )?,
                 }
             },
+            http,
             role: args.role,
             listen,
+            metrics_listen,
             namespaces,
             public_url,
             app_url,

@@ -1,7 +1,7 @@
 //! Builds the application from its settings: the store, the mailer, the HTTP router on a bound
 //! socket, and the outbox worker, run side by side until a shutdown signal.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -10,7 +10,7 @@ use lettre::message::Mailbox;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
-use crate::config::{ServeRole, Settings};
+use crate::config::{HttpServerSettings, ServeRole, Settings};
 use crate::domain::{Timestamp, Token};
 use crate::http::{self, AppState, HttpConfig, PasswordWork};
 use crate::mail::{Outbox, Templates, Transport};
@@ -19,9 +19,12 @@ use crate::store::{self, Store};
 pub struct Application {
     listener: TcpListener,
     address: SocketAddr,
+    /// `CBH_METRICS_LISTEN`: `/metrics` alone, on an address of its own.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     outbox: Arc<Outbox>,
     role: ServeRole,
+    http: HttpServerSettings,
     shutdown_grace: std::time::Duration,
     transport_description: String,
     setup_links: Vec<SetupLink>,
@@ -61,6 +64,12 @@ impl Application {
             )
         })?;
         let address = listener.local_addr()?;
+        let metrics_listener = match settings.metrics_listen {
+            Some(metrics) => Some(TcpListener::bind(metrics).await.with_context(|| {
+                format!("CBH_METRICS_LISTEN (--metrics-listen): cannot listen on {metrics}")
+            })?),
+            None => None,
+        };
         let public_url = settings
             .public_url
             .clone()
@@ -72,6 +81,8 @@ impl Application {
             invite_ttl: settings.invite_ttl,
             limits: settings.limits,
             debug: settings.debug,
+            body_timeout: settings.http.body_timeout,
+            metrics_public: settings.metrics_listen.is_none(),
         };
         let setup_links = if settings.role.serves_api() {
             issue_setup_links(store.as_ref(), &settings.namespaces, &public_url).await?
@@ -98,6 +109,7 @@ impl Application {
         Ok(Self {
             listener,
             address,
+            metrics_listener,
             state: AppState {
                 store,
                 config: Arc::new(config),
@@ -105,9 +117,11 @@ impl Application {
                 metrics: Arc::default(),
                 delivery: outbox.counters(),
                 password_work: Arc::new(PasswordWork::for_this_machine()),
+                in_flight: Arc::new(tokio::sync::Semaphore::new(settings.http.max_in_flight)),
             },
             outbox,
             role: settings.role,
+            http: settings.http,
             shutdown_grace: settings.delivery.shutdown_grace,
             transport_description,
             setup_links,
@@ -121,6 +135,13 @@ impl Application {
 
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Where `/metrics` is served when `CBH_METRICS_LISTEN` is set.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn public_url(&self) -> &str {
@@ -152,6 +173,19 @@ impl Application {
             .role
             .delivers_mail()
             .then(|| tokio::spawn(self.outbox.clone().run(stop_signal)));
+        let metrics_server = self.metrics_listener.map(|listener| {
+            let mut stop_seen = stop_requested.clone();
+            tokio::spawn(http::server::serve(
+                listener,
+                http::metrics_router(self.state.clone()),
+                self.http,
+                async move {
+                    let _ = stop_seen.wait_for(|stopping| *stopping).await;
+                },
+            ))
+        });
+        // Ends with this function, however it ends.
+        let _metrics_server = metrics_server.map(AbortOnDrop);
         let router = if self.role.serves_api() {
             http::router(self.state)
         } else {
@@ -162,14 +196,12 @@ impl Application {
             tracing::info!("shutting down");
             let _ = stop_worker.send(true);
         };
-        let mut server = tokio::spawn(
-            axum::serve(
-                self.listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(stopping)
-            .into_future(),
-        );
+        let mut server = tokio::spawn(http::server::serve(
+            self.listener,
+            router,
+            self.http,
+            stopping,
+        ));
         let worker_ended = async {
             match worker.as_mut() {
                 Some(handle) => handle.await,
@@ -220,6 +252,14 @@ impl Application {
             );
         }
         Ok(())
+    }
+}
+
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -9,9 +9,10 @@ use clap::{Parser, Subcommand};
 use crate::config::{
     self, DEFAULT_DATABASE_URL, DEFAULT_NAMESPACE, DatabaseUrl, PoolSettings, ServeArgs, Settings,
 };
+use crate::domain::printable::escape_controls;
 use crate::domain::{EmailAddress, PersonName, ProjectId, Role, Timestamp, Token, password};
 use crate::startup::Application;
-use crate::store::{self, AuditEvent, NewUser, Store};
+use crate::store::{self, AuditEvent, AuditRecord, NewUser, Store};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,7 +22,14 @@ use crate::store::{self, AuditEvent, NewUser, Store};
 )]
 pub struct Cli {
     /// Database: sqlite://PATH (created if missing) or postgres://…
-    #[arg(long, env = "CBH_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    // Its value is never shown in --help: it may carry a password.
+    #[arg(
+        long,
+        env = "CBH_DATABASE_URL",
+        default_value = DEFAULT_DATABASE_URL,
+        global = true,
+        hide_env_values = true
+    )]
     pub database_url: String,
     #[command(subcommand)]
     pub command: Command,
@@ -61,6 +69,9 @@ pub enum Command {
         since: String,
         #[arg(long, default_value = "1000")]
         limit: i64,
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Inspect and retry outgoing email.
     #[command(subcommand)]
@@ -252,21 +263,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("revoked {revoked} API key(s) of {}", user.email);
             Ok(())
         }
-        Command::Audit { since, limit } => {
+        Command::Audit { since, limit, json } => {
             let since = parse_since(&since)?;
             let store = store::connect(&database, &PoolSettings::default()).await?;
             for event in store.audit_since(since, limit.clamp(1, 100_000)).await? {
-                let field = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-                println!(
-                    "{} {} {} actor={} subject={} client={}{}",
-                    event.at.to_iso8601(),
-                    event.namespace,
-                    event.event,
-                    field(&event.actor_email),
-                    field(&event.subject),
-                    field(&event.client_ip),
-                    event.detail.map(|d| format!(" {d}")).unwrap_or_default(),
-                );
+                println!("{}", audit_line(&event, json));
             }
             Ok(())
         }
@@ -334,6 +335,38 @@ async fn audit_cli(
         })
         .await?;
     Ok(())
+}
+
+/// One audit record as a line of text or of JSON. Every field may hold text an attacker chose
+/// (a login's username, a client address from a proxy header), so control characters are
+/// escaped in both forms: no record can forge another line or drive the terminal.
+fn audit_line(event: &AuditRecord, json: bool) -> String {
+    let clean = |v: &Option<String>| v.as_deref().map(escape_controls);
+    if json {
+        return serde_json::json!({
+            "at": event.at.to_iso8601(),
+            "namespace": escape_controls(&event.namespace),
+            "event": escape_controls(&event.event),
+            "actor": clean(&event.actor_email),
+            "subject": clean(&event.subject),
+            "client_ip": clean(&event.client_ip),
+            "detail": clean(&event.detail),
+        })
+        .to_string();
+    }
+    let field = |v: &Option<String>| clean(v).unwrap_or_else(|| "-".into());
+    format!(
+        "{} {} {} actor={} subject={} client={}{}",
+        event.at.to_iso8601(),
+        escape_controls(&event.namespace),
+        escape_controls(&event.event),
+        field(&event.actor_email),
+        field(&event.subject),
+        field(&event.client_ip),
+        clean(&event.detail)
+            .map(|d| format!(" {d}"))
+            .unwrap_or_default(),
+    )
 }
 
 /// `24h` (back from now) or `2026-11-27T00:00:00Z`.

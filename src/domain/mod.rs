@@ -6,6 +6,7 @@ pub mod email;
 pub mod invitation;
 pub mod name;
 pub mod password;
+pub mod printable;
 pub mod project;
 pub mod time;
 pub mod token;

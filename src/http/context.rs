@@ -36,8 +36,14 @@ pub async fn scope<F: std::future::Future>(context: RequestContext, future: F) -
 }
 
 /// Gives each request an id, returned in `X-Request-Id` and in error bodies, and a log span.
+/// An id set by a proxy in front is kept, so one id follows the request through both logs.
 pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let request_id = random_hex(8);
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| is_safe_request_id(id))
+        .map_or_else(|| random_hex(8), str::to_owned);
     let path = loggable_path(request.uri().path());
     let span = tracing::info_span!("request", id = %request_id, method = %request.method(), path);
     let context = RequestContext {
@@ -54,6 +60,15 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
     response
 }
 
+/// At most 64 letters, digits, `.`, `_` and `-`: anything else could forge log lines or carry
+/// markup into pages and error bodies, so it is replaced.
+fn is_safe_request_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 /// The path as it may be logged: accept and first-run setup links carry a secret token in the
 /// path.
 fn loggable_path(path: &str) -> String {
@@ -68,6 +83,15 @@ fn loggable_path(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_short_plain_request_ids_are_kept() {
+        assert!(is_safe_request_id("3f2a-9c.b_1"));
+        assert!(is_safe_request_id(&"a".repeat(64)));
+        for bad in ["", "a b", "a\nb", "<script>", "é", &"a".repeat(65)] {
+            assert!(!is_safe_request_id(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn accept_tokens_are_not_logged() {

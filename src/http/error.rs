@@ -36,6 +36,12 @@ pub enum ApiError {
     /// A limit was reached; the client may try again after the duration.
     #[error("{0}")]
     TooManyRequests(String, std::time::Duration),
+    /// The request body did not arrive within `CBH_HTTP_BODY_TIMEOUT`.
+    #[error("the request body did not arrive within {} s", .0.as_secs().max(1))]
+    RequestTimeout(std::time::Duration),
+    /// Too many requests are being handled already (`CBH_HTTP_MAX_IN_FLIGHT`).
+    #[error("the service is busy, try again shortly")]
+    Busy,
     #[error("the service is temporarily unavailable, try again shortly")]
     Unavailable(#[source] anyhow::Error),
     #[error("an internal error occurred")]
@@ -56,7 +62,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Busy | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -94,6 +101,12 @@ pub struct ErrorBody {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // A full password queue comes up through handlers as an internal error.
+        if let ApiError::Internal(cause) = &self
+            && cause.downcast_ref::<super::PasswordWorkBusy>().is_some()
+        {
+            return ApiError::Busy.into_response();
+        }
         let ctx = context::current();
         let mut body = ErrorBody {
             error: self.to_string(),
@@ -111,7 +124,7 @@ impl IntoResponse for ApiError {
         }
         let mut response = (self.status(), Json(body)).into_response();
         let retry_after = match &self {
-            ApiError::Unavailable(_) => Some(1),
+            ApiError::Busy | ApiError::Unavailable(_) => Some(1),
             ApiError::TooManyRequests(_, after) => Some(after.as_secs().max(1)),
             _ => None,
         };

@@ -78,7 +78,8 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
 /// Metrics.
 ///
 /// Prometheus text format: invitations, emails, outbox depth and age, HTTP requests by route
-/// and status with a latency histogram.
+/// and status with a latency histogram. While the database does not answer, still 200 with
+/// `cbh_database_up 0` and without the outbox gauges.
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -87,7 +88,6 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     responses(
         (status = 200, description = "The metrics", body = String,
             content_type = "text/plain; version=0.0.4; charset=utf-8"),
-        (status = 503, description = "Database unavailable", body = super::error::ErrorBody),
     ),
     security(()),
 )]
@@ -135,17 +135,35 @@ pub async fn render(State(state): State<AppState>) -> Result<Response, ApiError>
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
         );
     }
-    let (depth, oldest) = state.store.outbox_depth().await?;
-    let oldest_age = oldest.map_or(0.0, |t| {
-        (Timestamp::now().millis() - t.millis()).max(0) as f64 / 1000.0
-    });
+    // The database's gauges are left out while it does not answer: this node's own counters
+    // are still worth scraping, most of all during an outage.
+    let database = state.store.outbox_depth().await;
     let _ = writeln!(
         out,
-        "# HELP cbh_outbox_depth Emails queued and not yet delivered (all nodes).\n\
-         # TYPE cbh_outbox_depth gauge\ncbh_outbox_depth {depth}\n\
-         # HELP cbh_outbox_oldest_age_seconds Age of the oldest queued email (0 when empty).\n\
-         # TYPE cbh_outbox_oldest_age_seconds gauge\ncbh_outbox_oldest_age_seconds {oldest_age:.3}"
+        "# HELP cbh_database_up Whether the database answered this scrape.\n\
+         # TYPE cbh_database_up gauge\ncbh_database_up {}",
+        u8::from(database.is_ok())
     );
+    match database {
+        Ok((depth, oldest)) => {
+            let oldest_age = oldest.map_or(0.0, |t| {
+                (Timestamp::now().millis() - t.millis()).max(0) as f64 / 1000.0
+            });
+            let _ = writeln!(
+                out,
+                "# HELP cbh_outbox_depth Emails queued and not yet delivered (all nodes).\n\
+                 # TYPE cbh_outbox_depth gauge\ncbh_outbox_depth {depth}\n\
+                 # HELP cbh_outbox_oldest_age_seconds Age of the oldest queued email (0 when empty).\n\
+                 # TYPE cbh_outbox_oldest_age_seconds gauge\ncbh_outbox_oldest_age_seconds {oldest_age:.3}"
+            );
+        }
+        Err(error) => {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "metrics: the database does not answer"
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "# HELP cbh_http_requests_total HTTP requests by route, method and status.\n\

@@ -23,9 +23,11 @@ mod health;
 pub mod invitations;
 pub mod metrics;
 pub mod openapi;
+mod overload;
 mod pages;
 mod projects;
 pub mod resources;
+pub mod server;
 mod session;
 
 pub use error::ApiError;
@@ -41,6 +43,10 @@ pub struct HttpConfig {
     pub invite_ttl: Duration,
     pub debug: bool,
     pub limits: Limits,
+    /// How long a request body may take to arrive (`CBH_HTTP_BODY_TIMEOUT`).
+    pub body_timeout: Duration,
+    /// Whether `/metrics` is served with the API (no `CBH_METRICS_LISTEN`).
+    pub metrics_public: bool,
 }
 
 impl HttpConfig {
@@ -73,6 +79,8 @@ pub struct AppState {
     /// This node's delivery counters, kept by its outbox worker.
     pub delivery: Arc<crate::mail::outbox::DeliveryCounters>,
     pub password_work: Arc<PasswordWork>,
+    /// One permit per request being handled (`CBH_HTTP_MAX_IN_FLIGHT`).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 /// Where argon2 runs: on threads of its own, one per two cores, never on the runtime's.
@@ -85,18 +93,32 @@ pub struct AppState {
 /// login costs the API little more than its CPU time (BENCHMARKS.md: POST throughput with 10
 /// logins/s beside it), while logins still get a quarter of a busy core (at nice 10 they waited
 /// seconds).
+///
+/// The queue in front of the threads is bounded too (`QUEUED_PER_THREAD` jobs per thread): a
+/// burst of logins beyond it is answered 503 at once, before any hashing, instead of waiting
+/// behind minutes of work while holding connections and memory.
 pub struct PasswordWork {
-    jobs: std::sync::mpsc::Sender<PasswordJob>,
+    jobs: std::sync::mpsc::SyncSender<PasswordJob>,
 }
 
 type PasswordJob = Box<dyn FnOnce() + Send>;
 
+/// Jobs waiting per hashing thread: a few hashes' time (tens of milliseconds each) of waiting.
+const QUEUED_PER_THREAD: usize = 4;
+
+/// The password work queue was full: the request is refused before any hashing.
+#[derive(Debug, thiserror::Error)]
+#[error("too many logins are being checked right now, try again shortly")]
+pub struct PasswordWorkBusy;
+
 impl PasswordWork {
     pub fn for_this_machine() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let (jobs, queue) = std::sync::mpsc::channel::<PasswordJob>();
+        let threads = cores.div_ceil(2);
+        let (jobs, queue) =
+            std::sync::mpsc::sync_channel::<PasswordJob>(threads * QUEUED_PER_THREAD);
         let queue = Arc::new(std::sync::Mutex::new(queue));
-        for _ in 0..cores.div_ceil(2) {
+        for _ in 0..threads {
             let queue = queue.clone();
             let spawned = std::thread::Builder::new()
                 .name("password-hash".into())
@@ -125,18 +147,24 @@ impl PasswordWork {
         Self { jobs }
     }
 
+    /// Runs `work` on a hashing thread. When the queue is full the error is a
+    /// `PasswordWorkBusy`, which the error types answer as 503 with `Retry-After`.
     pub async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> anyhow::Result<T> {
         use anyhow::Context;
         let (done, result) = tokio::sync::oneshot::channel();
-        self.jobs
-            .send(Box::new(move || {
-                let _ = done.send(work());
-            }))
-            .ok()
-            .context("password hashing has stopped")?;
+        let job: PasswordJob = Box::new(move || {
+            let _ = done.send(work());
+        });
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(_)) => return Err(PasswordWorkBusy.into()),
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                anyhow::bail!("password hashing has stopped")
+            }
+        }
         result.await.context("password hashing failed")
     }
 }
@@ -169,9 +197,26 @@ pub fn health_router(state: AppState) -> Router {
     with_middleware(health::router(), state)
 }
 
-fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
-    routes
+/// Only `/metrics`, for the separate address of `CBH_METRICS_LISTEN`.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
         .route("/metrics", axum::routing::get(metrics::render))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            context::middleware,
+        ))
+        .with_state(state)
+}
+
+fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
+    // With a metrics address of its own, `/metrics` is not on the public one.
+    let routes = if state.config.metrics_public {
+        routes.route("/metrics", axum::routing::get(metrics::render))
+    } else {
+        routes
+    };
+    let routes = routes
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -184,13 +229,30 @@ fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
         }))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            overload::body_deadline,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            overload::cap_in_flight,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             context::middleware,
         ))
         .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
         .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
-        .layer(security_header(header::CACHE_CONTROL, "no-store"))
-        .with_state(state)
+        .layer(security_header(header::CACHE_CONTROL, "no-store"));
+    // Published over https: browsers are told to never try plain http for a year.
+    let routes = if state.config.secure_cookies() {
+        routes.layer(security_header(
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000",
+        ))
+    } else {
+        routes
+    };
+    routes.with_state(state)
 }
 
 fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {

@@ -139,16 +139,19 @@ pub(super) async fn authenticate(
     client_ip: Option<String>,
 ) -> Result<User, ApiError> {
     let parsed = username.map(EmailAddress::parse);
-    // Failures are counted per submitted address, known or not.
+    // Failures are counted per submitted address, known or not. What is not an address is
+    // stored with its control characters escaped: the audit log must not carry a forged line.
     let account = match &parsed {
         Some(Ok(email)) => email.key(),
-        _ => username
-            .unwrap_or("")
-            .trim()
-            .to_lowercase()
-            .chars()
-            .take(254)
-            .collect(),
+        _ => crate::domain::printable::escape_controls(
+            &username
+                .unwrap_or("")
+                .trim()
+                .to_lowercase()
+                .chars()
+                .take(254)
+                .collect::<String>(),
+        ),
     };
     throttle_logins(state, ns, &account, client_ip.as_deref()).await?;
     let found = match parsed {

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cbh_invite::config::{
-    DatabaseUrl, DeliverySettings, Limits, PoolSettings, ServeRole, Settings, SmtpSettings, SmtpTls,
+    DatabaseUrl, DeliverySettings, HttpServerSettings, Limits, PoolSettings, ServeRole, Settings,
+    SmtpSettings, SmtpTls,
 };
 use cbh_invite::domain::{
     EmailAddress, PersonName, ProjectId, Role, Timestamp, Token, User, password,
@@ -123,6 +124,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestApp {
     pub base: String,
+    /// `http://` and the address of `CBH_METRICS_LISTEN`, when set.
+    pub metrics_base: Option<String>,
     pub public_url: String,
     pub store: Arc<dyn Store>,
     pub outbox: Arc<Outbox>,
@@ -147,8 +150,10 @@ pub fn test_settings(database: DatabaseUrl, dir: &std::path::Path, smtp_port: u1
             invitations_per_inviter: None,
             ..Limits::default()
         },
+        http: HttpServerSettings::default(),
         role: ServeRole::All,
         listen: "127.0.0.1:0".parse().expect("address"),
+        metrics_listen: None,
         namespaces: vec![NS.into(), "other".into()],
         public_url: Some("http://invite.test.example".into()),
         app_url: None,
@@ -195,6 +200,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     let running = launch(&settings, &store).await;
     TestApp {
         base: running.base,
+        metrics_base: running.metrics_base,
         public_url: running.public_url,
         outbox: running.outbox,
         setup_links: running.setup_links,
@@ -211,6 +217,7 @@ type ServerHandle = (oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>);
 
 struct Running {
     base: String,
+    metrics_base: Option<String>,
     public_url: String,
     outbox: Arc<Outbox>,
     setup_links: Vec<SetupLink>,
@@ -222,6 +229,7 @@ async fn launch(settings: &Settings, store: &Arc<dyn Store>) -> Running {
         .await
         .expect("application builds");
     let address: SocketAddr = app.address();
+    let metrics_address = app.metrics_address();
     let public_url = app.public_url().to_owned();
     let outbox = app.outbox();
     let setup_links = app.setup_links().to_vec();
@@ -231,6 +239,7 @@ async fn launch(settings: &Settings, store: &Arc<dyn Store>) -> Running {
     }));
     Running {
         base: format!("http://{address}"),
+        metrics_base: metrics_address.map(|a| format!("http://{a}")),
         public_url,
         outbox,
         setup_links,
@@ -295,6 +304,7 @@ impl TestApp {
         self.stop().await;
         let running = launch(&self.settings, &self.store).await;
         self.base = running.base;
+        self.metrics_base = running.metrics_base;
         self.public_url = running.public_url;
         self.outbox = running.outbox;
         self.setup_links = running.setup_links;

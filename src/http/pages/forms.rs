@@ -18,7 +18,7 @@ use crate::http::extract::{
     CSRF_COOKIE, Caller, Credential, MAX_BODY_BYTES, Namespace, SESSION_COOKIE, constant_time_eq,
     cookie, cookie_in,
 };
-use crate::http::{ApiError, AppState};
+use crate::http::{ApiError, AppState, HttpConfig};
 
 pub const SESSION_CSRF_FIELD: &str = "csrfmiddlewaretoken";
 pub const FORM_TOKEN_FIELD: &str = "form_token";
@@ -225,13 +225,90 @@ pub fn form_token_matches(headers: &HeaderMap, form: &FormData) -> bool {
 /// absolute URL (`https://evil.example`), a scheme-relative one (`//evil.example`), a
 /// backslash form that browsers treat as one (`/\evil.example`), or anything with spaces or
 /// control characters.
+///
+/// A `.` or `..` segment, plain or percent-encoded, is refused too: `/{ns}/../other/` starts
+/// with the namespace but leads out of it once the browser resolves it.
 pub fn local_path(ns: &str, next: &str) -> Option<String> {
-    let prefix = format!("/{ns}/");
-    let safe = next.starts_with(&prefix)
+    path_under(&format!("/{ns}/"), next)
+}
+
+/// Where the login page may send a person back to: a local path of the namespace, or one
+/// under `CBH_APP_URL` when the platform's app is served on this service's own origin.
+pub fn return_path(config: &HttpConfig, ns: &str, next: &str) -> Option<String> {
+    local_path(ns, next).or_else(|| {
+        let app = url::Url::parse(config.app_url.as_deref()?).ok()?;
+        let public = url::Url::parse(&config.public_url).ok()?;
+        if app.origin() != public.origin() {
+            return None;
+        }
+        let mut prefix = app.path().to_owned();
+        if !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        path_under(&prefix, next)
+    })
+}
+
+/// `next` when it is a plain path beginning with `prefix` (which starts and ends with `/`).
+fn path_under(prefix: &str, next: &str) -> Option<String> {
+    let safe = next.starts_with(prefix)
+        && !next.starts_with("//")
         && next.len() <= 1024
         && next.bytes().all(|b| b.is_ascii_graphic())
-        && !next.contains('\\');
+        && !next.contains('\\')
+        && !has_dot_segment(next);
     safe.then(|| next.to_owned())
+}
+
+/// Whether the path part of `next` has a `.` or `..` segment, also once percent-decoded (as
+/// often as it takes: `%252e` is `%2e` after one round), or an encoded `/` or `\` that would
+/// make one once decoded.
+fn has_dot_segment(next: &str) -> bool {
+    let path = next.split(['?', '#']).next().unwrap_or_default();
+    let mut decoded = path.to_owned();
+    for _ in 0..4 {
+        let lower = decoded.to_ascii_lowercase();
+        if lower.contains("%2f") || lower.contains("%5c") {
+            return true;
+        }
+        if decoded
+            .split('/')
+            .any(|segment| segment == "." || segment == "..")
+        {
+            return true;
+        }
+        let once = percent_decoded(&decoded);
+        if once == decoded {
+            return false;
+        }
+        decoded = once;
+    }
+    // Still changing after four rounds: not a path anyone means.
+    true
+}
+
+/// `%XX` sequences decoded (anything else, and what does not decode to UTF-8, kept as is).
+fn percent_decoded(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| raw.to_owned())
 }
 
 /// Where a person lands after logging in, when nothing else was asked for.
@@ -260,6 +337,14 @@ mod tests {
             "/ns/\r\nLocation: x",
             "javascript:alert(1)",
             "",
+            "/ns/../other/",
+            "/ns/./invite/",
+            "/ns/%2e%2e/other/",
+            "/ns/%2E%2e/other/",
+            "/ns/.%2e/other/",
+            "/ns/%252e%252e/other/",
+            "/ns/..%2fother/",
+            "/ns/invite/..",
         ] {
             assert_eq!(local_path("ns", bad), None, "{bad:?}");
         }

@@ -9,7 +9,7 @@ use minijinja::context;
 
 use super::forms::{
     FORM_EXPIRED, FormData, FormToken, PageNamespace, PageUser, form_token_matches, landing_page,
-    local_path,
+    return_path,
 };
 use super::render::{Frame, PageError, page};
 use crate::http::extract::ClientIp;
@@ -64,7 +64,7 @@ async fn show(
 ) -> Result<Response, PageError> {
     let next = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .find(|(name, _)| name == "next")
-        .and_then(|(_, value)| local_path(&ns, &value));
+        .and_then(|(_, value)| return_path(&state.config, &ns, &value));
     login_page(
         &state,
         &ns,
@@ -85,7 +85,9 @@ async fn submit(
     headers: HeaderMap,
     form: FormData,
 ) -> Result<Response, PageError> {
-    let next = form.get("next").and_then(|next| local_path(&ns, next));
+    let next = form
+        .get("next")
+        .and_then(|next| return_path(&state.config, &ns, next));
     let email = form.text("email");
     let refuse = |status, error: &str| {
         login_page(

@@ -173,6 +173,19 @@ impl From<ApiError> for PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
+        // A full password queue comes up through handlers as an internal error: it is a 503.
+        if let PageError::Internal(cause) = &self
+            && cause
+                .downcast_ref::<crate::http::PasswordWorkBusy>()
+                .is_some()
+        {
+            let busy = PageError::Status {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                ns: None,
+                message: cause.to_string(),
+            };
+            return busy.into_response();
+        }
         let (status, ns, title) = match &self {
             PageError::LoginRequired { ns, next } => {
                 return Redirect::to(&login_url(ns, next.as_deref())).into_response();

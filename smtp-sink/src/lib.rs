@@ -6,7 +6,7 @@ pub use mail_parser;
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -89,6 +89,13 @@ struct Shared {
     in_data: AtomicU64,
     /// The fault to act out, if any.
     fault: Mutex<Option<Fault>>,
+    /// Messages whose DATA was answered with `data_reply` instead of a 250.
+    refused: Mutex<Vec<ReceivedMail>>,
+    /// While set, every DATA waits for `release` before it is answered.
+    held: AtomicBool,
+    released: Notify,
+    /// Every message that had to wait for `release`, in the order they started waiting.
+    waited: Mutex<Vec<ReceivedMail>>,
 }
 
 pub struct SmtpServer {
@@ -134,6 +141,29 @@ impl SmtpServer {
 
     pub fn set_data_reply(&self, reply: Option<&str>) {
         *self.shared.data_reply.lock().expect("lock") = reply.map(str::to_owned);
+    }
+
+    /// Messages read in full and then refused with the `set_data_reply` reply, in order: what a
+    /// failed attempt carried.
+    pub fn refused(&self) -> Vec<ReceivedMail> {
+        self.shared.refused.lock().expect("lock").clone()
+    }
+
+    /// From now on, every message is read in full and then waits, unanswered, until `release`:
+    /// a test can act while a send is certainly in flight.
+    pub fn hold(&self) {
+        self.shared.held.store(true, Ordering::SeqCst);
+    }
+
+    /// The messages held so far (answered or not), in the order they were read.
+    pub fn held_messages(&self) -> Vec<ReceivedMail> {
+        self.shared.waited.lock().expect("lock").clone()
+    }
+
+    /// Answers the held messages and stops holding.
+    pub fn release(&self) {
+        self.shared.held.store(false, Ordering::SeqCst);
+        self.shared.released.notify_waiters();
     }
 
     pub fn received(&self) -> Vec<ReceivedMail> {
@@ -275,10 +305,33 @@ async fn session(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> 
                 if delay > 0 {
                     tokio::time::sleep(Duration::from_millis(delay)).await;
                 }
+                if shared.held.load(Ordering::SeqCst) {
+                    shared.waited.lock().expect("lock").push(ReceivedMail {
+                        mail_from: mail_from.clone(),
+                        rcpt_to: rcpt_to.clone(),
+                        data: data.clone(),
+                    });
+                }
+                loop {
+                    // Created before the check, so a release in between is not missed.
+                    let released = shared.released.notified();
+                    if !shared.held.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    released.await;
+                }
                 shared.in_data.fetch_sub(1, Ordering::SeqCst);
                 let reply = shared.data_reply.lock().expect("lock").clone();
                 match reply {
-                    Some(reply) => write.write_all(format!("{reply}\r\n").as_bytes()).await?,
+                    Some(reply) => {
+                        shared.refused.lock().expect("lock").push(ReceivedMail {
+                            mail_from: mail_from.clone(),
+                            rcpt_to: rcpt_to.clone(),
+                            data,
+                        });
+                        shared.arrived.notify_waiters();
+                        write.write_all(format!("{reply}\r\n").as_bytes()).await?
+                    }
                     None => {
                         shared.received.lock().expect("lock").push(ReceivedMail {
                             mail_from: mail_from.clone(),

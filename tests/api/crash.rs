@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
@@ -87,11 +87,18 @@ async fn sigkill_at_random_moments_loses_no_accepted_invitation() {
     for round in 0..3 {
         let mut server = start_server(&db, smtp.port, &log, &[]).await;
         let stop = Arc::new(AtomicBool::new(false));
+        let killing = Arc::new(AtomicBool::new(false));
+        // Requests sent before the kill that got no answer: in flight when it came.
+        let cut_off = Arc::new(AtomicUsize::new(0));
+        let answered_before_kill = Arc::new(AtomicUsize::new(0));
         let mut clients = Vec::new();
         for worker in 0..6 {
             let base = server.base.clone();
             let key = key.clone();
             let stop = stop.clone();
+            let killing = killing.clone();
+            let cut_off = cut_off.clone();
+            let answered_before_kill = answered_before_kill.clone();
             let accepted = accepted.clone();
             let first = next_email + worker * 10_000;
             clients.push(tokio::spawn(async move {
@@ -100,30 +107,55 @@ async fn sigkill_at_random_moments_loses_no_accepted_invitation() {
                 while !stop.load(Ordering::SeqCst) {
                     let email = format!("r{round}w{worker}n{i}@example.org");
                     i += 1;
+                    let sent_before_kill = !killing.load(Ordering::SeqCst);
                     let sent = client
                         .post(format!("{base}/{NS}/api/invitations/"))
                         .header("authorization", format!("ApiKey ada@lab.example:{key}"))
                         .json(&json!({"email": email, "projects_selected": [{"id": project}]}))
                         .send()
                         .await;
+                    if sent.is_ok() && !killing.load(Ordering::SeqCst) {
+                        answered_before_kill.fetch_add(1, Ordering::SeqCst);
+                    }
                     match sent {
                         Ok(response) if response.status() == 201 => {
                             accepted.lock().expect("lock").push(email);
                         }
                         Ok(_) => {}
-                        Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                        Err(_) => {
+                            if sent_before_kill {
+                                cut_off.fetch_add(1, Ordering::SeqCst);
+                            }
+                            tokio::time::sleep(Duration::from_millis(5)).await
+                        }
                     }
                 }
             }));
         }
         next_email += 100_000;
-        tokio::time::sleep(Duration::from_millis(200 + random_below(600))).await;
+        // The load is under way (some answers came back) before the kill comes at a random
+        // moment.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while answered_before_kill.load(Ordering::SeqCst) < 6 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "round {round}: the load never got going"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(random_below(600))).await;
+        killing.store(true, Ordering::SeqCst);
         server.child.kill().expect("SIGKILL");
         server.child.wait().expect("reaped");
         stop.store(true, Ordering::SeqCst);
         for client in clients {
             client.await.expect("client task");
         }
+        // Six clients send without pause: the kill cut some of their requests off mid-way.
+        assert!(
+            cut_off.load(Ordering::SeqCst) > 0,
+            "round {round}: no request was in flight when the process was killed"
+        );
     }
     let accepted: BTreeSet<String> = accepted.lock().expect("lock").iter().cloned().collect();
     assert!(
@@ -348,7 +380,9 @@ async fn sigterm_lets_a_send_in_flight_finish_and_exits_0() {
     let db = dir.path().join("term.db");
     let log = dir.path().join("serve.log");
     let smtp = SmtpServer::start().await;
-    smtp.set_delay(Duration::from_millis(1_500));
+    // The SMTP server holds its answer until the test releases it: the send is certainly in
+    // flight when the signal comes.
+    smtp.hold();
     let (key, _) = set_up(&db, "a long enough password");
     let mut server = start_server(&db, smtp.port, &log, &[]).await;
     let invited = reqwest::Client::new()
@@ -360,7 +394,7 @@ async fn sigterm_lets_a_send_in_flight_finish_and_exits_0() {
         .expect("sent");
     assert_eq!(invited.status(), 201);
     let deadline = tokio::time::Instant::now() + WAIT;
-    while smtp.messages_in_data() == 0 {
+    while smtp.held_messages().is_empty() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the send never started"
@@ -368,10 +402,39 @@ async fn sigterm_lets_a_send_in_flight_finish_and_exits_0() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
-    let status = tokio::task::spawn_blocking(move || server.sigterm())
-        .await
-        .expect("join");
+    let signalled = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(signalled.success());
+    // The server saw the signal while the send was still unanswered, and waits for it.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("shutting down")) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server never logged the signal"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(smtp.received().is_empty(), "the send was in flight");
+    assert_eq!(smtp.messages_in_data(), 1, "the send was in flight");
+    assert!(
+        server.child.try_wait().expect("status").is_none(),
+        "the server waits for the send in flight"
+    );
+    smtp.release();
 
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = server.child.try_wait().expect("status") {
+            break status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server did not exit after the send"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(status.success(), "exit 0 after SIGTERM: {status:?}");
     assert_eq!(smtp.received().len(), 1, "the send in flight was finished");
     let sent = on_sqlite(&db, &["outbox", "list", "--status", "sent"], None);

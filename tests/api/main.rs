@@ -40,6 +40,7 @@ mod operations;
 mod outbox;
 mod page_security;
 mod pages;
+mod promises;
 mod revoke;
 mod scaling;
 mod session;

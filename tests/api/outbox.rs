@@ -255,7 +255,23 @@ async fn editor_user(app: &crate::helpers::TestApp) -> cbh_invite::domain::User 
 async fn each_message_has_a_stable_unique_message_id(backend: Backend) {
     let app = spawn_app(backend).await;
     let (editor, _) = app.editor_with_project().await;
-    for i in 0..3 {
+    // The first attempt is refused for now: the message goes out again later.
+    app.smtp.set_data_reply(Some("451 4.3.0 try again later"));
+    let retried =
+        json_with_status(editor.invite(json!({"email": "m0@example.org"})).await, 201).await;
+    let retried_id = retried["id"].as_i64().expect("id");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while app.smtp.refused().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first attempt never reached the SMTP server"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    app.smtp.set_data_reply(None);
+    let failed_attempt = app.smtp.refused()[0].message_id();
+    assert!(!failed_attempt.is_empty());
+    for i in 1..3 {
         json_with_status(
             editor
                 .invite(json!({"email": format!("m{i}@example.org")}))
@@ -264,11 +280,32 @@ async fn each_message_has_a_stable_unique_message_id(backend: Backend) {
         )
         .await;
     }
+
     let mails = app.smtp.wait_for(3, WAIT).await;
+    let delivered: Vec<_> = mails
+        .iter()
+        .filter(|m| m.rcpt_to == ["m0@example.org"])
+        .collect();
+    assert_eq!(delivered.len(), 1, "the retried message arrived once");
+    assert_eq!(
+        delivered[0].message_id(),
+        failed_attempt,
+        "the retry kept the Message-ID of the failed attempt"
+    );
+    let sent = app
+        .wait_for_invitation(&editor, retried_id, WAIT, |inv| {
+            inv["delivery"]["status"] == "sent"
+        })
+        .await;
+    assert!(
+        sent["delivery"]["attempts"].as_i64() >= Some(2),
+        "it was an attempt again: {sent:#}"
+    );
+
     let mut ids: Vec<String> = mails.iter().map(|m| m.message_id()).collect();
     ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), 3);
+    assert_eq!(ids.len(), 3, "one Message-ID per message");
     assert!(ids.iter().all(|id| !id.is_empty()));
 }
 

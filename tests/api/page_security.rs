@@ -120,6 +120,11 @@ fn assert_page_headers(page: &Page, what: &str) {
     assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
     assert!(csp.contains("default-src 'none'"), "{what}: {csp}");
     assert_eq!(page.header("x-content-type-options"), "nosniff", "{what}");
+    // Framing is refused twice (CSP and the older header), links leak nowhere through the
+    // referrer, and no cache keeps a page that may hold a session's data or a secret link.
+    assert_eq!(page.header("x-frame-options"), "DENY", "{what}");
+    assert_eq!(page.header("referrer-policy"), "no-referrer", "{what}");
+    assert_eq!(page.header("cache-control"), "no-store", "{what}");
     if page.status == StatusCode::OK || page.status.is_client_error() {
         assert!(
             page.header("content-type").starts_with("text/html"),
@@ -178,6 +183,8 @@ async fn every_page_has_a_strict_csp_and_nosniff_and_the_assets_are_served(backe
 
     let css = browser.get("/static/style.css").await;
     assert_eq!(css.status, StatusCode::OK);
+    // Assets hold no secret: they may be cached, unlike the pages.
+    assert!(css.header("cache-control").contains("max-age"));
     assert!(css.header("content-type").starts_with("text/css"));
     let js = browser.get("/static/invite.js").await;
     assert!(js.header("content-type").starts_with("text/javascript"));

@@ -6,6 +6,7 @@ use std::time::Duration;
 use cbh_invite::config::ServeRole;
 use cbh_invite::domain::{EmailAddress, ProjectId, Role, User};
 use serde_json::{Value, json};
+use smtp_sink::ReceivedMail;
 
 use crate::helpers::{Agent, Backend, NS, TestApp, json_with_status, spawn_app, spawn_app_with};
 
@@ -50,6 +51,19 @@ async fn project_ids_of(app: &TestApp, user: &User) -> Vec<ProjectId> {
         .collect()
 }
 
+/// The one email among `mails` that `matches`; panics unless there is exactly one.
+fn only(mails: &[ReceivedMail], matches: impl Fn(&ReceivedMail) -> bool) -> &ReceivedMail {
+    let found: Vec<&ReceivedMail> = mails.iter().filter(|m| matches(m)).collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "{} matching emails among {}",
+        found.len(),
+        mails.len()
+    );
+    found[0]
+}
+
 async fn resend_sends_a_fresh_link_and_the_old_one_answers_410(backend: Backend) {
     let app = spawn_app(backend).await;
     let (editor, project) = app.editor_with_project().await;
@@ -67,9 +81,11 @@ async fn resend_sends_a_fresh_link_and_the_old_one_answers_410(backend: Backend)
     );
 
     let mails = app.smtp.wait_for(2, WAIT).await;
-    let new_token = mails[1].accept_token().expect("the new email has a link");
-    assert_ne!(new_token, old_token);
-    assert_ne!(mails[1].message_id(), mails[0].message_id());
+    // Found by its link, not its place: the two may arrive in either order.
+    let old_mail = only(&mails, |m| m.accept_token().as_ref() == Some(&old_token));
+    let new_mail = only(&mails, |m| m.accept_token().as_ref() != Some(&old_token));
+    let new_token = new_mail.accept_token().expect("the new email has a link");
+    assert_ne!(new_mail.message_id(), old_mail.message_id());
     json_with_status(app.accept(&old_token, "a good long password").await, 410).await;
     json_with_status(app.accept(&new_token, "a good long password").await, 200).await;
     let invitation = app.invitation(&editor, id).await;
@@ -150,7 +166,10 @@ async fn revoke_makes_the_link_410_and_removes_only_the_grants_no_other_invitati
     // A pending user invited to one more project gets a fresh link (the first one is void).
     let second = invite(&editor, "bob@example.org", &[kinase, fragments]).await;
     let mails = app.smtp.wait_for(2, WAIT).await;
-    let second_token = mails[1].accept_token().expect("token");
+    // The second invitation's email is the one naming both projects, whatever came first.
+    let second_token = only(&mails, |m| m.text().contains("Fragment library"))
+        .accept_token()
+        .expect("token");
     let bob = user(&app, "bob@example.org").await;
     assert_eq!(project_ids_of(&app, &bob).await, [kinase, fragments]);
 
@@ -165,9 +184,12 @@ async fn revoke_makes_the_link_410_and_removes_only_the_grants_no_other_invitati
 
     // The first invitation can still bring Bob in, with its own projects only.
     json_with_status(editor.post(&resend_path(first), &json!({})).await, 200).await;
-    let token = app.smtp.wait_for(3, WAIT).await[2]
-        .accept_token()
-        .expect("token");
+    let earlier: Vec<Option<String>> = mails.iter().map(|m| m.accept_token()).collect();
+    let token = only(&app.smtp.wait_for(3, WAIT).await, |m| {
+        !earlier.contains(&m.accept_token())
+    })
+    .accept_token()
+    .expect("token");
     json_with_status(app.accept(&token, "a good long password").await, 200).await;
     assert_eq!(
         project_ids_of(&app, &user(&app, "bob@example.org").await).await,
@@ -217,26 +239,39 @@ async fn a_resend_while_the_first_email_is_being_sent_still_delivers_the_new_lin
 ) {
     let app = spawn_app(backend).await;
     let (editor, project) = app.editor_with_project().await;
-    app.smtp.set_delay(Duration::from_millis(1500));
+    // The SMTP server reads each message and then holds its answer: the first send is
+    // certainly in flight when the resend arrives, however fast or slow the machine.
+    app.smtp.hold();
     let id = invite(&editor, "bob@example.org", &[project]).await;
     let deadline = tokio::time::Instant::now() + WAIT;
-    while app.smtp.messages_in_data() == 0 {
+    while app.smtp.held_messages().is_empty() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the first send never started"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let first = app.smtp.held_messages()[0].accept_token().expect("token");
 
     json_with_status(editor.post(&resend_path(id), &json!({})).await, 200).await;
+
+    // The race happened: the resend was answered while the first send was still unanswered.
+    assert!(app.smtp.received().is_empty(), "nothing was answered yet");
+    assert!(
+        app.smtp.messages_in_data() >= 1,
+        "the first send is still in flight"
+    );
+    app.smtp.release();
 
     // The first send finishes (its outcome lands on a row that no longer exists), then the new
     // email goes out: both arrive, and only the second link works.
     let mails = app.smtp.wait_for(2, WAIT).await;
     app.wait_for_invitation(&editor, id, WAIT, |inv| inv["delivery"]["status"] == "sent")
         .await;
-    let first = mails[0].accept_token().expect("token");
-    let second = mails[1].accept_token().expect("token");
+    only(&mails, |m| m.accept_token().as_ref() == Some(&first));
+    let second = only(&mails, |m| m.accept_token().as_ref() != Some(&first))
+        .accept_token()
+        .expect("token");
     json_with_status(app.accept(&first, "a good long password").await, 410).await;
     json_with_status(app.accept(&second, "a good long password").await, 200).await;
 }

@@ -56,6 +56,54 @@ async fn invite_counting(
         .await
 }
 
+/// One request of `invite_during`.
+struct Sent {
+    email: String,
+    /// 0 when the node did not answer at all.
+    status: u16,
+    /// Sent to the second agent (the node that stays up).
+    to_survivor: bool,
+    /// Sent before `killed` was set: a request without an answer was cut off in flight.
+    sent_before_kill: bool,
+}
+
+/// `invite_counting` over two agents, noting for each request whether it was sent before
+/// `killed` was set.
+async fn invite_during(
+    agents: &[&Agent; 2],
+    emails: &[String],
+    concurrency: usize,
+    done: &AtomicUsize,
+    killed: &std::sync::atomic::AtomicBool,
+) -> Vec<Sent> {
+    futures_util::stream::iter(emails.iter().enumerate())
+        .map(|(i, email)| {
+            let agent = agents[i % 2];
+            async move {
+                let sent_before_kill = !killed.load(Ordering::SeqCst);
+                let status = agent
+                    .client
+                    .post(format!("{}/chembiohub/api/invitations/", agent.base))
+                    .headers(agent.headers.clone())
+                    .json(&json!({"email": email}))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0);
+                done.fetch_add(1, Ordering::SeqCst);
+                Sent {
+                    email: email.clone(),
+                    status,
+                    to_survivor: i % 2 == 1,
+                    sent_before_kill,
+                }
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await
+}
+
 fn emails(prefix: &str, count: usize) -> Vec<String> {
     (0..count)
         .map(|i| format!("{prefix}{i}@example.org"))
@@ -206,24 +254,52 @@ async fn a_node_killed_mid_load_loses_no_accepted_invitation() {
     let survivor = binary_node(&url, app.smtp.port, &logs.path().join("b.log")).await;
     let to_doomed = app.agent_for(&setup_agent, &doomed.base);
     let to_survivor = app.agent_for(&setup_agent, &survivor.base);
-    let first = emails("before", 150);
-    let second = emails("after", 150);
+    let all = emails("load", 300);
 
-    let mut results = invite_all(&[&to_doomed, &to_survivor], &first, 8).await;
-    doomed.child.kill().expect("SIGKILL");
-    doomed.child.wait().expect("reaped");
-    results.extend(invite_all(&[&to_doomed, &to_survivor], &second, 8).await);
+    // The kill comes while the load runs: after a third of the answers, with requests to the
+    // doomed node still on the wire.
+    let done = AtomicUsize::new(0);
+    let killed = std::sync::atomic::AtomicBool::new(false);
+    let agents = [&to_doomed, &to_survivor];
+    let load = invite_during(&agents, &all, 8, &done, &killed);
+    let kill = async {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while done.load(Ordering::SeqCst) < 100 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the load never got going"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        killed.store(true, Ordering::SeqCst);
+        doomed.child.kill().expect("SIGKILL");
+        doomed.child.wait().expect("reaped");
+    };
+    let (results, ()) = tokio::join!(load, kill);
 
-    let accepted: BTreeSet<&String> = results
+    let cut_off = results
         .iter()
-        .filter(|(_, status)| *status == 201)
-        .map(|(email, _)| email)
+        .filter(|r| r.sent_before_kill && r.status == 0)
+        .count();
+    assert!(
+        cut_off > 0,
+        "no request was in flight on the doomed node when it was killed"
+    );
+    let to_survivor_refused: Vec<&Sent> = results
+        .iter()
+        .filter(|r| r.to_survivor && r.status != 201)
         .collect();
     assert!(
-        accepted.len() >= 225,
-        "most requests went through: {}",
-        accepted.len()
+        to_survivor_refused.is_empty(),
+        "the surviving node answered every request: {} did not get 201",
+        to_survivor_refused.len()
     );
+    let accepted: BTreeSet<&String> = results
+        .iter()
+        .filter(|r| r.status == 201)
+        .map(|r| &r.email)
+        .collect();
+    assert!(accepted.len() >= 150, "{} accepted", accepted.len());
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let received = app.smtp.received();

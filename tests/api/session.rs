@@ -51,13 +51,22 @@ async fn cookies_are_secure_when_the_public_url_is_https(backend: Backend) {
         )
         .await;
     assert_eq!(response.status(), 200);
-    assert!(
-        response
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .all(|v| v.to_str().is_ok_and(|c| c.contains("; Secure")))
-    );
+    let cookies: Vec<String> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().expect("ascii cookie").to_owned())
+        .collect();
+    // Both cookies are there first: "all of none" would pass.
+    for name in ["sessionid=", "csrftoken="] {
+        assert!(
+            cookies.iter().any(|c| c.starts_with(name)),
+            "no {name} cookie in {cookies:?}"
+        );
+    }
+    for cookie in &cookies {
+        assert!(cookie.contains("; Secure"), "not Secure: {cookie}");
+    }
 }
 
 async fn failed_logins_all_get_the_same_answer(backend: Backend) {

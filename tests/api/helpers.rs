@@ -38,32 +38,73 @@ pub fn postgres_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-/// Whether the PostgreSQL leg can run. Unreachable is a skip, said plainly, unless
-/// `CBH_TEST_POSTGRES=required` (as in CI), where it is a failure.
-pub fn postgres_available() -> bool {
-    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVAILABLE.get_or_init(|| {
+/// What `CBH_TEST_POSTGRES` asks of the PostgreSQL leg. Unset means `required`: a test that
+/// passes without having run is a defect, so skipping must be asked for by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostgresLeg {
+    /// An unreachable server or a missing `initdb` fails the test.
+    Required,
+    /// `CBH_TEST_POSTGRES=skip`: such tests return early, each saying so on the terminal.
+    Skip,
+}
+
+pub fn postgres_leg() -> PostgresLeg {
+    match std::env::var("CBH_TEST_POSTGRES").as_deref() {
+        Err(_) | Ok("" | "required") => PostgresLeg::Required,
+        Ok("skip") => PostgresLeg::Skip,
+        Ok(other) => {
+            panic!("CBH_TEST_POSTGRES={other:?}: expected `required` (the default) or `skip`")
+        }
+    }
+}
+
+/// Says on the terminal, past the test harness's capture of passing tests' output, that `test`
+/// did not run.
+pub fn announce_skip(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: {why} (CBH_TEST_POSTGRES=skip; unset it to require PostgreSQL)"
+    );
+}
+
+/// Whether the PostgreSQL test `test` runs: the server at `CBH_TEST_POSTGRES_URL` answers.
+/// When it does not, the test fails (the default), or with `CBH_TEST_POSTGRES=skip` it is
+/// announced as skipped and this returns false.
+pub fn postgres_available(test: &str) -> bool {
+    static REACHABLE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let reachable = REACHABLE.get_or_init(|| {
         let url = url::Url::parse(&postgres_admin_url()).expect("CBH_TEST_POSTGRES_URL is a URL");
         let address = format!(
             "{}:{}",
             url.host_str().unwrap_or("127.0.0.1"),
             url.port().unwrap_or(5432)
         );
-        let reachable = std::net::ToSocketAddrs::to_socket_addrs(&address)
+        let answers = std::net::ToSocketAddrs::to_socket_addrs(&address)
             .ok()
             .and_then(|mut addrs| addrs.next())
             .is_some_and(|addr| {
                 std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
             });
-        if !reachable {
-            assert!(
-                std::env::var("CBH_TEST_POSTGRES").as_deref() != Ok("required"),
-                "CBH_TEST_POSTGRES=required but PostgreSQL is not reachable at {address}"
-            );
-            eprintln!("PostgreSQL leg SKIPPED: nothing answers at {address}");
+        if answers {
+            Ok(())
+        } else {
+            Err(format!(
+                "nothing answers at {address} (CBH_TEST_POSTGRES_URL)"
+            ))
         }
-        reachable
-    })
+    });
+    match (reachable, postgres_leg()) {
+        (Ok(()), _) => true,
+        (Err(why), PostgresLeg::Skip) => {
+            announce_skip(test, why);
+            false
+        }
+        (Err(why), PostgresLeg::Required) => panic!(
+            "PostgreSQL is required and {why}; start it (.ci/run starts a throwaway cluster), \
+             or set CBH_TEST_POSTGRES=skip to skip the PostgreSQL tests"
+        ),
+    }
 }
 
 /// A database of its own for one test, created on the PostgreSQL server and dropped with it.

@@ -14,7 +14,8 @@ macro_rules! backend_tests {
 
                 #[tokio::test]
                 async fn postgres() {
-                    if crate::helpers::postgres_available() {
+                    let test = concat!(module_path!(), "::postgres");
+                    if crate::helpers::postgres_available(test) {
                         super::$name(crate::helpers::Backend::Postgres).await;
                     }
                 }

@@ -92,7 +92,7 @@ async fn the_cli_sets_up_users_projects_and_keys_that_serve_accepts() {
 
     // serve on the embedded defaults: SQLite file in the folder, mail to ./mail/*.eml.
     let port = free_port();
-    let mut server = Command::new(BIN)
+    let server = Command::new(BIN)
         .arg("serve")
         .current_dir(d)
         .env_clear()

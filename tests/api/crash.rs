@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
-use smtp_sink::SmtpServer;
 use sqlx::Connection;
 
-use crate::binary::{Server, on_sqlite, run};
-use crate::helpers::{Backend, NS, json_with_status, spawn_app};
+use crate::support::binary::{Server, on_sqlite, run};
+use crate::support::smtp::SmtpServer;
+use crate::support::{Backend, NS, json_with_status, spawn_app};
 
 const WAIT: Duration = Duration::from_secs(30);
 

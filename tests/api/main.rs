@@ -1,5 +1,6 @@
-//! Black-box tests of cbh-invite: the real application on a real socket, a fresh SQLite
-//! database per test, and a real SMTP server on loopback. One test binary keeps build time low.
+//! Black-box tests of cbh-invite: the real application on a real socket, a fresh database per
+//! test, and a real SMTP server on loopback. One test binary keeps build time low. What the
+//! tests stand on lives in `support/`.
 
 /// Runs each named `async fn name(backend: Backend)` as two tests, `name::sqlite` and
 /// `name::postgres`: the same test on both storage backends.
@@ -25,13 +26,10 @@ macro_rules! backend_tests {
 }
 
 mod accept;
-mod binary;
-mod browser;
 mod cli;
 mod crash;
 mod email;
 mod errors;
-mod helpers;
 mod invitations;
 mod listing;
 mod openapi;
@@ -42,4 +40,4 @@ mod pages;
 mod revoke;
 mod scaling;
 mod session;
-mod smtp;
+mod support;

@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use cbh_invite::config::ServeRole;
-use cbh_invite::domain::{EmailAddress, Timestamp};
+use cbh_invite::domain::Timestamp;
 use serde_json::json;
 
-use crate::helpers::{Backend, NS, json_with_status, spawn_app, spawn_app_with};
+use crate::support::{Backend, json_with_status, spawn_app, spawn_app_with};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -168,7 +168,9 @@ async fn a_message_queued_before_a_restart_is_sent_after_it(backend: Backend) {
 
     let mails = app.smtp.wait_for(1, WAIT).await;
     assert_eq!(mails[0].rcpt_to, vec!["bob@example.org".to_owned()]);
-    let editor = app.api_key_agent(&editor_user(&app).await).await;
+    let editor = app
+        .api_key_agent(&app.user_by_email("ada@lab.example").await.user)
+        .await;
     app.wait_for_invitation(&editor, id, WAIT, |inv| inv["delivery"]["status"] == "sent")
         .await;
 }
@@ -241,15 +243,6 @@ async fn a_message_claimed_by_a_worker_that_died_is_sent_after_its_lease(backend
     let sent = app.invitation(&editor, id).await;
     assert_eq!(sent["delivery"]["status"], "sent");
     assert_eq!(sent["delivery"]["attempts"], 2);
-}
-
-async fn editor_user(app: &crate::helpers::TestApp) -> cbh_invite::domain::User {
-    app.store
-        .user_by_email(NS, &EmailAddress::parse("ada@lab.example").expect("email"))
-        .await
-        .expect("store")
-        .expect("editor")
-        .user
 }
 
 async fn each_message_has_a_stable_unique_message_id(backend: Backend) {

@@ -32,134 +32,6 @@ pub enum Backend {
     Postgres,
 }
 
-/// The PostgreSQL server the tests use: `CBH_TEST_POSTGRES_URL`, by default the machine's own.
-pub fn postgres_admin_url() -> String {
-    std::env::var("CBH_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// What `CBH_TEST_POSTGRES` asks of the PostgreSQL leg. Unset means `required`: a test that
-/// passes without having run is a defect, so skipping must be asked for by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PostgresLeg {
-    /// An unreachable server or a missing `initdb` fails the test.
-    Required,
-    /// `CBH_TEST_POSTGRES=skip`: such tests return early, each saying so on the terminal.
-    Skip,
-}
-
-pub fn postgres_leg() -> PostgresLeg {
-    match std::env::var("CBH_TEST_POSTGRES").as_deref() {
-        Err(_) | Ok("" | "required") => PostgresLeg::Required,
-        Ok("skip") => PostgresLeg::Skip,
-        Ok(other) => {
-            panic!("CBH_TEST_POSTGRES={other:?}: expected `required` (the default) or `skip`")
-        }
-    }
-}
-
-/// Says on the terminal, past the test harness's capture of passing tests' output, that `test`
-/// did not run.
-pub fn announce_skip(test: &str, why: &str) {
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED {test}: {why} (CBH_TEST_POSTGRES=skip; unset it to require PostgreSQL)"
-    );
-}
-
-/// Whether the PostgreSQL test `test` runs: the server at `CBH_TEST_POSTGRES_URL` answers.
-/// When it does not, the test fails (the default), or with `CBH_TEST_POSTGRES=skip` it is
-/// announced as skipped and this returns false.
-pub fn postgres_available(test: &str) -> bool {
-    static REACHABLE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    let reachable = REACHABLE.get_or_init(|| {
-        let url = url::Url::parse(&postgres_admin_url()).expect("CBH_TEST_POSTGRES_URL is a URL");
-        let address = format!(
-            "{}:{}",
-            url.host_str().unwrap_or("127.0.0.1"),
-            url.port().unwrap_or(5432)
-        );
-        let answers = std::net::ToSocketAddrs::to_socket_addrs(&address)
-            .ok()
-            .and_then(|mut addrs| addrs.next())
-            .is_some_and(|addr| {
-                std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
-            });
-        if answers {
-            Ok(())
-        } else {
-            Err(format!(
-                "nothing answers at {address} (CBH_TEST_POSTGRES_URL)"
-            ))
-        }
-    });
-    match (reachable, postgres_leg()) {
-        (Ok(()), _) => true,
-        (Err(why), PostgresLeg::Skip) => {
-            announce_skip(test, why);
-            false
-        }
-        (Err(why), PostgresLeg::Required) => panic!(
-            "PostgreSQL is required and {why}; start it (.ci/run starts a throwaway cluster), \
-             or set CBH_TEST_POSTGRES=skip to skip the PostgreSQL tests"
-        ),
-    }
-}
-
-/// A database of its own for one test, created on the PostgreSQL server and dropped with it.
-pub struct TestDatabase {
-    pub url: String,
-    name: String,
-}
-
-impl TestDatabase {
-    pub async fn create() -> Self {
-        use sqlx::Connection;
-        let admin = postgres_admin_url();
-        let name = format!("cbh_test_{}", cbh_invite::domain::token::random_hex(12));
-        let mut conn = sqlx::PgConnection::connect(&admin)
-            .await
-            .expect("connect to PostgreSQL");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("create test database");
-        let mut url = url::Url::parse(&admin).expect("URL");
-        url.set_path(&name);
-        Self {
-            url: url.to_string(),
-            name,
-        }
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        // Drop runs inside the test's runtime; a thread with its own runtime can block on it.
-        let admin = postgres_admin_url();
-        let name = self.name.clone();
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async {
-                use sqlx::Connection;
-                let mut conn = sqlx::PgConnection::connect(&admin).await?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await
-                    .map(drop)
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test database {}", self.name);
-        }
-    }
-}
-
 pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestApp {
@@ -496,6 +368,48 @@ impl TestApp {
         }
     }
 
+    /// The user `email` of the namespace `NS`, with their credentials; panics when there is none.
+    pub async fn user_by_email(&self, email: &str) -> UserCredentials {
+        self.find_user(NS, email)
+            .await
+            .unwrap_or_else(|| panic!("no user {email} in {NS}"))
+    }
+
+    /// The user `email` of the namespace `ns`, if there is one.
+    pub async fn find_user(&self, ns: &str, email: &str) -> Option<UserCredentials> {
+        self.store
+            .user_by_email(ns, &EmailAddress::parse(email).expect("email"))
+            .await
+            .expect("store")
+    }
+
+    /// How many invitations the namespace `NS` holds, read from the store (not the API).
+    pub async fn count_invitations(&self) -> i64 {
+        self.store
+            .list_invitations(NS, &Default::default(), Timestamp::now())
+            .await
+            .expect("store")
+            .total_count
+    }
+
+    /// Invites through `agent` (which must answer 201) and waits for that invitation's email;
+    /// returns the invitation and the email. For tests that send one email at a time.
+    pub async fn invite_and_wait_for_mail(
+        &self,
+        agent: &Agent,
+        body: Value,
+        timeout: Duration,
+    ) -> (Value, ReceivedMail) {
+        let before = self.smtp.received_count();
+        let created = json_with_status(agent.invite(body).await, 201).await;
+        let mail = self
+            .smtp
+            .wait_for(before + 1, timeout)
+            .await
+            .swap_remove(before);
+        (created, mail)
+    }
+
     /// A link the service handed out (in an email or the log), made to reach this test's server:
     /// links start with the configured public URL, which does not resolve here.
     pub fn local(&self, link: &str) -> String {
@@ -531,59 +445,4 @@ impl Drop for TestApp {
             handle.abort();
         }
     }
-}
-
-/// An HTTP client acting as one caller.
-pub struct Agent {
-    pub client: reqwest::Client,
-    pub base: String,
-    pub headers: HeaderMap,
-}
-
-impl Agent {
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(format!("{}{path}", self.base))
-            .headers(self.headers.clone())
-            .send()
-            .await
-            .expect("request sent")
-    }
-
-    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .post(format!("{}{path}", self.base))
-            .headers(self.headers.clone())
-            .json(body)
-            .send()
-            .await
-            .expect("request sent")
-    }
-
-    pub async fn delete(&self, path: &str) -> reqwest::Response {
-        self.client
-            .delete(format!("{}{path}", self.base))
-            .headers(self.headers.clone())
-            .send()
-            .await
-            .expect("request sent")
-    }
-
-    pub async fn invite(&self, body: Value) -> reqwest::Response {
-        self.post(&format!("/{NS}/api/invitations/"), &body).await
-    }
-
-    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .request(method, format!("{}{path}", self.base))
-            .headers(self.headers.clone())
-    }
-}
-
-/// The JSON body of a response, with its status checked.
-pub async fn json_with_status(response: reqwest::Response, status: u16) -> Value {
-    let actual = response.status().as_u16();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    assert_eq!(actual, status, "unexpected status; body: {body:#}");
-    body
 }

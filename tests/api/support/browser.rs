@@ -55,13 +55,6 @@ fn artifacts_dir() -> PathBuf {
     dir
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("free port")
-}
-
 impl Browser {
     /// Starts chromedriver and a headless Chromium session; `name` names the failure files.
     pub async fn start(name: &str) -> Browser {

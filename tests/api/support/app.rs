@@ -15,13 +15,16 @@ use cbh_invite::domain::{
 };
 use cbh_invite::mail::Outbox;
 use cbh_invite::startup::{Application, SetupLink};
-use cbh_invite::store::{self, NewUser, Store};
+use cbh_invite::store::{self, NewUser, Store, UserCredentials};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::smtp::SmtpServer;
+use crate::support::agent::{self, Agent, json_with_status};
+use crate::support::log;
+use crate::support::postgres::TestDatabase;
+use crate::support::smtp::{ReceivedMail, SmtpServer};
 
 pub const NS: &str = "chembiohub";
 
@@ -90,6 +93,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    log::init();
     let dir = tempfile::tempdir().expect("temp dir");
     let smtp = SmtpServer::start().await;
     let database = match backend {

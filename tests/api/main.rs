@@ -10,14 +10,16 @@ macro_rules! backend_tests {
             mod $name {
                 #[tokio::test]
                 async fn sqlite() {
-                    super::$name(crate::helpers::Backend::Sqlite).await;
+                    let test = super::$name(crate::support::Backend::Sqlite);
+                    crate::support::wait::test_within_deadline(test).await;
                 }
 
                 #[tokio::test]
                 async fn postgres() {
                     let test = concat!(module_path!(), "::postgres");
-                    if crate::helpers::postgres_available(test) {
-                        super::$name(crate::helpers::Backend::Postgres).await;
+                    if crate::support::postgres::postgres_available(test) {
+                        let test = super::$name(crate::support::Backend::Postgres);
+                        crate::support::wait::test_within_deadline(test).await;
                     }
                 }
             }

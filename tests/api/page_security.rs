@@ -59,7 +59,7 @@ impl Page {
 impl PageClient {
     fn new(app: &TestApp) -> Self {
         Self {
-            client: reqwest::Client::builder()
+            client: crate::support::agent::client_builder()
                 .cookie_store(true)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()

@@ -291,7 +291,7 @@ impl TestApp {
                 .expect("header"),
         );
         Agent {
-            client: reqwest::Client::new(),
+            client: agent::client(),
             base: self.base.clone(),
             headers,
         }
@@ -299,7 +299,7 @@ impl TestApp {
 
     pub fn anonymous(&self) -> Agent {
         Agent {
-            client: reqwest::Client::new(),
+            client: agent::client(),
             base: self.base.clone(),
             headers: HeaderMap::new(),
         }
@@ -308,7 +308,7 @@ impl TestApp {
     /// Logs in through the API; the agent keeps the cookies and sends the CSRF header.
     pub async fn login(&self, email: &str, password: &str) -> Agent {
         let mut agent = Agent {
-            client: reqwest::Client::builder()
+            client: agent::client_builder()
                 .cookie_store(true)
                 .build()
                 .expect("client"),

@@ -6,7 +6,7 @@ pub use mail_parser;
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -89,6 +89,9 @@ struct Shared {
     in_data: AtomicU64,
     /// The fault to act out, if any.
     fault: Mutex<Option<Fault>>,
+    /// While set, each message waits at the end of its DATA, unanswered, for `release`.
+    held: AtomicBool,
+    released: Notify,
 }
 
 pub struct SmtpServer {
@@ -126,6 +129,19 @@ impl SmtpServer {
         self.shared
             .delay_ms
             .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Keeps every message at the end of its DATA, unanswered, until `release`: a "while a
+    /// message is being sent" window the test opens and closes, instead of a delay that a busy
+    /// machine may outlast. (The sender's own timeout still applies.)
+    pub fn hold(&self) {
+        self.shared.held.store(true, Ordering::SeqCst);
+    }
+
+    /// Answers the messages held by `hold`, and those that come after, as usual.
+    pub fn release(&self) {
+        self.shared.held.store(false, Ordering::SeqCst);
+        self.shared.released.notify_waiters();
     }
 
     pub fn set_fault(&self, fault: Option<Fault>) {
@@ -274,6 +290,14 @@ async fn session(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> 
                 let delay = shared.delay_ms.load(Ordering::SeqCst);
                 if delay > 0 {
                     tokio::time::sleep(Duration::from_millis(delay)).await;
+                }
+                loop {
+                    // Registered before the check, so a release in between is not missed.
+                    let released = shared.released.notified();
+                    if !shared.held.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    released.await;
                 }
                 shared.in_data.fetch_sub(1, Ordering::SeqCst);
                 let reply = shared.data_reply.lock().expect("lock").clone();

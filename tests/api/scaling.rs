@@ -2,9 +2,8 @@
 //! node is killed or the database restarts. PostgreSQL only.
 
 use std::collections::{BTreeSet, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use cbh_invite::config::{DatabaseUrl, PoolSettings, ServeRole};
@@ -12,47 +11,73 @@ use cbh_invite::store;
 use futures_util::StreamExt;
 use serde_json::json;
 
-use crate::binary::Server;
-use crate::helpers::{
-    Agent, Backend, PostgresLeg, TestDatabase, announce_skip, postgres_available, postgres_leg,
-    spawn_app, spawn_app_with,
-};
+use crate::support::binary::Server;
+use crate::support::cluster::Cluster;
+use crate::support::postgres::{TestDatabase, postgres_available};
+use crate::support::wait;
+use crate::support::{Agent, Backend, spawn_app, spawn_app_with};
 
 const WAIT: Duration = Duration::from_secs(60);
 
 /// Sends one invitation per email, `concurrency` at a time, spread over `agents`; returns each
-/// email with the status it got (0 when the node did not answer at all).
+/// email with the status it got.
 async fn invite_all(
     agents: &[&Agent],
     emails: &[String],
     concurrency: usize,
 ) -> Vec<(String, u16)> {
-    invite_counting(agents, emails, concurrency, &AtomicUsize::new(0)).await
+    futures_util::stream::iter(emails.iter().enumerate())
+        .map(|(i, email)| async move {
+            let status = send_invitation(agents[i % agents.len()], email).await;
+            (email.clone(), status)
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await
 }
 
-/// `invite_all`, counting answers in `done` as they come.
-async fn invite_counting(
-    agents: &[&Agent],
-    emails: &[String],
+/// One invitation; its status, 0 when the node did not answer at all.
+async fn send_invitation(agent: &Agent, email: &str) -> u16 {
+    agent
+        .client
+        .post(format!("{}/chembiohub/api/invitations/", agent.base))
+        .headers(agent.headers.clone())
+        .json(&json!({"email": email}))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+/// Answers counted as they come: all, 201s and 503s.
+#[derive(Default)]
+struct Tally {
+    done: AtomicUsize,
+    accepted: AtomicUsize,
+    refused: AtomicUsize,
+}
+
+/// Sends invitations to `{prefix}{i}@example.org` through `agent`, `concurrency` at a time,
+/// until `stop` is set; returns each email with its status (0: no answer).
+async fn invite_until_stopped(
+    agent: &Agent,
+    prefix: &str,
     concurrency: usize,
-    done: &AtomicUsize,
+    stop: &AtomicBool,
+    tally: &Tally,
 ) -> Vec<(String, u16)> {
-    futures_util::stream::iter(emails.iter().enumerate())
-        .map(|(i, email)| {
-            let agent = agents[i % agents.len()];
-            async move {
-                let status = agent
-                    .client
-                    .post(format!("{}/chembiohub/api/invitations/", agent.base))
-                    .headers(agent.headers.clone())
-                    .json(&json!({"email": email}))
-                    .send()
-                    .await
-                    .map(|r| r.status().as_u16())
-                    .unwrap_or(0);
-                done.fetch_add(1, Ordering::SeqCst);
-                (email.clone(), status)
-            }
+    futures_util::stream::iter(0..)
+        .take_while(|_| futures_util::future::ready(!stop.load(Ordering::SeqCst)))
+        .map(|i| async move {
+            let email = format!("{prefix}{i}@example.org");
+            let status = send_invitation(agent, &email).await;
+            tally.done.fetch_add(1, Ordering::SeqCst);
+            match status {
+                201 => tally.accepted.fetch_add(1, Ordering::SeqCst),
+                503 => tally.refused.fetch_add(1, Ordering::SeqCst),
+                _ => 0,
+            };
+            (email, status)
         })
         .buffer_unordered(concurrency)
         .collect()
@@ -222,10 +247,13 @@ async fn a_node_killed_mid_load_loses_no_accepted_invitation() {
         .filter(|(_, status)| *status == 201)
         .map(|(email, _)| email)
         .collect();
+    // The survivor's half at least (the doomed node's later half cannot be answered): a bound
+    // with room to spare, since what matters is checked below, that every 201 is delivered.
     assert!(
-        accepted.len() >= 225,
-        "most requests went through: {}",
-        accepted.len()
+        accepted.len() * 2 >= results.len(),
+        "most requests went through: {} of {}",
+        accepted.len(),
+        results.len()
     );
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
@@ -314,23 +342,38 @@ async fn a_postgres_restart_under_load_leaves_no_201_without_its_rows() {
     .await;
     let (editor, _) = app.editor_with_project().await;
 
-    let emails = emails("load", 600);
-    let agents = [&editor];
-    let done = AtomicUsize::new(0);
-    let load = invite_counting(&agents, &emails, 4, &done);
+    let stop = AtomicBool::new(false);
+    let tally = Tally::default();
+    let load = invite_until_stopped(&editor, "load", 4, &stop, &tally);
     let control = cluster.control.clone();
     let restart = async {
-        while done.load(Ordering::SeqCst) < 150 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        // An outage longer than the pool's acquire timeout, so requests do meet it.
-        tokio::task::spawn_blocking(move || {
-            control.stop_server();
-            std::thread::sleep(Duration::from_millis(1500));
-            control.start_server();
+        let tally = &tally;
+        wait::until("150 answers before the outage", WAIT, || async move {
+            tally.done.load(Ordering::SeqCst) >= 150
         })
-        .await
-        .expect("restart");
+        .await;
+        let stopping = control.clone();
+        tokio::task::spawn_blocking(move || stopping.stop_server())
+            .await
+            .expect("stop");
+        // The outage lasts until the load has met it, however fast or slow the machine: longer
+        // than the pool's acquire timeout, so a request gets its 503.
+        wait::until("a 503 while PostgreSQL is down", WAIT, || async move {
+            tally.refused.load(Ordering::SeqCst) > 0
+        })
+        .await;
+        let starting = control.clone();
+        tokio::task::spawn_blocking(move || starting.start_server())
+            .await
+            .expect("start");
+        let before = tally.accepted.load(Ordering::SeqCst);
+        wait::until(
+            "201s again under load after the restart",
+            WAIT,
+            || async move { tally.accepted.load(Ordering::SeqCst) >= before + 50 },
+        )
+        .await;
+        stop.store(true, Ordering::SeqCst);
     };
     let (results, ()) = tokio::join!(load, restart);
 

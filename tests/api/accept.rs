@@ -2,23 +2,21 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{Backend, NS, json_with_status, spawn_app, spawn_app_with};
+use crate::support::{Backend, NS, json_with_status, spawn_app, spawn_app_with};
 
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn accepting_activates_the_user_who_can_then_log_in(backend: Backend) {
     let app = spawn_app(backend).await;
     let (editor, project) = app.editor_with_project().await;
-    let created = json_with_status(
-        editor
-            .invite(json!({"email": "Bob@Example.org", "projects_selected": [{"id": project.0}]}))
-            .await,
-        201,
-    )
-    .await;
-    let token = app.smtp.wait_for(1, WAIT).await[0]
-        .accept_token()
-        .expect("token");
+    let (created, mail) = app
+        .invite_and_wait_for_mail(
+            &editor,
+            json!({"email": "Bob@Example.org", "projects_selected": [{"id": project.0}]}),
+            WAIT,
+        )
+        .await;
+    let token = mail.accept_token().expect("token");
 
     let accepted = json_with_status(app.accept(&token, "a good long password").await, 200).await;
     assert_eq!(accepted["user"]["username"], "Bob@example.org");
@@ -39,14 +37,10 @@ async fn accepting_activates_the_user_who_can_then_log_in(backend: Backend) {
 async fn an_accept_link_works_once(backend: Backend) {
     let app = spawn_app(backend).await;
     let (editor, _) = app.editor_with_project().await;
-    json_with_status(
-        editor.invite(json!({"email": "bob@example.org"})).await,
-        201,
-    )
-    .await;
-    let token = app.smtp.wait_for(1, WAIT).await[0]
-        .accept_token()
-        .expect("token");
+    let (_, mail) = app
+        .invite_and_wait_for_mail(&editor, json!({"email": "bob@example.org"}), WAIT)
+        .await;
+    let token = mail.accept_token().expect("token");
 
     json_with_status(app.accept(&token, "a good long password").await, 200).await;
     let again = json_with_status(app.accept(&token, "another long password").await, 410).await;
@@ -62,14 +56,10 @@ async fn an_accept_link_works_once(backend: Backend) {
 async fn a_short_password_is_refused_and_the_link_still_works(backend: Backend) {
     let app = spawn_app(backend).await;
     let (editor, _) = app.editor_with_project().await;
-    json_with_status(
-        editor.invite(json!({"email": "bob@example.org"})).await,
-        201,
-    )
-    .await;
-    let token = app.smtp.wait_for(1, WAIT).await[0]
-        .accept_token()
-        .expect("token");
+    let (_, mail) = app
+        .invite_and_wait_for_mail(&editor, json!({"email": "bob@example.org"}), WAIT)
+        .await;
+    let token = mail.accept_token().expect("token");
 
     let short = json_with_status(app.accept(&token, "short").await, 400).await;
     assert!(
@@ -97,14 +87,10 @@ async fn unknown_and_malformed_tokens_are_410(backend: Backend) {
 async fn an_expired_link_is_410_and_the_invitation_shows_expired(backend: Backend) {
     let app = spawn_app_with(backend, |s| s.invite_ttl = Duration::from_millis(300)).await;
     let (editor, _) = app.editor_with_project().await;
-    let created = json_with_status(
-        editor.invite(json!({"email": "bob@example.org"})).await,
-        201,
-    )
-    .await;
-    let token = app.smtp.wait_for(1, WAIT).await[0]
-        .accept_token()
-        .expect("token");
+    let (created, mail) = app
+        .invite_and_wait_for_mail(&editor, json!({"email": "bob@example.org"}), WAIT)
+        .await;
+    let token = mail.accept_token().expect("token");
     let id = created["id"].as_i64().expect("id");
 
     app.wait_for_invitation(&editor, id, WAIT, |inv| inv["status"] == "expired")
@@ -124,14 +110,10 @@ async fn an_expired_link_is_410_and_the_invitation_shows_expired(backend: Backen
 async fn no_copy_of_the_token_is_left_in_the_database_files_after_sending() {
     let app = spawn_app(Backend::Sqlite).await;
     let (editor, _) = app.editor_with_project().await;
-    let created = json_with_status(
-        editor.invite(json!({"email": "bob@example.org"})).await,
-        201,
-    )
-    .await;
-    let token = app.smtp.wait_for(1, WAIT).await[0]
-        .accept_token()
-        .expect("token");
+    let (created, mail) = app
+        .invite_and_wait_for_mail(&editor, json!({"email": "bob@example.org"}), WAIT)
+        .await;
+    let token = mail.accept_token().expect("token");
     let id = created["id"].as_i64().expect("id");
     app.wait_for_invitation(&editor, id, WAIT, |inv| inv["delivery"]["status"] == "sent")
         .await;

@@ -5,7 +5,7 @@
 use cbh_invite::domain::{EmailAddress, ProjectId, Role};
 use serde_json::{Value, json};
 
-use crate::helpers::{Agent, Backend, NS, TestApp, json_with_status, spawn_app};
+use crate::support::{Agent, Backend, NS, TestApp, json_with_status, spawn_app};
 
 fn detail_path(id: i64) -> String {
     format!("/{NS}/api/invitations/{id}/")

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::binary::{BIN, free_port, run, stdout_of};
+use crate::support::binary::{
+    BIN, exit_status_within, output_of, output_within, run, sigterm, stdout_of,
+};
+use crate::support::wait::{free_port, until_ready};
 
 fn cbh(dir: &Path, args: &[&str], stdin: Option<&str>) -> std::process::Output {
     run(dir, &[], args, stdin)
@@ -92,7 +95,7 @@ async fn the_cli_sets_up_users_projects_and_keys_that_serve_accepts() {
 
     // serve on the embedded defaults: SQLite file in the folder, mail to ./mail/*.eml.
     let port = free_port();
-    let mut server = Command::new(BIN)
+    let server = Command::new(BIN)
         .arg("serve")
         .current_dir(d)
         .env_clear()
@@ -102,22 +105,8 @@ async fn the_cli_sets_up_users_projects_and_keys_that_serve_accepts() {
         .spawn()
         .expect("serve starts");
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .ok()
-        != Some(200)
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "serve never became ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_ready(&base, Duration::from_secs(20), "serve becomes ready").await;
+    let client = crate::support::agent::client();
     let response = client
         .post(format!("{base}/chembiohub/api/invitations/"))
         .header("authorization", format!("ApiKey ada@lab.example:{key}"))
@@ -153,19 +142,13 @@ async fn the_cli_sets_up_users_projects_and_keys_that_serve_accepts() {
     assert!(d.join("cbh-invite.db").exists());
 
     // SIGTERM: a clean exit.
-    let status = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
+    sigterm(server.id());
     let exit = tokio::task::spawn_blocking(move || {
-        let status = server.wait().expect("wait");
-        let mut stderr = String::new();
-        if let Some(mut err) = server.stderr.take() {
-            use std::io::Read;
-            let _ = err.read_to_string(&mut stderr);
-        }
-        (status, stderr)
+        let output = output_of(server, "serve after SIGTERM");
+        (
+            output.status,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
     })
     .await
     .expect("join");
@@ -229,14 +212,16 @@ async fn serve_prints_a_one_time_setup_url_while_the_namespace_has_no_user() {
         }
     };
 
-    let page = reqwest::get(&url).await.expect("setup page");
+    let page = crate::support::agent::client()
+        .get(&url)
+        .send()
+        .await
+        .expect("setup page");
     assert_eq!(page.status(), 200);
     assert!(page.text().await.expect("body").contains("Set up"));
 
-    let _ = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status();
-    let _ = server.wait();
+    sigterm(server.id());
+    exit_status_within(&mut server, "serve after SIGTERM");
 }
 
 #[test]
@@ -251,13 +236,13 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("CBH_SMTP_MAX_ATTEMPTS", "0"),
         ("CBH_APP_URL", "javascript:alert(1)"),
     ] {
-        let output = Command::new(BIN)
-            .arg("serve")
-            .current_dir(dir.path())
-            .env_clear()
-            .env(var, value)
-            .output()
-            .expect("runs");
+        let output = output_within(
+            Command::new(BIN)
+                .arg("serve")
+                .current_dir(dir.path())
+                .env_clear()
+                .env(var, value),
+        );
         assert_eq!(output.status.code(), Some(2), "{var}={value}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(stderr.trim().lines().count(), 1, "{var}: {stderr}");
@@ -268,12 +253,12 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
 #[test]
 fn migrate_creates_the_database_named_by_the_url() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let output = Command::new(BIN)
-        .args(["migrate", "--database-url", "sqlite://nested/folder/x.db"])
-        .current_dir(dir.path())
-        .env_clear()
-        .output()
-        .expect("runs");
+    let output = output_within(
+        Command::new(BIN)
+            .args(["migrate", "--database-url", "sqlite://nested/folder/x.db"])
+            .current_dir(dir.path())
+            .env_clear(),
+    );
     assert!(
         output.status.success(),
         "{}",

@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
-use smtp_sink::SmtpServer;
 use sqlx::Connection;
 
-use crate::binary::{Server, on_sqlite, run};
-use crate::helpers::{Backend, NS, json_with_status, spawn_app};
+use crate::support::binary::{Server, on_sqlite, run};
+use crate::support::smtp::SmtpServer;
+use crate::support::{Backend, NS, json_with_status, spawn_app};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -102,7 +102,7 @@ async fn sigkill_at_random_moments_loses_no_accepted_invitation() {
             let accepted = accepted.clone();
             let first = next_email + worker * 10_000;
             clients.push(tokio::spawn(async move {
-                let client = reqwest::Client::new();
+                let client = crate::support::agent::client();
                 let mut i = first;
                 while !stop.load(Ordering::SeqCst) {
                     let email = format!("r{round}w{worker}n{i}@example.org");
@@ -233,7 +233,7 @@ async fn no_secret_reaches_a_log_line() {
         &[("RUST_LOG", "debug"), ("CBH_LOG_FORMAT", "json")],
     )
     .await;
-    let client = reqwest::Client::new();
+    let client = crate::support::agent::client();
     let base = server.base.clone();
 
     let login = client
@@ -348,7 +348,7 @@ async fn the_operator_retries_failed_mail_and_reads_the_audit_log() {
         None,
     );
     let with_key = |key: String| {
-        let client = reqwest::Client::new();
+        let client = crate::support::agent::client();
         let url = format!("{}/{NS}/api/invitations/", app.base);
         async move {
             client
@@ -385,7 +385,7 @@ async fn sigterm_lets_a_send_in_flight_finish_and_exits_0() {
     smtp.hold();
     let (key, _) = set_up(&db, "a long enough password");
     let mut server = start_server(&db, smtp.port, &log, &[]).await;
-    let invited = reqwest::Client::new()
+    let invited = crate::support::agent::client()
         .post(format!("{}/{NS}/api/invitations/", server.base))
         .header("authorization", format!("ApiKey ada@lab.example:{key}"))
         .json(&json!({"email": "bob@example.org"}))

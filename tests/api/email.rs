@@ -4,7 +4,7 @@ use cbh_invite::domain::Role;
 use serde_json::json;
 use smtp_sink::mail_parser::MimeHeaders;
 
-use crate::helpers::{Backend, NS, json_with_status, spawn_app};
+use crate::support::{Backend, NS, json_with_status, spawn_app};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -213,7 +213,7 @@ async fn operator_templates_override_the_built_in_ones(backend: Backend) {
     )
     .expect("write");
     let dir = templates.path().to_owned();
-    let app = crate::helpers::spawn_app_with(backend, |s| s.template_dir = Some(dir)).await;
+    let app = crate::support::spawn_app_with(backend, |s| s.template_dir = Some(dir)).await;
     let (editor, _) = app.editor_with_project().await;
     json_with_status(
         editor

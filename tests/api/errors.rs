@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, NS, json_with_status, spawn_app};
+use crate::support::{Backend, NS, json_with_status, spawn_app};
 
 async fn error_of(response: reqwest::Response, status: u16) -> String {
     let body = json_with_status(response, status).await;
@@ -119,16 +119,11 @@ async fn invalid_fields_are_400_with_the_reason(backend: Backend) {
         201,
     )
     .await;
-    let page = app
-        .store
-        .list_invitations(
-            NS,
-            &Default::default(),
-            cbh_invite::domain::Timestamp::now(),
-        )
-        .await
-        .expect("store");
-    assert_eq!(page.total_count, 1, "refused requests wrote nothing");
+    assert_eq!(
+        app.count_invitations().await,
+        1,
+        "refused requests wrote nothing"
+    );
 }
 
 /// Header injection: a control character (or a Unicode line separator or bidirectional
@@ -178,16 +173,11 @@ async fn control_characters_in_any_field_are_400_and_nothing_is_sent(backend: Ba
             }
         }
     }
-    let page = app
-        .store
-        .list_invitations(
-            NS,
-            &Default::default(),
-            cbh_invite::domain::Timestamp::now(),
-        )
-        .await
-        .expect("store");
-    assert_eq!(page.total_count, 0, "refused requests wrote nothing");
+    assert_eq!(
+        app.count_invitations().await,
+        0,
+        "refused requests wrote nothing"
+    );
     assert!(app.smtp.received().is_empty(), "and sent nothing");
 }
 

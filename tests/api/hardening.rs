@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{Backend, NS, spawn_app_with};
+use crate::support::{Backend, NS, spawn_app_with};
 
 #[tokio::test]
 async fn a_burst_of_logins_past_the_password_queue_gets_503_at_once() {
@@ -69,7 +69,7 @@ fn help_never_prints_a_secret_from_the_environment() {
         &["audit", "--help"],
         &["user", "add", "--help"],
     ] {
-        let output = crate::binary::run(dir.path(), &env, args, None);
+        let output = crate::support::binary::run(dir.path(), &env, args, None);
         let printed = format!(
             "{}{}",
             String::from_utf8_lossy(&output.stdout),
@@ -85,8 +85,11 @@ fn help_never_prints_a_secret_from_the_environment() {
 
 #[tokio::test]
 async fn metrics_keep_answering_while_the_database_is_down() {
-    if !crate::helpers::postgres_available() {
-        panic!("this test needs PostgreSQL (CBH_TEST_POSTGRES_URL)");
+    // Fails unless PostgreSQL answers, or CBH_TEST_POSTGRES=skip says to skip (and prints so).
+    if !crate::support::postgres::postgres_available(
+        "hardening::metrics_keep_answering_while_the_database_is_down",
+    ) {
+        return;
     }
     let app = spawn_app_with(Backend::Postgres, |s| {
         s.pool.acquire_timeout = std::time::Duration::from_secs(1);
@@ -106,7 +109,7 @@ async fn metrics_keep_answering_while_the_database_is_down() {
     };
     let mut admin = {
         use sqlx::Connection;
-        sqlx::PgConnection::connect(&crate::helpers::postgres_admin_url())
+        sqlx::PgConnection::connect(&crate::support::postgres::postgres_admin_url())
             .await
             .expect("admin connection")
     };
@@ -228,7 +231,7 @@ async fn a_forged_username_cannot_forge_an_audit_line() {
         .await;
     assert_eq!(refused.status(), 401);
 
-    let text = crate::binary::on_sqlite(&app.db_path(), &["audit"], None);
+    let text = crate::support::binary::on_sqlite(&app.db_path(), &["audit"], None);
     assert!(text.contains("login_failed"), "{text}");
     for line in text.lines() {
         assert!(
@@ -247,7 +250,7 @@ async fn a_forged_username_cannot_forge_an_audit_line() {
         "control characters printed: {text:?}"
     );
 
-    let json_lines = crate::binary::on_sqlite(&app.db_path(), &["audit", "--json"], None);
+    let json_lines = crate::support::binary::on_sqlite(&app.db_path(), &["audit", "--json"], None);
     let records: Vec<serde_json::Value> = json_lines
         .lines()
         .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
@@ -289,7 +292,7 @@ async fn login_page_redirect(client: &reqwest::Client, base: &str, next: &str) -
         .form(&[
             ("form_token", token),
             ("email", "ada@lab.example"),
-            ("password", crate::helpers::PASSWORD),
+            ("password", crate::support::PASSWORD),
             ("next", next),
         ])
         .send()

@@ -1,9 +1,9 @@
 use std::time::Duration;
 
-use cbh_invite::domain::{EmailAddress, Role};
+use cbh_invite::domain::Role;
 use serde_json::json;
 
-use crate::helpers::{Backend, NS, PASSWORD, json_with_status, spawn_app};
+use crate::support::{Backend, NS, PASSWORD, json_with_status, spawn_app};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -54,12 +54,7 @@ async fn inviting_a_new_address_creates_a_pending_user_and_returns_the_whole_obj
     assert!(body["modified"].is_string());
     assert_eq!(body["delivery"]["status"], "queued");
 
-    let invitee = app
-        .store
-        .user_by_email(NS, &EmailAddress::parse("bob@example.org").expect("email"))
-        .await
-        .expect("store")
-        .expect("the invitee exists");
+    let invitee = app.user_by_email("bob@example.org").await;
     assert!(!invitee.user.is_active, "the new user is pending");
     assert!(invitee.password_hash.is_none());
     let memberships = app.store.memberships(invitee.user.id).await.expect("store");
@@ -81,13 +76,7 @@ async fn inviting_a_new_address_creates_a_pending_user_and_returns_the_whole_obj
 async fn an_existing_user_gets_only_the_new_projects(backend: Backend) {
     let app = spawn_app(backend).await;
     let (editor, first) = app.editor_with_project().await;
-    let editor_user = app
-        .store
-        .user_by_email(NS, &EmailAddress::parse("ada@lab.example").expect("email"))
-        .await
-        .expect("store")
-        .expect("editor")
-        .user;
+    let editor_user = app.user_by_email("ada@lab.example").await.user;
     let second = app.add_project("Crystal structures").await;
     app.grant(&editor_user, second, Role::Owner).await;
     let bob = app.add_user("bob@example.org", "Bob", "Smith", false).await;
@@ -319,16 +308,11 @@ async fn only_editors_and_owners_may_invite_to_a_project(backend: Backend) {
         201,
     )
     .await;
-    let refused = app
-        .store
-        .list_invitations(
-            NS,
-            &Default::default(),
-            cbh_invite::domain::Timestamp::now(),
-        )
-        .await
-        .expect("store");
-    assert_eq!(refused.total_count, 2, "refused requests stored nothing");
+    assert_eq!(
+        app.count_invitations().await,
+        2,
+        "refused requests stored nothing"
+    );
 }
 
 async fn an_unknown_project_is_a_bad_request(backend: Backend) {
@@ -428,14 +412,7 @@ async fn namespaces_do_not_see_each_other(backend: Backend) {
     )
     .await;
     // The same address in another namespace is another user.
-    let other_user = app
-        .store
-        .user_by_email(
-            "other",
-            &EmailAddress::parse("e@example.org").expect("email"),
-        )
-        .await
-        .expect("store");
+    let other_user = app.find_user("other", "e@example.org").await;
     assert!(other_user.is_none());
 }
 
@@ -480,16 +457,7 @@ async fn a_retry_with_the_same_idempotency_key_sends_nothing_twice(backend: Back
     // Give a second email every chance to appear before counting.
     app.outbox.deliver_due().await.expect("delivery");
     assert_eq!(app.smtp.received().len(), 1, "one email only");
-    let page = app
-        .store
-        .list_invitations(
-            NS,
-            &Default::default(),
-            cbh_invite::domain::Timestamp::now(),
-        )
-        .await
-        .expect("store");
-    assert_eq!(page.total_count, 1, "one invitation only");
+    assert_eq!(app.count_invitations().await, 1, "one invitation only");
 }
 
 /// Requests that arrive together are committed together (`store::group_commit`); each must
@@ -498,12 +466,7 @@ async fn a_burst_of_invitations_is_decided_as_if_one_by_one(backend: Backend) {
     let app = spawn_app(backend).await;
     let (editor, first) = app.editor_with_project().await;
     let second = app.add_project("Second screen").await;
-    let ada = app
-        .store
-        .user_by_email(NS, &EmailAddress::parse("ada@lab.example").expect("email"))
-        .await
-        .expect("store")
-        .expect("the editor exists");
+    let ada = app.user_by_email("ada@lab.example").await;
     app.grant(&ada.user, second, Role::Editor).await;
     let known = app
         .add_user("known@example.org", "Known", "User", false)
@@ -587,17 +550,9 @@ async fn a_burst_of_invitations_is_decided_as_if_one_by_one(backend: Backend) {
         .collect();
     // 30 new, one of the three to one address, the known user, the keyed one.
     assert_eq!(created.len(), 33);
-    let page = app
-        .store
-        .list_invitations(
-            NS,
-            &Default::default(),
-            cbh_invite::domain::Timestamp::now(),
-        )
-        .await
-        .expect("store");
     assert_eq!(
-        page.total_count, 33,
+        app.count_invitations().await,
+        33,
         "one invitation per 201, replays aside"
     );
     let since = cbh_invite::domain::Timestamp(0);

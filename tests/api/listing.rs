@@ -2,7 +2,7 @@ use serde_json::{Value, json};
 
 use cbh_invite::domain::Role;
 
-use crate::helpers::{Agent, Backend, NS, json_with_status, spawn_app};
+use crate::support::{Agent, Backend, NS, json_with_status, spawn_app};
 
 async fn total(agent: &Agent) -> i64 {
     json_with_status(agent.get(&format!("/{NS}/api/invitations/")).await, 200).await["meta"]

@@ -1,5 +1,6 @@
-//! Black-box tests of cbh-invite: the real application on a real socket, a fresh SQLite
-//! database per test, and a real SMTP server on loopback. One test binary keeps build time low.
+//! Black-box tests of cbh-invite: the real application on a real socket, a fresh database per
+//! test, and a real SMTP server on loopback. One test binary keeps build time low. What the
+//! tests stand on lives in `support/`.
 
 /// Runs each named `async fn name(backend: Backend)` as two tests, `name::sqlite` and
 /// `name::postgres`: the same test on both storage backends.
@@ -9,13 +10,16 @@ macro_rules! backend_tests {
             mod $name {
                 #[tokio::test]
                 async fn sqlite() {
-                    super::$name(crate::helpers::Backend::Sqlite).await;
+                    let test = super::$name(crate::support::Backend::Sqlite);
+                    crate::support::wait::test_within_deadline(test).await;
                 }
 
                 #[tokio::test]
                 async fn postgres() {
-                    if crate::helpers::postgres_available() {
-                        super::$name(crate::helpers::Backend::Postgres).await;
+                    let test = concat!(module_path!(), "::postgres");
+                    if crate::support::postgres::postgres_available(test) {
+                        let test = super::$name(crate::support::Backend::Postgres);
+                        crate::support::wait::test_within_deadline(test).await;
                     }
                 }
             }
@@ -25,14 +29,11 @@ macro_rules! backend_tests {
 
 mod accept;
 mod authorization;
-mod binary;
-mod browser;
 mod cli;
 mod crash;
 mod email;
 mod errors;
 mod hardening;
-mod helpers;
 mod invitations;
 mod listing;
 mod openapi;
@@ -44,5 +45,5 @@ mod promises;
 mod revoke;
 mod scaling;
 mod session;
-mod smtp;
+mod support;
 mod timeouts;

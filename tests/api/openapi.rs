@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Agent, Backend, NS, json_with_status, spawn_app};
+use crate::support::{Agent, Backend, NS, json_with_status, spawn_app};
 
 async fn the_document_is_served_for_each_namespace_without_login(backend: Backend) {
     let app = spawn_app(backend).await;

@@ -8,12 +8,12 @@ use cbh_invite::domain::Timestamp;
 use serde_json::json;
 use smtp_sink::Fault;
 
-use crate::helpers::{Backend, NS, PASSWORD, json_with_status, spawn_app, spawn_app_with};
+use crate::support::{Backend, NS, PASSWORD, json_with_status, spawn_app, spawn_app_with};
 
 const WAIT: Duration = Duration::from_secs(15);
 
 async fn login_status(
-    app: &crate::helpers::TestApp,
+    app: &crate::support::TestApp,
     email: &str,
     password: &str,
 ) -> (u16, Option<String>) {
@@ -105,12 +105,11 @@ async fn an_inviter_over_the_hourly_limit_gets_429_saying_which_limit(backend: B
         error.contains("Invitation limit reached") && error.contains("3 invitations"),
         "{error}"
     );
-    let page = app
-        .store
-        .list_invitations(NS, &Default::default(), Timestamp::now())
-        .await
-        .expect("store");
-    assert_eq!(page.total_count, 3, "the refused invitation was not stored");
+    assert_eq!(
+        app.count_invitations().await,
+        3,
+        "the refused invitation was not stored"
+    );
 }
 
 async fn reminders_cannot_flood_one_inbox(backend: Backend) {
@@ -188,14 +187,10 @@ async fn security_events_are_in_the_audit_log(backend: Backend) {
     let (editor, _) = app.editor_with_project().await;
     assert_eq!(login_status(&app, "ada@lab.example", "wrong").await.0, 401);
     assert_eq!(login_status(&app, "ada@lab.example", PASSWORD).await.0, 200);
-    let created = json_with_status(
-        editor.invite(json!({"email": "bob@example.org"})).await,
-        201,
-    )
-    .await;
-    let token = app.smtp.wait_for(1, WAIT).await[0]
-        .accept_token()
-        .expect("token");
+    let (created, mail) = app
+        .invite_and_wait_for_mail(&editor, json!({"email": "bob@example.org"}), WAIT)
+        .await;
+    let token = mail.accept_token().expect("token");
     json_with_status(app.accept(&token, "a good long password").await, 200).await;
 
     let events = app.store.audit_since(started, 100).await.expect("audit");

@@ -2,12 +2,11 @@
 //! protection, HTML errors, `CBH_APP_URL`, and the first-run setup link's life.
 
 use cbh_invite::config::ServeRole;
-use cbh_invite::domain::EmailAddress;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::json;
 
-use crate::helpers::{Backend, NS, PASSWORD, TestApp, json_with_status, spawn_app, spawn_app_with};
+use crate::support::{Backend, NS, PASSWORD, TestApp, json_with_status, spawn_app, spawn_app_with};
 
 /// A browser-like client: keeps cookies, does not follow redirects (so tests see them).
 struct PageClient {
@@ -60,7 +59,7 @@ impl Page {
 impl PageClient {
     fn new(app: &TestApp) -> Self {
         Self {
-            client: reqwest::Client::builder()
+            client: crate::support::agent::client_builder()
                 .cookie_store(true)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -453,12 +452,7 @@ async fn the_setup_link_works_once_and_none_is_issued_once_a_user_exists(backend
     assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
     assert_eq!(created.location(), format!("/{NS}/invite/"));
     assert!(created.sets_cookie("sessionid"));
-    let root = app
-        .store
-        .user_by_email(NS, &EmailAddress::parse("root@lab.example").expect("email"))
-        .await
-        .expect("store")
-        .expect("created");
+    let root = app.user_by_email("root@lab.example").await;
     assert!(root.user.is_superuser);
 
     assert_eq!(browser.get(&setup).await.status, StatusCode::GONE);

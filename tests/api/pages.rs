@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use cbh_invite::domain::{EmailAddress, ProjectId, Role};
+use cbh_invite::domain::{ProjectId, Role};
 use serde_json::json;
 
-use crate::browser::Browser;
-use crate::helpers::{Agent, Backend, NS, PASSWORD, TestApp, json_with_status, spawn_app};
+use crate::support::browser::Browser;
+use crate::support::{Agent, Backend, NS, PASSWORD, TestApp, spawn_app, spawn_app_with};
 
 const MAIL_WAIT: Duration = Duration::from_secs(20);
 const GOOD_PASSWORD: &str = "a good long password";
@@ -67,12 +67,7 @@ async fn first_run_setup_url_creates_a_superuser_who_is_logged_in(backend: Backe
     browser.wait_for_text("header .who", "Grace Hopper").await;
     // A superuser sees every invitation of the namespace.
     browser.wait_for_text("h2", "All invitations").await;
-    let created = app
-        .store
-        .user_by_email(NS, &EmailAddress::parse("root@lab.example").expect("email"))
-        .await
-        .expect("store")
-        .expect("the first user exists");
+    let created = app.user_by_email("root@lab.example").await;
     assert!(created.user.is_superuser && created.user.is_active);
 
     // The link works once.
@@ -87,10 +82,12 @@ async fn first_run_setup_url_creates_a_superuser_who_is_logged_in(backend: Backe
 async fn an_editor_invites_a_new_person_to_two_projects_and_sees_queued_then_sent(
     backend: Backend,
 ) {
-    let app = spawn_app(backend).await;
+    // Retries go on for as long as the browser may take.
+    let app = spawn_app_with(backend, |s| s.delivery.max_attempts = 1000).await;
     let (_, kinase, fragments) = editor_of_two_projects(&app).await;
-    // A slow mail server keeps the email queued long enough to be seen as such.
-    app.smtp.set_delay(Duration::from_secs(2));
+    // The mail server refuses for now (a temporary 451): the email stays queued until the
+    // browser has shown it as such, however slow the machine, and is sent once it accepts.
+    app.smtp.set_data_reply(Some("451 4.3.0 try again later"));
     let browser = Browser::start("invite_two_projects").await;
     browser.log_in(&app, "ada@lab.example", PASSWORD).await;
     browser
@@ -131,6 +128,7 @@ async fn an_editor_invites_a_new_person_to_two_projects_and_sees_queued_then_sen
     browser
         .wait_for_text(&format!("{row} td.delivery"), "queued")
         .await;
+    app.smtp.set_data_reply(None);
     // The page's script asks the API until the worker has sent the email.
     browser
         .wait_for_text(&format!("{row} td.delivery"), "sent")
@@ -169,21 +167,19 @@ async fn the_email_link_opens_an_accept_page_that_refuses_a_short_password_then_
 ) {
     let app = spawn_app(backend).await;
     let (editor, kinase, fragments) = editor_of_two_projects(&app).await;
-    json_with_status(
-        editor
-            .invite(json!({
+    let (_, mail) = app
+        .invite_and_wait_for_mail(
+            &editor,
+            json!({
                 "email": "bob@example.org",
                 "first_name": "Bob",
                 "last_name": "Smith",
                 "projects_selected": [{"id": kinase.0}, {"id": fragments.0}],
-            }))
-            .await,
-        201,
-    )
-    .await;
-    let link = app.smtp.wait_for(1, MAIL_WAIT).await[0]
-        .accept_link()
-        .expect("the email has an accept link");
+            }),
+            MAIL_WAIT,
+        )
+        .await;
+    let link = mail.accept_link().expect("the email has an accept link");
     let browser = Browser::start("accept_page").await;
 
     browser.goto(&app.local(&link)).await;
@@ -237,16 +233,14 @@ async fn inviting_the_same_address_again_offers_a_reminder_whose_link_replaces_t
 ) {
     let app = spawn_app(backend).await;
     let (editor, kinase, _) = editor_of_two_projects(&app).await;
-    json_with_status(
-        editor
-            .invite(json!({"email": "bob@example.org", "projects_selected": [{"id": kinase.0}]}))
-            .await,
-        201,
-    )
-    .await;
-    let first_link = app.smtp.wait_for(1, MAIL_WAIT).await[0]
-        .accept_link()
-        .expect("first link");
+    let (_, mail) = app
+        .invite_and_wait_for_mail(
+            &editor,
+            json!({"email": "bob@example.org", "projects_selected": [{"id": kinase.0}]}),
+            MAIL_WAIT,
+        )
+        .await;
+    let first_link = mail.accept_link().expect("first link");
     let browser = Browser::start("reminder").await;
     browser.log_in(&app, "ada@lab.example", PASSWORD).await;
 
@@ -288,16 +282,14 @@ async fn inviting_the_same_address_again_offers_a_reminder_whose_link_replaces_t
 async fn revoking_an_invitation_makes_its_link_show_the_gone_page(backend: Backend) {
     let app = spawn_app(backend).await;
     let (editor, kinase, _) = editor_of_two_projects(&app).await;
-    json_with_status(
-        editor
-            .invite(json!({"email": "bob@example.org", "projects_selected": [{"id": kinase.0}]}))
-            .await,
-        201,
-    )
-    .await;
-    let link = app.smtp.wait_for(1, MAIL_WAIT).await[0]
-        .accept_link()
-        .expect("link");
+    let (_, mail) = app
+        .invite_and_wait_for_mail(
+            &editor,
+            json!({"email": "bob@example.org", "projects_selected": [{"id": kinase.0}]}),
+            MAIL_WAIT,
+        )
+        .await;
+    let link = mail.accept_link().expect("link");
     let browser = Browser::start("revoke").await;
     browser.log_in(&app, "ada@lab.example", PASSWORD).await;
 

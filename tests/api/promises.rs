@@ -12,8 +12,9 @@ use cbh_invite::domain::Timestamp;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::binary::{BIN, Server, free_port, on_sqlite};
-use crate::helpers::{
+use crate::support::binary::{BIN, Server, on_sqlite};
+use crate::support::wait::free_port;
+use crate::support::{
     Agent, Backend, NS, PASSWORD, TestApp, json_with_status, spawn_app, spawn_app_with,
 };
 

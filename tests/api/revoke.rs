@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use cbh_invite::config::ServeRole;
-use cbh_invite::domain::{EmailAddress, ProjectId, Role, User};
+use cbh_invite::domain::{ProjectId, Role, User};
 use serde_json::{Value, json};
 use smtp_sink::ReceivedMail;
 
-use crate::helpers::{Agent, Backend, NS, TestApp, json_with_status, spawn_app, spawn_app_with};
+use crate::support::{Agent, Backend, NS, TestApp, json_with_status, spawn_app, spawn_app_with};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -30,15 +30,6 @@ async fn invite(agent: &Agent, email: &str, projects: &[ProjectId]) -> i64 {
     )
     .await;
     created["id"].as_i64().expect("id")
-}
-
-async fn user(app: &TestApp, email: &str) -> User {
-    app.store
-        .user_by_email(NS, &EmailAddress::parse(email).expect("email"))
-        .await
-        .expect("store")
-        .expect("user exists")
-        .user
 }
 
 async fn project_ids_of(app: &TestApp, user: &User) -> Vec<ProjectId> {
@@ -115,7 +106,7 @@ async fn resend_and_revoke_are_409_once_the_invitation_is_accepted(backend: Back
             .is_some_and(|e| e.contains("already accepted"))
     );
     // Nothing changed: the member keeps the project.
-    let bob = user(&app, "bob@example.org").await;
+    let bob = app.user_by_email("bob@example.org").await.user;
     assert!(bob.is_active);
     assert_eq!(project_ids_of(&app, &bob).await, [project]);
 }
@@ -158,7 +149,7 @@ async fn revoke_makes_the_link_410_and_removes_only_the_grants_no_other_invitati
 ) {
     let app = spawn_app(backend).await;
     let (editor, kinase) = app.editor_with_project().await;
-    let ada = user(&app, "ada@lab.example").await;
+    let ada = app.user_by_email("ada@lab.example").await.user;
     let fragments = app.add_project("Fragment library").await;
     app.grant(&ada, fragments, Role::Editor).await;
 
@@ -170,13 +161,13 @@ async fn revoke_makes_the_link_410_and_removes_only_the_grants_no_other_invitati
     let second_token = only(&mails, |m| m.text().contains("Fragment library"))
         .accept_token()
         .expect("token");
-    let bob = user(&app, "bob@example.org").await;
+    let bob = app.user_by_email("bob@example.org").await.user;
     assert_eq!(project_ids_of(&app, &bob).await, [kinase, fragments]);
 
     json_with_status(editor.post(&revoke_path(second), &json!({})).await, 200).await;
 
     json_with_status(app.accept(&second_token, "a good long password").await, 410).await;
-    let bob = user(&app, "bob@example.org").await;
+    let bob = app.user_by_email("bob@example.org").await.user;
     assert!(!bob.is_active, "the invitee stays pending");
     // Kinase screen is still given by the first invitation, which was not revoked.
     assert_eq!(project_ids_of(&app, &bob).await, [kinase]);
@@ -192,7 +183,7 @@ async fn revoke_makes_the_link_410_and_removes_only_the_grants_no_other_invitati
     .expect("token");
     json_with_status(app.accept(&token, "a good long password").await, 200).await;
     assert_eq!(
-        project_ids_of(&app, &user(&app, "bob@example.org").await).await,
+        project_ids_of(&app, &app.user_by_email("bob@example.org").await.user).await,
         [kinase]
     );
 }
@@ -202,7 +193,7 @@ async fn revoke_keeps_grants_of_other_roles_and_cancels_an_unsent_email(backend:
     let app = spawn_app_with(backend, |s| s.role = ServeRole::Api).await;
     let (editor, project) = app.editor_with_project().await;
     let id = invite(&editor, "bob@example.org", &[project]).await;
-    let bob = user(&app, "bob@example.org").await;
+    let bob = app.user_by_email("bob@example.org").await.user;
     let other = app.add_project("Assay results").await;
     app.grant(&bob, other, Role::Editor).await;
 
@@ -334,7 +325,7 @@ async fn a_session_must_send_its_csrf_token_to_resend_or_revoke(backend: Backend
     let app = spawn_app(backend).await;
     let (editor, project) = app.editor_with_project().await;
     let id = invite(&editor, "bob@example.org", &[project]).await;
-    let session = app.login("ada@lab.example", crate::helpers::PASSWORD).await;
+    let session = app.login("ada@lab.example", crate::support::PASSWORD).await;
 
     let forged = session
         .client

@@ -2,9 +2,8 @@
 //! node is killed or the database restarts. PostgreSQL only.
 
 use std::collections::{BTreeSet, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use cbh_invite::config::{DatabaseUrl, PoolSettings, ServeRole};
@@ -12,44 +11,73 @@ use cbh_invite::store;
 use futures_util::StreamExt;
 use serde_json::json;
 
-use crate::binary::Server;
-use crate::helpers::{Agent, Backend, TestDatabase, postgres_available, spawn_app, spawn_app_with};
+use crate::support::binary::Server;
+use crate::support::cluster::Cluster;
+use crate::support::postgres::{TestDatabase, postgres_available};
+use crate::support::wait;
+use crate::support::{Agent, Backend, spawn_app, spawn_app_with};
 
 const WAIT: Duration = Duration::from_secs(60);
 
 /// Sends one invitation per email, `concurrency` at a time, spread over `agents`; returns each
-/// email with the status it got (0 when the node did not answer at all).
+/// email with the status it got.
 async fn invite_all(
     agents: &[&Agent],
     emails: &[String],
     concurrency: usize,
 ) -> Vec<(String, u16)> {
-    invite_counting(agents, emails, concurrency, &AtomicUsize::new(0)).await
+    futures_util::stream::iter(emails.iter().enumerate())
+        .map(|(i, email)| async move {
+            let status = send_invitation(agents[i % agents.len()], email).await;
+            (email.clone(), status)
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await
 }
 
-/// `invite_all`, counting answers in `done` as they come.
-async fn invite_counting(
-    agents: &[&Agent],
-    emails: &[String],
+/// One invitation; its status, 0 when the node did not answer at all.
+async fn send_invitation(agent: &Agent, email: &str) -> u16 {
+    agent
+        .client
+        .post(format!("{}/chembiohub/api/invitations/", agent.base))
+        .headers(agent.headers.clone())
+        .json(&json!({"email": email}))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+/// Answers counted as they come: all, 201s and 503s.
+#[derive(Default)]
+struct Tally {
+    done: AtomicUsize,
+    accepted: AtomicUsize,
+    refused: AtomicUsize,
+}
+
+/// Sends invitations to `{prefix}{i}@example.org` through `agent`, `concurrency` at a time,
+/// until `stop` is set; returns each email with its status (0: no answer).
+async fn invite_until_stopped(
+    agent: &Agent,
+    prefix: &str,
     concurrency: usize,
-    done: &AtomicUsize,
+    stop: &AtomicBool,
+    tally: &Tally,
 ) -> Vec<(String, u16)> {
-    futures_util::stream::iter(emails.iter().enumerate())
-        .map(|(i, email)| {
-            let agent = agents[i % agents.len()];
-            async move {
-                let status = agent
-                    .client
-                    .post(format!("{}/chembiohub/api/invitations/", agent.base))
-                    .headers(agent.headers.clone())
-                    .json(&json!({"email": email}))
-                    .send()
-                    .await
-                    .map(|r| r.status().as_u16())
-                    .unwrap_or(0);
-                done.fetch_add(1, Ordering::SeqCst);
-                (email.clone(), status)
-            }
+    futures_util::stream::iter(0..)
+        .take_while(|_| futures_util::future::ready(!stop.load(Ordering::SeqCst)))
+        .map(|i| async move {
+            let email = format!("{prefix}{i}@example.org");
+            let status = send_invitation(agent, &email).await;
+            tally.done.fetch_add(1, Ordering::SeqCst);
+            match status {
+                201 => tally.accepted.fetch_add(1, Ordering::SeqCst),
+                503 => tally.refused.fetch_add(1, Ordering::SeqCst),
+                _ => 0,
+            };
+            (email, status)
         })
         .buffer_unordered(concurrency)
         .collect()
@@ -112,7 +140,7 @@ fn emails(prefix: &str, count: usize) -> Vec<String> {
 
 #[tokio::test]
 async fn two_nodes_deliver_every_email_exactly_once() {
-    if !postgres_available() {
+    if !postgres_available("scaling::two_nodes_deliver_every_email_exactly_once") {
         return;
     }
     let mut app = spawn_app(Backend::Postgres).await;
@@ -149,7 +177,7 @@ async fn two_nodes_deliver_every_email_exactly_once() {
 
 #[tokio::test]
 async fn an_idle_worker_node_is_woken_by_another_nodes_commit() {
-    if !postgres_available() {
+    if !postgres_available("scaling::an_idle_worker_node_is_woken_by_another_nodes_commit") {
         return;
     }
     // The API node has no worker; the worker node would poll only once an hour.
@@ -202,7 +230,7 @@ async fn wait_for_listener(database: &DatabaseUrl) {
 
 #[tokio::test]
 async fn nodes_starting_together_migrate_one_at_a_time() {
-    if !postgres_available() {
+    if !postgres_available("scaling::nodes_starting_together_migrate_one_at_a_time") {
         return;
     }
     let database = TestDatabase::create().await;
@@ -239,7 +267,7 @@ async fn binary_node(database_url: &str, smtp_port: u16, log: &Path) -> Server {
 
 #[tokio::test]
 async fn a_node_killed_mid_load_loses_no_accepted_invitation() {
-    if !postgres_available() {
+    if !postgres_available("scaling::a_node_killed_mid_load_loses_no_accepted_invitation") {
         return;
     }
     // The in-process app only sets up users; the load goes to two real processes.
@@ -330,171 +358,11 @@ async fn a_node_killed_mid_load_loses_no_accepted_invitation() {
     }
 }
 
-/// A PostgreSQL cluster of the test's own, in a temporary folder, that it may stop and restart
-/// without disturbing other tests.
-struct Cluster {
-    control: ClusterControl,
-    _dir: tempfile::TempDir,
-}
-
-/// What it takes to start and stop the cluster (cheap to hand to another thread).
-#[derive(Clone)]
-struct ClusterControl {
-    bin: PathBuf,
-    data: PathBuf,
-    port: u16,
-}
-
-impl Cluster {
-    /// `None` (with a message) when PostgreSQL's server programs are not installed.
-    fn start() -> Option<Self> {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()?
-            .filter_map(Result::ok)
-            .map(|e| e.path().join("bin"))
-            .find(|bin| bin.join("initdb").exists());
-        let Some(bin) = bin else {
-            eprintln!("restart test SKIPPED: initdb is not installed");
-            return None;
-        };
-        let dir = tempfile::tempdir().expect("temp dir");
-        let data = dir.path().join("data");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let control = ClusterControl { bin, data, port };
-        control.chown_to_postgres(dir.path());
-        control.run(
-            "initdb",
-            &[
-                "-D",
-                &control.data_str(),
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "--no-sync",
-            ],
-        );
-        control.start_server();
-        Some(Self { control, _dir: dir })
-    }
-
-    fn url(&self) -> String {
-        format!(
-            "postgres://postgres@127.0.0.1:{}/postgres",
-            self.control.port
-        )
-    }
-
-    fn start_server(&self) {
-        self.control.start_server();
-    }
-
-    fn stop_server(&self) {
-        self.control.stop_server();
-    }
-}
-
-impl ClusterControl {
-    fn data_str(&self) -> String {
-        self.data.display().to_string()
-    }
-
-    /// PostgreSQL refuses to run as root: as root, run its programs as the postgres user.
-    fn run(&self, program: &str, args: &[&str]) {
-        let path = self.bin.join(program);
-        let status = if is_root() {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&path)
-                .args(args)
-                .stdout(Stdio::null())
-                .status()
-        } else {
-            Command::new(&path)
-                .args(args)
-                .stdout(Stdio::null())
-                .status()
-        }
-        .expect("PostgreSQL program runs");
-        assert!(status.success(), "{program} {args:?} failed");
-    }
-
-    fn chown_to_postgres(&self, path: &Path) {
-        if is_root() {
-            let status = Command::new("chown")
-                .args(["postgres:postgres", &path.display().to_string()])
-                .status()
-                .expect("chown runs");
-            assert!(status.success());
-        }
-    }
-
-    fn start_server(&self) {
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            self.port,
-            self.data_str()
-        );
-        let log = self.data.join("server.log").display().to_string();
-        self.run(
-            "pg_ctl",
-            &[
-                "-D",
-                &self.data_str(),
-                "-o",
-                &options,
-                "-l",
-                &log,
-                "-w",
-                "start",
-            ],
-        );
-    }
-
-    fn stop_server(&self) {
-        self.run(
-            "pg_ctl",
-            &["-D", &self.data_str(), "-m", "fast", "-w", "stop"],
-        );
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let path = self.control.bin.join("pg_ctl");
-        let data = self.control.data_str();
-        let args = ["-D", data.as_str(), "-m", "immediate", "-w", "stop"];
-        let _ = if is_root() {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&path)
-                .args(args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-        } else {
-            Command::new(&path)
-                .args(args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-        };
-    }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 #[tokio::test]
 async fn the_node_answers_503_while_postgres_is_down_and_recovers_by_itself() {
-    let Some(cluster) = Cluster::start() else {
+    let Some(cluster) = Cluster::start(
+        "scaling::the_node_answers_503_while_postgres_is_down_and_recovers_by_itself",
+    ) else {
         return;
     };
     // The app's database is the test's own cluster (the SQLite backend is not used).
@@ -531,7 +399,9 @@ async fn the_node_answers_503_while_postgres_is_down_and_recovers_by_itself() {
 
 #[tokio::test]
 async fn a_postgres_restart_under_load_leaves_no_201_without_its_rows() {
-    let Some(cluster) = Cluster::start() else {
+    let Some(cluster) =
+        Cluster::start("scaling::a_postgres_restart_under_load_leaves_no_201_without_its_rows")
+    else {
         return;
     };
     let url = cluster.url();
@@ -545,23 +415,38 @@ async fn a_postgres_restart_under_load_leaves_no_201_without_its_rows() {
     .await;
     let (editor, _) = app.editor_with_project().await;
 
-    let emails = emails("load", 600);
-    let agents = [&editor];
-    let done = AtomicUsize::new(0);
-    let load = invite_counting(&agents, &emails, 4, &done);
+    let stop = AtomicBool::new(false);
+    let tally = Tally::default();
+    let load = invite_until_stopped(&editor, "load", 4, &stop, &tally);
     let control = cluster.control.clone();
     let restart = async {
-        while done.load(Ordering::SeqCst) < 150 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        // An outage longer than the pool's acquire timeout, so requests do meet it.
-        tokio::task::spawn_blocking(move || {
-            control.stop_server();
-            std::thread::sleep(Duration::from_millis(1500));
-            control.start_server();
+        let tally = &tally;
+        wait::until("150 answers before the outage", WAIT, || async move {
+            tally.done.load(Ordering::SeqCst) >= 150
         })
-        .await
-        .expect("restart");
+        .await;
+        let stopping = control.clone();
+        tokio::task::spawn_blocking(move || stopping.stop_server())
+            .await
+            .expect("stop");
+        // The outage lasts until the load has met it, however fast or slow the machine: longer
+        // than the pool's acquire timeout, so a request gets its 503.
+        wait::until("a 503 while PostgreSQL is down", WAIT, || async move {
+            tally.refused.load(Ordering::SeqCst) > 0
+        })
+        .await;
+        let starting = control.clone();
+        tokio::task::spawn_blocking(move || starting.start_server())
+            .await
+            .expect("start");
+        let before = tally.accepted.load(Ordering::SeqCst);
+        wait::until(
+            "201s again under load after the restart",
+            WAIT,
+            || async move { tally.accepted.load(Ordering::SeqCst) >= before + 50 },
+        )
+        .await;
+        stop.store(true, Ordering::SeqCst);
     };
     let (results, ()) = tokio::join!(load, restart);
 

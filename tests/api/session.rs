@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::helpers::{Backend, NS, PASSWORD, json_with_status, spawn_app};
+use crate::support::{Backend, NS, PASSWORD, json_with_status, spawn_app};
 
 async fn login_sets_session_and_csrf_cookies(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -38,7 +38,7 @@ async fn login_sets_session_and_csrf_cookies(backend: Backend) {
 }
 
 async fn cookies_are_secure_when_the_public_url_is_https(backend: Backend) {
-    let app = crate::helpers::spawn_app_with(backend, |s| {
+    let app = crate::support::spawn_app_with(backend, |s| {
         s.public_url = Some("https://hub.example.org".into());
     })
     .await;

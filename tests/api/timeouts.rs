@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{Backend, NS, spawn_app_with};
+use crate::support::{Backend, NS, spawn_app_with};
 
 const SECOND: Duration = Duration::from_secs(1);
 

@@ -5,13 +5,72 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
 
+use crate::support::wait::{free_port, until_ready};
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_cbh-invite");
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+/// How long a command, or `serve` after SIGTERM, may take to exit before the test fails: far
+/// more than any needs, far less than the CI's whole budget.
+pub const EXIT_WITHIN: Duration = Duration::from_secs(120);
+
+/// Waits for a spawned command to exit and collects its output; kills it and fails when it
+/// has not exited within `EXIT_WITHIN`.
+pub fn output_of(child: Child, what: &str) -> Output {
+    let pid = child.id();
+    let (done, exited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    match exited.recv_timeout(EXIT_WITHIN) {
+        Ok(output) => output.expect("binary exits"),
+        Err(_) => {
+            kill(pid);
+            panic!("{what} did not exit within {EXIT_WITHIN:?}");
+        }
+    }
+}
+
+/// Runs `command` to its end (stdin closed), as `Command::output` but with a deadline.
+pub fn output_within(command: &mut Command) -> Output {
+    let what = format!("{command:?}");
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    output_of(child, &what)
+}
+
+/// Waits until `child` exits; kills it and fails when that takes longer than `EXIT_WITHIN`.
+pub fn exit_status_within(child: &mut Child, what: &str) -> ExitStatus {
+    let deadline = std::time::Instant::now() + EXIT_WITHIN;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            return status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not exit within {EXIT_WITHIN:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends SIGTERM to the process `pid`.
+pub fn sigterm(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -TERM {pid}");
+}
+
+fn kill(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
 }
 
 /// Runs a command in `dir` with a clean environment plus `env`; returns its output whatever
@@ -37,7 +96,7 @@ pub fn run(dir: &Path, env: &[(&str, String)], args: &[&str], stdin: Option<&str
             .expect("write stdin");
     }
     drop(child.stdin.take());
-    child.wait_with_output().expect("binary exits")
+    output_of(child, &format!("cbh-invite {args:?}"))
 }
 
 /// The standard output of a command that must have succeeded.
@@ -88,30 +147,19 @@ impl Server {
             child,
             base: format!("http://127.0.0.1:{port}"),
         };
-        let client = reqwest::Client::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let ready = client.get(format!("{}/readyz", server.base)).send().await;
-            if ready.is_ok_and(|r| r.status() == 200) {
-                return server;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "serve never became ready; see {}",
-                log.display()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until_ready(
+            &server.base,
+            Duration::from_secs(20),
+            &format!("serve becomes ready (its log: {})", log.display()),
+        )
+        .await;
+        server
     }
 
-    /// SIGTERM, then the exit status.
+    /// SIGTERM, then the exit status (a failure when it does not exit within `EXIT_WITHIN`).
     pub fn sigterm(&mut self) -> ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-        self.child.wait().expect("reaped")
+        sigterm(self.child.id());
+        exit_status_within(&mut self.child, "serve after SIGTERM")
     }
 }
 

@@ -16,13 +16,16 @@ use cbh_invite::domain::{
 };
 use cbh_invite::mail::Outbox;
 use cbh_invite::startup::{Application, SetupLink};
-use cbh_invite::store::{self, NewUser, Store};
+use cbh_invite::store::{self, NewUser, Store, UserCredentials};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::smtp::SmtpServer;
+use crate::support::agent::{self, Agent, json_with_status};
+use crate::support::log;
+use crate::support::postgres::TestDatabase;
+use crate::support::smtp::{ReceivedMail, SmtpServer};
 
 pub const NS: &str = "chembiohub";
 
@@ -31,93 +34,6 @@ pub const NS: &str = "chembiohub";
 pub enum Backend {
     Sqlite,
     Postgres,
-}
-
-/// The PostgreSQL server the tests use: `CBH_TEST_POSTGRES_URL`, by default the machine's own.
-pub fn postgres_admin_url() -> String {
-    std::env::var("CBH_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// Whether the PostgreSQL leg can run. Unreachable is a skip, said plainly, unless
-/// `CBH_TEST_POSTGRES=required` (as in CI), where it is a failure.
-pub fn postgres_available() -> bool {
-    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVAILABLE.get_or_init(|| {
-        let url = url::Url::parse(&postgres_admin_url()).expect("CBH_TEST_POSTGRES_URL is a URL");
-        let address = format!(
-            "{}:{}",
-            url.host_str().unwrap_or("127.0.0.1"),
-            url.port().unwrap_or(5432)
-        );
-        let reachable = std::net::ToSocketAddrs::to_socket_addrs(&address)
-            .ok()
-            .and_then(|mut addrs| addrs.next())
-            .is_some_and(|addr| {
-                std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
-            });
-        if !reachable {
-            assert!(
-                std::env::var("CBH_TEST_POSTGRES").as_deref() != Ok("required"),
-                "CBH_TEST_POSTGRES=required but PostgreSQL is not reachable at {address}"
-            );
-            eprintln!("PostgreSQL leg SKIPPED: nothing answers at {address}");
-        }
-        reachable
-    })
-}
-
-/// A database of its own for one test, created on the PostgreSQL server and dropped with it.
-pub struct TestDatabase {
-    pub url: String,
-    name: String,
-}
-
-impl TestDatabase {
-    pub async fn create() -> Self {
-        use sqlx::Connection;
-        let admin = postgres_admin_url();
-        let name = format!("cbh_test_{}", cbh_invite::domain::token::random_hex(12));
-        let mut conn = sqlx::PgConnection::connect(&admin)
-            .await
-            .expect("connect to PostgreSQL");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("create test database");
-        let mut url = url::Url::parse(&admin).expect("URL");
-        url.set_path(&name);
-        Self {
-            url: url.to_string(),
-            name,
-        }
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        // Drop runs inside the test's runtime; a thread with its own runtime can block on it.
-        let admin = postgres_admin_url();
-        let name = self.name.clone();
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async {
-                use sqlx::Connection;
-                let mut conn = sqlx::PgConnection::connect(&admin).await?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await
-                    .map(drop)
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test database {}", self.name);
-        }
-    }
 }
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -182,6 +98,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    log::init();
     let dir = tempfile::tempdir().expect("temp dir");
     let smtp = SmtpServer::start().await;
     let database = match backend {
@@ -384,7 +301,7 @@ impl TestApp {
                 .expect("header"),
         );
         Agent {
-            client: reqwest::Client::new(),
+            client: agent::client(),
             base: self.base.clone(),
             headers,
         }
@@ -392,7 +309,7 @@ impl TestApp {
 
     pub fn anonymous(&self) -> Agent {
         Agent {
-            client: reqwest::Client::new(),
+            client: agent::client(),
             base: self.base.clone(),
             headers: HeaderMap::new(),
         }
@@ -401,7 +318,7 @@ impl TestApp {
     /// Logs in through the API; the agent keeps the cookies and sends the CSRF header.
     pub async fn login(&self, email: &str, password: &str) -> Agent {
         let mut agent = Agent {
-            client: reqwest::Client::builder()
+            client: agent::client_builder()
                 .cookie_store(true)
                 .build()
                 .expect("client"),
@@ -465,6 +382,48 @@ impl TestApp {
         }
     }
 
+    /// The user `email` of the namespace `NS`, with their credentials; panics when there is none.
+    pub async fn user_by_email(&self, email: &str) -> UserCredentials {
+        self.find_user(NS, email)
+            .await
+            .unwrap_or_else(|| panic!("no user {email} in {NS}"))
+    }
+
+    /// The user `email` of the namespace `ns`, if there is one.
+    pub async fn find_user(&self, ns: &str, email: &str) -> Option<UserCredentials> {
+        self.store
+            .user_by_email(ns, &EmailAddress::parse(email).expect("email"))
+            .await
+            .expect("store")
+    }
+
+    /// How many invitations the namespace `NS` holds, read from the store (not the API).
+    pub async fn count_invitations(&self) -> i64 {
+        self.store
+            .list_invitations(NS, &Default::default(), Timestamp::now())
+            .await
+            .expect("store")
+            .total_count
+    }
+
+    /// Invites through `agent` (which must answer 201) and waits for that invitation's email;
+    /// returns the invitation and the email. For tests that send one email at a time.
+    pub async fn invite_and_wait_for_mail(
+        &self,
+        agent: &Agent,
+        body: Value,
+        timeout: Duration,
+    ) -> (Value, ReceivedMail) {
+        let before = self.smtp.received_count();
+        let created = json_with_status(agent.invite(body).await, 201).await;
+        let mail = self
+            .smtp
+            .wait_for(before + 1, timeout)
+            .await
+            .swap_remove(before);
+        (created, mail)
+    }
+
     /// A link the service handed out (in an email or the log), made to reach this test's server:
     /// links start with the configured public URL, which does not resolve here.
     pub fn local(&self, link: &str) -> String {
@@ -500,59 +459,4 @@ impl Drop for TestApp {
             handle.abort();
         }
     }
-}
-
-/// An HTTP client acting as one caller.
-pub struct Agent {
-    pub client: reqwest::Client,
-    pub base: String,
-    pub headers: HeaderMap,
-}
-
-impl Agent {
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(format!("{}{path}", self.base))
-            .headers(self.headers.clone())
-            .send()
-            .await
-            .expect("request sent")
-    }
-
-    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .post(format!("{}{path}", self.base))
-            .headers(self.headers.clone())
-            .json(body)
-            .send()
-            .await
-            .expect("request sent")
-    }
-
-    pub async fn delete(&self, path: &str) -> reqwest::Response {
-        self.client
-            .delete(format!("{}{path}", self.base))
-            .headers(self.headers.clone())
-            .send()
-            .await
-            .expect("request sent")
-    }
-
-    pub async fn invite(&self, body: Value) -> reqwest::Response {
-        self.post(&format!("/{NS}/api/invitations/"), &body).await
-    }
-
-    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .request(method, format!("{}{path}", self.base))
-            .headers(self.headers.clone())
-    }
-}
-
-/// The JSON body of a response, with its status checked.
-pub async fn json_with_status(response: reqwest::Response, status: u16) -> Value {
-    let actual = response.status().as_u16();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    assert_eq!(actual, status, "unexpected status; body: {body:#}");
-    body
 }

@@ -6,22 +6,35 @@
 //! Waits poll a condition until a deadline. When one fails, the browser saves a screenshot and
 //! the page source under `target/tmp/browser/` and the panic message names them.
 
+use std::future::Future;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use fantoccini::error::CmdError;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use crate::helpers::{NS, TestApp};
+use crate::support::wait::free_port;
+use crate::support::{NS, TestApp};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// How long a page may take to reach an expected state.
 pub const WAIT: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(100);
+/// How long one WebDriver command may take: a hung chromedriver or Chromium fails the test
+/// that met it, instead of holding the whole run.
+const COMMAND: Duration = Duration::from_secs(60);
+
+/// One WebDriver command, `WaitTimeout` when it has not answered within `COMMAND`.
+async fn within<T>(command: impl Future<Output = Result<T, CmdError>>) -> Result<T, CmdError> {
+    tokio::time::timeout(COMMAND, command)
+        .await
+        .unwrap_or(Err(CmdError::WaitTimeout))
+}
 
 static ONE_AT_A_TIME: Semaphore = Semaphore::const_new(1);
 
@@ -53,13 +66,6 @@ fn artifacts_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
     std::fs::create_dir_all(&dir).expect("artifacts folder");
     dir
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("free port")
 }
 
 impl Browser {
@@ -119,10 +125,12 @@ impl Browser {
         let serde_json::Value::Object(capabilities) = capabilities else {
             unreachable!("an object literal")
         };
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&webdriver)
+        let mut builder =
+            ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+        let session = builder.capabilities(capabilities).connect(&webdriver);
+        let client = tokio::time::timeout(COMMAND, session)
             .await
+            .unwrap_or_else(|_| panic!("no Chromium session within {COMMAND:?}"))
             .expect("a Chromium session through chromedriver");
         Browser {
             client,
@@ -135,7 +143,7 @@ impl Browser {
 
     /// Ends the session cleanly (Chromium exits); the drop then stops chromedriver.
     pub async fn quit(self) {
-        let _ = self.client.clone().close().await;
+        let _ = within(self.client.clone().close()).await;
     }
 
     /// Saves a screenshot and the page source, then panics with `message` and their paths.
@@ -147,17 +155,15 @@ impl Browser {
             .unwrap_or_default();
         let screenshot = dir.join(format!("{}-{stamp}.png", self.name));
         let source = dir.join(format!("{}-{stamp}.html", self.name));
-        let url = self
-            .client
-            .current_url()
+        let url = within(self.client.current_url())
             .await
             .map(|u| u.to_string())
             .unwrap_or_else(|e| format!("(no URL: {e})"));
-        let saved_screenshot = match self.client.screenshot().await {
+        let saved_screenshot = match within(self.client.screenshot()).await {
             Ok(png) => std::fs::write(&screenshot, png).is_ok(),
             Err(_) => false,
         };
-        let saved_source = match self.client.source().await {
+        let saved_source = match within(self.client.source()).await {
             Ok(html) => std::fs::write(&source, html).is_ok(),
             Err(_) => false,
         };
@@ -183,13 +189,13 @@ impl Browser {
     }
 
     pub async fn goto(&self, url: &str) {
-        if let Err(error) = self.client.goto(url).await {
+        if let Err(error) = within(self.client.goto(url)).await {
             self.fail(&format!("could not open {url}: {error}")).await;
         }
     }
 
     pub async fn path(&self) -> String {
-        match self.client.current_url().await {
+        match within(self.client.current_url()).await {
             Ok(url) => match url.query() {
                 Some(query) => format!("{}?{query}", url.path()),
                 None => url.path().to_owned(),
@@ -221,8 +227,8 @@ impl Browser {
 
     /// The visible text of the first element matching `css` (`None`: no such element yet).
     async fn try_text(&self, css: &str) -> Option<String> {
-        let element = self.client.find(Locator::Css(css)).await.ok()?;
-        element.text().await.ok()
+        let element = within(self.client.find(Locator::Css(css))).await.ok()?;
+        within(element.text()).await.ok()
     }
 
     /// Waits until the element matching `css` exists and its text contains `expected`.
@@ -256,7 +262,7 @@ impl Browser {
     }
 
     async fn element(&self, css: &str) -> Option<fantoccini::elements::Element> {
-        match self.client.find(Locator::Css(css)).await {
+        match within(self.client.find(Locator::Css(css))).await {
             Ok(element) => Some(element),
             Err(error) => {
                 self.fail(&format!("no element matches '{css}': {error}"))
@@ -270,8 +276,8 @@ impl Browser {
     pub async fn fill(&self, css: &str, value: &str) {
         if let Some(element) = self.element(css).await {
             let typed = async {
-                element.clear().await?;
-                element.send_keys(value).await
+                within(element.clear()).await?;
+                within(element.send_keys(value)).await
             }
             .await;
             if let Err(error) = typed {
@@ -283,7 +289,7 @@ impl Browser {
 
     pub async fn click(&self, css: &str) {
         if let Some(element) = self.element(css).await
-            && let Err(error) = element.click().await
+            && let Err(error) = within(element.click()).await
         {
             self.fail(&format!("could not click '{css}': {error}"))
                 .await;
@@ -291,7 +297,7 @@ impl Browser {
     }
 
     pub async fn script(&self, script: &str, args: Vec<Value>) -> Value {
-        match self.client.execute(script, args).await {
+        match within(self.client.execute(script, args)).await {
             Ok(value) => value,
             Err(error) => {
                 self.fail(&format!("script failed: {error}")).await;
@@ -327,7 +333,7 @@ impl Browser {
         };
         let deadline = tokio::time::Instant::now() + WAIT;
         // A page that was replaced leaves its elements stale: any call on them fails.
-        while old_page.tag_name().await.is_ok() {
+        while within(old_page.tag_name()).await.is_ok() {
             if tokio::time::Instant::now() >= deadline {
                 self.fail(&format!("submitting '{css}' never left the page"))
                     .await;
@@ -363,21 +369,32 @@ impl Browser {
         }
     }
 
-    /// Saves a screenshot of the page at `width` x `height` into `docs/screenshots/{file}`,
-    /// for the README, then restores the usual window size.
+    /// Saves a screenshot of the page at `width` x `height` as `target/screenshots/{file}`, then
+    /// restores the usual window size. With `UPDATE_SCREENSHOTS=1` it is also copied into
+    /// `docs/screenshots/` for the README: a tracked file changes only when asked to.
     pub async fn save_screenshot_for_docs(&self, file: &str, width: u32, height: u32) {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
-        std::fs::create_dir_all(&dir).expect("docs/screenshots");
         let taken = async {
-            self.client.set_window_size(width, height).await?;
-            let png = self.client.screenshot().await?;
-            self.client.set_window_size(1200, 900).await?;
-            Ok::<_, fantoccini::error::CmdError>(png)
+            within(self.client.set_window_size(width, height)).await?;
+            let png = within(self.client.screenshot()).await?;
+            within(self.client.set_window_size(1200, 900)).await?;
+            Ok::<_, CmdError>(png)
         }
         .await;
-        match taken {
-            Ok(png) => std::fs::write(dir.join(file), png).expect("screenshot written"),
-            Err(error) => self.fail(&format!("screenshot failed: {error}")).await,
+        let png = match taken {
+            Ok(png) => png,
+            Err(error) => {
+                self.fail(&format!("screenshot failed: {error}")).await;
+                return;
+            }
+        };
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let dir = target.parent().unwrap_or(target).join("screenshots");
+        std::fs::create_dir_all(&dir).expect("target/screenshots");
+        std::fs::write(dir.join(file), &png).expect("screenshot written");
+        if std::env::var_os("UPDATE_SCREENSHOTS").is_some_and(|v| v == "1") {
+            let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+            std::fs::create_dir_all(&docs).expect("docs/screenshots");
+            std::fs::write(docs.join(file), &png).expect("screenshot copied into docs");
         }
     }
 }

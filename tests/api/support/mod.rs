@@ -1,0 +1,16 @@
+//! What the tests stand on, kept apart from the tests: the application in-process
+//! (`spawn_app`), its callers (`Agent`), the real binary, a real browser, SMTP server and
+//! PostgreSQL, and waiting with deadlines. The most used names are re-exported here.
+
+pub mod agent;
+pub mod app;
+pub mod binary;
+pub mod browser;
+pub mod cluster;
+pub mod log;
+pub mod postgres;
+pub mod smtp;
+pub mod wait;
+
+pub use agent::{Agent, json_with_status};
+pub use app::{Backend, NS, PASSWORD, TestApp, spawn_app, spawn_app_with};

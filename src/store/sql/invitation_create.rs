@@ -157,6 +157,10 @@ pub(super) fn inserted_record(
     }
 }
 
+/// Voids every live accept link of a user (`$1`).
+pub(super) const VOID_USER_LINKS: &str =
+    "UPDATE invite_tokens SET state = 'void' WHERE user_id = $1 AND state = 'live'";
+
 /// A new link voids the user's older ones: only the latest email's link works. A user
 /// created in this transaction has none.
 pub(super) async fn replace_accept_token(
@@ -168,13 +172,11 @@ pub(super) async fn replace_accept_token(
     expires: Timestamp,
 ) -> StoreResult<()> {
     if !new_user {
-        sqlx::query(
-            "UPDATE invite_tokens SET state = 'void' WHERE user_id = $1 AND state = 'live'",
-        )
-        .bind(invitee.0)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error("voiding older links"))?;
+        sqlx::query(VOID_USER_LINKS)
+            .bind(invitee.0)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error("voiding older links"))?;
     }
     sqlx::query(
         "INSERT INTO invite_tokens (token_hash, invitation_id, user_id, state, expires) \
@@ -190,6 +192,11 @@ pub(super) async fn replace_accept_token(
     Ok(())
 }
 
+/// Queues an invitation's email, due at once: namespace, invitation, kind, recipient,
+/// Message-ID, accept token, now.
+pub(super) const INSERT_OUTBOX: &str = "INSERT INTO outbox (namespace, invitation_id, kind, recipient, message_id, accept_token, \
+     status, next_attempt_at, created) VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7)";
+
 async fn enqueue_email(
     conn: &mut Conn,
     invitation: &NewInvitation,
@@ -198,20 +205,17 @@ async fn enqueue_email(
     recipient: &EmailAddress,
     accept_token: Option<&str>,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO outbox (namespace, invitation_id, kind, recipient, message_id, accept_token, \
-         status, next_attempt_at, created) VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7)",
-    )
-    .bind(&invitation.namespace)
-    .bind(invitation_id.0)
-    .bind(kind.as_str())
-    .bind(recipient.as_str())
-    .bind(&invitation.message_id)
-    .bind(accept_token)
-    .bind(invitation.now.millis())
-    .execute(&mut *conn)
-    .await
-    .map_err(db_error("queueing email"))?;
+    sqlx::query(INSERT_OUTBOX)
+        .bind(&invitation.namespace)
+        .bind(invitation_id.0)
+        .bind(kind.as_str())
+        .bind(recipient.as_str())
+        .bind(&invitation.message_id)
+        .bind(accept_token)
+        .bind(invitation.now.millis())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error("queueing email"))?;
     Ok(())
 }
 

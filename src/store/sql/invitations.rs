@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use sqlx::{FromRow, QueryBuilder};
 
 use super::backend::{self, Backend, Conn, Db};
-use super::invitation_create::replace_accept_token;
+use super::invitation_create::{INSERT_OUTBOX, replace_accept_token};
 use super::rows::{
     INVITATION_SELECT, InvitationRow, USER_COLUMNS, UserRow, db_error, load_invitation,
     with_projects,
@@ -17,6 +17,11 @@ use crate::store::{
     AcceptLink, AcceptOutcome, CreateOutcome, InvitationFilter, InvitationPage, InvitationRecord,
     InvitationStore, NewInvitation, ResendInvitation, ResendOutcome, RevokeOutcome, StoreResult,
 };
+
+/// The user of a link that works: token hash, now, namespace.
+const LIVE_LINK_USER: &str = "SELECT t.user_id FROM invite_tokens t JOIN invitations i ON i.id = t.invitation_id \
+     WHERE t.token_hash = $1 AND t.state = 'live' AND t.expires > $2 \
+     AND i.status <> 'revoked' AND i.namespace = $3";
 
 /// What resend and revoke need to know of an invitation before changing it.
 #[derive(FromRow)]
@@ -79,21 +84,17 @@ async fn requeue_email(
     .await
     .map_err(db_error("queueing the email again"))?;
     if requeued.rows_affected() == 0 {
-        sqlx::query(
-            "INSERT INTO outbox (namespace, invitation_id, kind, recipient, message_id, \
-             accept_token, status, next_attempt_at, created) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7)",
-        )
-        .bind(&resend.namespace)
-        .bind(resend.id.0)
-        .bind(&current.kind)
-        .bind(&current.email)
-        .bind(&resend.message_id)
-        .bind(resend.token.expose())
-        .bind(resend.now.millis())
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error("queueing the email"))?;
+        sqlx::query(INSERT_OUTBOX)
+            .bind(&resend.namespace)
+            .bind(resend.id.0)
+            .bind(&current.kind)
+            .bind(&current.email)
+            .bind(&resend.message_id)
+            .bind(resend.token.expose())
+            .bind(resend.now.millis())
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error("queueing the email"))?;
     }
     Ok(())
 }
@@ -256,17 +257,13 @@ impl InvitationStore for Backend {
         token_hash: &TokenHash,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        let found: Option<i64> = sqlx::query_scalar(
-            "SELECT t.user_id FROM invite_tokens t JOIN invitations i ON i.id = t.invitation_id \
-             WHERE t.token_hash = $1 AND t.state = 'live' AND t.expires > $2 \
-             AND i.status <> 'revoked' AND i.namespace = $3",
-        )
-        .bind(&token_hash.0)
-        .bind(now.millis())
-        .bind(namespace)
-        .fetch_optional(&mut *self.read().await?)
-        .await
-        .map_err(db_error("checking accept link"))?;
+        let found: Option<i64> = sqlx::query_scalar(LIVE_LINK_USER)
+            .bind(&token_hash.0)
+            .bind(now.millis())
+            .bind(namespace)
+            .fetch_optional(&mut *self.read().await?)
+            .await
+            .map_err(db_error("checking accept link"))?;
         Ok(found.is_some())
     }
 
@@ -283,18 +280,14 @@ impl InvitationStore for Backend {
             .await
             .map_err(db_error("starting accept"))?;
         // Locked: of two accepts racing on one link, the second finds it used.
-        let user_id: Option<i64> = sqlx::query_scalar(&format!(
-            "SELECT t.user_id FROM invite_tokens t JOIN invitations i ON i.id = t.invitation_id \
-             WHERE t.token_hash = $1 AND t.state = 'live' AND t.expires > $2 \
-             AND i.status <> 'revoked' AND i.namespace = $3{}",
-            backend::FOR_UPDATE
-        ))
-        .bind(&token_hash.0)
-        .bind(now.millis())
-        .bind(namespace)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error("checking accept link"))?;
+        let user_id: Option<i64> =
+            sqlx::query_scalar(&format!("{LIVE_LINK_USER}{}", backend::FOR_UPDATE))
+                .bind(&token_hash.0)
+                .bind(now.millis())
+                .bind(namespace)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error("checking accept link"))?;
         let Some(user_id) = user_id else {
             return Ok(AcceptOutcome::Gone);
         };

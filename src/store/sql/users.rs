@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use super::backend::{Backend, Conn};
+use super::invitation_create::VOID_USER_LINKS;
 use super::rows::{USER_COLUMNS, UserRow, db_error};
 use crate::domain::token::TokenHash;
 use crate::domain::{EmailAddress, Timestamp, User, UserId};
@@ -155,13 +156,11 @@ impl UserStore for Backend {
             .execute(&mut *tx)
             .await
             .map_err(db_error("ending other sessions"))?;
-        sqlx::query(
-            "UPDATE invite_tokens SET state = 'void' WHERE user_id = $1 AND state = 'live'",
-        )
-        .bind(user.0)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error("voiding accept links"))?;
+        sqlx::query(VOID_USER_LINKS)
+            .bind(user.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("voiding accept links"))?;
         tx.commit()
             .await
             .map_err(db_error("committing password change"))?;

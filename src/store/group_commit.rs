@@ -3,10 +3,10 @@
 //!
 //! A batch costs one BEGIN, one COMMIT (one WAL flush on PostgreSQL, one append of each touched
 //! page on SQLite) and about one statement per table for all of its invitations to new people
-//! (`store::sql::create_invitations_in`), where one at a time each invitation would pay all of
-//! that alone. Every request still gets its answer only after the commit that holds its
-//! invitation. SQLite has one committer, on the writer's thread; PostgreSQL several, so that
-//! batches overlap their round trips and their commits.
+//! (`create_invitations_in` in `store/sql/invitation_batch.rs`), where one at a time each
+//! invitation would pay all of that alone. Every request still gets its answer only after the
+//! commit that holds its invitation. SQLite has one committer, on the writer's thread;
+//! PostgreSQL several, so that batches overlap their round trips and their commits.
 
 use tokio::sync::{mpsc, oneshot};
 

@@ -1,5 +1,7 @@
 //! Persistence behind one trait, so that the HTTP layer, the CLI and the outbox worker do not
-//! know which database they talk to. Each method is one transaction.
+//! know which database they talk to. `Store` is made of one trait per concern (users, sessions,
+//! projects, invitations, outbox, setup, audit), each implemented by `sql/` in a file of its
+//! own. Each method is one transaction.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +20,6 @@ use crate::domain::{
 
 mod group_commit;
 pub mod postgres;
-mod sql;
 pub mod sqlite;
 
 #[derive(Debug, thiserror::Error)]
@@ -263,12 +264,27 @@ pub struct OutboxMessage {
     pub attempts: i64,
 }
 
+/// Everything the application stores, one trait per concern; `Arc<dyn Store>` calls them all.
 #[async_trait]
-pub trait Store: OperationsStore + Send + Sync + 'static {
+pub trait Store:
+    UserStore
+    + SessionStore
+    + ProjectStore
+    + InvitationStore
+    + OutboxStore
+    + SetupStore
+    + AuditStore
+    + Send
+    + Sync
+    + 'static
+{
     /// Whether the database answers.
     async fn ping(&self) -> StoreResult<()>;
+}
 
-    // Users
+/// Users and their credentials: passwords and API keys.
+#[async_trait]
+pub trait UserStore: Send + Sync {
     async fn create_user(&self, namespace: &str, user: NewUser) -> StoreResult<User>;
     async fn user_by_email(
         &self,
@@ -276,8 +292,51 @@ pub trait Store: OperationsStore + Send + Sync + 'static {
         email: &EmailAddress,
     ) -> StoreResult<Option<UserCredentials>>;
     async fn user_by_id(&self, namespace: &str, id: UserId) -> StoreResult<Option<User>>;
+    /// Sets a new password, ends every other session of the user and voids its accept links.
+    async fn change_password(
+        &self,
+        user: UserId,
+        password_hash: &str,
+        keep_session: Option<&TokenHash>,
+    ) -> StoreResult<()>;
+    async fn create_api_key(
+        &self,
+        user: UserId,
+        key_hash: &TokenHash,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    async fn user_by_api_key(
+        &self,
+        namespace: &str,
+        email: &EmailAddress,
+        key_hash: &TokenHash,
+    ) -> StoreResult<Option<User>>;
+    async fn revoke_api_keys(&self, user: UserId) -> StoreResult<u64>;
+}
 
-    // Projects
+/// Sessions, and the failed logins that throttle new ones.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn create_session(&self, session: NewSession) -> StoreResult<()>;
+    async fn session(
+        &self,
+        namespace: &str,
+        id_hash: &TokenHash,
+        now: Timestamp,
+    ) -> StoreResult<Option<SessionRecord>>;
+    async fn delete_session(&self, id_hash: &TokenHash) -> StoreResult<()>;
+    async fn login_failures(
+        &self,
+        namespace: &str,
+        email_key: &str,
+        client_ip: Option<&str>,
+        since: Timestamp,
+    ) -> StoreResult<LoginFailures>;
+}
+
+/// Projects and the roles users hold on them.
+#[async_trait]
+pub trait ProjectStore: Send + Sync {
     async fn create_project(
         &self,
         namespace: &str,
@@ -303,30 +362,11 @@ pub trait Store: OperationsStore + Send + Sync + 'static {
         user: UserId,
         ids: &[ProjectId],
     ) -> StoreResult<Vec<(Project, Option<Role>)>>;
+}
 
-    // Sessions and API keys
-    async fn create_session(&self, session: NewSession) -> StoreResult<()>;
-    async fn session(
-        &self,
-        namespace: &str,
-        id_hash: &TokenHash,
-        now: Timestamp,
-    ) -> StoreResult<Option<SessionRecord>>;
-    async fn delete_session(&self, id_hash: &TokenHash) -> StoreResult<()>;
-    async fn create_api_key(
-        &self,
-        user: UserId,
-        key_hash: &TokenHash,
-        now: Timestamp,
-    ) -> StoreResult<()>;
-    async fn user_by_api_key(
-        &self,
-        namespace: &str,
-        email: &EmailAddress,
-        key_hash: &TokenHash,
-    ) -> StoreResult<Option<User>>;
-
-    // Invitations
+/// Invitations, from creation to acceptance.
+#[async_trait]
+pub trait InvitationStore: Send + Sync {
     /// Creates the invitation, its grants, its token and its outgoing email in one transaction.
     async fn create_invitation(&self, invitation: NewInvitation) -> StoreResult<CreateOutcome>;
     async fn invitation(
@@ -346,6 +386,32 @@ pub trait Store: OperationsStore + Send + Sync + 'static {
         filter: &InvitationFilter,
         now: Timestamp,
     ) -> StoreResult<InvitationPage>;
+    /// Gives a pending (or expired) invitation a fresh link and queues its email again; the
+    /// invitee's older links stop working.
+    async fn resend_invitation(&self, resend: ResendInvitation) -> StoreResult<ResendOutcome>;
+    /// Revokes a pending (or expired) invitation: its link stops working, its queued email is
+    /// cancelled, and the invitee (still pending) loses the viewer grants that only it gave.
+    async fn revoke_invitation(
+        &self,
+        namespace: &str,
+        id: InvitationId,
+        now: Timestamp,
+    ) -> StoreResult<RevokeOutcome>;
+    /// The invitation an accept token belongs to, whether or not the link still works (a dead
+    /// link's page names the inviter to ask for a new one).
+    async fn accept_link(
+        &self,
+        namespace: &str,
+        token_hash: &TokenHash,
+        now: Timestamp,
+    ) -> StoreResult<Option<AcceptLink>>;
+    /// Whether the token would be accepted now (for a cheap check before hashing a password).
+    async fn token_is_live(
+        &self,
+        namespace: &str,
+        token_hash: &TokenHash,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
     /// Uses the accept link: sets the password, activates the user, marks its pending
     /// invitations accepted and voids its other links.
     async fn accept_invitation(
@@ -355,15 +421,11 @@ pub trait Store: OperationsStore + Send + Sync + 'static {
         password_hash: &str,
         now: Timestamp,
     ) -> StoreResult<AcceptOutcome>;
-    /// Whether the token would be accepted now (for a cheap check before hashing a password).
-    async fn token_is_live(
-        &self,
-        namespace: &str,
-        token_hash: &TokenHash,
-        now: Timestamp,
-    ) -> StoreResult<bool>;
+}
 
-    // Outbox
+/// The outbox: the worker's claims and marks, and the operator's commands.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
     /// Reserves up to `limit` due messages for `lease`, counting an attempt on each.
     async fn claim_outbox(
         &self,
@@ -389,27 +451,17 @@ pub trait Store: OperationsStore + Send + Sync + 'static {
     async fn watch_outbox(&self, wakeup: Arc<Notify>);
     /// When the next queued message is due (`None`: the outbox is empty).
     async fn next_due(&self) -> StoreResult<Option<Timestamp>>;
+    async fn list_outbox(&self, status: Option<&str>, limit: i64) -> StoreResult<Vec<OutboxRow>>;
+    /// Queues failed messages again (one, or every failed one), attempts reset; messages of
+    /// revoked invitations stay failed. Returns how many were queued.
+    async fn retry_outbox(&self, id: Option<i64>, now: Timestamp) -> StoreResult<u64>;
+    /// Queued messages, and when the oldest of them was created.
+    async fn outbox_depth(&self) -> StoreResult<(i64, Option<Timestamp>)>;
+}
 
-    // Added for the web pages (issue 3): resend and revoke, the accept page, first-run setup.
-    /// Gives a pending (or expired) invitation a fresh link and queues its email again; the
-    /// invitee's older links stop working.
-    async fn resend_invitation(&self, resend: ResendInvitation) -> StoreResult<ResendOutcome>;
-    /// Revokes a pending (or expired) invitation: its link stops working, its queued email is
-    /// cancelled, and the invitee (still pending) loses the viewer grants that only it gave.
-    async fn revoke_invitation(
-        &self,
-        namespace: &str,
-        id: InvitationId,
-        now: Timestamp,
-    ) -> StoreResult<RevokeOutcome>;
-    /// The invitation an accept token belongs to, whether or not the link still works (a dead
-    /// link's page names the inviter to ask for a new one).
-    async fn accept_link(
-        &self,
-        namespace: &str,
-        token_hash: &TokenHash,
-        now: Timestamp,
-    ) -> StoreResult<Option<AcceptLink>>;
+/// First-run setup of a namespace.
+#[async_trait]
+pub trait SetupStore: Send + Sync {
     /// Stores a first-run setup token if the namespace has no user yet; `false` otherwise.
     async fn issue_setup_token(
         &self,
@@ -436,33 +488,12 @@ pub trait Store: OperationsStore + Send + Sync + 'static {
     ) -> StoreResult<SetupOutcome>;
 }
 
-/// The audit log, throttling, password changes and the operator's outbox commands.
+/// The audit log.
 #[async_trait]
-pub trait OperationsStore: Send + Sync {
+pub trait AuditStore: Send + Sync {
     async fn record_audit(&self, event: AuditEvent) -> StoreResult<()>;
     /// Events at or after `since`, oldest first.
     async fn audit_since(&self, since: Timestamp, limit: i64) -> StoreResult<Vec<AuditRecord>>;
-    async fn login_failures(
-        &self,
-        namespace: &str,
-        email_key: &str,
-        client_ip: Option<&str>,
-        since: Timestamp,
-    ) -> StoreResult<LoginFailures>;
-    /// Sets a new password, ends every other session of the user and voids its accept links.
-    async fn change_password(
-        &self,
-        user: UserId,
-        password_hash: &str,
-        keep_session: Option<&TokenHash>,
-    ) -> StoreResult<()>;
-    async fn revoke_api_keys(&self, user: UserId) -> StoreResult<u64>;
-    async fn list_outbox(&self, status: Option<&str>, limit: i64) -> StoreResult<Vec<OutboxRow>>;
-    /// Queues failed messages again (one, or every failed one), attempts reset; messages of
-    /// revoked invitations stay failed. Returns how many were queued.
-    async fn retry_outbox(&self, id: Option<i64>, now: Timestamp) -> StoreResult<u64>;
-    /// Queued messages, and when the oldest of them was created.
-    async fn outbox_depth(&self) -> StoreResult<(i64, Option<Timestamp>)>;
 }
 
 // Types of the methods added for the web pages.

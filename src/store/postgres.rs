@@ -5,7 +5,7 @@
 //! lease, so no two deliver the same message, and a queued message wakes idle workers on every
 //! node through `LISTEN/NOTIFY` (polling stays as the fallback). The NOTIFY is sent after the
 //! commit that queued the email, by `announce_queued_email`. The queries are shared with
-//! SQLite (`store::sql`); this module holds what is PostgreSQL's own.
+//! SQLite (`store/sql/`); this module holds what is PostgreSQL's own.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -18,7 +18,6 @@ use sqlx::{Connection, Postgres};
 use tokio::sync::{Mutex, Notify, mpsc};
 
 use super::group_commit::{GroupCommit, InvitationJob, MAX_BATCH};
-use super::sql::impl_sql_store;
 use super::{CreateOutcome, NewInvitation, StoreResult};
 use crate::config::PoolSettings;
 
@@ -122,7 +121,7 @@ impl PgStore {
         self.pool
             .acquire()
             .await
-            .map_err(shared_sql::db_error("connecting to the database"))
+            .map_err(sql::db_error("connecting to the database"))
     }
 }
 
@@ -141,7 +140,7 @@ fn is_unreachable(error: &sqlx::migrate::MigrateError) -> bool {
     }
 }
 
-/// The extended protocol takes one statement with arguments at a time (see `store::sql`).
+/// The extended protocol takes one statement with arguments at a time (`sql::invitation_batch`).
 const ONE_CALL: bool = false;
 
 /// Row locks keep two transactions from deciding on the same invitee or link at once.
@@ -225,8 +224,19 @@ async fn commit_invitations(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Invita
         if queue.lock().await.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
-        shared_sql::commit_batch(&pool, std::mem::take(&mut batch)).await;
+        sql::commit_batch(&pool, std::mem::take(&mut batch)).await;
     }
 }
 
-impl_sql_store!(PgStore, sqlx::Postgres, sqlx::postgres::PgConnection);
+/// The shared queries (`store/sql/`), compiled for this backend, which they name `backend`: its
+/// store is `Backend`, its database `Db`, its connection `Conn`.
+// sqlite.rs includes the same files: deliberately, so that each backend gets its own copy
+// with concrete types (no generic bounds, no dynamic dispatch), as a macro expanded per backend
+// would.
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/mod.rs"]
+mod sql;
+
+type Backend = PgStore;
+type Db = sqlx::Postgres;
+type Conn = sqlx::postgres::PgConnection;

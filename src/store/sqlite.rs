@@ -5,7 +5,7 @@
 //! into a queue. WAL lets the readers work while the writer commits; `synchronous=NORMAL` in WAL
 //! mode keeps every committed transaction through a crash of the process (`CBH_SQLITE_SYNC=full`
 //! also through a power loss, at the price of a sync per commit). The queries are
-//! shared with PostgreSQL (`store::sql`); this module holds what is SQLite's own.
+//! shared with PostgreSQL (`store/sql/`); this module holds what is SQLite's own.
 //!
 //! Invitations are created by a group commit (`store::group_commit`) with one committer: with
 //! one writer, throughput is set by how long each invitation holds it.
@@ -23,7 +23,6 @@ use sqlx::sqlite::{
 use tokio::sync::{Notify, Semaphore, SemaphorePermit, mpsc};
 
 use super::group_commit::{GroupCommit, InvitationJob, MAX_BATCH};
-use super::sql::impl_sql_store;
 use super::{CreateOutcome, NewInvitation, StoreError, StoreResult};
 use crate::config::SqliteSync;
 
@@ -201,7 +200,7 @@ impl std::ops::DerefMut for ReaderGuard<'_> {
 /// The single writer connection already serialises every transaction.
 const FOR_UPDATE: &str = "";
 
-/// Several statements go to the connection's thread in one call (see `store::sql`).
+/// Several statements go to the connection's thread in one call (`sql::invitation_batch`).
 const ONE_CALL: bool = true;
 
 const CLAIM_OUTBOX: &str = "UPDATE outbox SET lease_until = $1, attempts = attempts + 1 \
@@ -216,7 +215,7 @@ async fn purge_scrubbed(store: &SqliteStore) -> StoreResult<()> {
     sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
         .execute(store.writer())
         .await
-        .map_err(shared_sql::db_error("checkpointing the WAL"))?;
+        .map_err(sql::db_error("checkpointing the WAL"))?;
     Ok(())
 }
 
@@ -232,8 +231,19 @@ async fn create_invitation(store: &SqliteStore, new: NewInvitation) -> StoreResu
 async fn commit_invitations(writer: SqlitePool, mut queue: mpsc::Receiver<InvitationJob>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        shared_sql::commit_batch(&writer, std::mem::take(&mut batch)).await;
+        sql::commit_batch(&writer, std::mem::take(&mut batch)).await;
     }
 }
 
-impl_sql_store!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteConnection);
+/// The shared queries (`store/sql/`), compiled for this backend, which they name `backend`: its
+/// store is `Backend`, its database `Db`, its connection `Conn`.
+// postgres.rs includes the same files: deliberately, so that each backend gets its own copy
+// with concrete types (no generic bounds, no dynamic dispatch), as a macro expanded per backend
+// would.
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/mod.rs"]
+mod sql;
+
+type Backend = SqliteStore;
+type Db = sqlx::Sqlite;
+type Conn = sqlx::sqlite::SqliteConnection;

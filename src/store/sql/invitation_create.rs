@@ -1,0 +1,393 @@
+//! Creating one invitation in a transaction: read the invitee, plan, write the user, grants,
+//! invitation, accept link, outbox row and audit record.
+
+use std::collections::BTreeSet;
+
+use anyhow::Context;
+
+use super::audit::audit_created;
+use super::backend::{self, Conn, Db};
+use super::limits::sending_limit_reached;
+use super::rows::{USER_COLUMNS, UserRow, db_error, load_invitation};
+use crate::domain::invitation::{ExistingInvitee, plan_invitation};
+use crate::domain::{EmailAddress, InvitationId, InviteKind, ProjectId, Timestamp, User, UserId};
+use crate::store::{
+    CreateOutcome, DeliveryRecord, InvitationRecord, NewInvitation, StoreError, StoreResult,
+};
+
+async fn find_user_by_email_key(
+    conn: &mut Conn,
+    namespace: &str,
+    email_key: &str,
+) -> StoreResult<Option<User>> {
+    // Locked: two invitations to one person are decided one after the other.
+    let row: Option<UserRow> = sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS} FROM users u WHERE u.namespace = $1 AND u.email_key = $2{}",
+        backend::FOR_UPDATE
+    ))
+    .bind(namespace)
+    .bind(email_key)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error("finding invitee"))?;
+    Ok(row.map(User::from))
+}
+
+async fn granted_project_ids(conn: &mut Conn, user: UserId) -> StoreResult<BTreeSet<ProjectId>> {
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT project_id FROM grants WHERE user_id = $1")
+        .bind(user.0)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error("loading grants"))?;
+    Ok(ids.into_iter().map(ProjectId).collect())
+}
+
+async fn insert_pending_user(conn: &mut Conn, invitation: &NewInvitation) -> StoreResult<UserId> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO users (namespace, email, email_key, first_name, last_name, created) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(&invitation.namespace)
+    .bind(invitation.email.as_str())
+    .bind(invitation.email.key())
+    .bind(invitation.first_name.as_str())
+    .bind(invitation.last_name.as_str())
+    .bind(invitation.now.millis())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_error("creating pending user"))?;
+    Ok(UserId(id))
+}
+
+async fn grant_viewer(conn: &mut Conn, user: UserId, project: ProjectId) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO grants (user_id, project_id, role) VALUES ($1, $2, 'viewer') \
+         ON CONFLICT (user_id, project_id) DO NOTHING",
+    )
+    .bind(user.0)
+    .bind(project.0)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error("granting viewer"))?;
+    Ok(())
+}
+
+pub(super) struct InvitationInsert<'a> {
+    pub(super) invitation: &'a NewInvitation,
+    pub(super) invitee: &'a User,
+    pub(super) kind: InviteKind,
+    pub(super) status: &'a str,
+    pub(super) expires: Option<Timestamp>,
+}
+
+/// Stores the invitation and returns it as a reader would find it, so that the response
+/// needs no second look.
+async fn insert_invitation(
+    conn: &mut Conn,
+    row: InvitationInsert<'_>,
+) -> StoreResult<InvitationRecord> {
+    let new = row.invitation;
+    // The invitation names the user as stored; names fall back to the user's own.
+    let (first, last) = if new.first_name.as_str().is_empty() && new.last_name.as_str().is_empty() {
+        (
+            row.invitee.first_name.as_str(),
+            row.invitee.last_name.as_str(),
+        )
+    } else {
+        (new.first_name.as_str(), new.last_name.as_str())
+    };
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO invitations (namespace, invitee_id, email, email_key, first_name, last_name, \
+         created_by, kind, message, status, expires, created, modified) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id",
+    )
+    .bind(&new.namespace)
+    .bind(row.invitee.id.0)
+    .bind(row.invitee.email.as_str())
+    .bind(row.invitee.email.key())
+    .bind(first)
+    .bind(last)
+    .bind(new.inviter.id.0)
+    .bind(row.kind.as_str())
+    .bind(row.kind.message(&row.invitee.email))
+    .bind(row.status)
+    .bind(row.expires.map(Timestamp::millis))
+    .bind(new.now.millis())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_error("storing invitation"))?;
+    for project in &new.projects {
+        sqlx::query("INSERT INTO invitation_projects (invitation_id, project_id) VALUES ($1, $2)")
+            .bind(id)
+            .bind(project.id.0)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error("storing invitation projects"))?;
+    }
+    Ok(inserted_record(id, &row, first, last))
+}
+
+/// An invitation just stored, as a reader would find it.
+pub(super) fn inserted_record(
+    id: i64,
+    row: &InvitationInsert<'_>,
+    first: &str,
+    last: &str,
+) -> InvitationRecord {
+    let new = row.invitation;
+    InvitationRecord {
+        id: InvitationId(id),
+        email: row.invitee.email.as_str().to_owned(),
+        first_name: first.to_owned(),
+        last_name: last.to_owned(),
+        created_by: new.inviter.clone(),
+        projects: new.projects.clone(),
+        kind: row.kind,
+        message: row.kind.message(&row.invitee.email),
+        stored_status: row.status.to_owned(),
+        expires: row.expires,
+        created: new.now,
+        modified: new.now,
+        // Every new invitation queues its email (`enqueue_email`, same transaction).
+        delivery: Some(DeliveryRecord {
+            status: "queued".to_owned(),
+            attempts: 0,
+            last_error: None,
+        }),
+    }
+}
+
+/// Voids every live accept link of a user (`$1`).
+pub(super) const VOID_USER_LINKS: &str =
+    "UPDATE invite_tokens SET state = 'void' WHERE user_id = $1 AND state = 'live'";
+
+/// A new link voids the user's older ones: only the latest email's link works. A user
+/// created in this transaction has none.
+pub(super) async fn replace_accept_token(
+    conn: &mut Conn,
+    token: &crate::domain::Token,
+    invitation_id: InvitationId,
+    invitee: UserId,
+    new_user: bool,
+    expires: Timestamp,
+) -> StoreResult<()> {
+    if !new_user {
+        sqlx::query(VOID_USER_LINKS)
+            .bind(invitee.0)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error("voiding older links"))?;
+    }
+    sqlx::query(
+        "INSERT INTO invite_tokens (token_hash, invitation_id, user_id, state, expires) \
+         VALUES ($1, $2, $3, 'live', $4)",
+    )
+    .bind(token.hash().0)
+    .bind(invitation_id.0)
+    .bind(invitee.0)
+    .bind(expires.millis())
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error("storing accept link"))?;
+    Ok(())
+}
+
+/// Queues an invitation's email, due at once: namespace, invitation, kind, recipient,
+/// Message-ID, accept token, now.
+pub(super) const INSERT_OUTBOX: &str = "INSERT INTO outbox (namespace, invitation_id, kind, recipient, message_id, accept_token, \
+     status, next_attempt_at, created) VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7)";
+
+async fn enqueue_email(
+    conn: &mut Conn,
+    invitation: &NewInvitation,
+    invitation_id: InvitationId,
+    kind: InviteKind,
+    recipient: &EmailAddress,
+    accept_token: Option<&str>,
+) -> StoreResult<()> {
+    sqlx::query(INSERT_OUTBOX)
+        .bind(&invitation.namespace)
+        .bind(invitation_id.0)
+        .bind(kind.as_str())
+        .bind(recipient.as_str())
+        .bind(&invitation.message_id)
+        .bind(accept_token)
+        .bind(invitation.now.millis())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error("queueing email"))?;
+    Ok(())
+}
+
+/// What an earlier request with the same idempotency key did, if it is still remembered.
+async fn find_idempotent_request(
+    conn: &mut Conn,
+    invitation: &NewInvitation,
+) -> StoreResult<Option<(Vec<u8>, InvitationId)>> {
+    let Some(claim) = &invitation.idempotency else {
+        return Ok(None);
+    };
+    sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND created < $3")
+        .bind(invitation.inviter.id.0)
+        .bind(&claim.key)
+        .bind(invitation.now.minus(claim.kept_for).millis())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error("expiring idempotency key"))?;
+    let found: Option<(Vec<u8>, i64)> = sqlx::query_as(
+        "SELECT request_hash, invitation_id FROM idempotency_keys WHERE user_id = $1 AND key = $2",
+    )
+    .bind(invitation.inviter.id.0)
+    .bind(&claim.key)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error("reading idempotency key"))?;
+    Ok(found.map(|(hash, id)| (hash, InvitationId(id))))
+}
+
+async fn remember_idempotent_request(
+    conn: &mut Conn,
+    invitation: &NewInvitation,
+    invitation_id: InvitationId,
+) -> StoreResult<()> {
+    let Some(claim) = &invitation.idempotency else {
+        return Ok(());
+    };
+    sqlx::query(
+        "INSERT INTO idempotency_keys (user_id, key, request_hash, invitation_id, created) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(invitation.inviter.id.0)
+    .bind(&claim.key)
+    .bind(&claim.request_hash)
+    .bind(invitation_id.0)
+    .bind(invitation.now.millis())
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error("storing idempotency key"))?;
+    Ok(())
+}
+
+/// One attempt at `Store::create_invitation`, in a transaction of its own.
+async fn create_invitation_once(
+    pool: &sqlx::Pool<Db>,
+    new: &NewInvitation,
+) -> StoreResult<CreateOutcome> {
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(db_error("starting invitation"))?;
+    let outcome = create_invitation_in(&mut tx, new).await?;
+    // Only a new invitation has anything worth keeping.
+    if matches!(outcome, CreateOutcome::Created(_)) {
+        tx.commit()
+            .await
+            .map_err(db_error("committing invitation"))?;
+    }
+    Ok(outcome)
+}
+
+/// The work of `Store::create_invitation` inside the caller's transaction (which may
+/// hold several: SQLite commits a batch at once). Outcomes other than `Created` have
+/// written nothing that matters (at most an expired idempotency key is forgotten).
+pub(super) async fn create_invitation_in(
+    tx: &mut Conn,
+    new: &NewInvitation,
+) -> StoreResult<CreateOutcome> {
+    if let Some((request_hash, earlier)) = find_idempotent_request(&mut *tx, new).await? {
+        let same_body = new
+            .idempotency
+            .as_ref()
+            .is_some_and(|claim| claim.request_hash == request_hash);
+        if !same_body {
+            return Ok(CreateOutcome::KeyReused);
+        }
+        let record = load_invitation(&mut *tx, &new.namespace, earlier)
+            .await?
+            .context("an idempotency key names a missing invitation")?;
+        return Ok(CreateOutcome::Replayed(record));
+    }
+
+    let existing = match find_user_by_email_key(&mut *tx, &new.namespace, &new.email.key()).await? {
+        Some(user) => Some(ExistingInvitee {
+            project_ids: granted_project_ids(&mut *tx, user.id).await?,
+            user,
+        }),
+        None => None,
+    };
+    let selected: Vec<ProjectId> = new.projects.iter().map(|p| p.id).collect();
+    let plan = match plan_invitation(existing.as_ref(), &selected, new.remind) {
+        Ok(plan) => plan,
+        Err(rejection) => return Ok(CreateOutcome::Rejected(rejection)),
+    };
+    if let Some(limited) = sending_limit_reached(&mut *tx, new).await? {
+        return Ok(limited);
+    }
+    let new_user = existing.is_none();
+    let invitee = match existing {
+        Some(existing) => existing.user,
+        None => User {
+            id: insert_pending_user(&mut *tx, new).await?,
+            email: new.email.clone(),
+            first_name: new.first_name.clone(),
+            last_name: new.last_name.clone(),
+            is_superuser: false,
+            is_active: false,
+        },
+    };
+    for project in &plan.new_grants {
+        grant_viewer(&mut *tx, invitee.id, *project).await?;
+    }
+    let expires = plan.issues_token.then(|| new.now.plus(new.ttl));
+    let record = insert_invitation(
+        &mut *tx,
+        InvitationInsert {
+            invitation: new,
+            invitee: &invitee,
+            kind: plan.kind,
+            // Without a link there is nothing left to accept: the grants are in place.
+            status: if plan.issues_token {
+                "pending"
+            } else {
+                "accepted"
+            },
+            expires,
+        },
+    )
+    .await?;
+    if let Some(expires) = expires {
+        replace_accept_token(
+            &mut *tx, &new.token, record.id, invitee.id, new_user, expires,
+        )
+        .await?;
+    }
+    let accept_token = plan.issues_token.then(|| new.token.expose());
+    enqueue_email(
+        &mut *tx,
+        new,
+        record.id,
+        plan.kind,
+        &invitee.email,
+        accept_token,
+    )
+    .await?;
+    remember_idempotent_request(&mut *tx, new, record.id).await?;
+    audit_created(&mut *tx, &[(record.id.0, new)]).await?;
+    Ok(CreateOutcome::Created(record))
+}
+
+/// An invitation in a transaction of its own. On PostgreSQL, two transactions (of two
+/// nodes, say) may race to create one user or to store one idempotency key; the loser
+/// hits a unique index and tries again, and then sees the winner's row.
+pub(super) async fn create_invitation_alone(
+    pool: &sqlx::Pool<Db>,
+    new: &NewInvitation,
+) -> StoreResult<CreateOutcome> {
+    let mut retries = 0;
+    loop {
+        match create_invitation_once(pool, new).await {
+            Err(StoreError::Conflict(_)) if retries < 3 => retries += 1,
+            outcome => return outcome,
+        }
+    }
+}

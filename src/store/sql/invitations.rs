@@ -1,0 +1,433 @@
+//! Reading and listing invitations, and what happens to one after it is created: resend, revoke
+//! and accept.
+
+use anyhow::Context;
+use async_trait::async_trait;
+use sqlx::{FromRow, QueryBuilder};
+
+use super::backend::{self, Backend, Conn, Db};
+use super::invitation_create::{INSERT_OUTBOX, replace_accept_token};
+use super::rows::{
+    INVITATION_SELECT, InvitationRow, USER_COLUMNS, UserRow, db_error, load_invitation,
+    with_projects,
+};
+use crate::domain::token::TokenHash;
+use crate::domain::{InvitationId, InvitationStatus, Timestamp, UserId};
+use crate::store::{
+    AcceptLink, AcceptOutcome, CreateOutcome, InvitationFilter, InvitationPage, InvitationRecord,
+    InvitationStore, NewInvitation, ResendInvitation, ResendOutcome, RevokeOutcome, StoreResult,
+};
+
+/// The user of a link that works: token hash, now, namespace.
+const LIVE_LINK_USER: &str = "SELECT t.user_id FROM invite_tokens t JOIN invitations i ON i.id = t.invitation_id \
+     WHERE t.token_hash = $1 AND t.state = 'live' AND t.expires > $2 \
+     AND i.status <> 'revoked' AND i.namespace = $3";
+
+/// What resend and revoke need to know of an invitation before changing it.
+#[derive(FromRow)]
+struct InvitationState {
+    status: String,
+    expires: Option<i64>,
+    invitee_id: i64,
+    kind: String,
+    email: String,
+}
+
+impl InvitationState {
+    fn effective_status(&self, now: Timestamp) -> InvitationStatus {
+        InvitationStatus::effective(&self.status, self.expires.map(Timestamp), now)
+    }
+}
+
+async fn invitation_state(
+    conn: &mut Conn,
+    namespace: &str,
+    id: InvitationId,
+) -> StoreResult<Option<InvitationState>> {
+    // Locked: a resend and a revoke of one invitation happen one after the other.
+    sqlx::query_as(&format!(
+        "SELECT status, expires, invitee_id, kind, email FROM invitations \
+         WHERE namespace = $1 AND id = $2{}",
+        backend::FOR_UPDATE
+    ))
+    .bind(namespace)
+    .bind(id.0)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error("reading invitation"))
+}
+
+/// The outbox keeps one row per invitation (`invitation_id UNIQUE`), so a resend re-queues that
+/// row as a new message (new Message-ID and token, no attempts, due now) rather than adding a
+/// second one: an email still waiting for a retry is replaced, never sent alongside the new one.
+/// A worker may be sending the old message right now; its `mark_sent`/`mark_retry` name the
+/// Message-ID it sent, so they cannot land on the new message. The old email may still arrive,
+/// with a link that no longer works. Overwriting the old token wipes it (`secure_delete`).
+async fn requeue_email(
+    conn: &mut Conn,
+    resend: &ResendInvitation,
+    current: &InvitationState,
+) -> StoreResult<()> {
+    let requeued = sqlx::query(
+        "UPDATE outbox SET kind = $1, recipient = $2, \
+         message_id = $3, accept_token = $4, status = 'queued', attempts = 0, \
+         next_attempt_at = $5, lease_until = NULL, last_error = NULL, created = $5, \
+         sent_at = NULL WHERE invitation_id = $6",
+    )
+    .bind(&current.kind)
+    .bind(&current.email)
+    .bind(&resend.message_id)
+    .bind(resend.token.expose())
+    .bind(resend.now.millis())
+    .bind(resend.id.0)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error("queueing the email again"))?;
+    if requeued.rows_affected() == 0 {
+        sqlx::query(INSERT_OUTBOX)
+            .bind(&resend.namespace)
+            .bind(resend.id.0)
+            .bind(&current.kind)
+            .bind(&current.email)
+            .bind(&resend.message_id)
+            .bind(resend.token.expose())
+            .bind(resend.now.millis())
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error("queueing the email"))?;
+    }
+    Ok(())
+}
+
+/// Which grants "came from" an invitation is derived, not recorded: a viewer grant on one of its
+/// projects, unless another invitation to the same person that is not revoked selects that
+/// project too. Editor and owner roles never come from an invitation (an administrator gave
+/// them), so they stay. Only a pending invitee is touched: an active one accepted its grants.
+async fn remove_grants_only_this_invitation_gave(
+    conn: &mut Conn,
+    id: InvitationId,
+    invitee_id: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "DELETE FROM grants WHERE user_id = $1 AND role = 'viewer' \
+         AND EXISTS (SELECT 1 FROM users WHERE id = $1 AND NOT is_active) \
+         AND project_id IN (SELECT project_id FROM invitation_projects WHERE invitation_id = $2) \
+         AND project_id NOT IN (SELECT ip.project_id FROM invitation_projects ip \
+           JOIN invitations other ON other.id = ip.invitation_id \
+           WHERE other.invitee_id = $1 AND other.id <> $2 AND other.status <> 'revoked')",
+    )
+    .bind(invitee_id)
+    .bind(id.0)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error("removing the revoked invitation's grants"))?;
+    Ok(())
+}
+
+/// An email still queued (or waiting for a retry) is not sent any more. One being sent right
+/// now may still go out: the worker then marks it sent, which is the truth, and it cannot be
+/// retried because the row is no longer queued.
+async fn cancel_queued_email(conn: &mut Conn, id: InvitationId) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE outbox SET status = 'failed', accept_token = NULL, \
+         last_error = 'not sent: the invitation was revoked' \
+         WHERE invitation_id = $1 AND status = 'queued'",
+    )
+    .bind(id.0)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error("cancelling the revoked invitation's email"))?;
+    Ok(())
+}
+
+#[async_trait]
+impl InvitationStore for Backend {
+    async fn create_invitation(&self, new: NewInvitation) -> StoreResult<CreateOutcome> {
+        backend::create_invitation(self, new).await
+    }
+
+    async fn invitation(
+        &self,
+        namespace: &str,
+        id: InvitationId,
+    ) -> StoreResult<Option<InvitationRecord>> {
+        let mut conn = self.read().await?;
+        load_invitation(&mut conn, namespace, id).await
+    }
+
+    async fn invitations_by_ids(
+        &self,
+        namespace: &str,
+        ids: &[InvitationId],
+    ) -> StoreResult<Vec<InvitationRecord>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.read().await?;
+        let mut query = QueryBuilder::<Db>::new(INVITATION_SELECT);
+        query
+            .push(" WHERE i.namespace = ")
+            .push_bind(namespace)
+            .push(" AND i.id IN (");
+        let mut list = query.separated(", ");
+        for id in ids {
+            list.push_bind(id.0);
+        }
+        query.push(")");
+        let rows: Vec<InvitationRow> = query
+            .build_query_as()
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error("reading invitations"))?;
+        with_projects(&mut conn, rows).await
+    }
+
+    async fn list_invitations(
+        &self,
+        namespace: &str,
+        filter: &InvitationFilter,
+        now: Timestamp,
+    ) -> StoreResult<InvitationPage> {
+        fn push_conditions<'a>(
+            query: &mut QueryBuilder<'a, Db>,
+            namespace: &'a str,
+            filter: &'a InvitationFilter,
+            now: Timestamp,
+        ) {
+            query.push(" WHERE i.namespace = ").push_bind(namespace);
+            if let Some(creator) = filter.created_by {
+                query.push(" AND i.created_by = ").push_bind(creator.0);
+            }
+            if let Some(email) = &filter.email {
+                query.push(" AND i.email = ").push_bind(email);
+            }
+            if let Some(email) = &filter.email_iexact {
+                query
+                    .push(" AND i.email_key = ")
+                    .push_bind(email.to_lowercase());
+            }
+            match filter.status {
+                None => {}
+                Some(InvitationStatus::Pending) => {
+                    query
+                        .push(" AND i.status = 'pending' AND (i.expires IS NULL OR i.expires > ")
+                        .push_bind(now.millis())
+                        .push(")");
+                }
+                Some(InvitationStatus::Expired) => {
+                    query
+                        .push(" AND i.status = 'pending' AND i.expires <= ")
+                        .push_bind(now.millis());
+                }
+                Some(status) => {
+                    query.push(" AND i.status = ").push_bind(status.as_str());
+                }
+            }
+        }
+
+        let mut conn = self.read().await?;
+        let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*) FROM invitations i");
+        push_conditions(&mut count, namespace, filter, now);
+        let total_count: i64 = count
+            .build_query_scalar()
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_error("counting invitations"))?;
+
+        let mut page = QueryBuilder::<Db>::new(INVITATION_SELECT);
+        push_conditions(&mut page, namespace, filter, now);
+        page.push(" ORDER BY i.id DESC LIMIT ")
+            .push_bind(filter.limit)
+            .push(" OFFSET ")
+            .push_bind(filter.offset);
+        let rows: Vec<InvitationRow> = page
+            .build_query_as()
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error("listing invitations"))?;
+        Ok(InvitationPage {
+            total_count,
+            objects: with_projects(&mut conn, rows).await?,
+        })
+    }
+
+    async fn token_is_live(
+        &self,
+        namespace: &str,
+        token_hash: &TokenHash,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let found: Option<i64> = sqlx::query_scalar(LIVE_LINK_USER)
+            .bind(&token_hash.0)
+            .bind(now.millis())
+            .bind(namespace)
+            .fetch_optional(&mut *self.read().await?)
+            .await
+            .map_err(db_error("checking accept link"))?;
+        Ok(found.is_some())
+    }
+
+    async fn accept_invitation(
+        &self,
+        namespace: &str,
+        token_hash: &TokenHash,
+        password_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<AcceptOutcome> {
+        let mut tx = self
+            .writer()
+            .begin()
+            .await
+            .map_err(db_error("starting accept"))?;
+        // Locked: of two accepts racing on one link, the second finds it used.
+        let user_id: Option<i64> =
+            sqlx::query_scalar(&format!("{LIVE_LINK_USER}{}", backend::FOR_UPDATE))
+                .bind(&token_hash.0)
+                .bind(now.millis())
+                .bind(namespace)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error("checking accept link"))?;
+        let Some(user_id) = user_id else {
+            return Ok(AcceptOutcome::Gone);
+        };
+        sqlx::query("UPDATE users SET password_hash = $1, is_active = TRUE WHERE id = $2")
+            .bind(password_hash)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("activating user"))?;
+        sqlx::query(
+            "UPDATE invite_tokens SET state = CASE WHEN token_hash = $1 THEN 'used' ELSE 'void' END \
+             WHERE user_id = $2 AND state = 'live'",
+        )
+        .bind(&token_hash.0)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("using accept link"))?;
+        sqlx::query(
+            "UPDATE invitations SET status = 'accepted', modified = $1 \
+             WHERE invitee_id = $2 AND status = 'pending'",
+        )
+        .bind(now.millis())
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("marking invitations accepted"))?;
+        let user: UserRow = sqlx::query_as(&format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1"
+        ))
+        .bind(user_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error("reading accepted user"))?;
+        tx.commit().await.map_err(db_error("committing accept"))?;
+        Ok(AcceptOutcome::Accepted(user.into()))
+    }
+
+    async fn resend_invitation(&self, resend: ResendInvitation) -> StoreResult<ResendOutcome> {
+        let mut tx = self
+            .writer()
+            .begin()
+            .await
+            .map_err(db_error("starting resend"))?;
+        let Some(current) = invitation_state(&mut tx, &resend.namespace, resend.id).await? else {
+            return Ok(ResendOutcome::NotFound);
+        };
+        if current.status != "pending" {
+            return Ok(ResendOutcome::NotPending(
+                current.effective_status(resend.now),
+            ));
+        }
+        let expires = resend.now.plus(resend.ttl);
+        replace_accept_token(
+            &mut tx,
+            &resend.token,
+            resend.id,
+            UserId(current.invitee_id),
+            false,
+            expires,
+        )
+        .await?;
+        sqlx::query("UPDATE invitations SET expires = $1, modified = $2 WHERE id = $3")
+            .bind(expires.millis())
+            .bind(resend.now.millis())
+            .bind(resend.id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("renewing invitation expiry"))?;
+        requeue_email(&mut tx, &resend, &current).await?;
+        let record = load_invitation(&mut tx, &resend.namespace, resend.id)
+            .await?
+            .context("the resent invitation is missing")?;
+        tx.commit().await.map_err(db_error("committing resend"))?;
+        Ok(ResendOutcome::Resent(Box::new(record)))
+    }
+
+    async fn revoke_invitation(
+        &self,
+        namespace: &str,
+        id: InvitationId,
+        now: Timestamp,
+    ) -> StoreResult<RevokeOutcome> {
+        let mut tx = self
+            .writer()
+            .begin()
+            .await
+            .map_err(db_error("starting revoke"))?;
+        let Some(current) = invitation_state(&mut tx, namespace, id).await? else {
+            return Ok(RevokeOutcome::NotFound);
+        };
+        if current.status != "pending" {
+            return Ok(RevokeOutcome::NotPending(current.effective_status(now)));
+        }
+        sqlx::query("UPDATE invitations SET status = 'revoked', modified = $1 WHERE id = $2")
+            .bind(now.millis())
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("revoking invitation"))?;
+        sqlx::query(
+            "UPDATE invite_tokens SET state = 'void' WHERE invitation_id = $1 AND state = 'live'",
+        )
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("voiding the revoked link"))?;
+        remove_grants_only_this_invitation_gave(&mut tx, id, current.invitee_id).await?;
+        cancel_queued_email(&mut tx, id).await?;
+        let record = load_invitation(&mut tx, namespace, id)
+            .await?
+            .context("the revoked invitation is missing")?;
+        tx.commit().await.map_err(db_error("committing revoke"))?;
+        Ok(RevokeOutcome::Revoked(Box::new(record)))
+    }
+
+    async fn accept_link(
+        &self,
+        namespace: &str,
+        token_hash: &TokenHash,
+        now: Timestamp,
+    ) -> StoreResult<Option<AcceptLink>> {
+        let mut conn = self.read().await?;
+        // `live` repeats the condition of `accept_invitation` and `token_is_live`.
+        let found: Option<(i64, bool)> = sqlx::query_as(
+            "SELECT t.invitation_id, \
+               (t.state = 'live' AND t.expires > $1 AND i.status <> 'revoked') AS live \
+             FROM invite_tokens t JOIN invitations i ON i.id = t.invitation_id \
+             WHERE t.token_hash = $2 AND i.namespace = $3",
+        )
+        .bind(now.millis())
+        .bind(&token_hash.0)
+        .bind(namespace)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error("reading accept link"))?;
+        let Some((invitation_id, live)) = found else {
+            return Ok(None);
+        };
+        let invitation = load_invitation(&mut conn, namespace, InvitationId(invitation_id)).await?;
+        Ok(invitation.map(|invitation| AcceptLink { invitation, live }))
+    }
+}

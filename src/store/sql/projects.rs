@@ -1,0 +1,161 @@
+//! Projects and the roles users hold on them (grants).
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::QueryBuilder;
+
+use super::backend::{Backend, Db};
+use super::rows::db_error;
+use crate::domain::{Project, ProjectId, Role, Timestamp, UserId};
+use crate::store::{Membership, ProjectStore, StoreResult};
+
+#[async_trait]
+impl ProjectStore for Backend {
+    async fn create_project(
+        &self,
+        namespace: &str,
+        name: &str,
+        now: Timestamp,
+    ) -> StoreResult<Project> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO projects (namespace, name, created) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(namespace)
+        .bind(name)
+        .bind(now.millis())
+        .fetch_one(self.writer())
+        .await
+        .map_err(db_error("creating project"))?;
+        Ok(Project {
+            id: ProjectId(id),
+            name: name.to_owned(),
+        })
+    }
+
+    async fn projects(&self, namespace: &str) -> StoreResult<Vec<Project>> {
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, name FROM projects WHERE namespace = $1 ORDER BY id")
+                .bind(namespace)
+                .fetch_all(&mut *self.read().await?)
+                .await
+                .map_err(db_error("listing projects"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name)| Project {
+                id: ProjectId(id),
+                name,
+            })
+            .collect())
+    }
+
+    async fn projects_by_ids(
+        &self,
+        namespace: &str,
+        ids: &[ProjectId],
+    ) -> StoreResult<Vec<Project>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query = QueryBuilder::<Db>::new("SELECT id, name FROM projects WHERE namespace = ");
+        query.push_bind(namespace).push(" AND id IN (");
+        let mut list = query.separated(", ");
+        for id in ids {
+            list.push_bind(id.0);
+        }
+        query.push(") ORDER BY id");
+        let rows: Vec<(i64, String)> = query
+            .build_query_as()
+            .fetch_all(&mut *self.read().await?)
+            .await
+            .map_err(db_error("finding projects"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name)| Project {
+                id: ProjectId(id),
+                name,
+            })
+            .collect())
+    }
+
+    async fn projects_with_role(
+        &self,
+        namespace: &str,
+        user: UserId,
+        ids: &[ProjectId],
+    ) -> StoreResult<Vec<(Project, Option<Role>)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query = QueryBuilder::<Db>::new(
+            "SELECT p.id, p.name, g.role FROM projects p \
+             LEFT JOIN grants g ON g.project_id = p.id AND g.user_id = ",
+        );
+        query
+            .push_bind(user.0)
+            .push(" WHERE p.namespace = ")
+            .push_bind(namespace)
+            .push(" AND p.id IN (");
+        let mut list = query.separated(", ");
+        for id in ids {
+            list.push_bind(id.0);
+        }
+        query.push(") ORDER BY p.id");
+        let rows: Vec<(i64, String, Option<String>)> = query
+            .build_query_as()
+            .fetch_all(&mut *self.read().await?)
+            .await
+            .map_err(db_error("finding projects and roles"))?;
+        rows.into_iter()
+            .map(|(id, name, role)| {
+                let role = role
+                    .map(|role| Role::from_str(&role).map_err(|e| anyhow::anyhow!(e)))
+                    .transpose()?;
+                Ok((
+                    Project {
+                        id: ProjectId(id),
+                        name,
+                    },
+                    role,
+                ))
+            })
+            .collect()
+    }
+
+    async fn grant(&self, user: UserId, project: ProjectId, role: Role) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO grants (user_id, project_id, role) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id, project_id) DO UPDATE SET role = excluded.role",
+        )
+        .bind(user.0)
+        .bind(project.0)
+        .bind(role.as_str())
+        .execute(self.writer())
+        .await
+        .map_err(db_error("granting role"))?;
+        Ok(())
+    }
+
+    async fn memberships(&self, user: UserId) -> StoreResult<Vec<Membership>> {
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT p.id, p.name, g.role FROM grants g JOIN projects p ON p.id = g.project_id \
+             WHERE g.user_id = $1 ORDER BY p.id",
+        )
+        .bind(user.0)
+        .fetch_all(&mut *self.read().await?)
+        .await
+        .map_err(db_error("loading memberships"))?;
+        rows.into_iter()
+            .map(|(id, name, role)| {
+                let role = Role::from_str(&role).map_err(|e| anyhow::anyhow!(e))?;
+                Ok(Membership {
+                    project: Project {
+                        id: ProjectId(id),
+                        name,
+                    },
+                    role,
+                })
+            })
+            .collect()
+    }
+}

@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use cbh_invite::config::ServeRole;
-use cbh_invite::domain::Timestamp;
+use cbh_invite::domain::{Role, Timestamp};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -56,6 +56,8 @@ fn inviter_on(db: &Path) -> String {
             "add",
             "--email",
             "ada@lab.example",
+            // Inviting needs a role somewhere; a superuser needs none.
+            "--superuser",
             "--password-stdin",
         ],
         Some("a long enough password\n"),
@@ -619,7 +621,9 @@ async fn the_outbox_gauges_show_what_waits(backend: Backend) {
 
 async fn a_session_made_on_one_node_works_on_another(backend: Backend) {
     let app = spawn_app(backend).await;
-    app.add_user("ada@lab.example", "Ada", "", false).await;
+    let ada = app.add_user("ada@lab.example", "Ada", "", false).await;
+    let project = app.add_project("Kinase screen").await;
+    app.grant(&ada, project, Role::Editor).await;
     let mut node = app.add_node(|_| {}).await;
     let here = app.login("ada@lab.example", PASSWORD).await;
     let there = app.agent_for(&here, &node.base);

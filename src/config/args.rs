@@ -1,0 +1,108 @@
+//! The flags of `serve`, as clap reads them: strings, validated by `Settings::from_args`.
+
+use std::path::PathBuf;
+
+use super::{DEFAULT_NAMESPACE, ServeRole, SqliteSync};
+
+/// The flags of `serve`, each backed by an environment variable.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "CBH_LISTEN", default_value = "127.0.0.1:8000")]
+    pub listen: String,
+    /// Comma-separated namespaces served (the first part of every URL).
+    #[arg(long, env = "CBH_NAMESPACES", default_value = DEFAULT_NAMESPACE)]
+    pub namespaces: String,
+    /// Base URL of the links in emails (default: http:// and the listen address). Links never
+    /// take their host from a request header.
+    #[arg(long, env = "CBH_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Where a person goes after accepting an invitation (the platform's own web app); without
+    /// it, to this service's welcome page listing their projects.
+    #[arg(long, env = "CBH_APP_URL")]
+    pub app_url: Option<String>,
+    /// SMTP relay: smtp://[user:pass@]host:port[?tls=starttls] or smtps://…; without it, mail
+    /// is written to .eml files in the mail directory.
+    #[arg(long, env = "CBH_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Sender of the emails, e.g. "ChemBio Hub <noreply@example.org>".
+    #[arg(long, env = "CBH_MAIL_FROM")]
+    pub mail_from: Option<String>,
+    /// Folder for .eml files when no SMTP relay is set.
+    #[arg(long, env = "CBH_MAIL_DIR", default_value = "./mail")]
+    pub mail_dir: PathBuf,
+    /// How long an accept link works.
+    #[arg(long, env = "CBH_INVITE_TTL", default_value = "7d")]
+    pub invite_ttl: String,
+    /// Folder of email templates that override the built-in ones.
+    #[arg(long, env = "CBH_TEMPLATE_DIR")]
+    pub template_dir: Option<PathBuf>,
+    /// PostgreSQL: connections in the pool.
+    #[arg(long, env = "CBH_DB_POOL_SIZE", default_value = "10")]
+    pub db_pool_size: String,
+    /// SQLite: normal (a commit survives a crash of the process) or full (also a power loss).
+    #[arg(long, env = "CBH_SQLITE_SYNC", value_enum, default_value = "normal")]
+    pub sqlite_sync: SqliteSync,
+    /// PostgreSQL: longest time one SQL statement may run.
+    #[arg(long, env = "CBH_DB_STATEMENT_TIMEOUT", default_value = "5s")]
+    pub db_statement_timeout: String,
+    /// How long a request waits for a database connection before answering 503.
+    #[arg(long, env = "CBH_DB_ACQUIRE_TIMEOUT", default_value = "2s")]
+    pub db_acquire_timeout: String,
+    /// How long start-up keeps trying to reach the database.
+    #[arg(long, env = "CBH_DB_CONNECT_RETRY", default_value = "30s")]
+    pub db_connect_retry: String,
+    /// Invitations one user may send (N/DURATION or off).
+    #[arg(long, env = "CBH_INVITE_RATE", default_value = "200/1h")]
+    pub invite_rate: String,
+    /// Emails one address may receive (N/DURATION or off).
+    #[arg(long, env = "CBH_RECIPIENT_RATE", default_value = "5/24h")]
+    pub recipient_rate: String,
+    /// Failed logins per account before logins to it are refused for a while (N/DURATION or off).
+    #[arg(long, env = "CBH_LOGIN_ACCOUNT_RATE", default_value = "5/15m")]
+    pub login_account_rate: String,
+    /// Failed logins per client address before its logins are refused for a while.
+    #[arg(long, env = "CBH_LOGIN_CLIENT_RATE", default_value = "20/15m")]
+    pub login_client_rate: String,
+    /// A client that has not sent its whole request head this long after starting it is
+    /// disconnected.
+    #[arg(long, env = "CBH_HTTP_HEADER_TIMEOUT", default_value = "10s")]
+    pub http_header_timeout: String,
+    /// A request body not received this long after its head is answered 408.
+    #[arg(long, env = "CBH_HTTP_BODY_TIMEOUT", default_value = "30s")]
+    pub http_body_timeout: String,
+    /// A keep-alive connection with no traffic this long between requests is closed.
+    #[arg(long, env = "CBH_HTTP_IDLE_TIMEOUT", default_value = "60s")]
+    pub http_idle_timeout: String,
+    /// Connections served at once; further ones wait in the listen backlog.
+    #[arg(long, env = "CBH_HTTP_MAX_CONNECTIONS", default_value = "4096")]
+    pub http_max_connections: String,
+    /// Requests handled at once; further ones are answered 503 at once instead of queueing.
+    #[arg(long, env = "CBH_HTTP_MAX_IN_FLIGHT", default_value = "1024")]
+    pub http_max_in_flight: String,
+    /// Serve `/metrics` on this address (e.g. 127.0.0.1:9100) instead of the public one.
+    #[arg(long, env = "CBH_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// What this node runs: all, api or worker.
+    #[arg(long, env = "CBH_ROLE", value_enum, default_value = "all")]
+    pub role: ServeRole,
+    /// Add a traceback to 500 responses (development only).
+    #[arg(long, env = "CBH_DEBUG", default_value = "0")]
+    pub debug: String,
+    /// Delay before the first retry of a temporary SMTP failure (doubling, with jitter).
+    #[arg(long, env = "CBH_SMTP_RETRY_BASE", default_value = "1s")]
+    pub smtp_retry_base: String,
+    /// Longest delay between two retries.
+    #[arg(long, env = "CBH_SMTP_RETRY_MAX", default_value = "5m")]
+    pub smtp_retry_max: String,
+    /// How long a worker holds a claimed message before another may retry it.
+    #[arg(long, env = "CBH_OUTBOX_LEASE", default_value = "60s")]
+    pub outbox_lease: String,
+    /// Bounds connecting to the SMTP relay and each command (a stalled relay is a temporary
+    /// failure, retried later).
+    #[arg(long, env = "CBH_SMTP_TIMEOUT", default_value = "30s")]
+    pub smtp_timeout: String,
+    /// Attempts before a message is marked failed.
+    #[arg(long, env = "CBH_SMTP_MAX_ATTEMPTS", default_value = "10")]
+    pub smtp_max_attempts: String,
+}

@@ -1,0 +1,141 @@
+//! The SMTP relay and how the outbox worker retries.
+
+use std::fmt;
+use std::time::Duration;
+
+use url::Url;
+
+/// How the outbox worker retries.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    pub max_attempts: u32,
+    /// How long a claimed message is reserved for the worker that claimed it.
+    pub lease: Duration,
+    /// How long SIGTERM waits for sends in flight.
+    pub shutdown_grace: Duration,
+    /// Bounds connecting to the relay and each SMTP command.
+    pub smtp_timeout: Duration,
+    /// How long the worker sleeps when nothing wakes it (new messages wake it at once).
+    pub poll_interval: Duration,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(300),
+            max_attempts: 10,
+            lease: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(10),
+            smtp_timeout: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// An SMTP relay. `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub credentials: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain SMTP, for a relay on the same machine or network.
+    None,
+    /// STARTTLS, required (never silently downgraded).
+    StartTls,
+    /// TLS from the first byte (`smtps://`).
+    Implicit,
+}
+
+impl fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("user", &self.credentials.as_ref().map(|(user, _)| user))
+            .finish()
+    }
+}
+
+impl SmtpSettings {
+    /// `smtp://[user:pass@]host:port[?tls=starttls]` or `smtps://[user:pass@]host:port`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        // The URL may carry a password: never echo it back.
+        let bad = |why: &str| format!("CBH_SMTP_URL (--smtp-url): {why}");
+        let url = Url::parse(raw).map_err(|e| bad(&format!("not a URL ({e})")))?;
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| bad("names no host"))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let tls_query = url
+            .query_pairs()
+            .find(|(k, _)| k == "tls")
+            .map(|(_, v)| v.into_owned());
+        let tls = match (url.scheme(), tls_query.as_deref()) {
+            ("smtps", None | Some("implicit")) => SmtpTls::Implicit,
+            ("smtp", None | Some("none")) => SmtpTls::None,
+            ("smtp", Some("starttls")) => SmtpTls::StartTls,
+            ("smtp" | "smtps", Some(other)) => {
+                return Err(bad(&format!(
+                    "tls={other} is not one of none, starttls (smtp://) or implicit (smtps://)"
+                )));
+            }
+            (scheme, _) => {
+                return Err(bad(&format!(
+                    "scheme '{scheme}' is not smtp:// or smtps://"
+                )));
+            }
+        };
+        let port = url.port().unwrap_or(match tls {
+            SmtpTls::None => 25,
+            SmtpTls::StartTls => 587,
+            SmtpTls::Implicit => 465,
+        });
+        let credentials = if url.username().is_empty() {
+            None
+        } else {
+            let decode = |s: &str| {
+                percent_decode(s)
+                    .ok_or_else(|| bad("user or password is not valid percent-encoding"))
+            };
+            Some((
+                decode(url.username())?,
+                decode(url.password().unwrap_or_default())?,
+            ))
+        };
+        Ok(Self {
+            host,
+            port,
+            tls,
+            credentials,
+        })
+    }
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}

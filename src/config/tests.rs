@@ -1,0 +1,172 @@
+mod unit {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use crate::config::parse::{parse_app_url, parse_public_url};
+    use crate::config::*;
+
+    #[test]
+    fn durations_take_one_number_and_one_unit() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1_800)));
+        assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(43_200)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(
+            parse_duration("365d"),
+            Ok(Duration::from_secs(365 * 86_400))
+        );
+        for bad in [
+            "",
+            "7",
+            "d",
+            "0s",
+            "366d",
+            "1.5h",
+            "1h30m",
+            "-1s",
+            "7 d",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn limits_take_a_count_and_a_window() {
+        assert_eq!(
+            Limit::parse("200/1h"),
+            Ok(Some(Limit {
+                max: 200,
+                window: Duration::from_secs(3_600)
+            }))
+        );
+        assert_eq!(Limit::parse("off"), Ok(None));
+        for bad in ["", "200", "0/1h", "x/1h", "5/1x", "5/"] {
+            assert!(Limit::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sqlite_urls_name_relative_and_absolute_files() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://data/x.db"),
+            Ok(DatabaseUrl::Sqlite(PathBuf::from("data/x.db")))
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///var/lib/x.db"),
+            Ok(DatabaseUrl::Sqlite(PathBuf::from("/var/lib/x.db")))
+        );
+        assert!(DatabaseUrl::parse("mysql://x").is_err());
+        let pg = DatabaseUrl::parse("postgres://cbh:s3cret@db.example:5432/cbh").expect("valid");
+        assert!(matches!(pg, DatabaseUrl::Postgres(_)));
+        assert!(!format!("{pg:?}").contains("s3cret"));
+        let error = DatabaseUrl::parse("postgres://cbh:s3cret@/x")
+            .err()
+            .unwrap_or_default();
+        assert!(!error.contains("s3cret"), "{error}");
+    }
+
+    #[test]
+    fn smtp_urls() {
+        let plain = SmtpSettings::parse("smtp://127.0.0.1:2525").expect("valid");
+        assert_eq!((plain.port, plain.tls), (2525, SmtpTls::None));
+        let auth = SmtpSettings::parse("smtp://me:p%40ss@mail.x.org?tls=starttls").expect("valid");
+        assert_eq!(auth.tls, SmtpTls::StartTls);
+        assert_eq!(auth.port, 587);
+        assert_eq!(auth.credentials, Some(("me".into(), "p@ss".into())));
+        assert!(!format!("{auth:?}").contains("p@ss"));
+        assert_eq!(
+            SmtpSettings::parse("smtps://mail.x.org")
+                .expect("valid")
+                .tls,
+            SmtpTls::Implicit
+        );
+        assert!(SmtpSettings::parse("http://x").is_err());
+        assert!(SmtpSettings::parse("smtp://x?tls=maybe").is_err());
+    }
+
+    #[test]
+    fn public_url_loses_its_trailing_slash() {
+        assert_eq!(
+            parse_public_url("https://hub.example.org/"),
+            Ok("https://hub.example.org".into())
+        );
+        assert!(parse_public_url("ftp://x").is_err());
+    }
+
+    #[test]
+    fn app_url_must_be_an_absolute_http_url() {
+        assert_eq!(
+            parse_app_url("https://hub.example.org/app/#/projects"),
+            Ok("https://hub.example.org/app/#/projects".into())
+        );
+        for bad in [
+            "javascript:alert(1)",
+            "/relative",
+            "ftp://x.org",
+            "https://",
+        ] {
+            let error = parse_app_url(bad).expect_err(bad);
+            assert!(error.starts_with("CBH_APP_URL (--app-url)"), "{error}");
+        }
+    }
+}
+
+/// Properties of `parse_duration` over every input.
+mod properties {
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use crate::config::parse_duration;
+
+    const MAX_SECS: u64 = 365 * 86_400;
+
+    fn unit_secs(unit: &str) -> u64 {
+        match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3_600,
+            _ => 86_400,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_string_is_a_duration_in_range_or_an_error(raw in any::<String>()) {
+            match parse_duration(&raw) {
+                Ok(duration) => {
+                    prop_assert!((1..=MAX_SECS).contains(&duration.as_secs()));
+                    // Written back in seconds, it reads the same.
+                    let again = parse_duration(&format!("{}s", duration.as_secs()));
+                    prop_assert_eq!(again, Ok(duration));
+                }
+                Err(message) => prop_assert!(message.contains("is not a duration")),
+            }
+        }
+
+        #[test]
+        fn a_number_and_a_unit_is_their_product_when_in_range(
+            number in prop_oneof![0u64..1_000, any::<u64>()],
+            unit in prop::sample::select(vec!["s", "m", "h", "d"]),
+            pad in "[ \t]{0,2}",
+        ) {
+            let parsed = parse_duration(&format!("{pad}{number}{unit}{pad}"));
+            let secs = number.checked_mul(unit_secs(unit)).filter(|s| (1..=MAX_SECS).contains(s));
+            prop_assert_eq!(parsed.ok(), secs.map(Duration::from_secs));
+        }
+
+        #[test]
+        fn anything_but_digits_then_one_unit_is_refused(
+            raw in "[-+ .0-9smhdSMHDµ٣]{0,8}",
+        ) {
+            let trimmed = raw.trim();
+            let shaped = trimmed.len() >= 2
+                && trimmed.as_bytes()[..trimmed.len() - 1].iter().all(u8::is_ascii_digit)
+                && matches!(trimmed.as_bytes()[trimmed.len() - 1], b's' | b'm' | b'h' | b'd');
+            if !shaped {
+                prop_assert!(parse_duration(&raw).is_err(), "{raw:?}");
+            }
+        }
+    }
+}

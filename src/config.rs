@@ -59,7 +59,11 @@ impl Limit {
 pub struct Limits {
     pub invitations_per_inviter: Option<Limit>,
     pub emails_per_recipient: Option<Limit>,
+    /// Failed logins per account *from one client address* (`CBH_LOGIN_ACCOUNT_RATE`): a
+    /// burst from one address does not lock the owner out elsewhere.
     pub login_failures_per_account: Option<Limit>,
+    /// Failed logins per account from all addresses together, against distributed guessing.
+    pub login_account_ceiling: Option<Limit>,
     pub login_failures_per_client: Option<Limit>,
 }
 
@@ -75,6 +79,7 @@ impl Default for Limits {
             invitations_per_inviter: limit(200, 3_600),
             emails_per_recipient: limit(5, 86_400),
             login_failures_per_account: limit(5, 900),
+            login_account_ceiling: limit(100, 900),
             login_failures_per_client: limit(20, 900),
         }
     }
@@ -412,9 +417,14 @@ pub struct ServeArgs {
     /// Emails one address may receive (N/DURATION or off).
     #[arg(long, env = "CBH_RECIPIENT_RATE", default_value = "5/24h")]
     pub recipient_rate: String,
-    /// Failed logins per account before logins to it are refused for a while (N/DURATION or off).
+    /// Failed logins per account from one client address before logins to it from there are
+    /// refused for a while (N/DURATION or off).
     #[arg(long, env = "CBH_LOGIN_ACCOUNT_RATE", default_value = "5/15m")]
     pub login_account_rate: String,
+    /// Failed logins per account from all addresses before every login to it is refused for a
+    /// while (N/DURATION or off).
+    #[arg(long, env = "CBH_LOGIN_ACCOUNT_CEILING", default_value = "100/15m")]
+    pub login_account_ceiling: String,
     /// Failed logins per client address before its logins are refused for a while.
     #[arg(long, env = "CBH_LOGIN_CLIENT_RATE", default_value = "20/15m")]
     pub login_client_rate: String,
@@ -621,6 +631,11 @@ impl Settings {
                         "CBH_LOGIN_ACCOUNT_RATE",
                         "--login-account-rate",
                         &args.login_account_rate,
+                    )?,
+                    login_account_ceiling: limit(
+                        "CBH_LOGIN_ACCOUNT_CEILING",
+                        "--login-account-ceiling",
+                        &args.login_account_ceiling,
                     )?,
                     login_failures_per_client: limit(
                         "CBH_LOGIN_CLIENT_RATE",

@@ -58,9 +58,14 @@ pub struct ServeArgs {
     /// Emails one address may receive (N/DURATION or off).
     #[arg(long, env = "CBH_RECIPIENT_RATE", default_value = "5/24h")]
     pub recipient_rate: String,
-    /// Failed logins per account before logins to it are refused for a while (N/DURATION or off).
+    /// Failed logins per account from one client address before logins to it from there are
+    /// refused for a while (N/DURATION or off).
     #[arg(long, env = "CBH_LOGIN_ACCOUNT_RATE", default_value = "5/15m")]
     pub login_account_rate: String,
+    /// Failed logins per account from all addresses before every login to it is refused for a
+    /// while (N/DURATION or off).
+    #[arg(long, env = "CBH_LOGIN_ACCOUNT_CEILING", default_value = "100/15m")]
+    pub login_account_ceiling: String,
     /// Failed logins per client address before its logins are refused for a while.
     #[arg(long, env = "CBH_LOGIN_CLIENT_RATE", default_value = "20/15m")]
     pub login_client_rate: String,

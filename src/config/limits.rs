@@ -31,7 +31,11 @@ impl Limit {
 pub struct Limits {
     pub invitations_per_inviter: Option<Limit>,
     pub emails_per_recipient: Option<Limit>,
+    /// Failed logins per account *from one client address* (`CBH_LOGIN_ACCOUNT_RATE`): a
+    /// burst from one address does not lock the owner out elsewhere.
     pub login_failures_per_account: Option<Limit>,
+    /// Failed logins per account from all addresses together, against distributed guessing.
+    pub login_account_ceiling: Option<Limit>,
     pub login_failures_per_client: Option<Limit>,
 }
 
@@ -47,6 +51,7 @@ impl Default for Limits {
             invitations_per_inviter: limit(200, 3_600),
             emails_per_recipient: limit(5, 86_400),
             login_failures_per_account: limit(5, 900),
+            login_account_ceiling: limit(100, 900),
             login_failures_per_client: limit(20, 900),
         }
     }

@@ -209,6 +209,11 @@ impl Settings {
                         "--login-account-rate",
                         &args.login_account_rate,
                     )?,
+                    login_account_ceiling: limit(
+                        "CBH_LOGIN_ACCOUNT_CEILING",
+                        "--login-account-ceiling",
+                        &args.login_account_ceiling,
+                    )?,
                     login_failures_per_client: limit(
                         "CBH_LOGIN_CLIENT_RATE",
                         "--login-client-rate",

@@ -19,10 +19,9 @@ use super::extract::{
     ApiJson, CSRF_COOKIE, Caller, ClientIp, Credential, Namespace, NamespaceParam, SESSION_COOKIE,
 };
 use super::resources::UserResource;
-use super::{ApiError, AppState, audit, record};
-use crate::config::Limit;
+use super::{ApiError, AppState, audit};
 use crate::domain::{EmailAddress, Timestamp, Token, User, password};
-use crate::store::{AuditEvent, NewSession};
+use crate::store::{LoginAttempt, LoginAttemptId, LoginLimits, LoginReservation, NewSession};
 
 /// Django's default session age: two weeks.
 const SESSION_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
@@ -129,8 +128,9 @@ async fn login(
 }
 
 /// Checks an email and password; also used by the login page. Every failure is the same 401,
-/// and too many recent failures for the account or from the client address are a 429 (for an
-/// unknown email too, and before any password hashing, so both answer alike).
+/// and too many recent failures (for the account from this client address, for the account
+/// from everywhere, or from this address) are a 429: for an unknown email too, and before any
+/// password hashing, so both answer alike.
 pub(super) async fn authenticate(
     state: &AppState,
     ns: &str,
@@ -153,87 +153,83 @@ pub(super) async fn authenticate(
                 .collect::<String>(),
         ),
     };
-    throttle_logins(state, ns, &account, client_ip.as_deref()).await?;
-    let found = match parsed {
-        Some(Ok(email)) => state.store.user_by_email(ns, &email).await?,
-        _ => None,
-    };
-    // Unknown, pending and wrong-password logins take the same path and the same time.
-    let (user, stored_hash) = match found {
-        Some(creds) if creds.user.is_active => (Some(creds.user), creds.password_hash),
-        _ => (None, None),
-    };
-    let verified = state
-        .password_work
-        .run(move || password::verify(&password, stored_hash.as_deref()))
-        .await
-        .map_err(ApiError::Internal)?;
-    let outcome = user.filter(|_| verified);
-    record(
-        state,
-        AuditEvent {
-            namespace: ns.to_owned(),
-            at: Timestamp::now(),
-            event: if outcome.is_some() {
-                "login_succeeded"
-            } else {
-                "login_failed"
-            },
-            actor: outcome.as_ref().map(|u| u.id),
-            subject: Some(account),
-            client_ip,
-            detail: None,
-        },
-    )
+    let attempt = reserve_attempt(state, ns, account, client_ip, None).await?;
+    let checked = async {
+        let found = match parsed {
+            Some(Ok(email)) => state.store.user_by_email(ns, &email).await?,
+            _ => None,
+        };
+        // Unknown, pending and wrong-password logins take the same path and the same time.
+        let (user, stored_hash) = match found {
+            Some(creds) if creds.user.is_active => (Some(creds.user), creds.password_hash),
+            _ => (None, None),
+        };
+        let verified = state
+            .password_work
+            .run(move || password::verify(&password, stored_hash.as_deref()))
+            .await
+            .map_err(ApiError::Internal)?;
+        Ok::<_, ApiError>(user.filter(|_| verified))
+    }
     .await;
-    outcome.ok_or_else(|| ApiError::Unauthorized(LOGIN_FAILED.into()))
+    match checked {
+        Ok(Some(user)) => {
+            state.store.login_succeeded(attempt, user.id).await?;
+            Ok(user)
+        }
+        // The reserved row already records the failure.
+        Ok(None) => Err(ApiError::Unauthorized(LOGIN_FAILED.into())),
+        Err(error) => {
+            release_attempt(state, attempt).await;
+            Err(error)
+        }
+    }
 }
 
-async fn throttle_logins(
+/// Counts an attempt at `account`'s password before the password is checked, as a failure
+/// until it proves right: 429 when a limit on failed logins is reached (for an unknown account
+/// too, and before any hashing, so both answer alike).
+async fn reserve_attempt(
     state: &AppState,
     ns: &str,
-    account: &str,
-    client_ip: Option<&str>,
-) -> Result<(), ApiError> {
+    account: String,
+    client_ip: Option<String>,
+    detail: Option<&'static str>,
+) -> Result<LoginAttemptId, ApiError> {
     let limits = state.config.limits;
-    let (per_account, per_client) = (
-        limits.login_failures_per_account,
-        limits.login_failures_per_client,
-    );
-    let Some(window) = per_account.or(per_client).map(|_| {
-        per_account
-            .map(|l| l.window)
-            .max(per_client.map(|l| l.window))
-            .unwrap_or_default()
-    }) else {
-        return Ok(());
-    };
     let now = Timestamp::now();
-    let failures = state
+    let reservation = state
         .store
-        .login_failures(ns, account, client_ip, now.minus(window))
+        .reserve_login(LoginAttempt {
+            namespace: ns.to_owned(),
+            account,
+            client_ip,
+            now,
+            limits: LoginLimits {
+                per_account_and_client: limits.login_failures_per_account,
+                per_account: limits.login_account_ceiling,
+                per_client: limits.login_failures_per_client,
+            },
+            detail,
+        })
         .await?;
-    let blocked = |limit: Option<Limit>, count: i64, oldest: Option<Timestamp>| {
-        limit
-            .filter(|l| count >= i64::from(l.max))
-            .map(|l| oldest.unwrap_or(now).plus(l.window))
-    };
-    let until = blocked(
-        per_account,
-        failures.for_account,
-        failures.oldest_for_account,
-    )
-    .max(blocked(
-        per_client,
-        failures.from_client,
-        failures.oldest_from_client,
-    ));
-    match until {
-        Some(until) if until > now => Err(ApiError::TooManyRequests(
+    match reservation {
+        LoginReservation::Reserved(attempt) => Ok(attempt),
+        LoginReservation::Refused { until } => Err(ApiError::TooManyRequests(
             "Too many failed logins: try again later".into(),
             Duration::from_millis(until.millis().saturating_sub(now.millis()).unsigned_abs()),
         )),
-        _ => Ok(()),
+    }
+}
+
+/// Takes back a reserved attempt whose password was never judged wrong (no verdict was given,
+/// or the change of password records its own event).
+async fn release_attempt(state: &AppState, attempt: LoginAttemptId) {
+    if let Err(error) = state.store.release_login(attempt).await {
+        tracing::warn!(
+            error = format!("{error:#}"),
+            "a login attempt stays counted as failed"
+        );
     }
 }
 
@@ -308,11 +304,13 @@ struct PasswordChanged {
         (status = 200, description = "Changed", body = PasswordChanged),
         (status = 400, description = "Malformed body or new password too short", body = ErrorBody),
         (status = 401, description = "Not logged in", body = ErrorBody),
-        (status = 403, description = "The current password is wrong, or bad CSRF token", body = ErrorBody),
+        (status = 403, description = "The current password is wrong (counted as a failed login), or bad CSRF token", body = ErrorBody),
         (status = 404, description = "Unknown namespace", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
-        (status = 503, description = "Database unavailable", body = ErrorBody),
+        (status = 429, description = "Too many failed logins for this account", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Database unavailable, or too many passwords being checked", body = ErrorBody),
     ),
     security(("session" = [], "csrf" = []), ("api_key" = [])),
 )]
@@ -324,24 +322,29 @@ async fn change_password(
     let new_password = body.new_password.unwrap_or_default();
     password::validate_new(&new_password).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let email = caller.user.email.clone();
-    let stored = state
-        .store
-        .user_by_email(&caller.namespace, &email)
-        .await?
-        .and_then(|creds| creds.password_hash);
-    let old_password = body.old_password.unwrap_or_default();
-    let (verified, new_hash) = state
-        .password_work
-        .run(move || {
-            let verified = password::verify(&old_password, stored.as_deref());
-            let new_hash = verified.then(|| password::hash(&new_password)).transpose();
-            (verified, new_hash)
-        })
-        .await
-        .map_err(ApiError::Internal)?;
-    let new_hash = match (verified, new_hash?) {
-        (true, Some(hash)) => hash,
-        _ => return Err(ApiError::Forbidden("the current password is wrong".into())),
+    // A wrong current password is a failed login: a stolen session must not make guessing
+    // the password cheaper than the login page does.
+    let attempt = reserve_attempt(
+        &state,
+        &caller.namespace,
+        email.key(),
+        caller.client_ip.clone(),
+        Some("password_change"),
+    )
+    .await?;
+    let checked =
+        check_current_password(&state, &caller, email, body.old_password, new_password).await;
+    let new_hash = match checked {
+        Ok(Some(hash)) => {
+            release_attempt(&state, attempt).await;
+            hash
+        }
+        // The reserved row already records the failure.
+        Ok(None) => return Err(ApiError::Forbidden("the current password is wrong".into())),
+        Err(error) => {
+            release_attempt(&state, attempt).await;
+            return Err(error);
+        }
     };
     let keep = match &caller.credential {
         Credential::Session { id_hash } => Some(id_hash),
@@ -355,6 +358,35 @@ async fn change_password(
     Ok(Json(PasswordChanged {
         message: "Password changed; your other sessions have been logged out.",
     }))
+}
+
+/// The hash of the new password when the current one is right.
+async fn check_current_password(
+    state: &AppState,
+    caller: &Caller,
+    email: EmailAddress,
+    old_password: Option<String>,
+    new_password: String,
+) -> Result<Option<String>, ApiError> {
+    let stored = state
+        .store
+        .user_by_email(&caller.namespace, &email)
+        .await?
+        .and_then(|creds| creds.password_hash);
+    let old_password = old_password.unwrap_or_default();
+    let (verified, new_hash) = state
+        .password_work
+        .run(move || {
+            let verified = password::verify(&old_password, stored.as_deref());
+            let new_hash = verified.then(|| password::hash(&new_password)).transpose();
+            (verified, new_hash)
+        })
+        .await
+        .map_err(ApiError::Internal)?;
+    match (verified, new_hash?) {
+        (true, Some(hash)) => Ok(Some(hash)),
+        _ => Ok(None),
+    }
 }
 
 /// Log out.

@@ -146,6 +146,10 @@ const ONE_CALL: bool = false;
 /// Row locks keep two transactions from deciding on the same invitee or link at once.
 const FOR_UPDATE: &str = " FOR UPDATE";
 
+/// Serialises the transactions that decide on one key (a login's account, its client address),
+/// on every node, until their commit or rollback.
+const LOCK_KEY: Option<&str> = Some("SELECT pg_advisory_xact_lock(hashtext($1))");
+
 const CLAIM_OUTBOX: &str = "UPDATE outbox SET lease_until = $1, attempts = attempts + 1 \
      WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $2 \
        AND (lease_until IS NULL OR lease_until <= $2) \

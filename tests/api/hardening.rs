@@ -9,6 +9,7 @@ async fn a_burst_of_logins_past_the_password_queue_gets_503_at_once() {
     let app = spawn_app_with(Backend::Sqlite, |s| {
         // Only the queue is under test: no login throttle answers first.
         s.limits.login_failures_per_account = None;
+        s.limits.login_account_ceiling = None;
         s.limits.login_failures_per_client = None;
     })
     .await;

@@ -36,6 +36,7 @@ mod errors;
 mod hardening;
 mod invitations;
 mod listing;
+mod login_throttle;
 mod openapi;
 mod operations;
 mod outbox;

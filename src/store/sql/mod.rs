@@ -14,6 +14,8 @@
 //!   reads; `Backend::on_writer(work)`: runs a write where the backend runs its writes;
 //! - `FOR_UPDATE`: the row-locking clause (`FOR UPDATE` on PostgreSQL, empty on SQLite, whose
 //!   single writer already serialises transactions);
+//! - `LOCK_KEY`: the statement that serialises transactions on a text key till they end
+//!   (`pg_advisory_xact_lock` on PostgreSQL; none on SQLite, whose single writer does);
 //! - `ONE_CALL`: whether several statements go to the database in one call
 //!   (`invitation_batch::Statements`);
 //! - `CLAIM_OUTBOX`: the claim query (`FOR UPDATE SKIP LOCKED` on PostgreSQL);

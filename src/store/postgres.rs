@@ -146,6 +146,22 @@ const ONE_CALL: bool = false;
 /// Row locks keep two transactions from deciding on the same invitee or link at once.
 const FOR_UPDATE: &str = " FOR UPDATE";
 
+/// Serialises the sending-limit decisions of one sender (`sql::limits::lock_sender`) across
+/// nodes and committers, until the transaction ends. An advisory lock rather than a row lock
+/// on the sender's user row: that row is also locked when the sender is invited, and the two
+/// would then be taken in either order.
+async fn lock_sender(conn: &mut Conn, sender: i64) -> StoreResult<()> {
+    // The two-key form has a key space of its own (sqlx's migrator uses the one-key form);
+    // the first key names this use, the second is the user's id (ids past 2^31 share a lock,
+    // which only serialises more than needed).
+    sqlx::query("SELECT pg_advisory_xact_lock(1667393641, CAST($1 % 2147483647 AS INTEGER))")
+        .bind(sender)
+        .execute(&mut *conn)
+        .await
+        .map_err(sql::db_error("locking the sender's limit"))?;
+    Ok(())
+}
+
 const CLAIM_OUTBOX: &str = "UPDATE outbox SET lease_until = $1, attempts = attempts + 1 \
      WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $2 \
        AND (lease_until IS NULL OR lease_until <= $2) \

@@ -162,6 +162,19 @@ async fn lock_sender(conn: &mut Conn, sender: i64) -> StoreResult<()> {
     Ok(())
 }
 
+/// Serialises the recipient-limit decisions for these mailboxes (`sql::limits::lock_mailboxes`;
+/// `keys` sorted, so every transaction takes them in one order), in one round trip.
+async fn lock_mailboxes(conn: &mut Conn, keys: Vec<i32>) -> StoreResult<()> {
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(1667393642, k) FROM unnest(CAST($1 AS INTEGER[])) AS k",
+    )
+    .bind(keys)
+    .execute(&mut *conn)
+    .await
+    .map_err(sql::db_error("locking the recipients' limits"))?;
+    Ok(())
+}
+
 const CLAIM_OUTBOX: &str = "UPDATE outbox SET lease_until = $1, attempts = attempts + 1 \
      WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $2 \
        AND (lease_until IS NULL OR lease_until <= $2) \

@@ -206,6 +206,11 @@ async fn lock_sender(_conn: &mut Conn, _sender: i64) -> StoreResult<()> {
     Ok(())
 }
 
+/// Nothing to lock, as for `lock_sender`.
+async fn lock_mailboxes(_conn: &mut Conn, _keys: Vec<i32>) -> StoreResult<()> {
+    Ok(())
+}
+
 /// Several statements go to the connection's thread in one call (`sql::invitation_batch`).
 const ONE_CALL: bool = true;
 

@@ -31,9 +31,18 @@ async fn invite(agent: &Agent, email: &str) -> i64 {
     created["id"].as_i64().expect("id")
 }
 
-/// Waits until the SMTP server has received `count` emails in all.
+/// Waits until the SMTP server has received `count` emails in all and the outbox has marked
+/// them sent (it does so only after the server accepted them).
 async fn wait_for_mails(app: &TestApp, count: usize) {
     app.smtp.wait_for(count, WAIT).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while queued_emails(app).await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the outbox never marked its emails sent"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn queued_emails(app: &TestApp) -> usize {
@@ -187,6 +196,38 @@ async fn a_concurrent_burst_never_exceeds_the_inviter_limit(backend: Backend) {
     assert_eq!(app.count_invitations().await, i64::from(LIMIT));
 }
 
+async fn a_concurrent_burst_to_one_mailbox_never_exceeds_the_recipient_limit(backend: Backend) {
+    const LIMIT: u32 = 3;
+    let app = spawn_app_with(backend, |s| s.limits.emails_per_recipient = limit(LIMIT)).await;
+    let (editor, _) = app.editor_with_project().await;
+    let second_node = match backend {
+        Backend::Postgres => Some(app.add_node(|_| {}).await),
+        Backend::Sqlite => None,
+    };
+    let on_second_node = match &second_node {
+        Some(node) => app.agent_for(&editor, &node.base),
+        None => app.agent_for(&editor, &app.base),
+    };
+
+    // Forty addresses, one mailbox: each tag is another user of the namespace.
+    let burst = (0..40).map(|i| {
+        let agent = if i % 2 == 0 { &editor } else { &on_second_node };
+        async move {
+            agent
+                .invite(json!({"email": format!("bob+{i}@example.org")}))
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = join_all(burst).await;
+
+    let created = statuses.iter().filter(|s| **s == 201).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(created, LIMIT as usize, "{statuses:?}");
+    assert_eq!(limited, statuses.len() - created, "{statuses:?}");
+}
+
 /// Two posts of one setup link race where the store decides: each hashes its password first
 /// (on the bounded password threads, which would mostly serialise posts over HTTP), then
 /// completes the setup. The token's consumption is the check, so only one may win.
@@ -240,5 +281,6 @@ backend_tests!(
     resends_count_against_the_inviter_limit,
     the_recipient_limit_counts_one_address_across_namespaces_and_plus_tags,
     a_concurrent_burst_never_exceeds_the_inviter_limit,
+    a_concurrent_burst_to_one_mailbox_never_exceeds_the_recipient_limit,
     concurrent_posts_of_one_setup_link_create_one_superuser,
 );

@@ -10,7 +10,7 @@ use super::backend::{self, Conn, Db};
 use super::invitation_create::{
     InvitationInsert, create_invitation_alone, create_invitation_in, inserted_record,
 };
-use super::limits::SENT_BY;
+use super::limits::{SENT_BY, lock_mailboxes};
 use super::rows::db_error;
 use crate::domain::invitation::plan_invitation;
 use crate::domain::{ProjectId, Timestamp, User, UserId};
@@ -119,6 +119,13 @@ async fn batch_candidates(conn: &mut Conn, batch: &[&NewInvitation]) -> StoreRes
     for inviter in limited.keys() {
         backend::lock_sender(&mut *conn, *inviter).await?;
     }
+    // Then every mailbox's, in one call.
+    let mailboxes: Vec<String> = batch
+        .iter()
+        .filter(|new| new.limits.per_recipient.is_some())
+        .map(|new| new.email.recipient_key())
+        .collect();
+    lock_mailboxes(&mut *conn, mailboxes.iter().map(String::as_str)).await?;
     let mut within_limit = BTreeSet::new();
     for (inviter, (in_batch, max, since)) in limited {
         let (sent, _): (i64, Option<i64>) = sqlx::query_as(SENT_BY)

@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use super::audit::audit_created;
 use super::backend::{self, Conn, Db};
-use super::limits::{lock_sender, sending_limit_reached};
+use super::limits::{lock_mailboxes, lock_sender, sending_limit_reached};
 use super::rows::{USER_COLUMNS, UserRow, db_error, load_invitation};
 use crate::domain::invitation::{ExistingInvitee, plan_invitation};
 use crate::domain::{EmailAddress, InvitationId, InviteKind, ProjectId, Timestamp, User, UserId};
@@ -296,6 +296,9 @@ pub(super) async fn create_invitation_in(
     new: &NewInvitation,
 ) -> StoreResult<CreateOutcome> {
     lock_sender(&mut *tx, new.inviter.id, new.limits).await?;
+    if new.limits.per_recipient.is_some() {
+        lock_mailboxes(&mut *tx, [new.email.recipient_key().as_str()]).await?;
+    }
     if let Some((request_hash, earlier)) = find_idempotent_request(&mut *tx, new).await? {
         let same_body = new
             .idempotency

@@ -7,7 +7,7 @@ use sqlx::{FromRow, QueryBuilder};
 
 use super::backend::{self, Backend, Conn, Db};
 use super::invitation_create::{INSERT_OUTBOX, replace_accept_token};
-use super::limits::{Sending, limit_reached, lock_sender, record_extra_email};
+use super::limits::{Sending, limit_reached, lock_mailboxes, lock_sender, record_extra_email};
 use super::rows::{
     INVITATION_SELECT, InvitationRow, USER_COLUMNS, UserRow, db_error, load_invitation,
     with_projects,
@@ -333,8 +333,23 @@ impl InvitationStore for Backend {
             .begin()
             .await
             .map_err(db_error("starting resend"))?;
-        // Before the invitation's row lock, as creation takes it before the invitee's.
+        // Before the invitation's row lock, as creation takes them before the invitee's; the
+        // mailbox is read first (an invitation's address never changes).
         lock_sender(&mut tx, resend.sender, resend.limits).await?;
+        let email: Option<String> =
+            sqlx::query_scalar("SELECT email FROM invitations WHERE namespace = $1 AND id = $2")
+                .bind(&resend.namespace)
+                .bind(resend.id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error("reading invitation"))?;
+        let Some(email) = email else {
+            return Ok(ResendOutcome::NotFound);
+        };
+        let recipient_key = EmailAddress::from_trusted(email).recipient_key();
+        if resend.limits.per_recipient.is_some() {
+            lock_mailboxes(&mut tx, [recipient_key.as_str()]).await?;
+        }
         let Some(current) = invitation_state(&mut tx, &resend.namespace, resend.id).await? else {
             return Ok(ResendOutcome::NotFound);
         };
@@ -343,7 +358,6 @@ impl InvitationStore for Backend {
                 current.effective_status(resend.now),
             ));
         }
-        let recipient_key = EmailAddress::from_trusted(current.email.clone()).recipient_key();
         let sending = Sending {
             sender: resend.sender,
             recipient_key: &recipient_key,

@@ -1,6 +1,7 @@
 //! Sending limits, counted over the emails queued within each window: an invitation's first
 //! email by its row in `invitations`, every later one (a resend) by its row in `extra_emails`.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::backend::{self, Conn};
@@ -46,8 +47,32 @@ pub(super) async fn lock_sender(
     Ok(())
 }
 
+/// Serialises, until the transaction ends, what the recipient limit decides for these
+/// mailboxes (recipient keys): one mailbox may be invited from two namespaces, or under two
+/// `+tags`, by two transactions at once. Taken after the senders' locks and before any row
+/// lock, in one order (of the lock keys), so that no two transactions wait for each other.
+pub(super) async fn lock_mailboxes<'k>(
+    conn: &mut Conn,
+    mailboxes: impl IntoIterator<Item = &'k str>,
+) -> StoreResult<()> {
+    let keys: BTreeSet<i32> = mailboxes.into_iter().map(mailbox_lock_key).collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    backend::lock_mailboxes(conn, keys.into_iter().collect()).await
+}
+
+/// A mailbox's lock key: 32-bit FNV-1a of its recipient key, the same on every node and
+/// version (two mailboxes that share one only wait for each other).
+fn mailbox_lock_key(mailbox: &str) -> i32 {
+    let hash = mailbox.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    i32::from_ne_bytes(hash.to_ne_bytes())
+}
+
 /// The first sending limit that this email would exceed, if any. The caller holds the
-/// sender's lock (`lock_sender`).
+/// sender's and the mailbox's locks (`lock_sender`, `lock_mailboxes`).
 pub(super) async fn limit_reached(
     conn: &mut Conn,
     sending: &Sending<'_>,

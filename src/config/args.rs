@@ -52,10 +52,10 @@ pub struct ServeArgs {
     /// How long start-up keeps trying to reach the database.
     #[arg(long, env = "CBH_DB_CONNECT_RETRY", default_value = "30s")]
     pub db_connect_retry: String,
-    /// Invitations one user may send (N/DURATION or off).
+    /// Emails one user may cause, invitations and resends (N/DURATION or off).
     #[arg(long, env = "CBH_INVITE_RATE", default_value = "200/1h")]
     pub invite_rate: String,
-    /// Emails one address may receive (N/DURATION or off).
+    /// Emails one mailbox may receive, across namespaces and +tags (N/DURATION or off).
     #[arg(long, env = "CBH_RECIPIENT_RATE", default_value = "5/24h")]
     pub recipient_rate: String,
     /// Failed logins per account from one client address before logins to it from there are

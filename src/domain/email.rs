@@ -56,6 +56,22 @@ impl EmailAddress {
     pub fn key(&self) -> String {
         self.0.to_lowercase()
     }
+
+    /// The mailbox the sending limits count for, whatever namespace and `+tag`: the key
+    /// without the local part's `+tag` (`bob+1@x.org` is `bob@x.org`), so tags cannot
+    /// multiply what one inbox receives. Only for counting: addresses are stored as given.
+    /// `migrations/*/0004_sending_limits.sql` computes the same in SQL for older rows.
+    pub fn recipient_key(&self) -> String {
+        let key = self.key();
+        match key.rsplit_once('@') {
+            Some((local, domain)) => match local.find('+') {
+                // A local part that starts with `+` has nothing before its tag to keep.
+                Some(tag) if tag > 0 => format!("{}@{domain}", &local[..tag]),
+                _ => key,
+            },
+            None => key,
+        }
+    }
 }
 
 impl fmt::Display for EmailAddress {
@@ -111,6 +127,15 @@ mod tests {
         let email = EmailAddress::parse("Bob.Smith@Example.ORG").expect("valid");
         assert_eq!(email.as_str(), "Bob.Smith@example.org");
         assert_eq!(email.key(), "bob.smith@example.org");
+    }
+
+    #[test]
+    fn recipient_key_drops_the_tag_and_case() {
+        let key = |raw: &str| EmailAddress::parse(raw).expect("valid").recipient_key();
+        assert_eq!(key("Bob+Lab.1@Example.org"), "bob@example.org");
+        assert_eq!(key("bob@example.org"), "bob@example.org");
+        assert_eq!(key("+x@example.org"), "+x@example.org");
+        assert_eq!(key("a+b+c@example.org"), "a@example.org");
     }
 
     #[test]

@@ -109,12 +109,14 @@ pub struct NewInvitation {
     pub client_ip: Option<String>,
 }
 
-/// Limits on sending, counted over the invitations created within each window (sliding).
+/// Limits on sending, counted over the emails queued within each window (sliding): new
+/// invitations, reminders and resends alike.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SendLimits {
-    /// Invitations one inviter may send.
+    /// Emails one inviter may cause (invitations and resends).
     pub per_inviter: Option<Limit>,
-    /// Emails one address may receive, so reminders cannot flood an inbox.
+    /// Emails one mailbox may receive, in every namespace and whatever its `+tag`, so
+    /// reminders and resends cannot flood an inbox.
     pub per_recipient: Option<Limit>,
 }
 
@@ -532,6 +534,9 @@ pub trait AuditStore: Send + Sync {
 pub struct ResendInvitation {
     pub namespace: String,
     pub id: InvitationId,
+    /// Who resends: the email counts against their limit.
+    pub sender: UserId,
+    pub limits: SendLimits,
     pub token: Token,
     pub message_id: String,
     pub now: Timestamp,
@@ -544,6 +549,11 @@ pub enum ResendOutcome {
     /// Accepted or revoked: there is no link left to send.
     NotPending(InvitationStatus),
     NotFound,
+    /// A sending limit was reached: nothing was queued.
+    Limited {
+        limit: LimitKind,
+        retry_after: Duration,
+    },
 }
 
 #[derive(Debug, Clone)]

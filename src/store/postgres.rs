@@ -150,6 +150,35 @@ const FOR_UPDATE: &str = " FOR UPDATE";
 /// on every node, until their commit or rollback.
 const LOCK_KEY: Option<&str> = Some("SELECT pg_advisory_xact_lock(hashtext($1))");
 
+/// Serialises the sending-limit decisions of one sender (`sql::limits::lock_sender`) across
+/// nodes and committers, until the transaction ends. An advisory lock rather than a row lock
+/// on the sender's user row: that row is also locked when the sender is invited, and the two
+/// would then be taken in either order.
+async fn lock_sender(conn: &mut Conn, sender: i64) -> StoreResult<()> {
+    // The two-key form has a key space of its own (sqlx's migrator uses the one-key form);
+    // the first key names this use, the second is the user's id (ids past 2^31 share a lock,
+    // which only serialises more than needed).
+    sqlx::query("SELECT pg_advisory_xact_lock(1667393641, CAST($1 % 2147483647 AS INTEGER))")
+        .bind(sender)
+        .execute(&mut *conn)
+        .await
+        .map_err(sql::db_error("locking the sender's limit"))?;
+    Ok(())
+}
+
+/// Serialises the recipient-limit decisions for these mailboxes (`sql::limits::lock_mailboxes`;
+/// `keys` sorted, so every transaction takes them in one order), in one round trip.
+async fn lock_mailboxes(conn: &mut Conn, keys: Vec<i32>) -> StoreResult<()> {
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(1667393642, k) FROM unnest(CAST($1 AS INTEGER[])) AS k",
+    )
+    .bind(keys)
+    .execute(&mut *conn)
+    .await
+    .map_err(sql::db_error("locking the recipients' limits"))?;
+    Ok(())
+}
+
 const CLAIM_OUTBOX: &str = "UPDATE outbox SET lease_until = $1, attempts = attempts + 1 \
      WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $2 \
        AND (lease_until IS NULL OR lease_until <= $2) \

@@ -200,6 +200,17 @@ impl std::ops::DerefMut for ReaderGuard<'_> {
 /// The single writer connection already serialises every transaction.
 const FOR_UPDATE: &str = "";
 
+/// Nothing to lock: the single writer connection already serialises every sending-limit
+/// decision (`sql::limits::lock_sender`).
+async fn lock_sender(_conn: &mut Conn, _sender: i64) -> StoreResult<()> {
+    Ok(())
+}
+
+/// Nothing to lock, as for `lock_sender`.
+async fn lock_mailboxes(_conn: &mut Conn, _keys: Vec<i32>) -> StoreResult<()> {
+    Ok(())
+}
+
 /// Several statements go to the connection's thread in one call (`sql::invitation_batch`).
 const ONE_CALL: bool = true;
 

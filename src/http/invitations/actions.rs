@@ -31,7 +31,7 @@ pub(in crate::http) fn limit_error(
         limits.emails_per_recipient,
     ) {
         (LimitKind::PerInviter, Some(limit), _) => format!(
-            "Invitation limit reached: you may send {} invitations per {}; try again in {wait}",
+            "Invitation limit reached: you may send {} invitations or resends per {}; try again in {wait}",
             limit.max,
             human_duration(limit.window)
         ),
@@ -190,6 +190,11 @@ pub(in crate::http) async fn resend(
         .resend_invitation(ResendInvitation {
             namespace: caller.namespace.clone(),
             id,
+            sender: caller.user.id,
+            limits: SendLimits {
+                per_inviter: state.config.limits.invitations_per_inviter,
+                per_recipient: state.config.limits.emails_per_recipient,
+            },
             token: Token::generate(),
             message_id: format!("<{}@{}>", random_hex(16), state.config.mail_domain()),
             now: Timestamp::now(),
@@ -209,6 +214,9 @@ pub(in crate::http) async fn resend(
             "This invitation was already accepted: there is no link to send again.".into(),
         )),
         ResendOutcome::NotFound => Err(ApiError::not_found()),
+        ResendOutcome::Limited { limit, retry_after } => {
+            Err(limit_error(state.config.limits, limit, retry_after))
+        }
     }
 }
 

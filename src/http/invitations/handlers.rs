@@ -265,6 +265,8 @@ pub(super) async fn detail(
         (status = 403, description = "Bad CSRF token", body = ErrorBody),
         (status = 404, description = "Unknown namespace or invitation, or not the caller's to manage", body = ErrorBody),
         (status = 409, description = "Already accepted or revoked", body = ErrorBody),
+        (status = 429, description = "The caller's email limit or the invitee's was reached (the message says which); nothing was queued", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     ),
     security(("session" = [], "csrf" = []), ("api_key" = [])),

@@ -10,6 +10,7 @@ use super::backend::{self, Conn, Db};
 use super::invitation_create::{
     InvitationInsert, create_invitation_alone, create_invitation_in, inserted_record,
 };
+use super::limits::{SENT_BY, lock_mailboxes};
 use super::rows::db_error;
 use crate::domain::invitation::plan_invitation;
 use crate::domain::{ProjectId, Timestamp, User, UserId};
@@ -95,12 +96,13 @@ async fn create_invitations_in(
 }
 
 /// The invitations of a batch that may be created together if their invitee is new: no
-/// idempotency key to look up, the first to their address, and an inviter who stays
-/// within their limit even if all of their invitations in the batch are created.
+/// idempotency key to look up, the first to their mailbox, a mailbox that received nothing
+/// within the recipient limit's window (in any namespace), and an inviter who stays within
+/// their limit even if all of their invitations in the batch are created.
 async fn batch_candidates(conn: &mut Conn, batch: &[&NewInvitation]) -> StoreResult<Vec<usize>> {
     // Per limited inviter: invitations in the batch, the tightest limit, and the start
     // of the widest window (counting more than needed only sends more one by one).
-    let mut limited: HashMap<i64, (i64, u32, Timestamp)> = HashMap::new();
+    let mut limited: BTreeMap<i64, (i64, u32, Timestamp)> = BTreeMap::new();
     for new in batch {
         if let Some(limit) = new.limits.per_inviter {
             let since = new.now.minus(limit.window);
@@ -112,34 +114,95 @@ async fn batch_candidates(conn: &mut Conn, batch: &[&NewInvitation]) -> StoreRes
             entry.2 = entry.2.min(since);
         }
     }
+    // Every inviter's lock first, in id order, before any row lock: two batches then wait
+    // for each other in one order, never in a cycle.
+    for inviter in limited.keys() {
+        backend::lock_sender(&mut *conn, *inviter).await?;
+    }
+    // Then every mailbox's, in one call.
+    let mailboxes: Vec<String> = batch
+        .iter()
+        .filter(|new| new.limits.per_recipient.is_some())
+        .map(|new| new.email.recipient_key())
+        .collect();
+    lock_mailboxes(&mut *conn, mailboxes.iter().map(String::as_str)).await?;
     let mut within_limit = BTreeSet::new();
     for (inviter, (in_batch, max, since)) in limited {
-        let sent: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM invitations WHERE created_by = $1 AND created > $2",
-        )
-        .bind(inviter)
-        .bind(since.millis())
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db_error("counting the inviter's invitations"))?;
+        let (sent, _): (i64, Option<i64>) = sqlx::query_as(SENT_BY)
+            .bind(inviter)
+            .bind(since.millis())
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_error("counting the inviter's emails"))?;
         if sent + in_batch <= i64::from(max) {
             within_limit.insert(inviter);
         }
     }
-    // In address order: two PostgreSQL transactions creating the same two users then
+    // In mailbox order: two PostgreSQL transactions creating the same two users then
     // wait for each other in one order, never in a cycle.
-    let mut first_to_address = BTreeMap::new();
+    let mut first_to_mailbox = BTreeMap::new();
     for (index, new) in batch.iter().enumerate() {
         let candidate = new.idempotency.is_none()
             && new.limits.per_recipient.is_none_or(|limit| limit.max > 0)
             && (new.limits.per_inviter.is_none() || within_limit.contains(&new.inviter.id.0));
         if candidate {
-            first_to_address
-                .entry((new.namespace.as_str(), new.email.key()))
+            first_to_mailbox
+                .entry(new.email.recipient_key())
                 .or_insert(index);
         }
     }
-    Ok(first_to_address.into_values().collect())
+    let recently_mailed = recently_mailed(&mut *conn, batch, &first_to_mailbox).await?;
+    Ok(first_to_mailbox
+        .into_iter()
+        .filter(|(mailbox, _)| !recently_mailed.contains(mailbox))
+        .map(|(_, index)| index)
+        .collect())
+}
+
+/// Which of the mailboxes were sent an email within their recipient limit's window: an
+/// invitation to them goes one by one, where the limit is counted. A new invitee of one
+/// namespace may have been invited in another, or under another `+tag`.
+async fn recently_mailed(
+    conn: &mut Conn,
+    batch: &[&NewInvitation],
+    mailboxes: &BTreeMap<String, usize>,
+) -> StoreResult<BTreeSet<String>> {
+    let Some(since) = batch
+        .iter()
+        .filter_map(|new| new.limits.per_recipient.map(|l| new.now.minus(l.window)))
+        .min()
+    else {
+        return Ok(BTreeSet::new());
+    };
+    if mailboxes.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let mut query =
+        QueryBuilder::<Db>::new("SELECT recipient_key FROM invitations WHERE created > ");
+    query
+        .push_bind(since.millis())
+        .push(" AND recipient_key IN (");
+    let mut list = query.separated(", ");
+    for mailbox in mailboxes.keys() {
+        list.push_bind(mailbox.as_str());
+    }
+    query
+        .push(") UNION SELECT recipient_key FROM extra_emails WHERE created > ")
+        .push_bind(since.millis())
+        .push(" AND recipient_key IN (");
+    let mut list = query.separated(", ");
+    for mailbox in mailboxes.keys() {
+        list.push_bind(mailbox.as_str());
+    }
+    query.push(")");
+    // Not kept prepared: the text changes with the batch's size.
+    let found: Vec<String> = query
+        .build_query_scalar()
+        .persistent(false)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error("finding recently mailed recipients"))?;
+    Ok(found.into_iter().collect())
 }
 
 /// Creates the pending users of the candidates whose address the namespace does not know;
@@ -248,8 +311,8 @@ async fn invite_new_invitees(
         query.push(" ON CONFLICT (user_id, project_id) DO NOTHING");
     }
     let query = statements.next_returning(
-        "INSERT INTO invitations (namespace, invitee_id, email, email_key, first_name, \
-         last_name, created_by, kind, message, status, expires, created, modified) ",
+        "INSERT INTO invitations (namespace, invitee_id, email, email_key, recipient_key, \
+         first_name, last_name, created_by, kind, message, status, expires, created, modified) ",
     );
     query.push_values(&rows, |mut values, row| {
         let new = row.invitation;
@@ -258,6 +321,7 @@ async fn invite_new_invitees(
             .push_bind(row.invitee.id.0)
             .push_bind(row.invitee.email.as_str())
             .push_bind(row.invitee.email.key())
+            .push_bind(row.invitee.email.recipient_key())
             .push_bind(row.invitee.first_name.as_str())
             .push_bind(row.invitee.last_name.as_str())
             .push_bind(new.inviter.id.0)

@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use super::audit::audit_created;
 use super::backend::{self, Conn, Db};
-use super::limits::sending_limit_reached;
+use super::limits::{lock_mailboxes, lock_sender, sending_limit_reached};
 use super::rows::{USER_COLUMNS, UserRow, db_error, load_invitation};
 use crate::domain::invitation::{ExistingInvitee, plan_invitation};
 use crate::domain::{EmailAddress, InvitationId, InviteKind, ProjectId, Timestamp, User, UserId};
@@ -97,14 +97,15 @@ async fn insert_invitation(
         (new.first_name.as_str(), new.last_name.as_str())
     };
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO invitations (namespace, invitee_id, email, email_key, first_name, last_name, \
-         created_by, kind, message, status, expires, created, modified) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id",
+        "INSERT INTO invitations (namespace, invitee_id, email, email_key, recipient_key, \
+         first_name, last_name, created_by, kind, message, status, expires, created, modified) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) RETURNING id",
     )
     .bind(&new.namespace)
     .bind(row.invitee.id.0)
     .bind(row.invitee.email.as_str())
     .bind(row.invitee.email.key())
+    .bind(row.invitee.email.recipient_key())
     .bind(first)
     .bind(last)
     .bind(new.inviter.id.0)
@@ -294,6 +295,10 @@ pub(super) async fn create_invitation_in(
     tx: &mut Conn,
     new: &NewInvitation,
 ) -> StoreResult<CreateOutcome> {
+    lock_sender(&mut *tx, new.inviter.id, new.limits).await?;
+    if new.limits.per_recipient.is_some() {
+        lock_mailboxes(&mut *tx, [new.email.recipient_key().as_str()]).await?;
+    }
     if let Some((request_hash, earlier)) = find_idempotent_request(&mut *tx, new).await? {
         let same_body = new
             .idempotency

@@ -7,12 +7,13 @@ use sqlx::{FromRow, QueryBuilder};
 
 use super::backend::{self, Backend, Conn, Db};
 use super::invitation_create::{INSERT_OUTBOX, replace_accept_token};
+use super::limits::{Sending, limit_reached, lock_mailboxes, lock_sender, record_extra_email};
 use super::rows::{
     INVITATION_SELECT, InvitationRow, USER_COLUMNS, UserRow, db_error, load_invitation,
     with_projects,
 };
 use crate::domain::token::TokenHash;
-use crate::domain::{InvitationId, InvitationStatus, Timestamp, UserId};
+use crate::domain::{EmailAddress, InvitationId, InvitationStatus, Timestamp, UserId};
 use crate::store::{
     AcceptLink, AcceptOutcome, CreateOutcome, InvitationFilter, InvitationPage, InvitationRecord,
     InvitationStore, NewInvitation, ResendInvitation, ResendOutcome, RevokeOutcome, StoreResult,
@@ -332,6 +333,23 @@ impl InvitationStore for Backend {
             .begin()
             .await
             .map_err(db_error("starting resend"))?;
+        // Before the invitation's row lock, as creation takes them before the invitee's; the
+        // mailbox is read first (an invitation's address never changes).
+        lock_sender(&mut tx, resend.sender, resend.limits).await?;
+        let email: Option<String> =
+            sqlx::query_scalar("SELECT email FROM invitations WHERE namespace = $1 AND id = $2")
+                .bind(&resend.namespace)
+                .bind(resend.id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error("reading invitation"))?;
+        let Some(email) = email else {
+            return Ok(ResendOutcome::NotFound);
+        };
+        let recipient_key = EmailAddress::from_trusted(email).recipient_key();
+        if resend.limits.per_recipient.is_some() {
+            lock_mailboxes(&mut tx, [recipient_key.as_str()]).await?;
+        }
         let Some(current) = invitation_state(&mut tx, &resend.namespace, resend.id).await? else {
             return Ok(ResendOutcome::NotFound);
         };
@@ -340,6 +358,19 @@ impl InvitationStore for Backend {
                 current.effective_status(resend.now),
             ));
         }
+        let sending = Sending {
+            sender: resend.sender,
+            recipient_key: &recipient_key,
+            limits: resend.limits,
+            now: resend.now,
+        };
+        if let Some(reached) = limit_reached(&mut tx, &sending).await? {
+            return Ok(ResendOutcome::Limited {
+                limit: reached.limit,
+                retry_after: reached.retry_after,
+            });
+        }
+        record_extra_email(&mut tx, &sending).await?;
         let expires = resend.now.plus(resend.ttl);
         replace_accept_token(
             &mut tx,

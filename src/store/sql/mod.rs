@@ -19,6 +19,9 @@
 //! - `ONE_CALL`: whether several statements go to the database in one call
 //!   (`invitation_batch::Statements`);
 //! - `CLAIM_OUTBOX`: the claim query (`FOR UPDATE SKIP LOCKED` on PostgreSQL);
+//! - `async fn lock_sender(conn, user_id)`: serialises one sender's sending-limit decisions
+//!   (an advisory lock on PostgreSQL; nothing on SQLite, whose single writer already does);
+//! - `async fn lock_mailboxes(conn, keys)`: the same for recipients' limits;
 //! - `async fn purge_scrubbed(store)` and `async fn watch_outbox(store, wakeup)`;
 //! - `async fn create_invitation(store, new)`: the group commit, and on PostgreSQL the NOTIFY
 //!   that follows it.

@@ -99,15 +99,24 @@ impl SetupStore for Backend {
             .begin()
             .await
             .map_err(db_error("starting setup"))?;
-        if !live_setup_token(&mut tx, namespace, token_hash, now).await? {
+        // The token's consumption is the check: the namespace's tokens are deleted first, and
+        // of two transactions racing on them (two posts, or two nodes' links), the second
+        // waits for the first's row locks and then finds nothing left to delete.
+        let consumed: Vec<bool> = sqlx::query_scalar(
+            "DELETE FROM setup_tokens WHERE namespace = $1 \
+             RETURNING token_hash = $2 AND expires > $3",
+        )
+        .bind(namespace)
+        .bind(&token_hash.0)
+        .bind(now.millis())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error("using setup token"))?;
+        // Not committed when refused: the deletion is undone.
+        if !consumed.contains(&true) || namespace_has_users(&mut tx, namespace).await? {
             return Ok(SetupOutcome::Gone);
         }
         let id = insert_user(&mut tx, namespace, &user, now).await?;
-        sqlx::query("DELETE FROM setup_tokens WHERE namespace = $1")
-            .bind(namespace)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error("using setup token"))?;
         tx.commit().await.map_err(db_error("committing setup"))?;
         Ok(SetupOutcome::Created(User {
             id,

@@ -7,6 +7,7 @@ use cbh_invite::config::ServeRole;
 use cbh_invite::domain::Timestamp;
 use serde_json::json;
 
+use crate::support::wait;
 use crate::support::{Backend, json_with_status, spawn_app, spawn_app_with};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -36,14 +37,10 @@ async fn a_slow_smtp_server_does_not_hold_up_the_request(backend: Backend) {
         201,
     )
     .await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while app.smtp.messages_in_data() == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the worker never started sending"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait::until("the worker starting to send", WAIT, || async {
+        app.smtp.messages_in_data() > 0
+    })
+    .await;
 
     // While it is still being sent, new invitations are answered.
     for i in 0..5 {
@@ -263,14 +260,12 @@ async fn each_message_has_a_stable_unique_message_id(backend: Backend) {
     let retried =
         json_with_status(editor.invite(json!({"email": "m0@example.org"})).await, 201).await;
     let retried_id = retried["id"].as_i64().expect("id");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while app.smtp.refused().is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the first attempt never reached the SMTP server"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait::until(
+        "the first attempt reaching the SMTP server",
+        WAIT,
+        || async { !app.smtp.refused().is_empty() },
+    )
+    .await;
     app.smtp.set_data_reply(None);
     let failed_attempt = app.smtp.refused()[0].message_id();
     assert!(!failed_attempt.is_empty());

@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::support::binary::{BIN, Server, on_sqlite};
-use crate::support::wait::free_port;
+use crate::support::wait::{self, free_port};
 use crate::support::{
     Agent, Backend, NS, PASSWORD, TestApp, json_with_status, spawn_app, spawn_app_with,
 };
@@ -526,11 +526,10 @@ async fn metrics_count_accepts_revokes_retries_and_failures(backend: Backend) {
     // Refused for now, then sent: one retry; then accepted.
     app.smtp.set_data_reply(Some("451 4.3.0 try again later"));
     invite("retried@example.org").await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while app.smtp.refused().is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "no first attempt");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait::until("a first attempt", WAIT, || async {
+        !app.smtp.refused().is_empty()
+    })
+    .await;
     app.smtp.set_data_reply(None);
     let token = app.smtp.wait_for(1, WAIT).await[0]
         .accept_token()

@@ -10,6 +10,7 @@ use cbh_invite::store::{NewUser, SetupOutcome};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
+use crate::support::wait;
 use crate::support::{Agent, Backend, NS, TestApp, json_with_status, spawn_app_with};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -35,14 +36,10 @@ async fn invite(agent: &Agent, email: &str) -> i64 {
 /// them sent (it does so only after the server accepted them).
 async fn wait_for_mails(app: &TestApp, count: usize) {
     app.smtp.wait_for(count, WAIT).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while queued_emails(app).await > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the outbox never marked its emails sent"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait::until("the outbox marking its emails sent", WAIT, || async {
+        queued_emails(app).await == 0
+    })
+    .await;
 }
 
 async fn queued_emails(app: &TestApp) -> usize {

@@ -1,18 +1,21 @@
 //! The command line: parse, call the library, print. Results go to standard output (only the
-//! id or key where scripts read them), diagnostics to standard error.
+//! id or key where scripts read them), diagnostics to standard error. Each group of commands
+//! has a file of its own; this one holds the tree of commands and what they share.
 
-use std::io::Read;
+mod accounts;
+mod records;
+mod serve;
 
-use anyhow::{Context, bail};
-use clap::{Parser, Subcommand};
+use std::sync::Arc;
+
+use anyhow::bail;
+use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    self, DEFAULT_DATABASE_URL, DEFAULT_NAMESPACE, DatabaseUrl, PoolSettings, ServeArgs, Settings,
+    self, DEFAULT_DATABASE_URL, DEFAULT_NAMESPACE, DatabaseUrl, PoolSettings, ServeArgs,
 };
-use crate::domain::printable::escape_controls;
-use crate::domain::{EmailAddress, PersonName, ProjectId, Role, Timestamp, Token, password};
-use crate::startup::Application;
-use crate::store::{self, AuditEvent, AuditRecord, NewUser, Store};
+use crate::domain::{EmailAddress, User};
+use crate::store::{self, Store};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -44,109 +47,20 @@ pub enum Command {
     Migrate,
     /// Manage users.
     #[command(subcommand)]
-    User(UserCommand),
+    User(accounts::UserCommand),
     /// Manage projects.
     #[command(subcommand)]
-    Project(ProjectCommand),
+    Project(accounts::ProjectCommand),
     /// Give a user a role on a project.
-    Grant {
-        #[arg(long)]
-        email: String,
-        #[arg(long)]
-        project: i64,
-        #[arg(long, value_parser = ["viewer", "editor", "owner"])]
-        role: String,
-        #[arg(long, default_value = DEFAULT_NAMESPACE)]
-        namespace: String,
-    },
+    Grant(accounts::GrantArgs),
     /// Manage API keys.
     #[command(subcommand)]
-    Apikey(ApiKeyCommand),
+    Apikey(accounts::ApiKeyCommand),
     /// Show security events (logins, invitations, keys) from the audit log.
-    Audit {
-        /// A duration back from now (`24h`, `7d`) or a UTC time (`2026-11-27T00:00:00Z`).
-        #[arg(long, default_value = "24h")]
-        since: String,
-        #[arg(long, default_value = "1000")]
-        limit: i64,
-        /// One JSON object per line instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Audit(records::AuditArgs),
     /// Inspect and retry outgoing email.
     #[command(subcommand)]
-    Outbox(OutboxCommand),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum OutboxCommand {
-    /// List messages, newest first.
-    List {
-        /// queued, sent or failed.
-        #[arg(long, value_parser = ["queued", "sent", "failed"])]
-        status: Option<String>,
-        #[arg(long, default_value = "50")]
-        limit: i64,
-    },
-    /// Queue failed messages again (attempts reset): one by id, or all with --failed. A message
-    /// whose link has expired meanwhile is better resent (API or invite page): that issues a
-    /// fresh link.
-    Retry {
-        /// The outbox id (from `outbox list`).
-        id: Option<i64>,
-        /// Every failed message.
-        #[arg(long, conflicts_with = "id")]
-        failed: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum UserCommand {
-    /// Add a user; with --password-stdin it is active at once, without it stays pending.
-    Add {
-        #[arg(long)]
-        email: String,
-        #[arg(long, default_value = "")]
-        first_name: String,
-        #[arg(long, default_value = "")]
-        last_name: String,
-        #[arg(long)]
-        superuser: bool,
-        /// Read the password from standard input (one line).
-        #[arg(long)]
-        password_stdin: bool,
-        #[arg(long, default_value = DEFAULT_NAMESPACE)]
-        namespace: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ProjectCommand {
-    /// Add a project and print its id.
-    Add {
-        #[arg(long)]
-        name: String,
-        #[arg(long, default_value = DEFAULT_NAMESPACE)]
-        namespace: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ApiKeyCommand {
-    /// Create an API key for a user and print it (it is shown only once).
-    Create {
-        #[arg(long)]
-        email: String,
-        #[arg(long, default_value = DEFAULT_NAMESPACE)]
-        namespace: String,
-    },
-    /// Revoke every API key of a user.
-    Revoke {
-        #[arg(long)]
-        email: String,
-        #[arg(long, default_value = DEFAULT_NAMESPACE)]
-        namespace: String,
-    },
+    Outbox(records::OutboxCommand),
 }
 
 /// Errors that are the user's to fix: printed as one line, exit status 2.
@@ -157,289 +71,58 @@ pub struct UsageError(pub String);
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let database = DatabaseUrl::parse(&cli.database_url).map_err(UsageError)?;
     match cli.command {
-        Command::Serve(args) => serve(&cli.database_url, &args).await,
+        Command::Serve(args) => serve::serve(&cli.database_url, &args).await,
         Command::Migrate => {
-            store::connect(&database, &PoolSettings::default()).await?;
+            open_store(&database).await?;
             eprintln!("database is up to date");
             Ok(())
         }
-        Command::User(UserCommand::Add {
-            email,
-            first_name,
-            last_name,
-            superuser,
-            password_stdin,
-            namespace,
-        }) => {
-            let namespace = checked_namespace(namespace)?;
-            let email =
-                EmailAddress::parse(&email).map_err(|e| UsageError(format!("--email: {e}")))?;
-            let first_name = PersonName::parse(&first_name, "--first-name")
-                .map_err(|e| UsageError(e.to_string()))?;
-            let last_name = PersonName::parse(&last_name, "--last-name")
-                .map_err(|e| UsageError(e.to_string()))?;
-            let password_hash = if password_stdin {
-                let password = read_password()?;
-                password::validate_new(&password).map_err(|e| UsageError(e.to_string()))?;
-                Some(tokio::task::spawn_blocking(move || password::hash(&password)).await??)
-            } else {
-                None
-            };
-            let store = store::connect(&database, &PoolSettings::default()).await?;
-            let user = store
-                .create_user(
-                    &namespace,
-                    NewUser {
-                        email,
-                        first_name,
-                        last_name,
-                        password_hash,
-                        is_superuser: superuser,
-                    },
-                )
-                .await
-                .map_err(|e| match e {
-                    store::StoreError::Conflict(what) => UsageError(what).into(),
-                    other => anyhow::Error::from(other),
-                })?;
-            println!("{}", user.id.0);
-            Ok(())
-        }
-        Command::Project(ProjectCommand::Add { name, namespace }) => {
-            let namespace = checked_namespace(namespace)?;
-            let name = name.trim();
-            if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-                bail!(UsageError(
-                    "--name must be 1 to 200 characters, without control characters".into()
-                ));
-            }
-            let store = store::connect(&database, &PoolSettings::default()).await?;
-            let project = store
-                .create_project(&namespace, name, Timestamp::now())
-                .await?;
-            println!("{}", project.id.0);
-            Ok(())
-        }
-        Command::Grant {
-            email,
-            project,
-            role,
-            namespace,
-        } => {
-            let namespace = checked_namespace(namespace)?;
-            let role: Role = role.parse().map_err(UsageError)?;
-            let store = store::connect(&database, &PoolSettings::default()).await?;
-            let user = find_user(store.as_ref(), &namespace, &email).await?;
-            let found = store
-                .projects_by_ids(&namespace, &[ProjectId(project)])
-                .await?;
-            if found.is_empty() {
-                bail!(UsageError(format!(
-                    "there is no project {project} in namespace {namespace}"
-                )));
-            }
-            store.grant(user.id, ProjectId(project), role).await?;
-            eprintln!("{} is now {role} of project {project}", user.email);
-            Ok(())
-        }
-        Command::Apikey(ApiKeyCommand::Create { email, namespace }) => {
-            let namespace = checked_namespace(namespace)?;
-            let store = store::connect(&database, &PoolSettings::default()).await?;
-            let user = find_user(store.as_ref(), &namespace, &email).await?;
-            let key = Token::generate();
-            store
-                .create_api_key(user.id, &key.hash(), Timestamp::now())
-                .await?;
-            audit_cli(store.as_ref(), &namespace, "apikey_created", &user).await?;
-            println!("{}", key.expose());
-            Ok(())
-        }
-        Command::Apikey(ApiKeyCommand::Revoke { email, namespace }) => {
-            let namespace = checked_namespace(namespace)?;
-            let store = store::connect(&database, &PoolSettings::default()).await?;
-            let user = find_user(store.as_ref(), &namespace, &email).await?;
-            let revoked = store.revoke_api_keys(user.id).await?;
-            audit_cli(store.as_ref(), &namespace, "apikey_revoked", &user).await?;
-            eprintln!("revoked {revoked} API key(s) of {}", user.email);
-            Ok(())
-        }
-        Command::Audit { since, limit, json } => {
-            let since = parse_since(&since)?;
-            let store = store::connect(&database, &PoolSettings::default()).await?;
-            for event in store.audit_since(since, limit.clamp(1, 100_000)).await? {
-                println!("{}", audit_line(&event, json));
-            }
-            Ok(())
-        }
-        Command::Outbox(OutboxCommand::List { status, limit }) => {
-            let store = store::connect(&database, &PoolSettings::default()).await?;
-            let rows = store
-                .list_outbox(status.as_deref(), limit.clamp(1, 100_000))
-                .await?;
-            println!(
-                "id\tstatus\tattempts\tkind\trecipient\tinvitation\tcreated\tnext attempt\tlast error"
-            );
-            for row in rows {
-                println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}/{}\t{}\t{}\t{}",
-                    row.id,
-                    row.status,
-                    row.attempts,
-                    row.kind,
-                    row.recipient,
-                    row.namespace,
-                    row.invitation_id,
-                    row.created.to_iso8601(),
-                    row.next_attempt_at.to_iso8601(),
-                    row.last_error
-                        .unwrap_or_default()
-                        .replace(['\t', '\n'], " "),
-                );
-            }
-            Ok(())
-        }
-        Command::Outbox(OutboxCommand::Retry { id, failed }) => {
-            if id.is_none() && !failed {
-                bail!(UsageError(
-                    "name a message id, or --failed for all failed messages".into()
-                ));
-            }
-            let store = store::connect(&database, &PoolSettings::default()).await?;
-            let queued = store.retry_outbox(id, Timestamp::now()).await?;
-            if id.is_some() && queued == 0 {
-                bail!(UsageError(
-                    "no such failed message (or its invitation was revoked)".into()
-                ));
-            }
-            eprintln!("queued {queued} message(s) again; a running worker sends them shortly");
-            Ok(())
-        }
+        Command::User(command) => accounts::user(&database, command).await,
+        Command::Project(command) => accounts::project(&database, command).await,
+        Command::Grant(args) => accounts::grant(&database, args).await,
+        Command::Apikey(command) => accounts::apikey(&database, command).await,
+        Command::Audit(args) => records::audit(&database, args).await,
+        Command::Outbox(command) => records::outbox(&database, command).await,
     }
 }
 
-async fn audit_cli(
-    store: &dyn Store,
-    namespace: &str,
-    event: &'static str,
-    user: &crate::domain::User,
-) -> anyhow::Result<()> {
-    store
-        .record_audit(AuditEvent {
-            namespace: namespace.to_owned(),
-            at: Timestamp::now(),
-            event,
-            actor: None,
-            subject: Some(user.email.key()),
-            client_ip: None,
-            detail: Some("by the command line".into()),
-        })
-        .await?;
-    Ok(())
+/// `--namespace`, shared by every command that works in one namespace.
+#[derive(Debug, Args)]
+pub struct NamespaceArg {
+    /// The namespace to work in [default: the first of CBH_NAMESPACES]
+    #[arg(long = "namespace", env = "CBH_NAMESPACE")]
+    namespace: Option<String>,
 }
 
-/// One audit record as a line of text or of JSON. Every field may hold text an attacker chose
-/// (a login's username, a client address from a proxy header), so control characters are
-/// escaped in both forms: no record can forge another line or drive the terminal.
-fn audit_line(event: &AuditRecord, json: bool) -> String {
-    let clean = |v: &Option<String>| v.as_deref().map(escape_controls);
-    if json {
-        return serde_json::json!({
-            "at": event.at.to_iso8601(),
-            "namespace": escape_controls(&event.namespace),
-            "event": escape_controls(&event.event),
-            "actor": clean(&event.actor_email),
-            "subject": clean(&event.subject),
-            "client_ip": clean(&event.client_ip),
-            "detail": clean(&event.detail),
-        })
-        .to_string();
-    }
-    let field = |v: &Option<String>| clean(v).unwrap_or_else(|| "-".into());
-    format!(
-        "{} {} {} actor={} subject={} client={}{}",
-        event.at.to_iso8601(),
-        escape_controls(&event.namespace),
-        escape_controls(&event.event),
-        field(&event.actor_email),
-        field(&event.subject),
-        field(&event.client_ip),
-        clean(&event.detail)
-            .map(|d| format!(" {d}"))
-            .unwrap_or_default(),
-    )
-}
-
-/// `24h` (back from now) or `2026-11-27T00:00:00Z`.
-fn parse_since(raw: &str) -> anyhow::Result<Timestamp> {
-    if let Ok(back) = config::parse_duration(raw) {
-        return Ok(Timestamp::now().minus(back));
-    }
-    let at = time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| {
-            UsageError(format!(
-                "--since: '{raw}' is neither a duration (24h) nor a time (2026-11-27T00:00:00Z)"
-            ))
-        })?;
-    Ok(Timestamp((at.unix_timestamp_nanos() / 1_000_000) as i64))
-}
-
-async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
-    let settings = Settings::from_args(database_url, args).map_err(UsageError)?;
-    let started = std::time::Instant::now();
-    let app = Application::build(settings.clone()).await?;
-    tracing::info!(
-        address = %app.address(),
-        public_url = app.public_url(),
-        namespaces = settings.namespaces.join(","),
-        ready_in = ?started.elapsed(),
-        "cbh-invite is ready"
-    );
-    tracing::info!("mail: {}", app.mail_description());
-    for link in app.setup_links() {
-        // Printed once, on purpose: whoever can read the service's log may create the first
-        // superuser, as with `user add`. The link stops working once any user exists.
-        tracing::warn!(
-            namespace = link.namespace,
-            "first run: namespace {} has no user yet; create its first superuser at {} (works once, for 24 hours)",
-            link.namespace,
-            link.url
-        );
-    }
-    app.run_until_stopped(shutdown_signal()).await
-}
-
-/// SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+impl NamespaceArg {
+    /// The namespace named, or the first one served. One that `CBH_NAMESPACES` does not list is
+    /// refused: a user or project made there would belong to a namespace nobody serves.
+    pub fn resolve(&self) -> Result<String, UsageError> {
+        let served = match std::env::var("CBH_NAMESPACES") {
+            Ok(raw) => config::parse_namespaces(&raw).map_err(UsageError)?,
+            Err(_) => vec![DEFAULT_NAMESPACE.to_owned()],
+        };
+        let Some(namespace) = self.namespace.clone() else {
+            return Ok(served[0].clone());
+        };
+        config::validate_namespace(&namespace)
+            .map_err(|e| UsageError(format!("--namespace: {e}")))?;
+        if !served.contains(&namespace) {
+            return Err(UsageError(format!(
+                "--namespace: '{namespace}' is not served here: CBH_NAMESPACES is '{}'",
+                served.join(",")
+            )));
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
+        Ok(namespace)
     }
 }
 
-fn checked_namespace(namespace: String) -> anyhow::Result<String> {
-    config::validate_namespace(&namespace).map_err(|e| UsageError(format!("--namespace: {e}")))?;
-    Ok(namespace)
+/// The configured database, migrated.
+async fn open_store(database: &DatabaseUrl) -> anyhow::Result<Arc<dyn Store>> {
+    store::connect(database, &PoolSettings::default()).await
 }
 
-async fn find_user(
-    store: &dyn Store,
-    namespace: &str,
-    email: &str,
-) -> anyhow::Result<crate::domain::User> {
+async fn find_user(store: &dyn Store, namespace: &str, email: &str) -> anyhow::Result<User> {
     let email = EmailAddress::parse(email).map_err(|e| UsageError(format!("--email: {e}")))?;
     let found = store.user_by_email(namespace, &email).await?;
     match found {
@@ -448,13 +131,4 @@ async fn find_user(
             "there is no user {email} in namespace {namespace}"
         ))),
     }
-}
-
-fn read_password() -> anyhow::Result<String> {
-    let mut input = String::new();
-    std::io::stdin()
-        .take(4096)
-        .read_to_string(&mut input)
-        .context("reading the password from standard input")?;
-    Ok(input.lines().next().unwrap_or("").to_owned())
 }

@@ -3,6 +3,7 @@
 //! tested without waiting.
 
 pub mod email;
+pub mod event;
 pub mod invitation;
 pub mod name;
 pub mod password;
@@ -13,6 +14,7 @@ pub mod token;
 pub mod user;
 
 pub use email::EmailAddress;
+pub use event::EventType;
 pub use invitation::{InvitationId, InvitationStatus, InviteKind};
 pub use name::PersonName;
 pub use project::{Project, ProjectId, Role};

@@ -27,6 +27,7 @@
 //!   that follows it.
 
 mod audit;
+mod events;
 mod invitation_batch;
 mod invitation_create;
 mod invitations;

@@ -1,0 +1,212 @@
+//! Commands that manage accounts: users, projects, grants and API keys.
+
+use std::io::Read;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+
+use crate::config::DatabaseUrl;
+use crate::domain::{EmailAddress, PersonName, ProjectId, Role, Timestamp, Token, User, password};
+use crate::store::{self, AuditEvent, NewUser, Store};
+
+use super::{NamespaceArg, UsageError, find_user, open_store};
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; with --password-stdin it is active at once, without it stays pending.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "")]
+        first_name: String,
+        #[arg(long, default_value = "")]
+        last_name: String,
+        #[arg(long)]
+        superuser: bool,
+        /// Read the password from standard input (one line).
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        namespace: NamespaceArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Add a project and print its id.
+    Add {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        namespace: NamespaceArg,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct GrantArgs {
+    #[arg(long)]
+    email: String,
+    #[arg(long)]
+    project: i64,
+    #[arg(long, value_parser = ["viewer", "editor", "owner"])]
+    role: String,
+    #[command(flatten)]
+    namespace: NamespaceArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create an API key for a user and print it (it is shown only once).
+    Create {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        namespace: NamespaceArg,
+    },
+    /// Revoke every API key of a user.
+    Revoke {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        namespace: NamespaceArg,
+    },
+}
+
+pub async fn user(database: &DatabaseUrl, command: UserCommand) -> anyhow::Result<()> {
+    let UserCommand::Add {
+        email,
+        first_name,
+        last_name,
+        superuser,
+        password_stdin,
+        namespace,
+    } = command;
+    let namespace = namespace.resolve()?;
+    let email = EmailAddress::parse(&email).map_err(|e| UsageError(format!("--email: {e}")))?;
+    let first_name =
+        PersonName::parse(&first_name, "--first-name").map_err(|e| UsageError(e.to_string()))?;
+    let last_name =
+        PersonName::parse(&last_name, "--last-name").map_err(|e| UsageError(e.to_string()))?;
+    let password_hash = if password_stdin {
+        let password = read_password()?;
+        password::validate_new(&password).map_err(|e| UsageError(e.to_string()))?;
+        Some(tokio::task::spawn_blocking(move || password::hash(&password)).await??)
+    } else {
+        None
+    };
+    let store = open_store(database).await?;
+    let user = store
+        .create_user(
+            &namespace,
+            NewUser {
+                email,
+                first_name,
+                last_name,
+                password_hash,
+                is_superuser: superuser,
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            store::StoreError::Conflict(what) => UsageError(what).into(),
+            other => anyhow::Error::from(other),
+        })?;
+    println!("{}", user.id.0);
+    Ok(())
+}
+
+pub async fn project(database: &DatabaseUrl, command: ProjectCommand) -> anyhow::Result<()> {
+    let ProjectCommand::Add { name, namespace } = command;
+    let namespace = namespace.resolve()?;
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        bail!(UsageError(
+            "--name must be 1 to 200 characters, without control characters".into()
+        ));
+    }
+    let store = open_store(database).await?;
+    let project = store
+        .create_project(&namespace, name, Timestamp::now())
+        .await?;
+    println!("{}", project.id.0);
+    Ok(())
+}
+
+pub async fn grant(database: &DatabaseUrl, args: GrantArgs) -> anyhow::Result<()> {
+    let GrantArgs {
+        email,
+        project,
+        role,
+        namespace,
+    } = args;
+    let namespace = namespace.resolve()?;
+    let role: Role = role.parse().map_err(UsageError)?;
+    let store = open_store(database).await?;
+    let user = find_user(store.as_ref(), &namespace, &email).await?;
+    let found = store
+        .projects_by_ids(&namespace, &[ProjectId(project)])
+        .await?;
+    if found.is_empty() {
+        bail!(UsageError(format!(
+            "there is no project {project} in namespace {namespace}"
+        )));
+    }
+    store.grant(user.id, ProjectId(project), role).await?;
+    eprintln!("{} is now {role} of project {project}", user.email);
+    Ok(())
+}
+
+pub async fn apikey(database: &DatabaseUrl, command: ApiKeyCommand) -> anyhow::Result<()> {
+    match command {
+        ApiKeyCommand::Create { email, namespace } => {
+            let namespace = namespace.resolve()?;
+            let store = open_store(database).await?;
+            let user = find_user(store.as_ref(), &namespace, &email).await?;
+            let key = Token::generate();
+            store
+                .create_api_key(user.id, &key.hash(), Timestamp::now())
+                .await?;
+            audit_cli(store.as_ref(), &namespace, "apikey_created", &user).await?;
+            println!("{}", key.expose());
+            Ok(())
+        }
+        ApiKeyCommand::Revoke { email, namespace } => {
+            let namespace = namespace.resolve()?;
+            let store = open_store(database).await?;
+            let user = find_user(store.as_ref(), &namespace, &email).await?;
+            let revoked = store.revoke_api_keys(user.id).await?;
+            audit_cli(store.as_ref(), &namespace, "apikey_revoked", &user).await?;
+            eprintln!("revoked {revoked} API key(s) of {}", user.email);
+            Ok(())
+        }
+    }
+}
+
+async fn audit_cli(
+    store: &dyn Store,
+    namespace: &str,
+    event: &'static str,
+    user: &User,
+) -> anyhow::Result<()> {
+    store
+        .record_audit(AuditEvent {
+            namespace: namespace.to_owned(),
+            at: Timestamp::now(),
+            event,
+            actor: None,
+            subject: Some(user.email.key()),
+            client_ip: None,
+            detail: Some("by the command line".into()),
+        })
+        .await?;
+    Ok(())
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut input = String::new();
+    std::io::stdin()
+        .take(4096)
+        .read_to_string(&mut input)
+        .context("reading the password from standard input")?;
+    Ok(input.lines().next().unwrap_or("").to_owned())
+}

@@ -110,4 +110,14 @@ pub struct ServeArgs {
     /// Attempts before a message is marked failed.
     #[arg(long, env = "CBH_SMTP_MAX_ATTEMPTS", default_value = "10")]
     pub smtp_max_attempts: String,
+    /// Audit records older than this are deleted by the janitor (a duration, or off).
+    #[arg(long, env = "CBH_AUDIT_RETENTION", default_value = "365d")]
+    pub audit_retention: String,
+    /// Outbox rows of emails sent longer ago than this are deleted; the invitation keeps the
+    /// delivery's status and time (a duration, or off).
+    #[arg(long, env = "CBH_OUTBOX_RETENTION", default_value = "30d")]
+    pub outbox_retention: String,
+    /// How often the janitor deletes what is kept no longer (and once at start).
+    #[arg(long, env = "CBH_PRUNE_INTERVAL", default_value = "10m")]
+    pub prune_interval: String,
 }

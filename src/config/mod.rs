@@ -2,13 +2,14 @@
 //! variable), and validated once at start-up into `Settings`. Every error names the variable.
 //!
 //! One file per kind of setting: `args` (the clap flags), `database`, `limits`, `mail`, `parse`
-//! (single values); this file holds `Settings`, which validates the flags into typed values.
+//! (single values), `retention`; this file holds `Settings`, which validates the flags into typed values.
 
 mod args;
 mod database;
 mod limits;
 mod mail;
 mod parse;
+mod retention;
 #[cfg(test)]
 mod tests;
 
@@ -26,6 +27,7 @@ pub use limits::{HttpServerSettings, Limit, Limits};
 pub use mail::{DeliverySettings, SmtpSettings, SmtpTls};
 use parse::{parse_app_url, parse_public_url};
 pub use parse::{parse_duration, parse_namespaces, validate_namespace};
+pub use retention::{RetentionSettings, parse_retention};
 
 /// What a node runs: API-only and worker-only nodes scale apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -72,9 +74,27 @@ pub struct Settings {
     pub template_dir: Option<PathBuf>,
     pub debug: bool,
     pub delivery: DeliverySettings,
+    pub retention: RetentionSettings,
 }
 
 impl Settings {
+    /// The sender of the emails: `CBH_MAIL_FROM`, or noreply at the host of the public URL.
+    pub fn sender(&self) -> Result<Mailbox, String> {
+        if let Some(from) = &self.mail_from {
+            return Ok(from.clone());
+        }
+        let domain = self
+            .public_url
+            .as_deref()
+            .and_then(|raw| url::Url::parse(raw).ok())
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .filter(|h| h.contains('.') && !h.starts_with('['))
+            .unwrap_or_else(|| "cbh-invite.localhost".into());
+        format!("ChemBio Hub <noreply@{domain}>")
+            .parse()
+            .map_err(|e| format!("CBH_MAIL_FROM (--mail-from) is needed: {e}"))
+    }
+
     pub fn from_args(database_url: &str, args: &ServeArgs) -> Result<Self, String> {
         let listen = args.listen.parse().map_err(|_| {
             format!(
@@ -249,6 +269,13 @@ impl Settings {
                 lease: duration("CBH_OUTBOX_LEASE", "--outbox-lease", &args.outbox_lease)?,
                 smtp_timeout: duration("CBH_SMTP_TIMEOUT", "--smtp-timeout", &args.smtp_timeout)?,
                 ..DeliverySettings::default()
+            },
+            retention: RetentionSettings {
+                audit: parse_retention(&args.audit_retention)
+                    .map_err(|e| format!("CBH_AUDIT_RETENTION (--audit-retention): {e}"))?,
+                outbox: parse_retention(&args.outbox_retention)
+                    .map_err(|e| format!("CBH_OUTBOX_RETENTION (--outbox-retention): {e}"))?,
+                interval: duration("CBH_PRUNE_INTERVAL", "--prune-interval", &args.prune_interval)?,
             },
         })
     }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cbh_invite::config::{
-    DatabaseUrl, DeliverySettings, HttpServerSettings, Limits, PoolSettings, ServeRole, Settings,
-    SmtpSettings, SmtpTls,
+    DatabaseUrl, DeliverySettings, HttpServerSettings, Limits, PoolSettings, RetentionSettings,
+    ServeRole, Settings, SmtpSettings, SmtpTls,
 };
 use cbh_invite::domain::{
     EmailAddress, PersonName, ProjectId, Role, Timestamp, Token, User, password,
@@ -90,6 +90,7 @@ pub fn test_settings(database: DatabaseUrl, dir: &std::path::Path, smtp_port: u1
             poll_interval: Duration::from_millis(200),
             ..DeliverySettings::default()
         },
+        retention: RetentionSettings::default(),
     }
 }
 

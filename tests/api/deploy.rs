@@ -27,8 +27,21 @@ struct Ran {
     stderr: String,
 }
 
-fn cbh(dir: &Path, env: &[(&str, String)], args: &[&str]) -> Ran {
-    let output = run(dir, env, args, None);
+/// Runs the binary off the test's runtime, which meanwhile serves the in-process SMTP server.
+async fn cbh(dir: &Path, env: &[(&str, String)], args: &[&str]) -> Ran {
+    let dir = dir.to_owned();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let output = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&dir, &env, &args, None)
+    })
+    .await
+    .expect("the command ran");
     Ran {
         code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -59,7 +72,7 @@ async fn check_passes_with_a_live_relay_and_fails_in_words_when_it_is_closed() {
         ("CBH_SMTP_URL", format!("smtp://127.0.0.1:{}", smtp.port)),
     ];
 
-    let fresh = cbh(d, &env, &["check"]);
+    let fresh = cbh(d, &env, &["check"]).await;
     assert_eq!(fresh.code, Some(0), "{}{}", fresh.stdout, fresh.stderr);
     assert!(line(&fresh, "ok   database").contains("does not exist yet"));
     assert!(!db.exists(), "check creates no database");
@@ -67,7 +80,7 @@ async fn check_passes_with_a_live_relay_and_fails_in_words_when_it_is_closed() {
     // An empty file is a database without a schema: every migration is pending, and check
     // applies none of them.
     std::fs::write(&db, b"").expect("empty file");
-    let pending = cbh(d, &env, &["check"]);
+    let pending = cbh(d, &env, &["check"]).await;
     assert_eq!(
         pending.code,
         Some(0),
@@ -80,14 +93,14 @@ async fn check_passes_with_a_live_relay_and_fails_in_words_when_it_is_closed() {
         "{}",
         pending.stdout
     );
-    let again = cbh(d, &env, &["check"]);
+    let again = cbh(d, &env, &["check"]).await;
     assert!(
         line(&again, "ok   database").contains("pending"),
         "check applied nothing"
     );
 
-    assert_eq!(cbh(d, &env, &["migrate"]).code, Some(0));
-    let ready = cbh(d, &env, &["check"]);
+    assert_eq!(cbh(d, &env, &["migrate"]).await.code, Some(0));
+    let ready = cbh(d, &env, &["check"]).await;
     assert_eq!(ready.code, Some(0), "{}{}", ready.stdout, ready.stderr);
     assert_eq!(
         ready.stdout.lines().count(),
@@ -107,7 +120,7 @@ async fn check_passes_with_a_live_relay_and_fails_in_words_when_it_is_closed() {
 
     let closed = free_port();
     env[1] = ("CBH_SMTP_URL", format!("smtp://127.0.0.1:{closed}"));
-    let down = cbh(d, &env, &["check"]);
+    let down = cbh(d, &env, &["check"]).await;
     assert_eq!(down.code, Some(1), "{}{}", down.stdout, down.stderr);
     let failure = line(&down, "FAIL mail");
     assert!(
@@ -129,7 +142,7 @@ async fn check_fails_on_a_broken_template_override_a_bad_setting_and_an_unreacha
         ("CBH_DATABASE_URL", db.clone()),
         ("CBH_TEMPLATE_DIR", templates.display().to_string()),
     ];
-    let broken = cbh(d, &env, &["check"]);
+    let broken = cbh(d, &env, &["check"]).await;
     assert_eq!(broken.code, Some(1), "{}{}", broken.stdout, broken.stderr);
     assert!(
         line(&broken, "FAIL templates").contains("new_user.txt"),
@@ -143,7 +156,7 @@ async fn check_fails_on_a_broken_template_override_a_bad_setting_and_an_unreacha
         broken.stdout
     );
 
-    let bad = cbh(d, &[("CBH_INVITE_TTL", "forever".into())], &["check"]);
+    let bad = cbh(d, &[("CBH_INVITE_TTL", "forever".into())], &["check"]).await;
     assert_eq!(bad.code, Some(1));
     assert!(
         line(&bad, "FAIL settings").contains("CBH_INVITE_TTL"),
@@ -156,7 +169,7 @@ async fn check_fails_on_a_broken_template_override_a_bad_setting_and_an_unreacha
         "CBH_DATABASE_URL",
         format!("postgres://cbh:secret-pw@127.0.0.1:{closed}/cbh"),
     )];
-    let down = cbh(d, &unreachable, &["check"]);
+    let down = cbh(d, &unreachable, &["check"]).await;
     assert_eq!(down.code, Some(1), "{}{}", down.stdout, down.stderr);
     let failure = line(&down, "FAIL database");
     assert!(
@@ -178,7 +191,7 @@ async fn mail_test_sends_one_message_and_prints_the_relays_reply() {
         ("CBH_SMTP_URL", format!("smtp://127.0.0.1:{}", smtp.port)),
         ("CBH_MAIL_FROM", "Lab <noreply@lab.example>".to_owned()),
     ];
-    let sent = cbh(d, &env, &["mail", "test", "--to", "ops@lab.example"]);
+    let sent = cbh(d, &env, &["mail", "test", "--to", "ops@lab.example"]).await;
     assert_eq!(sent.code, Some(0), "{}{}", sent.stdout, sent.stderr);
     assert!(
         sent.stdout.starts_with("250"),
@@ -198,7 +211,8 @@ async fn mail_test_sends_one_message_and_prints_the_relays_reply() {
         d,
         &[("CBH_SMTP_URL", format!("smtp://127.0.0.1:{closed}"))],
         &["mail", "test", "--to", "ops@lab.example"],
-    );
+    )
+    .await;
     assert_eq!(down.code, Some(1));
     assert!(
         down.stderr.contains("not sent") && down.stderr.contains("refused"),
@@ -223,7 +237,9 @@ async fn serve_logs_the_relay_and_its_checks_but_never_its_password() {
     let _server = crate::support::binary::Server::start(&env, &log).await;
     let read = || std::fs::read_to_string(&log).unwrap_or_default();
     until("serve logs its start-up checks", WAIT, || async {
+        // The sink may not offer AUTH: the verdict does not matter here, only what is logged.
         read().contains("start-up check: ok   mail: ")
+            || read().contains("start-up check: FAIL mail: ")
     })
     .await;
     let text = read();
@@ -270,26 +286,27 @@ async fn prune_on_the_command_line_counts_then_deletes_sent_outbox_rows() {
         WAIT,
         || async {
             cbh(d, &env, &["prune", "--dry-run"])
+                .await
                 .stdout
                 .contains("would delete 1 outbox messages sent")
         },
     )
     .await;
-    let dry = cbh(d, &env, &["prune", "--dry-run"]);
+    let dry = cbh(d, &env, &["prune", "--dry-run"]).await;
     assert_eq!(
         dry.stdout.lines().count(),
         5,
         "a line per kind of record:\n{}",
         dry.stdout
     );
-    let pruned = cbh(d, &env, &["prune"]);
+    let pruned = cbh(d, &env, &["prune"]).await;
     assert_eq!(pruned.code, Some(0), "{}", pruned.stderr);
     assert!(
         pruned.stdout.contains("deleted 1 outbox messages sent"),
         "{}",
         pruned.stdout
     );
-    let after = cbh(d, &env, &["prune", "--dry-run"]);
+    let after = cbh(d, &env, &["prune", "--dry-run"]).await;
     assert!(
         after.stdout.contains("would delete 0 outbox messages sent"),
         "{}",
@@ -349,12 +366,7 @@ async fn backup_under_load_holds_every_invitation_acknowledged_before_it_began()
 
     let began = std::time::Instant::now();
     let env = vec![("CBH_DATABASE_URL", sqlite_url(&db))];
-    let d_owned = d.to_owned();
-    let copy_arg = copy.display().to_string();
-    let backed_up =
-        tokio::task::spawn_blocking(move || cbh(&d_owned, &env, &["backup", &copy_arg]))
-            .await
-            .expect("backup");
+    let backed_up = cbh(d, &env, &["backup", &copy.display().to_string()]).await;
     let ended = std::time::Instant::now();
     stop.store(true, Ordering::SeqCst);
     for client in clients {
@@ -410,7 +422,8 @@ async fn backup_under_load_holds_every_invitation_acknowledged_before_it_began()
         d,
         &[("CBH_DATABASE_URL", sqlite_url(&db))],
         &["backup", &copy.display().to_string()],
-    );
+    )
+    .await;
     assert_eq!(again.code, Some(1));
     assert!(again.stderr.contains("exists already"), "{}", again.stderr);
     assert_eq!(std::fs::metadata(&copy).expect("copy").len(), size);
@@ -423,7 +436,7 @@ async fn backup_on_postgres_says_to_use_pg_dump() {
         "CBH_DATABASE_URL",
         "postgres://postgres@127.0.0.1:5432/cbh".to_owned(),
     )];
-    let refused = cbh(dir.path(), &env, &["backup", "copy.db"]);
+    let refused = cbh(dir.path(), &env, &["backup", "copy.db"]).await;
     assert_eq!(refused.code, Some(2));
     assert!(refused.stderr.contains("pg_dump"), "{}", refused.stderr);
     assert!(!dir.path().join("copy.db").exists());

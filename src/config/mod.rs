@@ -2,7 +2,8 @@
 //! variable), and validated once at start-up into `Settings`. Every error names the variable.
 //!
 //! One file per kind of setting: `args` (the clap flags), `database`, `limits`, `mail`, `parse`
-//! (single values), `retention`; this file holds `Settings`, which validates the flags into typed values.
+//! (single values), `retention`; this file holds `Settings`, which validates the flags into
+//! typed values.
 
 mod args;
 mod database;

@@ -32,6 +32,42 @@ mod unit {
     }
 
     #[test]
+    fn retentions_take_a_duration_or_off() {
+        assert_eq!(
+            parse_retention("30d"),
+            Ok(Some(Duration::from_secs(30 * 86_400)))
+        );
+        assert_eq!(parse_retention("1s"), Ok(Some(Duration::from_secs(1))));
+        assert_eq!(parse_retention("off"), Ok(None));
+        for bad in ["", "forever", "0s", "366d", "on"] {
+            assert!(parse_retention(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_retention_settings_name_their_variable_when_wrong() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let args = Cli::parse_from(["x", "--outbox-retention", "a month"]).serve;
+        let error = Settings::from_args("sqlite://x.db", &args).expect_err("refused");
+        assert!(error.contains("CBH_OUTBOX_RETENTION"), "{error}");
+        let args = Cli::parse_from(["x", "--audit-retention", "off"]).serve;
+        let settings = Settings::from_args("sqlite://x.db", &args).expect("valid");
+        assert_eq!(settings.retention.audit, None);
+        assert_eq!(
+            settings.retention,
+            RetentionSettings {
+                audit: None,
+                ..RetentionSettings::default()
+            }
+        );
+    }
+
+    #[test]
     fn limits_take_a_count_and_a_window() {
         assert_eq!(
             Limit::parse("200/1h"),

@@ -441,3 +441,40 @@ async fn backup_on_postgres_says_to_use_pg_dump() {
     assert!(refused.stderr.contains("pg_dump"), "{}", refused.stderr);
     assert!(!dir.path().join("copy.db").exists());
 }
+
+#[tokio::test]
+async fn check_on_postgres_lists_pending_migrations_and_applies_none() {
+    if !crate::support::postgres::postgres_available(
+        "deploy::check_on_postgres_lists_pending_migrations_and_applies_none",
+    ) {
+        return;
+    }
+    let database = crate::support::postgres::TestDatabase::create().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    let env = vec![("CBH_DATABASE_URL", database.url.clone())];
+    for _ in 0..2 {
+        let pending = cbh(d, &env, &["check"]).await;
+        assert_eq!(
+            pending.code,
+            Some(0),
+            "{}{}",
+            pending.stdout,
+            pending.stderr
+        );
+        let found = line(&pending, "ok   database");
+        assert!(
+            found.contains("pending")
+                && found.contains("0001_initial")
+                && found.contains("0007_retention"),
+            "{found}"
+        );
+    }
+    assert_eq!(cbh(d, &env, &["migrate"]).await.code, Some(0));
+    let ready = cbh(d, &env, &["check"]).await;
+    assert!(
+        line(&ready, "ok   database").contains("no migration pending"),
+        "{}",
+        ready.stdout
+    );
+}

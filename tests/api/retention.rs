@@ -98,6 +98,18 @@ async fn prune_deletes_old_keys_sessions_audit_and_failed_logins_and_a_dry_run_o
         )
         .await;
     assert_eq!(failed.status(), 401);
+    // More records than one batch deletes (`store::sql::retention::BATCH`, 2000), from the
+    // last few seconds.
+    let recent = Timestamp::now().millis() - 5_000;
+    execute_raw(
+        &app,
+        &format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4500) \
+             INSERT INTO audit_log (namespace, at, event) \
+             SELECT 'chembiohub', {recent} + i, 'logout' FROM n"
+        ),
+    )
+    .await;
     let retention = retention_of(&app);
 
     // Now, nothing is old enough, except nothing.
@@ -115,8 +127,8 @@ async fn prune_deletes_old_keys_sessions_audit_and_failed_logins_and_a_dry_run_o
     assert_eq!(counted.idempotency_keys, 1, "{counted:?}");
     assert_eq!(counted.sessions, 1, "{counted:?}");
     assert_eq!(counted.login_failures, 1, "{counted:?}");
-    // login_succeeded and invitation_created at least.
-    assert!(counted.audit_records >= 2, "{counted:?}");
+    // The 4500 old ones, login_succeeded and invitation_created at least.
+    assert!(counted.audit_records >= 4502, "{counted:?}");
     // A dry run deletes nothing: the same counts again.
     let Ok(PruneRun::Done(again)) = app.store.prune(&later, true).await else {
         panic!("dry run");
@@ -201,4 +213,26 @@ async fn on_postgres_a_prune_is_skipped_while_another_node_prunes() {
         app.store.prune(&policy, false).await.expect("prune"),
         PruneRun::Done(_)
     ));
+}
+
+/// Runs one statement on the app's database, beside the app.
+async fn execute_raw(app: &TestApp, sql: &str) {
+    use sqlx::Connection;
+    match &app.settings.database {
+        cbh_invite::config::DatabaseUrl::Sqlite(path) => {
+            let url = format!("sqlite://{}", path.display());
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("open");
+            sqlx::query(sql)
+                .execute(&mut conn)
+                .await
+                .expect("statement");
+        }
+        cbh_invite::config::DatabaseUrl::Postgres(url) => {
+            let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+            sqlx::query(sql)
+                .execute(&mut conn)
+                .await
+                .expect("statement");
+        }
+    }
 }

@@ -5,6 +5,7 @@
 //! (single values); this file holds `Settings`, which validates the flags into typed values.
 
 mod args;
+mod cookies;
 mod database;
 mod limits;
 mod mail;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use lettre::message::Mailbox;
 
 pub use args::ServeArgs;
+pub use cookies::CookieSettings;
 pub use database::{
     DEFAULT_DATABASE_URL, DEFAULT_NAMESPACE, DatabaseUrl, PoolSettings, SqliteSync,
 };
@@ -65,6 +67,8 @@ pub struct Settings {
     /// Where the accept page sends a person once their account is active. `None`: the welcome
     /// page of this service.
     pub app_url: Option<String>,
+    /// Names and scope of the session, CSRF and form cookies.
+    pub cookies: CookieSettings,
     pub smtp: Option<SmtpSettings>,
     pub mail_from: Option<Mailbox>,
     pub mail_dir: PathBuf,
@@ -100,6 +104,13 @@ impl Settings {
             .map(parse_public_url)
             .transpose()?;
         let app_url = args.app_url.as_deref().map(parse_app_url).transpose()?;
+        let cookies = CookieSettings::parse(
+            &args.session_cookie,
+            &args.csrf_cookie,
+            &args.cookie_path,
+            args.cookie_domain.as_deref(),
+            &namespaces,
+        )?;
         let smtp = args
             .smtp_url
             .as_deref()
@@ -228,6 +239,7 @@ impl Settings {
             namespaces,
             public_url,
             app_url,
+            cookies,
             smtp,
             mail_from,
             mail_dir: args.mail_dir.clone(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Notify;
@@ -40,6 +40,8 @@ pub struct HttpConfig {
     pub public_url: String,
     /// Where the accept page sends a person once active (`None`: the welcome page).
     pub app_url: Option<String>,
+    /// Names and scope of the session, CSRF and form cookies.
+    pub cookies: crate::config::CookieSettings,
     pub invite_ttl: Duration,
     pub debug: bool,
     pub limits: Limits,
@@ -223,7 +225,6 @@ fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
         ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(|_panic| {
             ApiError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
         }))

@@ -67,15 +67,15 @@ impl Modify for SecuritySchemes {
         components.add_security_scheme(
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                "sessionid",
-                "Set by POST /{ns}/api/session/",
+                "{ns}_sessionid",
+                "Set by POST /{ns}/api/session/; named by CBH_SESSION_COOKIE (default `{ns}_sessionid`)",
             ))),
         );
         components.add_security_scheme(
             "csrf",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-CSRFToken",
-                "The csrftoken cookie's value; needed on POST and DELETE made with a session",
+                "The CSRF cookie's value (`{ns}csrftoken`, CBH_CSRF_COOKIE); needed on POST and DELETE made with a session",
             ))),
         );
         components.add_security_scheme(

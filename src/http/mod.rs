@@ -19,6 +19,7 @@ use crate::store::{AuditEvent, Store};
 pub mod context;
 mod error;
 pub mod extract;
+mod forward_auth;
 mod health;
 pub mod invitations;
 pub mod metrics;
@@ -186,6 +187,7 @@ pub fn router(state: AppState) -> Router {
         Router::new()
             .merge(invitations::router())
             .merge(session::router())
+            .merge(forward_auth::router())
             .merge(projects::router())
             .merge(health::router())
             .merge(openapi::router())

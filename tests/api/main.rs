@@ -33,6 +33,7 @@ mod cli;
 mod crash;
 mod email;
 mod errors;
+mod forward_auth;
 mod hardening;
 mod invitations;
 mod listing;

@@ -39,9 +39,10 @@ struct VerifyParams {
 /// For a reverse proxy's sub-request, made for every request of the platform's applications:
 /// 200 with an empty body and the caller in `X-Auth-*` headers when the request carries a valid
 /// session cookie (or `Authorization: ApiKey`), else 401; with `?redirect=1`, a 302 to the login
-/// page instead, whose `next` is the original request's path (`X-Forwarded-Uri`, or
-/// `X-Original-URI`) when it is one the login page may return to: a path of this namespace, or
-/// under `CBH_APP_URL` on this origin. It only reads: no session is renewed, nothing recorded.
+/// page instead, whose `next` is the original request (`X-Forwarded-Uri`, or `X-Original-URI`;
+/// with `X-Forwarded-Proto` and `-Host`, as an absolute URL) when the login page may return
+/// there: a path of this namespace, or under `CBH_APP_URL`. It only reads: no session is
+/// renewed, nothing recorded.
 #[utoipa::path(
     get,
     path = "/{ns}/auth/verify",
@@ -50,6 +51,8 @@ struct VerifyParams {
     params(NamespaceParam, VerifyParams,
         ("X-Forwarded-Uri" = Option<String>, Header, description = "The original request's path and query (Traefik, Caddy): the login page's `next` with `?redirect=1`"),
         ("X-Original-URI" = Option<String>, Header, description = "The same, as nginx configurations usually name it"),
+        ("X-Forwarded-Proto" = Option<String>, Header, description = "With `X-Forwarded-Host`: `next` may be an absolute URL under `CBH_APP_URL` on another origin"),
+        ("X-Forwarded-Host" = Option<String>, Header, description = "See `X-Forwarded-Proto`"),
     ),
     responses(
         (status = 200, description = "Logged in; the body is empty", headers(
@@ -105,12 +108,22 @@ fn wants_redirect(query: Option<&str>) -> bool {
 /// the login page would follow it there (`return_path`: the same rule, so that what is refused
 /// here could not be slipped in through the login page either).
 fn login_redirect(state: &AppState, ns: &str, headers: &HeaderMap) -> Response {
-    let original = ["x-forwarded-uri", "x-original-uri"]
-        .iter()
-        .find_map(|name| headers.get(*name))
-        .and_then(|value| value.to_str().ok());
+    let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let original = text("x-forwarded-uri").or_else(|| text("x-original-uri"));
+    // An app on a host of its own comes back as an absolute URL (when under CBH_APP_URL).
+    let absolute = match (
+        text("x-forwarded-proto"),
+        text("x-forwarded-host"),
+        original,
+    ) {
+        (Some(proto), Some(host), Some(uri)) => Some(format!("{proto}://{host}{uri}")),
+        _ => None,
+    };
+    let next = absolute
+        .and_then(|url| return_path(&state.config, ns, &url))
+        .or_else(|| original.and_then(|uri| return_path(&state.config, ns, uri)));
     let mut location = format!("{}/{ns}/login/", state.config.public_url);
-    if let Some(next) = original.and_then(|uri| return_path(&state.config, ns, uri)) {
+    if let Some(next) = next {
         let query: String = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("next", &next)
             .finish();

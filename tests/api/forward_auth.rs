@@ -154,6 +154,42 @@ async fn verify_redirects_to_the_login_page_only_with_a_returnable_next(backend:
     json_with_status(plain, 401).await;
 }
 
+async fn verify_returns_to_an_app_on_another_host_under_the_app_url(backend: Backend) {
+    // Traefik and Caddy name the original host; an app on a host of its own shares the cookies
+    // through CBH_COOKIE_DOMAIN.
+    let app = spawn_app_with(backend, |settings| {
+        settings.public_url = Some("https://auth.hub.example".into());
+        settings.app_url = Some("https://lab.hub.example/".into());
+    })
+    .await;
+    let client = client_builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client");
+    let login = "https://auth.hub.example/chembiohub/login/";
+    for (host, uri, location) in [
+        (
+            "lab.hub.example",
+            "/runs/7?tab=a",
+            format!("{login}?next=https%3A%2F%2Flab.hub.example%2Fruns%2F7%3Ftab%3Da"),
+        ),
+        // Another host is not the app: no `next`.
+        ("evil.example", "/runs/7", login.to_owned()),
+        ("lab.hub.example.evil.example", "/runs/7", login.to_owned()),
+    ] {
+        let answer = client
+            .get(format!("{}/{NS}/auth/verify?redirect=1", app.base))
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", host)
+            .header("x-forwarded-uri", uri)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(answer.status(), 302, "{host}{uri}");
+        assert_eq!(header(&answer, "location"), location, "{host}{uri}");
+    }
+}
+
 /// A browser on the platform: cookies kept, redirects shown rather than followed.
 struct Browser {
     client: reqwest::Client,
@@ -296,5 +332,6 @@ async fn deactivated_user_step(_app: &crate::support::TestApp, _browser: &Browse
 backend_tests!(
     verify_names_the_caller_of_a_session_or_key_and_only_reads,
     verify_redirects_to_the_login_page_only_with_a_returnable_next,
+    verify_returns_to_an_app_on_another_host_under_the_app_url,
     nginx_puts_the_platforms_application_behind_the_login,
 );

@@ -231,19 +231,25 @@ pub fn local_path(ns: &str, next: &str) -> Option<String> {
 }
 
 /// Where the login page may send a person back to: a local path of the namespace, or one
-/// under `CBH_APP_URL` when the platform's app is served on this service's own origin.
+/// under `CBH_APP_URL`: a path when the platform's app is served on this service's own origin,
+/// else an absolute URL on the app's origin (forward-auth in front of an app on a host of its
+/// own, sharing the cookies through `CBH_COOKIE_DOMAIN`).
 pub fn return_path(config: &HttpConfig, ns: &str, next: &str) -> Option<String> {
     local_path(ns, next).or_else(|| {
         let app = url::Url::parse(config.app_url.as_deref()?).ok()?;
         let public = url::Url::parse(&config.public_url).ok()?;
-        if app.origin() != public.origin() {
-            return None;
-        }
         let mut prefix = app.path().to_owned();
         if !prefix.ends_with('/') {
             prefix.push('/');
         }
-        path_under(&prefix, next)
+        if app.origin() == public.origin() {
+            return path_under(&prefix, next);
+        }
+        // The exact text of the app's origin, then a path under the app's: nothing can slip
+        // between the two (`https://app.example.evil.org/`, `https://app.example@evil.org/`).
+        let origin = app.origin().ascii_serialization();
+        let path = next.strip_prefix(origin.as_str())?;
+        path_under(&prefix, path).map(|_| next.to_owned())
     })
 }
 
@@ -345,6 +351,51 @@ mod tests {
             "/ns/invite/..",
         ] {
             assert_eq!(local_path("ns", bad), None, "{bad:?}");
+        }
+    }
+
+    fn config(public_url: &str, app_url: &str) -> HttpConfig {
+        HttpConfig {
+            namespaces: vec!["ns".into()],
+            public_url: public_url.into(),
+            app_url: Some(app_url.into()),
+            cookies: Default::default(),
+            invite_ttl: std::time::Duration::from_secs(60),
+            debug: false,
+            limits: Default::default(),
+            body_timeout: std::time::Duration::from_secs(30),
+            metrics_public: true,
+        }
+    }
+
+    #[test]
+    fn paths_under_the_app_url_are_followed_on_its_own_origin_too() {
+        let same = config("https://hub.example", "https://hub.example/app/");
+        assert_eq!(
+            return_path(&same, "ns", "/app/x?y=1").as_deref(),
+            Some("/app/x?y=1")
+        );
+        assert_eq!(return_path(&same, "ns", "https://hub.example/app/x"), None);
+        let other = config("https://auth.hub.example", "https://app.hub.example/lab/");
+        assert_eq!(
+            return_path(&other, "ns", "https://app.hub.example/lab/x?y=1").as_deref(),
+            Some("https://app.hub.example/lab/x?y=1")
+        );
+        assert_eq!(
+            return_path(&other, "ns", "/ns/invite/").as_deref(),
+            Some("/ns/invite/")
+        );
+        for bad in [
+            "/lab/x",
+            "https://app.hub.example/other/",
+            "https://app.hub.example.evil.org/lab/",
+            "https://app.hub.example@evil.org/lab/",
+            "https://app.hub.example:8443/lab/",
+            "http://app.hub.example/lab/",
+            "https://app.hub.example/lab/../admin/",
+            "https://app.hub.example//evil.org/lab/",
+        ] {
+            assert_eq!(return_path(&other, "ns", bad), None, "{bad}");
         }
     }
 

@@ -329,6 +329,16 @@ async fn nginx_puts_the_platforms_application_behind_the_login(backend: Backend)
 /// Forward-auth goes through the API's own lookup (`extract::authenticate`), so it follows.
 async fn deactivated_user_step(_app: &crate::support::TestApp, _browser: &Browser) {}
 
+#[test]
+fn the_readme_shows_the_nginx_configuration_the_test_runs() {
+    let readme = include_str!("../../README.md");
+    let conf = crate::support::nginx::FORWARD_AUTH_CONF;
+    assert!(
+        readme.contains(&format!("```nginx\n{conf}```")),
+        "README.md must show docs/nginx-forward-auth.conf as it is"
+    );
+}
+
 backend_tests!(
     verify_names_the_caller_of_a_session_or_key_and_only_reads,
     verify_redirects_to_the_login_page_only_with_a_returnable_next,

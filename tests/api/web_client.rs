@@ -10,6 +10,8 @@ use reqwest::cookie::{CookieStore, Jar};
 use serde_json::{Value, json};
 
 use crate::support::agent::client_builder;
+use crate::support::binary::{BIN, Server, on_sqlite, output_within};
+use crate::support::wait::free_port;
 use crate::support::{Backend, NS, PASSWORD, TestApp, json_with_status, spawn_app, spawn_app_with};
 
 /// A project as the client holds it after `GET /{ns}/api/cbh_projects/`, padded to about
@@ -272,6 +274,65 @@ async fn the_pages_form_cookie_is_named_per_namespace_on_path_root(backend: Back
         form.contains("SameSite=Strict") && form.contains("HttpOnly"),
         "{form}"
     );
+}
+
+/// The variables reach the real binary: a bad path stops it naming the variable; a good set
+/// names and scopes the cookies of a login.
+#[tokio::test]
+async fn the_cookie_variables_reach_the_binary() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("cookies.db");
+    let refused = output_within(
+        std::process::Command::new(BIN)
+            .arg("serve")
+            .env_clear()
+            .env("CBH_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .env("CBH_DATABASE_URL", format!("sqlite://{}", db.display()))
+            .env("CBH_COOKIE_PATH", "/elsewhere/"),
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("CBH_COOKIE_PATH (--cookie-path)"),
+        "{stderr}"
+    );
+
+    on_sqlite(
+        &db,
+        &[
+            "user",
+            "add",
+            "--email",
+            "ada@lab.example",
+            "--password-stdin",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    let server = Server::start(
+        &[
+            ("CBH_DATABASE_URL", format!("sqlite://{}", db.display())),
+            ("CBH_SESSION_COOKIE", "sid_{ns}".into()),
+            ("CBH_CSRF_COOKIE", "csrf_{ns}".into()),
+            ("CBH_COOKIE_DOMAIN", "invite.test.example".into()),
+        ],
+        &dir.path().join("serve.log"),
+    )
+    .await;
+    let login = crate::support::agent::client()
+        .post(format!("{}/{NS}/api/session/", server.base))
+        .json(&json!({"username": "ada@lab.example", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(login.status(), 200);
+    for name in [format!("sid_{NS}"), format!("csrf_{NS}")] {
+        let line = set_cookie(&login, &name);
+        assert!(
+            line.contains("; Path=/; Domain=invite.test.example;"),
+            "{line}"
+        );
+    }
 }
 
 backend_tests!(

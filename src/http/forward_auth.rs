@@ -58,7 +58,7 @@ struct VerifyParams {
         (status = 200, description = "Logged in; the body is empty", headers(
             ("X-Auth-User-Id" = String, description = "The user's id"),
             ("X-Auth-Email" = String, description = "The user's email address"),
-            ("X-Auth-Name" = String, description = "First and last name, percent-encoded UTF-8: `%` and every byte outside printable ASCII are encoded, so decode it always (`Jos%C3%A9 Smith`); `+` is encoded too"),
+            ("X-Auth-Name" = String, description = "First and last name, percent-encoded UTF-8: `%` and every byte outside printable ASCII are encoded, so decode it always (`Jos%C3%A9 Smith`); `+` is encoded too; empty when the user gave no name"),
             ("X-Auth-Superuser" = String, description = "`true` or `false`"),
             ("X-Auth-Projects" = String, description = "The user's projects and roles, `12:viewer,13:editor` (empty when none)"),
         )),

@@ -319,13 +319,52 @@ async fn nginx_puts_the_platforms_application_behind_the_login(backend: Backend)
         .expect("sent");
     assert_eq!(logout.status(), 204);
     assert_eq!(browser.get("/api/data").await.status(), 401);
-    assert_eq!(browser.get("/page").await.status(), 302);
+
+    // A person on the app's page: to the login page, log in there, and back to the page.
+    let page = browser.get("/page?x=1").await;
+    assert_eq!(page.status(), 302);
+    let login_url = header(&page, "location").to_owned();
+    let html = browser
+        .client
+        .get(&login_url)
+        .send()
+        .await
+        .expect("login page")
+        .text()
+        .await
+        .expect("html");
+    let hidden = |name: &str| {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = html.find(&marker).expect("hidden field") + marker.len();
+        // As the browser reads the attribute: the template escapes `/` and `&`.
+        html[start..start + html[start..].find('"').expect("quote")]
+            .replace("&#x2f;", "/")
+            .replace("&amp;", "&")
+    };
+    assert_eq!(hidden("next"), "/page?x=1");
+    let done = browser
+        .client
+        .post(format!("{proxy}/{NS}/login/"))
+        .form(&[
+            ("form_token", hidden("form_token").as_str()),
+            ("next", hidden("next").as_str()),
+            ("email", "ada@lab.example"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("login form");
+    assert_eq!(done.status(), 303);
+    assert_eq!(header(&done, "location"), "/page?x=1");
+    let back = json_with_status(browser.get("/page?x=1").await, 200).await;
+    assert_eq!(echoed_headers(&back)["x-auth-email"], "ada@lab.example");
 
     deactivated_user_step(&app, &browser).await;
 }
 
-/// DEACTIVATED USER STEP: the lead adds it after merging the deactivation of users (`admin`):
-/// log in again, deactivate the user, and check that `browser.get("/api/data")` answers 401.
+/// DEACTIVATED USER STEP: the lead adds it after merging the deactivation of users (`admin`).
+/// `browser` is logged in as ada@lab.example here (through the login page): deactivate her and
+/// check that `browser.get("/api/data")` answers 401 and `browser.get("/page")` 302.
 /// Forward-auth goes through the API's own lookup (`extract::authenticate`), so it follows.
 async fn deactivated_user_step(_app: &crate::support::TestApp, _browser: &Browser) {}
 

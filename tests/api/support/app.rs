@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cbh_invite::config::{
-    CookieSettings, DatabaseUrl, DeliverySettings, HttpServerSettings, Limits, PoolSettings,
-    ServeRole, Settings, SmtpSettings, SmtpTls,
+    DatabaseUrl, DeliverySettings, HttpServerSettings, Limits, PoolSettings, ServeRole, Settings,
+    SmtpSettings, SmtpTls,
 };
 use cbh_invite::domain::{
     EmailAddress, PersonName, ProjectId, Role, Timestamp, Token, User, password,
@@ -73,7 +73,7 @@ pub fn test_settings(database: DatabaseUrl, dir: &std::path::Path, smtp_port: u1
         namespaces: vec![NS.into(), "other".into()],
         public_url: Some("http://invite.test.example".into()),
         app_url: None,
-        cookies: CookieSettings::default(),
+        cookies: cbh_invite::config::CookieSettings::default(),
         smtp: Some(SmtpSettings {
             host: "127.0.0.1".into(),
             port: smtp_port,

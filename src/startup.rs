@@ -78,6 +78,7 @@ impl Application {
             namespaces: settings.namespaces.clone(),
             public_url: public_url.clone(),
             app_url: settings.app_url.clone(),
+            cookies: settings.cookies.clone(),
             invite_ttl: settings.invite_ttl,
             limits: settings.limits,
             debug: settings.debug,

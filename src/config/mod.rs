@@ -6,6 +6,7 @@
 //! typed values.
 
 mod args;
+mod cookies;
 mod database;
 mod limits;
 mod mail;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use lettre::message::Mailbox;
 
 pub use args::ServeArgs;
+pub use cookies::CookieSettings;
 pub use database::{
     DEFAULT_DATABASE_URL, DEFAULT_NAMESPACE, DatabaseUrl, PoolSettings, SqliteSync,
 };
@@ -68,6 +70,8 @@ pub struct Settings {
     /// Where the accept page sends a person once their account is active. `None`: the welcome
     /// page of this service.
     pub app_url: Option<String>,
+    /// Names and scope of the session, CSRF and form cookies.
+    pub cookies: CookieSettings,
     pub smtp: Option<SmtpSettings>,
     pub mail_from: Option<Mailbox>,
     pub mail_dir: PathBuf,
@@ -121,6 +125,13 @@ impl Settings {
             .map(parse_public_url)
             .transpose()?;
         let app_url = args.app_url.as_deref().map(parse_app_url).transpose()?;
+        let cookies = CookieSettings::parse(
+            &args.session_cookie,
+            &args.csrf_cookie,
+            &args.cookie_path,
+            args.cookie_domain.as_deref(),
+            &namespaces,
+        )?;
         let smtp = args
             .smtp_url
             .as_deref()
@@ -249,6 +260,7 @@ impl Settings {
             namespaces,
             public_url,
             app_url,
+            cookies,
             smtp,
             mail_from,
             mail_dir: args.mail_dir.clone(),

@@ -148,6 +148,62 @@ mod unit {
     }
 }
 
+/// The cookie flags reach `Settings` through `from_args`, and a bad one stops start-up naming
+/// its variable.
+mod cookie_flags {
+    use clap::Parser;
+
+    use crate::config::{ServeArgs, Settings};
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn settings(flags: &[&str]) -> Result<Settings, String> {
+        let serve = Serve::try_parse_from(std::iter::once("serve").chain(flags.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        Settings::from_args("sqlite://x.db", &serve.args)
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let defaults = settings(&[]).expect("valid");
+        assert_eq!(
+            defaults.cookies.session_name("chembiohub"),
+            "chembiohub_sessionid"
+        );
+        assert_eq!(defaults.cookies.scope("chembiohub"), "Path=/");
+        let custom = settings(&[
+            "--namespaces",
+            "a,b",
+            "--session-cookie",
+            "sid_{ns}",
+            "--csrf-cookie",
+            "csrf_{ns}",
+            "--cookie-path",
+            "/{ns}/",
+            "--cookie-domain",
+            "platform.example",
+        ])
+        .expect("valid");
+        assert_eq!(custom.cookies.session_name("b"), "sid_b");
+        assert_eq!(custom.cookies.csrf_name("a"), "csrf_a");
+        assert_eq!(
+            custom.cookies.scope("a"),
+            "Path=/a/; Domain=platform.example"
+        );
+        let error = settings(&["--cookie-domain", "a b"])
+            .map(|_| ())
+            .expect_err("refused");
+        assert!(
+            error.starts_with("CBH_COOKIE_DOMAIN (--cookie-domain)"),
+            "{error}"
+        );
+    }
+}
+
 /// Properties of `parse_duration` over every input.
 mod properties {
     use std::time::Duration;

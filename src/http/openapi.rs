@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
 use super::extract::{Namespace, NamespaceParam};
-use super::{AppState, health, invitations, metrics, projects, session};
+use super::{AppState, forward_auth, health, invitations, metrics, projects, session};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/{ns}/api/openapi.json", get(openapi_json))
@@ -39,6 +39,7 @@ pub fn router() -> Router<AppState> {
         session::login,
         session::logout,
         session::change_password,
+        forward_auth::verify,
         projects::list,
         health::alive,
         health::ready,
@@ -51,6 +52,7 @@ pub fn router() -> Router<AppState> {
         (name = "invitations", description = "Invite, list, resend, revoke and accept"),
         (name = "session", description = "Log in and out (cookies), or send an API key instead"),
         (name = "projects", description = "The projects the caller may invite to"),
+        (name = "forward-auth", description = "For a reverse proxy: is this request logged in, and as whom"),
         (name = "health", description = "Probes for load balancers, and metrics for monitoring"),
         (name = "openapi", description = "This document"),
     ),
@@ -67,15 +69,15 @@ impl Modify for SecuritySchemes {
         components.add_security_scheme(
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                "sessionid",
-                "Set by POST /{ns}/api/session/",
+                "{ns}_sessionid",
+                "Set by POST /{ns}/api/session/; named by CBH_SESSION_COOKIE (default `{ns}_sessionid`)",
             ))),
         );
         components.add_security_scheme(
             "csrf",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-CSRFToken",
-                "The csrftoken cookie's value; needed on POST and DELETE made with a session",
+                "The CSRF cookie's value (`{ns}csrftoken`, CBH_CSRF_COOKIE); needed on POST and DELETE made with a session",
             ))),
         );
         components.add_security_scheme(

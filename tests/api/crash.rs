@@ -250,7 +250,7 @@ async fn no_secret_reaches_a_log_line() {
     assert_eq!(login.status(), 200);
     let session_id = login
         .cookies()
-        .find(|c| c.name() == "sessionid")
+        .find(|c| c.name() == format!("{NS}_sessionid"))
         .map(|c| c.value().to_owned())
         .expect("session cookie");
     let invited = client

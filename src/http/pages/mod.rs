@@ -24,6 +24,8 @@ mod login;
 mod render;
 mod setup;
 
+pub(super) use forms::return_path;
+
 pub fn router(state: &AppState) -> Router<AppState> {
     let pages = Router::new()
         .merge(login::router())

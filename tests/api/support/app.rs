@@ -73,6 +73,7 @@ pub fn test_settings(database: DatabaseUrl, dir: &std::path::Path, smtp_port: u1
         namespaces: vec![NS.into(), "other".into()],
         public_url: Some("http://invite.test.example".into()),
         app_url: None,
+        cookies: cbh_invite::config::CookieSettings::default(),
         smtp: Some(SmtpSettings {
             host: "127.0.0.1".into(),
             port: smtp_port,
@@ -335,8 +336,8 @@ impl TestApp {
         assert_eq!(response.status(), 200, "login of {email} failed");
         let csrf = response
             .cookies()
-            .find(|c| c.name() == "csrftoken")
-            .expect("csrftoken cookie")
+            .find(|c| c.name() == format!("{NS}csrftoken"))
+            .expect("the CSRF cookie")
             .value()
             .to_owned();
         agent

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod records;
+mod secrets;
 mod serve;
 
 use std::sync::Arc;

@@ -25,6 +25,10 @@ pub struct ServeArgs {
     /// is written to .eml files in the mail directory.
     #[arg(long, env = "CBH_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
+    /// PEM file of CA certificates to trust for the SMTP relay (besides the built-in roots),
+    /// e.g. a private CA's.
+    #[arg(long, env = "CBH_SMTP_CA_FILE")]
+    pub smtp_ca_file: Option<PathBuf>,
     /// Sender of the emails, e.g. "ChemBio Hub <noreply@example.org>".
     #[arg(long, env = "CBH_MAIL_FROM")]
     pub mail_from: Option<String>,

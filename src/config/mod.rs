@@ -2,13 +2,14 @@
 //! variable), and validated once at start-up into `Settings`. Every error names the variable.
 //!
 //! One file per kind of setting: `args` (the clap flags), `database`, `limits`, `mail`, `parse`
-//! (single values); this file holds `Settings`, which validates the flags into typed values.
+//! (single values), `secrets` (`*_FILE` variables); this file holds `Settings`, which validates the flags into typed values.
 
 mod args;
 mod database;
 mod limits;
 mod mail;
 mod parse;
+mod secrets;
 #[cfg(test)]
 mod tests;
 
@@ -26,6 +27,7 @@ pub use limits::{HttpServerSettings, Limit, Limits};
 pub use mail::{DeliverySettings, SmtpSettings, SmtpTls};
 use parse::{parse_app_url, parse_public_url};
 pub use parse::{parse_duration, parse_namespaces, validate_namespace};
+pub use secrets::secret_from_file;
 
 /// What a node runs: API-only and worker-only nodes scale apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -100,11 +102,28 @@ impl Settings {
             .map(parse_public_url)
             .transpose()?;
         let app_url = args.app_url.as_deref().map(parse_app_url).transpose()?;
-        let smtp = args
+        let mut smtp = args
             .smtp_url
             .as_deref()
             .map(SmtpSettings::parse)
             .transpose()?;
+        if let Some(ca_file) = &args.smtp_ca_file {
+            match &mut smtp {
+                Some(relay) if relay.tls != SmtpTls::None => relay.ca_file = Some(ca_file.clone()),
+                Some(_) => {
+                    return Err(
+                        "CBH_SMTP_CA_FILE (--smtp-ca-file): CBH_SMTP_URL uses no TLS \
+                                (smtp:// without tls=starttls), so no CA is needed"
+                            .into(),
+                    );
+                }
+                None => {
+                    return Err(
+                        "CBH_SMTP_CA_FILE (--smtp-ca-file): set without CBH_SMTP_URL".into(),
+                    );
+                }
+            }
+        }
         let mail_from = args
             .mail_from
             .as_deref()

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use lettre::Message;
 use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
@@ -62,6 +62,8 @@ pub struct SmtpRelay {
     tls_parameters: Option<TlsParameters>,
     credentials: Option<Credentials>,
     hello: ClientId,
+    /// For the start-up log: where, how, and as whom (never the password).
+    description: String,
     /// Open connections not in use, with the time each was last used.
     idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
     slots: Semaphore,
@@ -74,9 +76,7 @@ impl SmtpRelay {
     fn new(settings: &SmtpSettings, timeout: Duration) -> anyhow::Result<Self> {
         let tls_parameters = match settings.tls {
             SmtpTls::None => None,
-            SmtpTls::StartTls | SmtpTls::Implicit => {
-                Some(TlsParameters::new(settings.host.clone()).context("setting up TLS for SMTP")?)
-            }
+            SmtpTls::StartTls | SmtpTls::Implicit => Some(tls_parameters(settings)?),
         };
         Ok(Self {
             host: settings.host.clone(),
@@ -88,6 +88,7 @@ impl SmtpRelay {
                 .as_ref()
                 .map(|(user, password)| Credentials::new(user.clone(), password.clone())),
             hello: ClientId::default(),
+            description: settings.describe(),
             idle: Mutex::new(Vec::new()),
             slots: Semaphore::new(SMTP_POOL_SIZE),
             timeout,
@@ -189,7 +190,16 @@ impl SmtpRelay {
             }
         };
         if let (SmtpTls::StartTls, Some(parameters)) = (&self.tls, &self.tls_parameters) {
-            // Required, never opportunistic: a relay that does not offer it is an error.
+            // Required, never opportunistic: a relay that does not offer it is an error, and
+            // nothing is sent in plain text.
+            if !conn.can_starttls() {
+                conn.abort().await;
+                return Err(SendError::Temporary(format!(
+                    "the SMTP server {}:{} does not offer STARTTLS, which CBH_SMTP_URL requires \
+                     (tls=starttls): nothing was sent",
+                    self.host, self.port
+                )));
+            }
             conn.starttls(parameters.clone(), &self.hello).await?;
         }
         if let Some(credentials) = &self.credentials {
@@ -197,6 +207,36 @@ impl SmtpRelay {
         }
         Ok(conn)
     }
+}
+
+/// Rustls (ring) with Mozilla's roots, plus the certificates of `CBH_SMTP_CA_FILE` when set:
+/// those are trusted for the relay only. The name checked is the host of `CBH_SMTP_URL`.
+fn tls_parameters(settings: &SmtpSettings) -> anyhow::Result<TlsParameters> {
+    let mut builder = TlsParameters::builder(settings.host.clone());
+    if let Some(path) = &settings.ca_file {
+        let pem = std::fs::read(path).with_context(|| {
+            format!(
+                "CBH_SMTP_CA_FILE (--smtp-ca-file): cannot read {}",
+                path.display()
+            )
+        })?;
+        let certificates = Certificate::from_pem(&pem)
+            .ok()
+            .filter(|_| String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----"))
+            .with_context(|| {
+                format!(
+                    "CBH_SMTP_CA_FILE (--smtp-ca-file): {} holds no PEM certificate",
+                    path.display()
+                )
+            })?;
+        builder = builder.add_root_certificate(certificates);
+    }
+    builder.build_rustls().with_context(|| {
+        format!(
+            "setting up TLS for the SMTP server {}:{}",
+            settings.host, settings.port
+        )
+    })
 }
 
 /// Runs one SMTP step under `timeout`.
@@ -226,7 +266,7 @@ impl Transport {
     /// A one-line description for the start-up log.
     pub fn describe(&self) -> String {
         match self {
-            Transport::Smtp(_) => "SMTP relay".into(),
+            Transport::Smtp(relay) => relay.description.clone(),
             Transport::Files(dir) => format!(
                 "no CBH_SMTP_URL set: mail is written as .eml files to {}",
                 dir.display()

@@ -49,3 +49,5 @@ mod sending_limits;
 mod session;
 mod support;
 mod timeouts;
+mod tls_postgres;
+mod tls_smtp;

@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod log;
 pub mod postgres;
 pub mod smtp;
+pub mod tls;
 pub mod wait;
 
 pub use agent::{Agent, json_with_status};

@@ -45,6 +45,7 @@ mod pages;
 mod promises;
 mod revoke;
 mod scaling;
+mod secret_files;
 mod sending_limits;
 mod session;
 mod support;

@@ -22,7 +22,8 @@ pub struct ServeArgs {
     #[arg(long, env = "CBH_APP_URL")]
     pub app_url: Option<String>,
     /// SMTP relay: smtp://[user:pass@]host:port[?tls=starttls] or smtps://…; without it, mail
-    /// is written to .eml files in the mail directory.
+    /// is written to .eml files in the mail directory. Or read from the file named by
+    /// CBH_SMTP_URL_FILE.
     #[arg(long, env = "CBH_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
     /// PEM file of CA certificates to trust for the SMTP relay (besides the built-in roots),

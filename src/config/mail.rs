@@ -1,7 +1,7 @@
 //! The SMTP relay and how the outbox worker retries.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use url::Url;
@@ -148,6 +148,30 @@ impl SmtpSettings {
         }
         line
     }
+}
+
+/// `CBH_SMTP_CA_FILE`: only with a relay spoken to over TLS, and a readable file of PEM
+/// certificates (checked here, so that a wrong file is a start-up error like any bad setting).
+pub(super) fn attach_ca_file(smtp: &mut Option<SmtpSettings>, path: &Path) -> Result<(), String> {
+    let bad = |why: String| format!("CBH_SMTP_CA_FILE (--smtp-ca-file): {why}");
+    let relay = match smtp {
+        Some(relay) if relay.tls != SmtpTls::None => relay,
+        Some(_) => {
+            return Err(bad(
+                "CBH_SMTP_URL uses no TLS (smtp:// without tls=starttls), so \
+                 no CA is needed"
+                    .into(),
+            ));
+        }
+        None => return Err(bad("set without CBH_SMTP_URL".into())),
+    };
+    let pem =
+        std::fs::read(path).map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
+    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(bad(format!("{} holds no PEM certificate", path.display())));
+    }
+    relay.ca_file = Some(path.to_owned());
+    Ok(())
 }
 
 fn percent_decode(s: &str) -> Option<String> {

@@ -108,21 +108,7 @@ impl Settings {
             .map(SmtpSettings::parse)
             .transpose()?;
         if let Some(ca_file) = &args.smtp_ca_file {
-            match &mut smtp {
-                Some(relay) if relay.tls != SmtpTls::None => relay.ca_file = Some(ca_file.clone()),
-                Some(_) => {
-                    return Err(
-                        "CBH_SMTP_CA_FILE (--smtp-ca-file): CBH_SMTP_URL uses no TLS \
-                                (smtp:// without tls=starttls), so no CA is needed"
-                            .into(),
-                    );
-                }
-                None => {
-                    return Err(
-                        "CBH_SMTP_CA_FILE (--smtp-ca-file): set without CBH_SMTP_URL".into(),
-                    );
-                }
-            }
+            mail::attach_ca_file(&mut smtp, ca_file)?;
         }
         let mail_from = args
             .mail_from

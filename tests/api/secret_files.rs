@@ -184,6 +184,26 @@ async fn a_variable_with_its_file_twin_or_an_unreadable_file_stops_the_command()
         &["serve"],
         "CBH_SMTP_URL_FILE: cannot read",
     );
+    // CBH_SMTP_CA_FILE: only with a TLS relay, and a file of PEM certificates.
+    let not_pem = write(dir.path(), "not-a-ca.pem", "hello\n");
+    refused(
+        &[
+            ("CBH_DATABASE_URL_FILE", url_file.clone()),
+            ("CBH_SMTP_URL", "smtp://127.0.0.1:2525".to_owned()),
+            ("CBH_SMTP_CA_FILE", not_pem.clone()),
+        ],
+        &["serve"],
+        "CBH_SMTP_CA_FILE (--smtp-ca-file): CBH_SMTP_URL uses no TLS",
+    );
+    refused(
+        &[
+            ("CBH_DATABASE_URL_FILE", url_file.clone()),
+            ("CBH_SMTP_URL", "smtps://127.0.0.1:2525".to_owned()),
+            ("CBH_SMTP_CA_FILE", not_pem),
+        ],
+        &["serve"],
+        "holds no PEM certificate",
+    );
     // Nothing was created on the way.
     assert!(!dir.path().join("x.db").exists());
     // The flag beats both.

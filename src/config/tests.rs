@@ -110,6 +110,21 @@ mod unit {
     }
 
     #[test]
+    fn the_relay_is_described_without_its_password() {
+        let relay = SmtpSettings::parse("smtps://mailer:hunter2@mail.x.org").expect("valid");
+        assert_eq!(
+            relay.describe(),
+            "SMTP relay mail.x.org:465, TLS (smtps), as mailer"
+        );
+        assert!(!format!("{relay:?}").contains("hunter2"));
+        let starttls = SmtpSettings::parse("smtp://[::1]:2525?tls=starttls").expect("valid");
+        assert_eq!(
+            starttls.describe(),
+            "SMTP relay [::1]:2525, STARTTLS required"
+        );
+    }
+
+    #[test]
     fn smtp_urls() {
         let plain = SmtpSettings::parse("smtp://127.0.0.1:2525").expect("valid");
         assert_eq!((plain.port, plain.tls), (2525, SmtpTls::None));

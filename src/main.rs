@@ -1,13 +1,17 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use cbh_invite::cli::{self, Cli, UsageError};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     return_large_buffers_to_the_system();
-    let cli = Cli::parse();
+    let cli = match Cli::parse_with_secret_files() {
+        Ok(cli) => cli,
+        Err(usage) => {
+            eprintln!("error: {usage}");
+            return ExitCode::from(2);
+        }
+    };
     cbh_invite::telemetry::init();
     match cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,

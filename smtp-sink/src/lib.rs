@@ -1,6 +1,8 @@
 //! A real SMTP server on loopback, run in-process: it speaks the protocol over TCP to the
 //! service's real lettre transport. It can be slowed down, made to refuse, stopped and started
-//! again on the same port. Used by cbh-invite's tests and its benchmark.
+//! again on the same port. With a certificate (`Options::tls`) it offers STARTTLS or speaks TLS
+//! from the first byte, and with `Options::auth` it asks for AUTH PLAIN or LOGIN. Used by
+//! cbh-invite's tests and its benchmark.
 
 pub use mail_parser;
 
@@ -9,10 +11,62 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::{ServerConfig, crypto};
+
+/// How the server speaks: plain by default.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The server's certificate chain and key, PEM: needed by `starttls` and `implicit_tls`.
+    pub tls: Option<TlsIdentity>,
+    /// Offer STARTTLS in the EHLO reply (a plain connection may be upgraded).
+    pub starttls: bool,
+    /// Every connection is TLS from its first byte (`smtps://`).
+    pub implicit_tls: bool,
+    /// AUTH PLAIN and LOGIN are offered, and a message is taken only after a login with this
+    /// user and password; other credentials are refused with 535.
+    pub auth: Option<(String, String)>,
+    /// The mechanisms the EHLO reply offers with `auth` (default "PLAIN LOGIN"); both are
+    /// understood whatever is offered.
+    pub auth_mechanisms: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsIdentity {
+    /// The certificate, then any intermediates.
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl TlsIdentity {
+    fn acceptor(&self) -> TlsAcceptor {
+        let certs = CertificateDer::pem_slice_iter(self.cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .expect("the sink's certificate is PEM");
+        let key =
+            PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).expect("the sink's key is PEM");
+        let config =
+            ServerConfig::builder_with_provider(Arc::new(crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("TLS versions")
+                .with_no_client_auth()
+                .with_single_cert(certs, key)
+                .expect("the sink's certificate and key match");
+        TlsAcceptor::from(Arc::new(config))
+    }
+}
+
+/// A connection, plain or TLS.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// Ways the server can misbehave, for fault tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +84,10 @@ pub struct ReceivedMail {
     pub mail_from: String,
     pub rcpt_to: Vec<String>,
     pub data: String,
+    /// Whether the message came over TLS (STARTTLS or implicit).
+    pub tls: bool,
+    /// The user that logged in with AUTH, if any.
+    pub user: Option<String>,
 }
 
 impl ReceivedMail {
@@ -96,6 +154,12 @@ struct Shared {
     released: Notify,
     /// Every message that had to wait for `release`, in the order they started waiting.
     waited: Mutex<Vec<ReceivedMail>>,
+    /// MAIL commands received, accepted or not: a client that must not send has sent none.
+    mail_commands: AtomicU64,
+    /// Failed AUTH attempts.
+    auth_failures: AtomicU64,
+    options: Options,
+    acceptor: Option<TlsAcceptor>,
 }
 
 pub struct SmtpServer {
@@ -106,11 +170,35 @@ pub struct SmtpServer {
 
 impl SmtpServer {
     pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    /// # Panics
+    /// When `starttls` or `implicit_tls` is asked without `tls`, or the certificate is unusable.
+    pub async fn start_with(options: Options) -> Self {
+        assert!(
+            options.tls.is_some() || !(options.starttls || options.implicit_tls),
+            "STARTTLS and implicit TLS need a certificate (Options::tls)"
+        );
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind SMTP");
         let port = listener.local_addr().expect("address").port();
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            acceptor: options.tls.as_ref().map(TlsIdentity::acceptor),
+            options,
+            ..Shared::default()
+        });
         let task = Some(tokio::spawn(serve(listener, shared.clone())));
         Self { port, shared, task }
+    }
+
+    /// MAIL commands received so far, whether or not a message followed.
+    pub fn mail_commands(&self) -> u64 {
+        self.shared.mail_commands.load(Ordering::SeqCst)
+    }
+
+    /// AUTH attempts refused so far.
+    pub fn auth_failures(&self) -> u64 {
+        self.shared.auth_failures.load(Ordering::SeqCst)
     }
 
     /// Stops listening and drops every open connection: the server is down.
@@ -224,7 +312,7 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         tokio::select! {
             accepted = listener.accept() => {
                 if let Ok((stream, _)) = accepted {
-                    connections.spawn(session(stream, shared.clone()));
+                    connections.spawn(connection(stream, shared.clone()));
                 }
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -232,23 +320,56 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-async fn session(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read);
+async fn connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
+    match (&shared.acceptor, shared.options.implicit_tls) {
+        (Some(acceptor), true) => {
+            let stream = acceptor.accept(stream).await?;
+            session(Box::new(stream), true, shared.clone()).await
+        }
+        _ => session(Box::new(stream), false, shared.clone()).await,
+    }
+}
+
+/// What one SMTP session has been told so far.
+struct Session {
+    tls: bool,
+    user: Option<String>,
+    mail_from: String,
+    rcpt_to: Vec<String>,
+}
+
+impl Session {
+    fn mail(&self, data: String) -> ReceivedMail {
+        ReceivedMail {
+            mail_from: self.mail_from.clone(),
+            rcpt_to: self.rcpt_to.clone(),
+            data,
+            tls: self.tls,
+            user: self.user.clone(),
+        }
+    }
+}
+
+async fn session(stream: Box<dyn Io>, tls: bool, shared: Arc<Shared>) -> std::io::Result<()> {
+    let mut conn = BufReader::new(stream);
     let fault = || *shared.fault.lock().expect("lock");
     if fault() == Some(Fault::SilentGreeting) {
         // Hold the connection open, silent, until the client gives up.
         let mut sink = Vec::new();
-        let _ = tokio::io::AsyncReadExt::read_to_end(&mut lines, &mut sink).await;
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut conn, &mut sink).await;
         return Ok(());
     }
-    write.write_all(b"220 test.local ESMTP ready\r\n").await?;
-    let mut mail_from = String::new();
-    let mut rcpt_to = Vec::new();
+    conn.write_all(b"220 test.local ESMTP ready\r\n").await?;
+    let mut session = Session {
+        tls,
+        user: None,
+        mail_from: String::new(),
+        rcpt_to: Vec::new(),
+    };
     let mut line = String::new();
     loop {
         line.clear();
-        if lines.read_line(&mut line).await? == 0 {
+        if conn.read_line(&mut line).await? == 0 {
             return Ok(());
         }
         let command = line.trim_end().to_owned();
@@ -257,31 +378,70 @@ async fn session(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> 
             .next()
             .unwrap_or("")
             .to_ascii_uppercase();
+        let offers_starttls = shared.options.starttls && !session.tls;
         match verb.as_str() {
             "EHLO" => {
-                write
-                    .write_all(b"250-test.local\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
-                    .await?
+                let mut reply = String::from("250-test.local\r\n250-8BITMIME\r\n");
+                if offers_starttls {
+                    reply.push_str("250-STARTTLS\r\n");
+                }
+                if shared.options.auth.is_some() {
+                    let mechanisms = shared.options.auth_mechanisms.as_deref();
+                    reply.push_str(&format!(
+                        "250-AUTH {}\r\n",
+                        mechanisms.unwrap_or("PLAIN LOGIN")
+                    ));
+                }
+                reply.push_str("250 SMTPUTF8\r\n");
+                conn.write_all(reply.as_bytes()).await?
             }
-            "HELO" => write.write_all(b"250 test.local\r\n").await?,
+            "HELO" => conn.write_all(b"250 test.local\r\n").await?,
+            "STARTTLS" => {
+                let Some(acceptor) = shared.acceptor.clone().filter(|_| offers_starttls) else {
+                    conn.write_all(b"502 5.5.1 STARTTLS not offered\r\n")
+                        .await?;
+                    continue;
+                };
+                conn.write_all(b"220 2.0.0 ready to start TLS\r\n").await?;
+                conn.flush().await?;
+                // The client says nothing more until the handshake: nothing is buffered.
+                let stream = acceptor.accept(conn.into_inner()).await?;
+                conn = BufReader::new(Box::new(stream) as Box<dyn Io>);
+                // RFC 3207: the session starts over.
+                session = Session {
+                    tls: true,
+                    user: None,
+                    mail_from: String::new(),
+                    rcpt_to: Vec::new(),
+                };
+            }
+            "AUTH" => {
+                let reply = authenticate(&mut conn, &command, &shared, &mut session).await?;
+                conn.write_all(reply).await?
+            }
             "MAIL" => {
-                mail_from = address_of(&command);
-                rcpt_to.clear();
-                write.write_all(b"250 2.1.0 OK\r\n").await?;
+                shared.mail_commands.fetch_add(1, Ordering::SeqCst);
+                if shared.options.auth.is_some() && session.user.is_none() {
+                    conn.write_all(b"530 5.7.0 authentication required\r\n")
+                        .await?;
+                    continue;
+                }
+                session.mail_from = address_of(&command);
+                session.rcpt_to.clear();
+                conn.write_all(b"250 2.1.0 OK\r\n").await?;
             }
             "RCPT" => {
-                rcpt_to.push(address_of(&command));
-                write.write_all(b"250 2.1.5 OK\r\n").await?;
+                session.rcpt_to.push(address_of(&command));
+                conn.write_all(b"250 2.1.5 OK\r\n").await?;
             }
             "DATA" => {
-                write
-                    .write_all(b"354 end data with <CR><LF>.<CR><LF>\r\n")
+                conn.write_all(b"354 end data with <CR><LF>.<CR><LF>\r\n")
                     .await?;
                 shared.in_data.fetch_add(1, Ordering::SeqCst);
                 let mut data = String::new();
                 loop {
                     line.clear();
-                    if lines.read_line(&mut line).await? == 0 {
+                    if conn.read_line(&mut line).await? == 0 {
                         shared.in_data.fetch_sub(1, Ordering::SeqCst);
                         return Ok(());
                     }
@@ -297,7 +457,7 @@ async fn session(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> 
                 }
                 if fault() == Some(Fault::StallAfterData) {
                     let mut sink = Vec::new();
-                    let _ = tokio::io::AsyncReadExt::read_to_end(&mut lines, &mut sink).await;
+                    let _ = tokio::io::AsyncReadExt::read_to_end(&mut conn, &mut sink).await;
                     shared.in_data.fetch_sub(1, Ordering::SeqCst);
                     return Ok(());
                 }
@@ -306,11 +466,11 @@ async fn session(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> 
                     tokio::time::sleep(Duration::from_millis(delay)).await;
                 }
                 if shared.held.load(Ordering::SeqCst) {
-                    shared.waited.lock().expect("lock").push(ReceivedMail {
-                        mail_from: mail_from.clone(),
-                        rcpt_to: rcpt_to.clone(),
-                        data: data.clone(),
-                    });
+                    shared
+                        .waited
+                        .lock()
+                        .expect("lock")
+                        .push(session.mail(data.clone()));
                 }
                 loop {
                     // Created before the check, so a release in between is not missed.
@@ -324,42 +484,107 @@ async fn session(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> 
                 let reply = shared.data_reply.lock().expect("lock").clone();
                 match reply {
                     Some(reply) => {
-                        shared.refused.lock().expect("lock").push(ReceivedMail {
-                            mail_from: mail_from.clone(),
-                            rcpt_to: rcpt_to.clone(),
-                            data,
-                        });
+                        shared
+                            .refused
+                            .lock()
+                            .expect("lock")
+                            .push(session.mail(data));
                         shared.arrived.notify_waiters();
-                        write.write_all(format!("{reply}\r\n").as_bytes()).await?
+                        conn.write_all(format!("{reply}\r\n").as_bytes()).await?
                     }
                     None => {
-                        shared.received.lock().expect("lock").push(ReceivedMail {
-                            mail_from: mail_from.clone(),
-                            rcpt_to: rcpt_to.clone(),
-                            data,
-                        });
+                        shared
+                            .received
+                            .lock()
+                            .expect("lock")
+                            .push(session.mail(data));
                         shared.arrived.notify_waiters();
-                        write.write_all(b"250 2.0.0 queued\r\n").await?;
+                        conn.write_all(b"250 2.0.0 queued\r\n").await?;
                     }
                 }
             }
             "RSET" => {
-                mail_from.clear();
-                rcpt_to.clear();
-                write.write_all(b"250 2.0.0 OK\r\n").await?;
+                session.mail_from.clear();
+                session.rcpt_to.clear();
+                conn.write_all(b"250 2.0.0 OK\r\n").await?;
             }
-            "NOOP" => write.write_all(b"250 2.0.0 OK\r\n").await?,
+            "NOOP" => conn.write_all(b"250 2.0.0 OK\r\n").await?,
             "QUIT" => {
-                write.write_all(b"221 2.0.0 bye\r\n").await?;
+                conn.write_all(b"221 2.0.0 bye\r\n").await?;
                 return Ok(());
             }
             _ => {
-                write
-                    .write_all(b"502 5.5.2 command not recognised\r\n")
+                conn.write_all(b"502 5.5.2 command not recognised\r\n")
                     .await?
             }
         }
     }
+}
+
+/// `AUTH PLAIN [initial]` or `AUTH LOGIN [user]`, with the challenges they need; returns the
+/// final reply.
+async fn authenticate(
+    conn: &mut BufReader<Box<dyn Io>>,
+    command: &str,
+    shared: &Shared,
+    session: &mut Session,
+) -> std::io::Result<&'static [u8]> {
+    let Some((user, password)) = &shared.options.auth else {
+        return Ok(b"502 5.5.1 AUTH not offered\r\n");
+    };
+    if session.user.is_some() {
+        return Ok(b"503 5.5.1 already authenticated\r\n");
+    }
+    let mut words = command.split_whitespace().skip(1);
+    let mechanism = words.next().unwrap_or("").to_ascii_uppercase();
+    let initial = words.next().map(str::to_owned);
+    let given = match mechanism.as_str() {
+        "PLAIN" => {
+            let response = match initial {
+                Some(response) => response,
+                None => challenge(conn, "").await?,
+            };
+            // authzid NUL authcid NUL password
+            decode(&response).and_then(|plain| {
+                let mut parts = plain.splitn(3, '\0').skip(1);
+                Some((parts.next()?.to_owned(), parts.next()?.to_owned()))
+            })
+        }
+        "LOGIN" => {
+            let user_b64 = match initial {
+                Some(user) => user,
+                None => challenge(conn, "VXNlcm5hbWU6").await?,
+            };
+            let password_b64 = challenge(conn, "UGFzc3dvcmQ6").await?;
+            decode(&user_b64).zip(decode(&password_b64))
+        }
+        _ => return Ok(b"504 5.5.4 mechanism not supported\r\n"),
+    };
+    match given {
+        Some((given_user, given_password))
+            if &given_user == user && &given_password == password =>
+        {
+            session.user = Some(given_user);
+            Ok(b"235 2.7.0 authentication succeeded\r\n")
+        }
+        _ => {
+            shared.auth_failures.fetch_add(1, Ordering::SeqCst);
+            Ok(b"535 5.7.8 authentication credentials invalid\r\n")
+        }
+    }
+}
+
+/// Sends `334 <prompt>` and reads the client's answer line.
+async fn challenge(conn: &mut BufReader<Box<dyn Io>>, prompt: &str) -> std::io::Result<String> {
+    conn.write_all(format!("334 {prompt}\r\n").as_bytes())
+        .await?;
+    let mut answer = String::new();
+    conn.read_line(&mut answer).await?;
+    Ok(answer.trim_end().to_owned())
+}
+
+fn decode(b64: &str) -> Option<String> {
+    String::from_utf8(BASE64.decode(b64).ok()?).ok()
 }
 
 /// The address between angle brackets in `MAIL FROM:<a@b>` or `RCPT TO:<a@b>`.

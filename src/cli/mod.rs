@@ -6,6 +6,7 @@ mod accounts;
 mod mail;
 mod maintenance;
 mod records;
+mod secrets;
 mod serve;
 
 use std::sync::Arc;
@@ -26,7 +27,8 @@ use crate::store::{self, Store};
     about = "Invite colleagues to a research data platform by email."
 )]
 pub struct Cli {
-    /// Database: sqlite://PATH (created if missing) or postgres://…
+    /// Database: sqlite://PATH (created if missing) or postgres://…[?sslmode=verify-full&sslrootcert=CA.pem]; or
+    /// read from the file named by CBH_DATABASE_URL_FILE
     // Its value is never shown in --help: it may carry a password.
     #[arg(
         long,

@@ -36,9 +36,14 @@ pub struct ServeArgs {
     #[arg(long, env = "CBH_COOKIE_DOMAIN")]
     pub cookie_domain: Option<String>,
     /// SMTP relay: smtp://[user:pass@]host:port[?tls=starttls] or smtps://…; without it, mail
-    /// is written to .eml files in the mail directory.
+    /// is written to .eml files in the mail directory. Or read from the file named by
+    /// CBH_SMTP_URL_FILE.
     #[arg(long, env = "CBH_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
+    /// PEM file of CA certificates to trust for the SMTP relay (besides the built-in roots),
+    /// e.g. a private CA's.
+    #[arg(long, env = "CBH_SMTP_CA_FILE")]
+    pub smtp_ca_file: Option<PathBuf>,
     /// Sender of the emails, e.g. "ChemBio Hub <noreply@example.org>".
     #[arg(long, env = "CBH_MAIL_FROM")]
     pub mail_from: Option<String>,

@@ -67,6 +67,40 @@ impl Default for PoolSettings {
     }
 }
 
+/// `sslmode` and `sslrootcert`, which sqlx reads from the URL itself: checked here so that a
+/// typo or a missing CA file is a start-up error naming the setting, not a retried failure.
+fn check_postgres_tls(url: &Url) -> Result<(), String> {
+    for (key, value) in url.query_pairs() {
+        match key.as_ref() {
+            "sslmode" | "ssl-mode" => {
+                const MODES: [&str; 6] = [
+                    "disable",
+                    "allow",
+                    "prefer",
+                    "require",
+                    "verify-ca",
+                    "verify-full",
+                ];
+                if !MODES.contains(&value.to_ascii_lowercase().as_str()) {
+                    return Err(format!(
+                        "has sslmode={value}, which is not one of {}",
+                        MODES.join(", ")
+                    ));
+                }
+            }
+            "sslrootcert" | "ssl-root-cert" | "ssl-ca" => {
+                if let Err(e) = std::fs::read(value.as_ref()) {
+                    return Err(format!(
+                        "has sslrootcert={value}, which cannot be read ({e})"
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://cbh-invite.db";
 pub const DEFAULT_NAMESPACE: &str = "chembiohub";
 
@@ -95,6 +129,7 @@ impl DatabaseUrl {
             if url.host_str().is_none_or(str::is_empty) {
                 return Err(bad("names no host"));
             }
+            check_postgres_tls(&url).map_err(|why| bad(&why))?;
             return Ok(Self::Postgres(raw.to_owned()));
         }
         Err("CBH_DATABASE_URL (--database-url): expected sqlite://PATH or postgres://…".into())

@@ -1,6 +1,7 @@
 //! The SMTP relay and how the outbox worker retries.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use url::Url;
@@ -42,6 +43,8 @@ pub struct SmtpSettings {
     pub port: u16,
     pub tls: SmtpTls,
     pub credentials: Option<(String, String)>,
+    /// `CBH_SMTP_CA_FILE`: PEM certificates trusted for this relay, besides the built-in roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +64,7 @@ impl fmt::Debug for SmtpSettings {
             .field("port", &self.port)
             .field("tls", &self.tls)
             .field("user", &self.credentials.as_ref().map(|(user, _)| user))
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -119,8 +123,55 @@ impl SmtpSettings {
             port,
             tls,
             credentials,
+            ca_file: None,
         })
     }
+
+    /// One line for the start-up log: where, how, as whom; never the password.
+    pub fn describe(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        let mut line = format!("SMTP relay {host}:{}", self.port);
+        line.push_str(match self.tls {
+            SmtpTls::None => ", no TLS",
+            SmtpTls::StartTls => ", STARTTLS required",
+            SmtpTls::Implicit => ", TLS (smtps)",
+        });
+        if let Some((user, _)) = &self.credentials {
+            line.push_str(&format!(", as {user}"));
+        }
+        if let Some(ca) = &self.ca_file {
+            line.push_str(&format!(", trusting the CA in {}", ca.display()));
+        }
+        line
+    }
+}
+
+/// `CBH_SMTP_CA_FILE`: only with a relay spoken to over TLS, and a readable file of PEM
+/// certificates (checked here, so that a wrong file is a start-up error like any bad setting).
+pub(super) fn attach_ca_file(smtp: &mut Option<SmtpSettings>, path: &Path) -> Result<(), String> {
+    let bad = |why: String| format!("CBH_SMTP_CA_FILE (--smtp-ca-file): {why}");
+    let relay = match smtp {
+        Some(relay) if relay.tls != SmtpTls::None => relay,
+        Some(_) => {
+            return Err(bad(
+                "CBH_SMTP_URL uses no TLS (smtp:// without tls=starttls), so \
+                 no CA is needed"
+                    .into(),
+            ));
+        }
+        None => return Err(bad("set without CBH_SMTP_URL".into())),
+    };
+    let pem =
+        std::fs::read(path).map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
+    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(bad(format!("{} holds no PEM certificate", path.display())));
+    }
+    relay.ca_file = Some(path.to_owned());
+    Ok(())
 }
 
 fn percent_decode(s: &str) -> Option<String> {

@@ -2,8 +2,8 @@
 //! variable), and validated once at start-up into `Settings`. Every error names the variable.
 //!
 //! One file per kind of setting: `args` (the clap flags), `database`, `limits`, `mail`, `parse`
-//! (single values), `retention`; this file holds `Settings`, which validates the flags into
-//! typed values.
+//! (single values), `retention`, `secrets` (`*_FILE` variables); this file holds `Settings`,
+//! which validates the flags into typed values.
 
 mod args;
 mod cookies;
@@ -12,6 +12,7 @@ mod limits;
 mod mail;
 mod parse;
 mod retention;
+mod secrets;
 #[cfg(test)]
 mod tests;
 
@@ -31,6 +32,7 @@ pub use mail::{DeliverySettings, SmtpSettings, SmtpTls};
 use parse::{parse_app_url, parse_public_url};
 pub use parse::{parse_duration, parse_namespaces, validate_namespace};
 pub use retention::{RetentionSettings, parse_retention};
+pub use secrets::secret_from_file;
 
 /// What a node runs: API-only and worker-only nodes scale apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -132,11 +134,14 @@ impl Settings {
             args.cookie_domain.as_deref(),
             &namespaces,
         )?;
-        let smtp = args
+        let mut smtp = args
             .smtp_url
             .as_deref()
             .map(SmtpSettings::parse)
             .transpose()?;
+        if let Some(ca_file) = &args.smtp_ca_file {
+            mail::attach_ca_file(&mut smtp, ca_file)?;
+        }
         let mail_from = args
             .mail_from
             .as_deref()

@@ -103,6 +103,64 @@ mod unit {
     }
 
     #[test]
+    fn postgres_tls_parameters_are_checked_at_start_up() {
+        let ok = DatabaseUrl::parse("postgres://u:p@db.example/app?sslmode=verify-full");
+        assert!(ok.is_ok(), "{ok:?}");
+        let typo = DatabaseUrl::parse("postgres://u:secret@db.example/app?sslmode=verify_full")
+            .expect_err("typo");
+        assert!(typo.contains("sslmode=verify_full"), "{typo}");
+        assert!(!typo.contains("secret"), "{typo}");
+        let missing = DatabaseUrl::parse(
+            "postgres://db.example/app?sslmode=verify-ca&sslrootcert=/no/ca.pem",
+        )
+        .expect_err("missing CA file");
+        assert!(missing.contains("sslrootcert=/no/ca.pem"), "{missing}");
+    }
+
+    #[test]
+    fn a_secret_file_gives_its_twin_less_one_newline() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("url");
+        std::fs::write(&file, "smtp://u:p@relay\n\n").expect("write");
+        let only_file = |var: &str| (var == "CBH_SMTP_URL_FILE").then(|| file.clone().into());
+        assert_eq!(
+            secret_from_file("CBH_SMTP_URL", only_file),
+            Ok(Some("smtp://u:p@relay\n".to_owned()))
+        );
+        assert_eq!(secret_from_file("CBH_SMTP_URL", |_| None), Ok(None));
+        let both =
+            secret_from_file("CBH_SMTP_URL", |_| Some(file.clone().into())).expect_err("both set");
+        assert!(
+            both.contains("CBH_SMTP_URL and CBH_SMTP_URL_FILE"),
+            "{both}"
+        );
+        let gone = dir.path().join("gone");
+        let unreadable = secret_from_file("CBH_DATABASE_URL", |var| {
+            (var == "CBH_DATABASE_URL_FILE").then(|| gone.clone().into())
+        })
+        .expect_err("unreadable");
+        assert!(
+            unreadable.starts_with("CBH_DATABASE_URL_FILE: cannot read"),
+            "{unreadable}"
+        );
+    }
+
+    #[test]
+    fn the_relay_is_described_without_its_password() {
+        let relay = SmtpSettings::parse("smtps://mailer:hunter2@mail.x.org").expect("valid");
+        assert_eq!(
+            relay.describe(),
+            "SMTP relay mail.x.org:465, TLS (smtps), as mailer"
+        );
+        assert!(!format!("{relay:?}").contains("hunter2"));
+        let starttls = SmtpSettings::parse("smtp://[::1]:2525?tls=starttls").expect("valid");
+        assert_eq!(
+            starttls.describe(),
+            "SMTP relay [::1]:2525, STARTTLS required"
+        );
+    }
+
+    #[test]
     fn smtp_urls() {
         let plain = SmtpSettings::parse("smtp://127.0.0.1:2525").expect("valid");
         assert_eq!((plain.port, plain.tls), (2525, SmtpTls::None));

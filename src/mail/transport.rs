@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use lettre::Message;
 use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
@@ -61,9 +61,11 @@ pub struct SmtpRelay {
     tls: SmtpTls,
     tls_parameters: Option<TlsParameters>,
     credentials: Option<Credentials>,
-    /// For the start-up log (`describe`).
+    /// Who logs in, for the operator's commands (never the password).
     user: Option<String>,
     hello: ClientId,
+    /// For the start-up log: where, how, and as whom (never the password).
+    description: String,
     /// Open connections not in use, with the time each was last used.
     idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
     slots: Semaphore,
@@ -76,9 +78,7 @@ impl SmtpRelay {
     fn new(settings: &SmtpSettings, timeout: Duration) -> anyhow::Result<Self> {
         let tls_parameters = match settings.tls {
             SmtpTls::None => None,
-            SmtpTls::StartTls | SmtpTls::Implicit => {
-                Some(TlsParameters::new(settings.host.clone()).context("setting up TLS for SMTP")?)
-            }
+            SmtpTls::StartTls | SmtpTls::Implicit => Some(tls_parameters(settings)?),
         };
         Ok(Self {
             host: settings.host.clone(),
@@ -91,6 +91,7 @@ impl SmtpRelay {
                 .map(|(user, password)| Credentials::new(user.clone(), password.clone())),
             user: settings.credentials.as_ref().map(|(user, _)| user.clone()),
             hello: ClientId::default(),
+            description: settings.describe(),
             idle: Mutex::new(Vec::new()),
             slots: Semaphore::new(SMTP_POOL_SIZE),
             timeout,
@@ -192,7 +193,16 @@ impl SmtpRelay {
             }
         };
         if let (SmtpTls::StartTls, Some(parameters)) = (&self.tls, &self.tls_parameters) {
-            // Required, never opportunistic: a relay that does not offer it is an error.
+            // Required, never opportunistic: a relay that does not offer it is an error, and
+            // nothing is sent in plain text.
+            if !conn.can_starttls() {
+                conn.abort().await;
+                return Err(SendError::Temporary(format!(
+                    "the SMTP server {}:{} does not offer STARTTLS, which CBH_SMTP_URL requires \
+                     (tls=starttls): nothing was sent",
+                    self.host, self.port
+                )));
+            }
             conn.starttls(parameters.clone(), &self.hello).await?;
         }
         if let Some(credentials) = &self.credentials {
@@ -200,6 +210,36 @@ impl SmtpRelay {
         }
         Ok(conn)
     }
+}
+
+/// Rustls (ring) with Mozilla's roots, plus the certificates of `CBH_SMTP_CA_FILE` when set:
+/// those are trusted for the relay only. The name checked is the host of `CBH_SMTP_URL`.
+fn tls_parameters(settings: &SmtpSettings) -> anyhow::Result<TlsParameters> {
+    let mut builder = TlsParameters::builder(settings.host.clone());
+    if let Some(path) = &settings.ca_file {
+        let pem = std::fs::read(path).with_context(|| {
+            format!(
+                "CBH_SMTP_CA_FILE (--smtp-ca-file): cannot read {}",
+                path.display()
+            )
+        })?;
+        let certificates = Certificate::from_pem(&pem)
+            .ok()
+            .filter(|_| String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----"))
+            .with_context(|| {
+                format!(
+                    "CBH_SMTP_CA_FILE (--smtp-ca-file): {} holds no PEM certificate",
+                    path.display()
+                )
+            })?;
+        builder = builder.add_root_certificate(certificates);
+    }
+    builder.build_rustls().with_context(|| {
+        format!(
+            "setting up TLS for the SMTP server {}:{}",
+            settings.host, settings.port
+        )
+    })
 }
 
 /// Runs one SMTP step under `timeout`.
@@ -237,21 +277,7 @@ impl Transport {
     /// A one-line description for the start-up log.
     pub fn describe(&self) -> String {
         match self {
-            // Host, port, TLS mode and user: never the password.
-            Transport::Smtp(relay) => format!(
-                "SMTP relay {}:{}, TLS {}{}",
-                relay.host,
-                relay.port,
-                match relay.tls {
-                    SmtpTls::None => "none",
-                    SmtpTls::StartTls => "starttls (required)",
-                    SmtpTls::Implicit => "implicit (smtps)",
-                },
-                match &relay.user {
-                    Some(user) => format!(", as user {user}"),
-                    None => ", no login".into(),
-                }
-            ),
+            Transport::Smtp(relay) => relay.description.clone(),
             Transport::Files(dir) => format!(
                 "no CBH_SMTP_URL set: mail is written as .eml files to {}",
                 dir.display()

@@ -55,12 +55,18 @@ impl PgStore {
     /// runs, so nodes starting together migrate one at a time.
     pub async fn open(url: &str, settings: &PoolSettings) -> anyhow::Result<Self> {
         let options = PgConnectOptions::from_str(url)
-            .context("CBH_DATABASE_URL is not a valid PostgreSQL URL")?
-            .application_name("cbh-invite")
-            .options([(
-                "statement_timeout",
-                settings.statement_timeout.as_millis().to_string(),
-            )]);
+            .context("CBH_DATABASE_URL is not a valid PostgreSQL URL")?;
+        // Named in a start-up error: which server, never the password.
+        let server = format!(
+            "PostgreSQL at {}:{} (database {})",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or("postgres")
+        );
+        let options = options.application_name("cbh-invite").options([(
+            "statement_timeout",
+            settings.statement_timeout.as_millis().to_string(),
+        )]);
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
@@ -82,6 +88,13 @@ impl PgStore {
                 Err(error) if tokio::time::Instant::now() < deadline && is_unreachable(&error) => {
                     tracing::warn!(error = %error, "PostgreSQL is not reachable yet; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(sqlx::migrate::MigrateError::Execute(error)) if is_connect_error(&error) => {
+                    // One line: the variable, the server, and sqlx's own reason (for TLS, the
+                    // certificate check that failed).
+                    return Err(anyhow::anyhow!(
+                        "CBH_DATABASE_URL: cannot connect to {server}: {error}"
+                    ));
                 }
                 Err(error) => {
                     return Err(anyhow::Error::new(error).context("applying PostgreSQL migrations"));
@@ -125,19 +138,41 @@ impl PgStore {
     }
 }
 
+/// Worth waiting for: the server is down or starting. A TLS failure is not (a certificate that
+/// does not verify, a server without TLS under `sslmode=require`): start-up stops at once.
 fn is_unreachable(error: &sqlx::migrate::MigrateError) -> bool {
     match error {
         sqlx::migrate::MigrateError::Execute(e) => {
-            matches!(
-                e,
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_)
-            ) || e
-                .as_database_error()
-                .and_then(|d| d.code())
-                .is_some_and(|code| code.starts_with("57P") || code.starts_with("08"))
+            let io_unreachable = matches!(e, sqlx::Error::Io(io) if !is_tls_failure(io));
+            io_unreachable
+                || matches!(e, sqlx::Error::PoolTimedOut)
+                || e.as_database_error()
+                    .and_then(|d| d.code())
+                    .is_some_and(|code| code.starts_with("57P") || code.starts_with("08"))
         }
         _ => false,
     }
+}
+
+/// sqlx hands a failed TLS handshake (a certificate that does not verify) back as an I/O error
+/// of kind `InvalidData`, which a server that is down or starting never causes.
+fn is_tls_failure(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::InvalidData
+}
+
+/// An error of connecting rather than of a migration.
+fn is_connect_error(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Configuration(_)
+            | sqlx::Error::Protocol(_)
+    ) || error
+        .as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|code| code.starts_with("28") || code.starts_with("3D"))
 }
 
 /// The extended protocol takes one statement with arguments at a time (`sql::invitation_batch`).

@@ -245,7 +245,7 @@ async fn serve_logs_the_relay_and_its_checks_but_never_its_password() {
     let text = read();
     assert!(
         text.contains(&format!(
-            "SMTP relay 127.0.0.1:{}, TLS none, as user relayuser",
+            "SMTP relay 127.0.0.1:{}, no TLS, as relayuser",
             smtp.port
         )),
         "{text}"

@@ -79,6 +79,7 @@ pub fn test_settings(database: DatabaseUrl, dir: &std::path::Path, smtp_port: u1
             port: smtp_port,
             tls: SmtpTls::None,
             credentials: None,
+            ca_file: None,
         }),
         mail_from: None,
         mail_dir: dir.join("mail"),
@@ -100,9 +101,18 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_with_sink(backend, smtp_sink::Options::default(), configure).await
+}
+
+/// `spawn_app_with`, its SMTP server started with `sink` (TLS, AUTH).
+pub async fn spawn_app_with_sink(
+    backend: Backend,
+    sink: smtp_sink::Options,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     log::init();
     let dir = tempfile::tempdir().expect("temp dir");
-    let smtp = SmtpServer::start().await;
+    let smtp = SmtpServer::start_with(sink).await;
     let database = match backend {
         Backend::Sqlite => None,
         Backend::Postgres => Some(TestDatabase::create().await),

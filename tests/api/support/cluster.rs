@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::support::postgres::{PostgresLeg, announce_skip, postgres_leg};
+use crate::support::tls::ServerCert;
 use crate::support::wait::free_port;
 
 /// A PostgreSQL cluster of the test's own, in a temporary folder, that it may stop and restart
@@ -27,6 +28,24 @@ impl Cluster {
     /// them the test fails, or with `CBH_TEST_POSTGRES=skip` it is announced as skipped and
     /// this returns `None`.
     pub fn start(test: &str) -> Option<Self> {
+        Self::start_configured(test, |_| {})
+    }
+
+    /// A cluster serving TLS (`ssl = on`) with `server`'s certificate and key.
+    pub fn start_with_tls(test: &str, server: &ServerCert) -> Option<Self> {
+        Self::start_configured(test, |control| {
+            control.write_owned("server.crt", &server.cert_pem, 0o644);
+            // PostgreSQL refuses a key that others may read.
+            control.write_owned("server.key", &server.key_pem, 0o600);
+            let conf = control.data.join("postgresql.conf");
+            let mut settings = std::fs::read_to_string(&conf).expect("postgresql.conf");
+            settings.push_str("\nssl = on\n");
+            std::fs::write(&conf, settings).expect("postgresql.conf");
+        })
+    }
+
+    /// Runs `configure` between initdb and the server's start.
+    fn start_configured(test: &str, configure: impl FnOnce(&ClusterControl)) -> Option<Self> {
         let Some(bin) = postgres_bin_dir() else {
             let why = "initdb is not installed (no /usr/lib/postgresql/*/bin/initdb)";
             match postgres_leg() {
@@ -57,6 +76,7 @@ impl Cluster {
                 "--no-sync",
             ],
         );
+        configure(&control);
         control.start_server();
         Some(Self { control, _dir: dir })
     }
@@ -117,6 +137,15 @@ impl ClusterControl {
         }
         .expect("PostgreSQL program runs");
         assert!(status.success(), "{program} {args:?} failed");
+    }
+
+    /// Writes a file into the data folder, owned by the user the server runs as.
+    fn write_owned(&self, name: &str, contents: &str, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.data.join(name);
+        std::fs::write(&path, contents).expect("write into the data folder");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        self.chown_to_postgres(&path);
     }
 
     fn chown_to_postgres(&self, path: &Path) {

@@ -11,6 +11,7 @@ pub mod log;
 pub mod nginx;
 pub mod postgres;
 pub mod smtp;
+pub mod tls;
 pub mod wait;
 
 pub use agent::{Agent, json_with_status};

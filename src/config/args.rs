@@ -110,4 +110,12 @@ pub struct ServeArgs {
     /// Attempts before a message is marked failed.
     #[arg(long, env = "CBH_SMTP_MAX_ATTEMPTS", default_value = "10")]
     pub smtp_max_attempts: String,
+    /// Bounds each webhook delivery (connecting, sending, the answer); a receiver slower than
+    /// this gets the event again later.
+    #[arg(long, env = "CBH_WEBHOOK_TIMEOUT", default_value = "10s")]
+    pub webhook_timeout: String,
+    /// Let webhook endpoints be loopback, private or link-local addresses (development and
+    /// tests only: otherwise they are refused at creation and again after DNS).
+    #[arg(long, env = "CBH_WEBHOOK_ALLOW_PRIVATE", default_value = "false")]
+    pub webhook_allow_private: String,
 }

@@ -9,6 +9,7 @@ mod database;
 mod limits;
 mod mail;
 mod parse;
+mod webhooks;
 #[cfg(test)]
 mod tests;
 
@@ -26,6 +27,7 @@ pub use limits::{HttpServerSettings, Limit, Limits};
 pub use mail::{DeliverySettings, SmtpSettings, SmtpTls};
 use parse::{parse_app_url, parse_public_url};
 pub use parse::{parse_duration, parse_namespaces, validate_namespace};
+pub use webhooks::{WebhookSettings, allow_private_from_env};
 
 /// What a node runs: API-only and worker-only nodes scale apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -72,6 +74,7 @@ pub struct Settings {
     pub template_dir: Option<PathBuf>,
     pub debug: bool,
     pub delivery: DeliverySettings,
+    pub webhooks: WebhookSettings,
 }
 
 impl Settings {
@@ -249,6 +252,18 @@ impl Settings {
                 lease: duration("CBH_OUTBOX_LEASE", "--outbox-lease", &args.outbox_lease)?,
                 smtp_timeout: duration("CBH_SMTP_TIMEOUT", "--smtp-timeout", &args.smtp_timeout)?,
                 ..DeliverySettings::default()
+            },
+            webhooks: WebhookSettings {
+                timeout: duration(
+                    "CBH_WEBHOOK_TIMEOUT",
+                    "--webhook-timeout",
+                    &args.webhook_timeout,
+                )?,
+                allow_private: webhooks::parse_flag(
+                    "CBH_WEBHOOK_ALLOW_PRIVATE",
+                    "--webhook-allow-private",
+                    &args.webhook_allow_private,
+                )?,
             },
         })
     }

@@ -19,8 +19,14 @@ use crate::domain::{
 };
 
 mod group_commit;
+pub mod resource;
 pub mod postgres;
 pub mod sqlite;
+mod webhooks;
+
+pub use webhooks::{
+    NewWebhook, WebhookDeliveryRow, WebhookEndpoint, WebhookMessage, WebhookStore,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -303,6 +309,7 @@ pub trait Store:
     + OutboxStore
     + SetupStore
     + AuditStore
+    + WebhookStore
     + Send
     + Sync
     + 'static

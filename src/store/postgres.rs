@@ -179,6 +179,9 @@ async fn lock_mailboxes(conn: &mut Conn, keys: Vec<i32>) -> StoreResult<()> {
     Ok(())
 }
 
+/// Workers on every node claim webhook deliveries side by side, none waiting for another's rows.
+const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+
 const CLAIM_OUTBOX: &str = "UPDATE outbox SET lease_until = $1, attempts = attempts + 1 \
      WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $2 \
        AND (lease_until IS NULL OR lease_until <= $2) \

@@ -217,6 +217,9 @@ const ONE_CALL: bool = true;
 /// No lock needed: the single writer connection already serialises every transaction.
 const LOCK_KEY: Option<&str> = None;
 
+/// The single writer already serialises claims.
+const SKIP_LOCKED: &str = "";
+
 const CLAIM_OUTBOX: &str = "UPDATE outbox SET lease_until = $1, attempts = attempts + 1 \
      WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $2 \
        AND (lease_until IS NULL OR lease_until <= $2) \

@@ -19,6 +19,7 @@
 //! - `ONE_CALL`: whether several statements go to the database in one call
 //!   (`invitation_batch::Statements`);
 //! - `CLAIM_OUTBOX`: the claim query (`FOR UPDATE SKIP LOCKED` on PostgreSQL);
+//! - `SKIP_LOCKED`: the same clause alone, for the webhook deliveries' claim;
 //! - `async fn lock_sender(conn, user_id)`: serialises one sender's sending-limit decisions
 //!   (an advisory lock on PostgreSQL; nothing on SQLite, whose single writer already does);
 //! - `async fn lock_mailboxes(conn, keys)`: the same for recipients' limits;
@@ -38,6 +39,7 @@ mod rows;
 mod sessions;
 mod setup;
 mod users;
+mod webhooks;
 
 use async_trait::async_trait;
 

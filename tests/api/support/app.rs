@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cbh_invite::config::{
     DatabaseUrl, DeliverySettings, HttpServerSettings, Limits, PoolSettings, ServeRole, Settings,
-    SmtpSettings, SmtpTls,
+    SmtpSettings, SmtpTls, WebhookSettings,
 };
 use cbh_invite::domain::{
     EmailAddress, PersonName, ProjectId, Role, Timestamp, Token, User, password,
@@ -89,6 +89,11 @@ pub fn test_settings(database: DatabaseUrl, dir: &std::path::Path, smtp_port: u1
             retry_max: Duration::from_secs(1),
             poll_interval: Duration::from_millis(200),
             ..DeliverySettings::default()
+        },
+        // The tests' receivers listen on loopback.
+        webhooks: WebhookSettings {
+            timeout: Duration::from_secs(2),
+            allow_private: true,
         },
     }
 }

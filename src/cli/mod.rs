@@ -5,6 +5,7 @@
 mod accounts;
 mod records;
 mod serve;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -61,6 +62,9 @@ pub enum Command {
     /// Inspect and retry outgoing email.
     #[command(subcommand)]
     Outbox(records::OutboxCommand),
+    /// Manage webhook endpoints and their deliveries.
+    #[command(subcommand)]
+    Webhook(webhooks::WebhookCommand),
 }
 
 /// Errors that are the user's to fix: printed as one line, exit status 2.
@@ -83,6 +87,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apikey(command) => accounts::apikey(&database, command).await,
         Command::Audit(args) => records::audit(&database, args).await,
         Command::Outbox(command) => records::outbox(&database, command).await,
+        Command::Webhook(command) => webhooks::webhook(&database, command).await,
     }
 }
 

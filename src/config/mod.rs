@@ -9,9 +9,9 @@ mod database;
 mod limits;
 mod mail;
 mod parse;
-mod webhooks;
 #[cfg(test)]
 mod tests;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

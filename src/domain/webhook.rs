@@ -177,9 +177,7 @@ pub fn refused_address(ip: IpAddr) -> Option<&'static str> {
             }
             let s = v6.segments();
             if s[0] == 0x64 && s[1] == 0xff9b {
-                return refused_v4(Ipv4Addr::from(
-                    (u32::from(s[6]) << 16) | u32::from(s[7]),
-                ));
+                return refused_v4(Ipv4Addr::from((u32::from(s[6]) << 16) | u32::from(s[7])));
             }
             if s[0] == 0x2002 {
                 return refused_v4(Ipv4Addr::from((u32::from(s[1]) << 16) | u32::from(s[2])));
@@ -247,7 +245,11 @@ mod tests {
             let ip: IpAddr = ip.parse().expect("address");
             assert!(refused_address(ip).is_some(), "{ip} should be refused");
         }
-        for ip in ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "8.8.8.8"] {
+        for ip in [
+            "93.184.216.34",
+            "2606:2800:220:1:248:1893:25c8:1946",
+            "8.8.8.8",
+        ] {
             let ip: IpAddr = ip.parse().expect("address");
             assert_eq!(refused_address(ip), None, "{ip} should be allowed");
         }

@@ -29,6 +29,7 @@ mod projects;
 pub mod resources;
 pub mod server;
 mod session;
+mod webhooks;
 
 pub use error::ApiError;
 
@@ -47,6 +48,8 @@ pub struct HttpConfig {
     pub body_timeout: Duration,
     /// Whether `/metrics` is served with the API (no `CBH_METRICS_LISTEN`).
     pub metrics_public: bool,
+    /// `CBH_WEBHOOK_ALLOW_PRIVATE`: endpoints on loopback or private addresses are accepted.
+    pub webhook_allow_private: bool,
 }
 
 impl HttpConfig {
@@ -185,6 +188,7 @@ pub fn router(state: AppState) -> Router {
             .merge(invitations::router())
             .merge(session::router())
             .merge(projects::router())
+            .merge(webhooks::router())
             .merge(health::router())
             .merge(openapi::router())
             .merge(pages::router(&state)),

@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
 use super::extract::{Namespace, NamespaceParam};
-use super::{AppState, health, invitations, metrics, projects, session};
+use super::{AppState, health, invitations, metrics, projects, session, webhooks};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/{ns}/api/openapi.json", get(openapi_json))
@@ -40,6 +40,9 @@ pub fn router() -> Router<AppState> {
         session::logout,
         session::change_password,
         projects::list,
+        webhooks::list,
+        webhooks::create,
+        webhooks::remove,
         health::alive,
         health::ready,
         metrics::render,
@@ -51,6 +54,7 @@ pub fn router() -> Router<AppState> {
         (name = "invitations", description = "Invite, list, resend, revoke and accept"),
         (name = "session", description = "Log in and out (cookies), or send an API key instead"),
         (name = "projects", description = "The projects the caller may invite to"),
+        (name = "webhooks", description = "Signed event deliveries to the platform (superusers)"),
         (name = "health", description = "Probes for load balancers, and metrics for monitoring"),
         (name = "openapi", description = "This document"),
     ),

@@ -6,8 +6,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 pub use crate::store::resource::{
-    DeliveryResource, InvitationResource, InvitationState, ProjectRef, UserResource,
-    invitation_uri,
+    DeliveryResource, InvitationResource, InvitationState, ProjectRef, UserResource, invitation_uri,
 };
 
 /// Tastypie's paging block of a list.

@@ -19,14 +19,12 @@ use crate::domain::{
 };
 
 mod group_commit;
-pub mod resource;
 pub mod postgres;
+pub mod resource;
 pub mod sqlite;
 mod webhooks;
 
-pub use webhooks::{
-    NewWebhook, WebhookDeliveryRow, WebhookEndpoint, WebhookMessage, WebhookStore,
-};
+pub use webhooks::{NewWebhook, WebhookDeliveryRow, WebhookEndpoint, WebhookMessage, WebhookStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

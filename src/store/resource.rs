@@ -122,4 +122,3 @@ impl InvitationResource {
 pub fn invitation_uri(namespace: &str, id: i64) -> String {
     format!("/{namespace}/api/invitations/{id}/")
 }
-

@@ -126,7 +126,14 @@ pub(super) async fn announce_created(
     .await?;
     for project in new.projects.iter().filter(|p| granted.contains(&p.id)) {
         let data = membership_data(project, invitee, None, Some(Role::Viewer));
-        emit(conn, &new.namespace, EventType::MembershipChanged, &data, new.now).await?;
+        emit(
+            conn,
+            &new.namespace,
+            EventType::MembershipChanged,
+            &data,
+            new.now,
+        )
+        .await?;
     }
     Ok(())
 }

@@ -14,7 +14,9 @@ use super::rows::{
     with_projects,
 };
 use crate::domain::token::TokenHash;
-use crate::domain::{EmailAddress, EventType, InvitationId, InvitationStatus, Role, Timestamp, User, UserId};
+use crate::domain::{
+    EmailAddress, EventType, InvitationId, InvitationStatus, Role, Timestamp, User, UserId,
+};
 use crate::store::{
     AcceptLink, AcceptOutcome, CreateOutcome, InvitationFilter, InvitationPage, InvitationRecord,
     InvitationStore, NewInvitation, ResendInvitation, ResendOutcome, RevokeOutcome, StoreResult,
@@ -486,7 +488,15 @@ impl InvitationStore for Backend {
         let record = load_invitation(&mut tx, namespace, id)
             .await?
             .context("the revoked invitation is missing")?;
-        announce_revoked(&mut tx, namespace, &record, current.invitee_id, &removed, now).await?;
+        announce_revoked(
+            &mut tx,
+            namespace,
+            &record,
+            current.invitee_id,
+            &removed,
+            now,
+        )
+        .await?;
         tx.commit().await.map_err(db_error("committing revoke"))?;
         Ok(RevokeOutcome::Revoked(Box::new(record)))
     }

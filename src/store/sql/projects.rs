@@ -170,8 +170,14 @@ impl ProjectStore for Backend {
                 let project = Project { id: project, name };
                 let data = events::membership_data(&project, &member.into(), old, Some(role));
                 let now = Timestamp::now();
-                events::emit(&mut tx, &namespace, EventType::MembershipChanged, &data, now)
-                    .await?;
+                events::emit(
+                    &mut tx,
+                    &namespace,
+                    EventType::MembershipChanged,
+                    &data,
+                    now,
+                )
+                .await?;
             }
         }
         tx.commit().await.map_err(db_error("committing grant"))?;

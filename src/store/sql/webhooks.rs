@@ -152,8 +152,9 @@ impl WebhookStore for Backend {
             if claimed.is_empty() {
                 return Ok(Vec::new());
             }
-            let mut query =
-                QueryBuilder::<Db>::new("SELECT id, url, secret FROM webhook_endpoints WHERE id IN (");
+            let mut query = QueryBuilder::<Db>::new(
+                "SELECT id, url, secret FROM webhook_endpoints WHERE id IN (",
+            );
             let mut list = query.separated(", ");
             for row in &claimed {
                 list.push_bind(row.endpoint_id);

@@ -7,7 +7,7 @@
 //! address when added and to 127.0.0.1 or the metadata service later (DNS rebinding) is refused.
 //! URLs that name an address are checked before sending (the resolver never sees them).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,12 +56,18 @@ pub async fn check_endpoint_url(raw: &str, allow_private: bool) -> Result<Url, S
     Ok(url)
 }
 
-/// Why a URL as written may not be connected to (its host is an address, or a local name).
+/// Why a URL that names an address may not be connected to (the resolver, which checks the
+/// addresses of names, never sees it).
 pub fn refused_before_connecting(url: &Url, allow_private: bool) -> Option<String> {
+    let ip: IpAddr = match url.host()? {
+        Host::Ipv4(ip) => ip.into(),
+        Host::Ipv6(ip) => ip.into(),
+        Host::Domain(_) => return None,
+    };
     if allow_private {
         return None;
     }
-    refused_host(url).map(|why| format!("refused: {why} {ALLOW_HINT}"))
+    refused_address(ip).map(|why| format!("refused: {ip} is {why} {ALLOW_HINT}"))
 }
 
 /// The client: rustls (ring), no proxy, no redirects (a 3xx is an answer that is not 2xx,

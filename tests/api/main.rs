@@ -49,3 +49,4 @@ mod sending_limits;
 mod session;
 mod support;
 mod timeouts;
+mod webhooks;

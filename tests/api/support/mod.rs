@@ -11,6 +11,7 @@ pub mod log;
 pub mod postgres;
 pub mod smtp;
 pub mod wait;
+pub mod webhooks;
 
 pub use agent::{Agent, json_with_status};
 pub use app::{Backend, NS, PASSWORD, TestApp, spawn_app, spawn_app_with};

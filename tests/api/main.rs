@@ -49,4 +49,5 @@ mod sending_limits;
 mod session;
 mod support;
 mod timeouts;
+mod webhook_crash;
 mod webhooks;

@@ -195,9 +195,13 @@ fn refused_v4(ip: Ipv4Addr) -> Option<&'static str> {
         Some("a private address")
     } else if ip.is_link_local() {
         Some("a link-local or metadata address")
-    } else if a == 0 || ip.is_broadcast() || ip.is_multicast() || a >= 240 {
-        Some("a reserved address")
-    } else if (a == 192 && b == 0 && c == 0) || (a == 198 && (b == 18 || b == 19)) {
+    } else if a == 0
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || a >= 240
+        || (a == 192 && b == 0 && c == 0)
+        || (a == 198 && (b == 18 || b == 19))
+    {
         Some("a reserved address")
     } else {
         None

@@ -515,10 +515,101 @@ async fn removing_an_endpoint_stops_its_deliveries(backend: Backend) {
     }
 }
 
+async fn invitations_created_together_or_one_by_one_each_announce_once(backend: Backend) {
+    let receiver = Receiver::start().await;
+    let app = spawn_app(backend).await;
+    admin_with_webhook(
+        &app,
+        &receiver,
+        &["invitation.created", "membership.changed"],
+    )
+    .await;
+    let (editor, project) = app.editor_with_project().await;
+    let selected = json!([{"id": project.0}]);
+    // A known invitee (the superuser) is created one by one inside the batch's transaction.
+    json_with_status(
+        editor
+            .invite(json!({"email": "root@lab.example", "projects_selected": selected}))
+            .await,
+        201,
+    )
+    .await;
+    // Twenty at once: the group commit creates new invitees together.
+    let invites = (0..20).map(|i| {
+        let editor = &editor;
+        let selected = selected.clone();
+        async move {
+            json_with_status(
+                editor
+                    .invite(json!({"email": format!("n{i}@example.org"), "projects_selected": selected}))
+                    .await,
+                201,
+            )
+            .await
+        }
+    });
+    futures_util::future::join_all(invites).await;
+
+    let viewers = |received: &[crate::support::webhooks::Received]| {
+        received
+            .iter()
+            .filter(|r| {
+                r.event() == "membership.changed" && r.json()["data"]["new_role"] == "viewer"
+            })
+            .count()
+    };
+    wait::until(
+        "21 invitations and their grants announced",
+        WAIT,
+        || async {
+            let accepted = receiver.accepted();
+            let created = accepted
+                .iter()
+                .filter(|r| r.event() == "invitation.created")
+                .count();
+            created >= 21 && viewers(&accepted) >= 21
+        },
+    )
+    .await;
+    wait::until("every delivery marked sent", WAIT, || async {
+        let rows = app
+            .store
+            .webhook_deliveries(NS, None, 1000)
+            .await
+            .expect("rows");
+        rows.iter().all(|row| row.status == "sent")
+    })
+    .await;
+    let accepted = receiver.accepted();
+    let mut invited: BTreeMap<String, usize> = BTreeMap::new();
+    for message in accepted
+        .iter()
+        .filter(|r| r.event() == "invitation.created")
+    {
+        assert!(message.verified);
+        let email = message.json()["data"]["invitation"]["email"]
+            .as_str()
+            .expect("email")
+            .to_owned();
+        *invited.entry(email).or_default() += 1;
+    }
+    assert_eq!(invited.len(), 21, "{invited:?}");
+    assert!(invited.values().all(|n| *n == 1), "{invited:?}");
+    assert_eq!(viewers(&accepted), 21);
+    let root = accepted
+        .iter()
+        .map(|r| r.json())
+        .find(|b| b["data"]["user"]["email"] == "root@lab.example")
+        .expect("the known invitee's grant");
+    assert_eq!(root["data"]["user"]["is_active"], true);
+    assert_eq!(root["data"]["old_role"], Value::Null);
+}
+
 backend_tests!(
     every_event_type_arrives_signed_with_the_api_shapes,
     a_receiver_that_fails_hangs_or_is_down_gets_each_event_later_once,
     the_last_attempt_is_failed_and_visible_and_can_be_retried,
     private_addresses_are_refused_at_creation_and_after_dns,
     removing_an_endpoint_stops_its_deliveries,
+    invitations_created_together_or_one_by_one_each_announce_once,
 );

@@ -154,12 +154,11 @@ impl WebhookWorker {
             .await;
         match answer {
             Ok(response) if response.status().is_success() => Ok(()),
-            Ok(response) => {
+            Ok(mut response) => {
                 let status = response.status();
-                let text: String = response
-                    .text()
-                    .await
-                    .unwrap_or_default()
+                // Only the first chunk: a receiver's error page may be large, or endless.
+                let first = response.chunk().await.ok().flatten().unwrap_or_default();
+                let text: String = String::from_utf8_lossy(&first)
                     .chars()
                     .filter(|c| !c.is_control())
                     .take(ANSWER_EXCERPT)

@@ -124,6 +124,7 @@ impl Application {
                 outbox_wakeup: wakeup,
                 metrics: Arc::default(),
                 delivery: outbox.counters(),
+                webhook_delivery: webhooks.counters(),
                 password_work: Arc::new(PasswordWork::for_this_machine()),
                 in_flight: Arc::new(tokio::sync::Semaphore::new(settings.http.max_in_flight)),
             },

@@ -81,6 +81,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// This node's delivery counters, kept by its outbox worker.
     pub delivery: Arc<crate::mail::outbox::DeliveryCounters>,
+    /// This node's webhook counters, kept by its webhook worker.
+    pub webhook_delivery: Arc<crate::deliver::webhooks::WebhookCounters>,
     pub password_work: Arc<PasswordWork>,
     /// One permit per request being handled (`CBH_HTTP_MAX_IN_FLIGHT`).
     pub in_flight: Arc<tokio::sync::Semaphore>,

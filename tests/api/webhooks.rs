@@ -401,6 +401,19 @@ async fn the_last_attempt_is_failed_and_visible_and_can_be_retried(backend: Back
     receiver
         .wait_for("delivered after the retry", WAIT, |r| r.verified)
         .await;
+    wait::until("the node's counters", WAIT, || async {
+        let metrics = app
+            .anonymous()
+            .get("/metrics")
+            .await
+            .text()
+            .await
+            .expect("metrics");
+        metrics.contains("cbh_webhooks_failed_total 1\n")
+            && metrics.contains("cbh_webhooks_retried_total 1\n")
+            && metrics.contains("cbh_webhooks_sent_total 1\n")
+    })
+    .await;
 }
 
 async fn private_addresses_are_refused_at_creation_and_after_dns(backend: Backend) {

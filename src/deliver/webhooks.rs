@@ -56,6 +56,15 @@ impl WebhookWorker {
         delivery: DeliverySettings,
         settings: &WebhookSettings,
     ) -> anyhow::Result<Self> {
+        if settings.timeout >= delivery.lease {
+            // Not refused: tests and small set-ups shorten the lease on purpose.
+            tracing::warn!(
+                timeout = ?settings.timeout,
+                lease = ?delivery.lease,
+                "CBH_WEBHOOK_TIMEOUT is not shorter than CBH_OUTBOX_LEASE: a slow receiver may \
+                 get an event twice (same webhook-id)"
+            );
+        }
         Ok(Self {
             store,
             client: build_client(settings.timeout, settings.allow_private)?,

@@ -36,7 +36,7 @@ async fn start(db: &Path, log: &Path) -> Server {
         ("CBH_OUTBOX_LEASE", "2s".to_owned()),
         ("CBH_SMTP_RETRY_BASE", "1s".to_owned()),
         ("CBH_SMTP_RETRY_MAX", "1s".to_owned()),
-        ("CBH_WEBHOOK_TIMEOUT", "2s".to_owned()),
+        ("CBH_WEBHOOK_TIMEOUT", "1s".to_owned()),
     ];
     Server::start(&env, log).await
 }

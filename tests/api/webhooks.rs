@@ -628,6 +628,49 @@ async fn invitations_created_together_or_one_by_one_each_announce_once(backend: 
     assert_eq!(root["data"]["old_role"], Value::Null);
 }
 
+async fn two_nodes_deliver_each_event_once(backend: Backend) {
+    let receiver = Receiver::start().await;
+    let app = spawn_app(backend).await;
+    admin_with_webhook(&app, &receiver, &["invitation.created"]).await;
+    let mut other = app.add_node(|_| {}).await;
+    let (editor, _) = app.editor_with_project().await;
+    let on_other = app.agent_for(&editor, &other.base);
+    let invites = (0..30).map(|i| {
+        let agent = if i % 2 == 0 { &editor } else { &on_other };
+        async move {
+            json_with_status(
+                agent
+                    .invite(json!({"email": format!("m{i}@example.org")}))
+                    .await,
+                201,
+            )
+            .await
+        }
+    });
+    futures_util::future::join_all(invites).await;
+    wait::until("30 events delivered", WAIT, || async {
+        receiver.accepted().len() >= 30
+    })
+    .await;
+    wait::until("every delivery marked sent", WAIT, || async {
+        let rows = app
+            .store
+            .webhook_deliveries(NS, None, 100)
+            .await
+            .expect("rows");
+        rows.len() == 30 && rows.iter().all(|row| row.status == "sent")
+    })
+    .await;
+    other.stop().await;
+    let ids: BTreeSet<String> = receiver.accepted().into_iter().map(|r| r.id).collect();
+    assert_eq!(ids.len(), 30);
+    assert_eq!(
+        receiver.accepted().len(),
+        30,
+        "an event was delivered twice"
+    );
+}
+
 backend_tests!(
     every_event_type_arrives_signed_with_the_api_shapes,
     a_receiver_that_fails_hangs_or_is_down_gets_each_event_later_once,
@@ -635,4 +678,5 @@ backend_tests!(
     private_addresses_are_refused_at_creation_and_after_dns,
     removing_an_endpoint_stops_its_deliveries,
     invitations_created_together_or_one_by_one_each_announce_once,
+    two_nodes_deliver_each_event_once,
 );

@@ -1,7 +1,7 @@
 //! Persistence behind one trait, so that the HTTP layer, the CLI and the outbox worker do not
 //! know which database they talk to. `Store` is made of one trait per concern (users, sessions,
-//! projects, invitations, outbox, setup, audit), each implemented by `sql/` in a file of its
-//! own. Each method is one transaction.
+//! projects, invitations, outbox, setup, audit, webhooks), each implemented by `sql/` in a file
+//! of its own. Each method is one transaction.
 
 use std::sync::Arc;
 use std::time::Duration;

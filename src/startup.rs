@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use crate::config::{HttpServerSettings, ServeRole, Settings};
+use crate::deliver::WebhookWorker;
 use crate::domain::{Timestamp, Token};
 use crate::http::{self, AppState, HttpConfig, PasswordWork};
 use crate::mail::{Outbox, Templates, Transport};
@@ -25,6 +26,7 @@ pub struct Application {
     metrics_listener: Option<TcpListener>,
     state: AppState,
     outbox: Arc<Outbox>,
+    webhooks: Arc<WebhookWorker>,
     role: ServeRole,
     http: HttpServerSettings,
     shutdown_grace: std::time::Duration,
@@ -84,6 +86,7 @@ impl Application {
             debug: settings.debug,
             body_timeout: settings.http.body_timeout,
             metrics_public: settings.metrics_listen.is_none(),
+            webhook_allow_private: settings.webhooks.allow_private,
         };
         let setup_links = if settings.role.serves_api() {
             issue_setup_links(store.as_ref(), &settings.namespaces, &public_url).await?
@@ -98,6 +101,11 @@ impl Application {
         };
         let wakeup = Arc::new(Notify::new());
         let transport_description = transport.describe();
+        let webhooks = Arc::new(WebhookWorker::new(
+            store.clone(),
+            settings.delivery.clone(),
+            &settings.webhooks,
+        )?);
         let outbox = Arc::new(Outbox::new(
             store.clone(),
             transport,
@@ -117,10 +125,12 @@ impl Application {
                 outbox_wakeup: wakeup,
                 metrics: Arc::default(),
                 delivery: outbox.counters(),
+                webhook_delivery: webhooks.counters(),
                 password_work: Arc::new(PasswordWork::for_this_machine()),
                 in_flight: Arc::new(tokio::sync::Semaphore::new(settings.http.max_in_flight)),
             },
             outbox,
+            webhooks,
             role: settings.role,
             http: settings.http,
             shutdown_grace: settings.delivery.shutdown_grace,
@@ -159,6 +169,11 @@ impl Application {
         self.outbox.clone()
     }
 
+    /// The webhook worker, for driving delivery by hand (`deliver_due`).
+    pub fn webhooks(&self) -> Arc<WebhookWorker> {
+        self.webhooks.clone()
+    }
+
     pub fn mail_description(&self) -> &str {
         &self.transport_description
     }
@@ -171,6 +186,12 @@ impl Application {
     ) -> anyhow::Result<()> {
         let (stop_worker, stop_signal) = watch::channel(false);
         let stop_requested = stop_signal.clone();
+        // Webhooks are sent by the nodes that send email, beside the outbox worker; a send in
+        // flight at shutdown is retried after its lease, like an email's.
+        let webhook_worker = self
+            .role
+            .delivers_mail()
+            .then(|| AbortOnDrop(tokio::spawn(self.webhooks.clone().run(stop_signal.clone()))));
         let mut worker = self
             .role
             .delivers_mail()
@@ -248,6 +269,15 @@ impl Application {
                 server.abort();
                 tracing::warn!(?grace, "requests still running after the grace period were cut off");
             }
+        }
+        if let Some(mut webhooks) = webhook_worker
+            && tokio::time::timeout(self.shutdown_grace, &mut webhooks.0)
+                .await
+                .is_err()
+        {
+            tracing::warn!(
+                "webhook worker did not finish in time; its sends are retried after their lease"
+            );
         }
         if let Some(mut handle) = worker
             && tokio::time::timeout(self.shutdown_grace, &mut handle)

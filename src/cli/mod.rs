@@ -8,6 +8,7 @@ mod maintenance;
 mod records;
 mod secrets;
 mod serve;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -74,6 +75,9 @@ pub enum Command {
     /// Send a test email.
     #[command(subcommand)]
     Mail(mail::MailCommand),
+    /// Manage webhook endpoints and their deliveries.
+    #[command(subcommand)]
+    Webhook(webhooks::WebhookCommand),
 }
 
 /// Errors that are the user's to fix: printed as one line, exit status 2.
@@ -100,6 +104,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Prune(args) => maintenance::prune(&cli.database_url, args).await,
         Command::Backup(args) => maintenance::backup(&database, args).await,
         Command::Mail(command) => mail::mail(&cli.database_url, command).await,
+        Command::Webhook(command) => webhooks::webhook(&database, command).await,
     }
 }
 

@@ -139,4 +139,12 @@ pub struct ServeArgs {
     /// How often the janitor deletes what is kept no longer (and once at start).
     #[arg(long, env = "CBH_PRUNE_INTERVAL", default_value = "10m")]
     pub prune_interval: String,
+    /// Bounds each webhook delivery (connecting, sending, the answer); a receiver slower than
+    /// this gets the event again later.
+    #[arg(long, env = "CBH_WEBHOOK_TIMEOUT", default_value = "10s")]
+    pub webhook_timeout: String,
+    /// Let webhook endpoints be loopback, private or link-local addresses (development and
+    /// tests only: otherwise they are refused at creation and again after DNS).
+    #[arg(long, env = "CBH_WEBHOOK_ALLOW_PRIVATE", default_value = "false")]
+    pub webhook_allow_private: String,
 }

@@ -15,6 +15,7 @@ mod retention;
 mod secrets;
 #[cfg(test)]
 mod tests;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,6 +34,7 @@ use parse::{parse_app_url, parse_public_url};
 pub use parse::{parse_duration, parse_namespaces, validate_namespace};
 pub use retention::{RetentionSettings, parse_retention};
 pub use secrets::secret_from_file;
+pub use webhooks::{WebhookSettings, allow_private_from_env};
 
 /// What a node runs: API-only and worker-only nodes scale apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -82,6 +84,7 @@ pub struct Settings {
     pub debug: bool,
     pub delivery: DeliverySettings,
     pub retention: RetentionSettings,
+    pub webhooks: WebhookSettings,
 }
 
 impl Settings {
@@ -294,6 +297,18 @@ impl Settings {
                 outbox: parse_retention(&args.outbox_retention)
                     .map_err(|e| format!("CBH_OUTBOX_RETENTION (--outbox-retention): {e}"))?,
                 interval: duration("CBH_PRUNE_INTERVAL", "--prune-interval", &args.prune_interval)?,
+            },
+            webhooks: WebhookSettings {
+                timeout: duration(
+                    "CBH_WEBHOOK_TIMEOUT",
+                    "--webhook-timeout",
+                    &args.webhook_timeout,
+                )?,
+                allow_private: webhooks::parse_flag(
+                    "CBH_WEBHOOK_ALLOW_PRIVATE",
+                    "--webhook-allow-private",
+                    &args.webhook_allow_private,
+                )?,
             },
         })
     }

@@ -12,6 +12,7 @@ pub mod project;
 pub mod time;
 pub mod token;
 pub mod user;
+pub mod webhook;
 
 pub use email::EmailAddress;
 pub use event::EventType;

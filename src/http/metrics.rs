@@ -129,6 +129,21 @@ pub async fn render(State(state): State<AppState>) -> Result<Response, ApiError>
             "Temporary delivery failures scheduled for a retry.",
             load(&d.retried),
         ),
+        (
+            "cbh_webhooks_sent_total",
+            "Webhook deliveries this node's worker made (answered 2xx).",
+            load(&state.webhook_delivery.sent),
+        ),
+        (
+            "cbh_webhooks_failed_total",
+            "Webhook deliveries this node's worker gave up on.",
+            load(&state.webhook_delivery.failed),
+        ),
+        (
+            "cbh_webhooks_retried_total",
+            "Webhook delivery attempts that failed and were scheduled again.",
+            load(&state.webhook_delivery.retried),
+        ),
     ] {
         let _ = writeln!(
             out,

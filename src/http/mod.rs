@@ -30,6 +30,7 @@ mod projects;
 pub mod resources;
 pub mod server;
 mod session;
+mod webhooks;
 
 pub use error::ApiError;
 
@@ -50,6 +51,8 @@ pub struct HttpConfig {
     pub body_timeout: Duration,
     /// Whether `/metrics` is served with the API (no `CBH_METRICS_LISTEN`).
     pub metrics_public: bool,
+    /// `CBH_WEBHOOK_ALLOW_PRIVATE`: endpoints on loopback or private addresses are accepted.
+    pub webhook_allow_private: bool,
 }
 
 impl HttpConfig {
@@ -81,6 +84,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// This node's delivery counters, kept by its outbox worker.
     pub delivery: Arc<crate::mail::outbox::DeliveryCounters>,
+    /// This node's webhook counters, kept by its webhook worker.
+    pub webhook_delivery: Arc<crate::deliver::webhooks::WebhookCounters>,
     pub password_work: Arc<PasswordWork>,
     /// One permit per request being handled (`CBH_HTTP_MAX_IN_FLIGHT`).
     pub in_flight: Arc<tokio::sync::Semaphore>,
@@ -189,6 +194,7 @@ pub fn router(state: AppState) -> Router {
             .merge(session::router())
             .merge(forward_auth::router())
             .merge(projects::router())
+            .merge(webhooks::router())
             .merge(health::router())
             .merge(openapi::router())
             .merge(pages::router(&state)),

@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
 use super::extract::{Namespace, NamespaceParam};
-use super::{AppState, forward_auth, health, invitations, metrics, projects, session};
+use super::{AppState, forward_auth, health, invitations, metrics, projects, session, webhooks};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/{ns}/api/openapi.json", get(openapi_json))
@@ -41,6 +41,9 @@ pub fn router() -> Router<AppState> {
         session::change_password,
         forward_auth::verify,
         projects::list,
+        webhooks::list,
+        webhooks::create,
+        webhooks::remove,
         health::alive,
         health::ready,
         metrics::render,
@@ -53,6 +56,7 @@ pub fn router() -> Router<AppState> {
         (name = "session", description = "Log in and out (cookies), or send an API key instead"),
         (name = "projects", description = "The projects the caller may invite to"),
         (name = "forward-auth", description = "For a reverse proxy: is this request logged in, and as whom"),
+        (name = "webhooks", description = "Signed event deliveries to the platform (superusers)"),
         (name = "health", description = "Probes for load balancers, and metrics for monitoring"),
         (name = "openapi", description = "This document"),
     ),

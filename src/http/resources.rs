@@ -5,92 +5,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use crate::domain::{Project, Timestamp, User};
-use crate::store::InvitationRecord;
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserResource {
-    pub id: i64,
-    pub username: String,
-    pub first_name: String,
-    pub last_name: String,
-    pub resource_uri: String,
-}
-
-impl UserResource {
-    pub fn new(namespace: &str, user: &User) -> Self {
-        Self {
-            id: user.id.0,
-            username: user.email.to_string(),
-            first_name: user.first_name.to_string(),
-            last_name: user.last_name.to_string(),
-            resource_uri: format!("/{namespace}/api/users/{}/", user.id.0),
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ProjectRef {
-    pub id: i64,
-    pub name: String,
-}
-
-impl From<&Project> for ProjectRef {
-    fn from(project: &Project) -> Self {
-        Self {
-            id: project.id.0,
-            name: project.name.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DeliveryResource {
-    /// `queued`, `sent` or `failed`.
-    pub status: String,
-    pub attempts: i64,
-    /// The mail server's last refusal or the last connection error.
-    #[schema(required = true)]
-    pub last_error: Option<String>,
-    /// When the mail server accepted the message; null until then. Kept by the invitation
-    /// after the outbox row itself is pruned (`CBH_OUTBOX_RETENTION`).
-    #[schema(format = DateTime, required = true)]
-    pub sent_at: Option<String>,
-}
-
-/// An invitation (the schema document at `…/invitations/schema/` describes each field).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct InvitationResource {
-    pub id: i64,
-    pub resource_uri: String,
-    pub email: String,
-    pub first_name: String,
-    pub last_name: String,
-    pub created_by: UserResource,
-    pub projects_selected: Vec<ProjectRef>,
-    #[schema(format = DateTime)]
-    pub created: String,
-    #[schema(format = DateTime)]
-    pub modified: String,
-    #[schema(value_type = InvitationState)]
-    pub status: &'static str,
-    /// Null when the email carries no link.
-    #[schema(format = DateTime, required = true)]
-    pub expires: Option<String>,
-    pub delivery: DeliveryResource,
-    pub message: String,
-}
-
-/// The state of an invitation, as the API shows it and filters on it.
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)] // Only describes the wire format; `InvitationStatus` is the real type.
-pub enum InvitationState {
-    Pending,
-    Accepted,
-    Expired,
-    Revoked,
-}
+pub use crate::store::resource::{
+    DeliveryResource, InvitationResource, InvitationState, ProjectRef, UserResource, invitation_uri,
+};
 
 /// Tastypie's paging block of a list.
 #[derive(Debug, Serialize, ToSchema)]
@@ -111,43 +28,6 @@ pub struct ListMeta {
 pub struct InvitationList {
     pub meta: ListMeta,
     pub objects: Vec<InvitationResource>,
-}
-
-impl InvitationResource {
-    pub fn new(namespace: &str, record: &InvitationRecord, now: Timestamp) -> Self {
-        Self {
-            id: record.id.0,
-            resource_uri: invitation_uri(namespace, record.id.0),
-            email: record.email.clone(),
-            first_name: record.first_name.clone(),
-            last_name: record.last_name.clone(),
-            created_by: UserResource::new(namespace, &record.created_by),
-            projects_selected: record.projects.iter().map(ProjectRef::from).collect(),
-            created: record.created.to_iso8601(),
-            modified: record.modified.to_iso8601(),
-            status: record.status(now).as_str(),
-            expires: record.expires.map(Timestamp::to_iso8601),
-            delivery: match &record.delivery {
-                Some(d) => DeliveryResource {
-                    status: d.status.clone(),
-                    attempts: d.attempts,
-                    last_error: d.last_error.clone(),
-                    sent_at: d.sent_at.map(Timestamp::to_iso8601),
-                },
-                None => DeliveryResource {
-                    status: "queued".into(),
-                    attempts: 0,
-                    last_error: None,
-                    sent_at: None,
-                },
-            },
-            message: record.message.clone(),
-        }
-    }
-}
-
-pub fn invitation_uri(namespace: &str, id: i64) -> String {
-    format!("/{namespace}/api/invitations/{id}/")
 }
 
 /// One field of a resource, as Tastypie's schema describes it.
@@ -312,7 +192,11 @@ pub fn invitation_schema() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{EmailAddress, InvitationId, InviteKind, PersonName, ProjectId, UserId};
+    use crate::domain::{
+        EmailAddress, InvitationId, InviteKind, PersonName, Project, ProjectId, Timestamp, User,
+        UserId,
+    };
+    use crate::store::InvitationRecord;
 
     #[test]
     fn schema_fields_are_exactly_the_serialised_fields() {

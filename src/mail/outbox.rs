@@ -412,7 +412,7 @@ pub fn backoff(settings: &DeliverySettings, attempts: u32, unit_random: f64) -> 
     capped / 2 + capped.mul_f64(unit_random.clamp(0.0, 1.0) / 2.0)
 }
 
-fn random_unit() -> f64 {
+pub(crate) fn random_unit() -> f64 {
     let mut bytes = [0u8; 8];
     if getrandom::fill(&mut bytes).is_err() {
         return 0.5;

@@ -1,7 +1,7 @@
 //! Persistence behind one trait, so that the HTTP layer, the CLI and the outbox worker do not
 //! know which database they talk to. `Store` is made of one trait per concern (users, sessions,
-//! projects, invitations, outbox, setup, audit), each implemented by `sql/` in a file of its
-//! own. Each method is one transaction.
+//! projects, invitations, outbox, setup, audit, webhooks), each implemented by `sql/` in a file
+//! of its own. Each method is one transaction.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,9 +21,13 @@ use crate::domain::{
 pub mod backup;
 mod group_commit;
 pub mod postgres;
+pub mod resource;
 mod retention;
 mod schema;
 pub mod sqlite;
+mod webhooks;
+
+pub use webhooks::{NewWebhook, WebhookDeliveryRow, WebhookEndpoint, WebhookMessage, WebhookStore};
 
 pub use retention::{PrunePolicy, PruneReport, PruneRun};
 pub use schema::{SchemaState, inspect_schema};
@@ -312,6 +316,7 @@ pub trait Store:
     + SetupStore
     + AuditStore
     + RetentionStore
+    + WebhookStore
     + Send
     + Sync
     + 'static

@@ -218,6 +218,8 @@ async fn lock_mailboxes(conn: &mut Conn, keys: Vec<i32>) -> StoreResult<()> {
 /// run. A transaction-level lock, so that a run cut short (shutdown, lost connection) can never
 /// leave it held on a pooled connection.
 const PRUNE_LOCK: Option<&str> = Some("SELECT pg_try_advisory_xact_lock(1667393643, 0)");
+/// Workers on every node claim webhook deliveries side by side, none waiting for another's rows.
+const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 
 const CLAIM_OUTBOX: &str = "UPDATE outbox SET lease_until = $1, attempts = attempts + 1 \
      WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $2 \

@@ -219,6 +219,8 @@ const LOCK_KEY: Option<&str> = None;
 
 /// One process writes: nothing else prunes meanwhile.
 const PRUNE_LOCK: Option<&str> = None;
+/// The single writer already serialises claims.
+const SKIP_LOCKED: &str = "";
 
 const CLAIM_OUTBOX: &str = "UPDATE outbox SET lease_until = $1, attempts = attempts + 1 \
      WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $2 \

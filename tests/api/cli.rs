@@ -235,6 +235,8 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("CBH_DATABASE_URL", "mysql://x"),
         ("CBH_SMTP_MAX_ATTEMPTS", "0"),
         ("CBH_APP_URL", "javascript:alert(1)"),
+        ("CBH_WEBHOOK_TIMEOUT", "10"),
+        ("CBH_WEBHOOK_ALLOW_PRIVATE", "maybe"),
     ] {
         let output = output_within(
             Command::new(BIN)

@@ -56,3 +56,5 @@ mod timeouts;
 mod tls_postgres;
 mod tls_smtp;
 mod web_client;
+mod webhook_crash;
+mod webhooks;

@@ -365,6 +365,7 @@ mod tests {
             limits: Default::default(),
             body_timeout: std::time::Duration::from_secs(30),
             metrics_public: true,
+            webhook_allow_private: false,
         }
     }
 

@@ -7,6 +7,7 @@ use anyhow::Context;
 use sqlx::QueryBuilder;
 
 use super::backend::{self, Conn, Db};
+use super::events;
 use super::invitation_create::{
     InvitationInsert, create_invitation_alone, create_invitation_in, inserted_record,
 };
@@ -81,7 +82,9 @@ async fn create_invitations_in(
     let mut outcomes: Vec<Option<CreateOutcome>> = batch.iter().map(|_| None).collect();
     let candidates = batch_candidates(&mut *tx, batch).await?;
     let new_invitees = insert_new_invitees(&mut *tx, batch, &candidates).await?;
-    for (index, record) in invite_new_invitees(&mut *tx, batch, &new_invitees).await? {
+    let created = invite_new_invitees(&mut *tx, batch, &new_invitees).await?;
+    announce_new_invitees(&mut *tx, batch, &new_invitees, &created).await?;
+    for (index, record) in created {
         outcomes[index] = Some(CreateOutcome::Created(record));
     }
     for (outcome, new) in outcomes.iter_mut().zip(batch) {
@@ -403,6 +406,36 @@ async fn invite_new_invitees(
             Ok((*index, record))
         })
         .collect()
+}
+
+/// The webhook events of the invitations created together (`events::announce_created`): first
+/// one read per namespace for whether it has endpoints, so that a batch in a namespace without
+/// any costs no more.
+async fn announce_new_invitees(
+    conn: &mut Conn,
+    batch: &[&NewInvitation],
+    invitees: &[(usize, User)],
+    created: &[(usize, InvitationRecord)],
+) -> StoreResult<()> {
+    let mut announced: BTreeMap<&str, bool> = BTreeMap::new();
+    for ((index, record), (_, invitee)) in created.iter().zip(invitees) {
+        let new = batch[*index];
+        let namespace = new.namespace.as_str();
+        let has_endpoints = match announced.get(namespace) {
+            Some(known) => *known,
+            None => {
+                let found = events::has_endpoints(&mut *conn, namespace).await?;
+                announced.insert(namespace, found);
+                found
+            }
+        };
+        if has_endpoints {
+            // A new invitee had none of the projects: each one is a new grant.
+            let granted: Vec<ProjectId> = new.projects.iter().map(|p| p.id).collect();
+            events::announce_created(&mut *conn, new, record, invitee, &granted).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Statements sent to the database in as few calls as it allows, each call a round

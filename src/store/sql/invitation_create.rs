@@ -7,6 +7,7 @@ use anyhow::Context;
 
 use super::audit::audit_created;
 use super::backend::{self, Conn, Db};
+use super::events;
 use super::limits::{lock_mailboxes, lock_sender, sending_limit_reached};
 use super::rows::{USER_COLUMNS, UserRow, db_error, load_invitation};
 use crate::domain::invitation::{ExistingInvitee, plan_invitation};
@@ -379,6 +380,9 @@ pub(super) async fn create_invitation_in(
     .await?;
     remember_idempotent_request(&mut *tx, new, record.id).await?;
     audit_created(&mut *tx, &[(record.id.0, new)]).await?;
+    if events::has_endpoints(&mut *tx, &new.namespace).await? {
+        events::announce_created(&mut *tx, new, &record, &invitee, &plan.new_grants).await?;
+    }
     Ok(CreateOutcome::Created(record))
 }
 

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use sqlx::{FromRow, QueryBuilder};
 
 use super::backend::{self, Backend, Conn, Db};
+use super::events;
 use super::invitation_create::{INSERT_OUTBOX, replace_accept_token};
 use super::limits::{Sending, limit_reached, lock_mailboxes, lock_sender, record_extra_email};
 use super::rows::{
@@ -13,7 +14,9 @@ use super::rows::{
     with_projects,
 };
 use crate::domain::token::TokenHash;
-use crate::domain::{EmailAddress, InvitationId, InvitationStatus, Timestamp, UserId};
+use crate::domain::{
+    EmailAddress, EventType, InvitationId, InvitationStatus, Role, Timestamp, User, UserId,
+};
 use crate::store::{
     AcceptLink, AcceptOutcome, CreateOutcome, InvitationFilter, InvitationPage, InvitationRecord,
     InvitationStore, NewInvitation, ResendInvitation, ResendOutcome, RevokeOutcome, StoreResult,
@@ -108,20 +111,52 @@ async fn remove_grants_only_this_invitation_gave(
     conn: &mut Conn,
     id: InvitationId,
     invitee_id: i64,
-) -> StoreResult<()> {
-    sqlx::query(
+) -> StoreResult<Vec<i64>> {
+    sqlx::query_scalar(
         "DELETE FROM grants WHERE user_id = $1 AND role = 'viewer' \
          AND EXISTS (SELECT 1 FROM users WHERE id = $1 AND NOT is_active) \
          AND project_id IN (SELECT project_id FROM invitation_projects WHERE invitation_id = $2) \
          AND project_id NOT IN (SELECT ip.project_id FROM invitation_projects ip \
            JOIN invitations other ON other.id = ip.invitation_id \
-           WHERE other.invitee_id = $1 AND other.id <> $2 AND other.status <> 'revoked')",
+           WHERE other.invitee_id = $1 AND other.id <> $2 AND other.status <> 'revoked') \
+         RETURNING project_id",
     )
     .bind(invitee_id)
     .bind(id.0)
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await
-    .map_err(db_error("removing the revoked invitation's grants"))?;
+    .map_err(db_error("removing the revoked invitation's grants"))
+}
+
+async fn user_by_id(conn: &mut Conn, id: i64) -> StoreResult<User> {
+    let user: UserRow = sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1"
+    ))
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_error("reading user"))?;
+    Ok(user.into())
+}
+
+/// `invitation.revoked`, and a `membership.changed` (viewer to none) per grant it took back.
+async fn announce_revoked(
+    conn: &mut Conn,
+    namespace: &str,
+    record: &InvitationRecord,
+    invitee_id: i64,
+    removed: &[i64],
+    now: Timestamp,
+) -> StoreResult<()> {
+    events::emit_invitation(conn, namespace, EventType::InvitationRevoked, record, now).await?;
+    if removed.is_empty() || !events::has_endpoints(&mut *conn, namespace).await? {
+        return Ok(());
+    }
+    let invitee = user_by_id(&mut *conn, invitee_id).await?;
+    for project in record.projects.iter().filter(|p| removed.contains(&p.id.0)) {
+        let data = events::membership_data(project, &invitee, Some(Role::Viewer), None);
+        events::emit(conn, namespace, EventType::MembershipChanged, &data, now).await?;
+    }
     Ok(())
 }
 
@@ -292,6 +327,7 @@ impl InvitationStore for Backend {
         let Some(user_id) = user_id else {
             return Ok(AcceptOutcome::Gone);
         };
+        let was_active = user_by_id(&mut tx, user_id).await?.is_active;
         sqlx::query("UPDATE users SET password_hash = $1, is_active = TRUE WHERE id = $2")
             .bind(password_hash)
             .bind(user_id)
@@ -307,24 +343,36 @@ impl InvitationStore for Backend {
         .execute(&mut *tx)
         .await
         .map_err(db_error("using accept link"))?;
-        sqlx::query(
+        let accepted: Vec<i64> = sqlx::query_scalar(
             "UPDATE invitations SET status = 'accepted', modified = $1 \
-             WHERE invitee_id = $2 AND status = 'pending'",
+             WHERE invitee_id = $2 AND status = 'pending' RETURNING id",
         )
         .bind(now.millis())
         .bind(user_id)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db_error("marking invitations accepted"))?;
-        let user: UserRow = sqlx::query_as(&format!(
-            "SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1"
-        ))
-        .bind(user_id)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_error("reading accepted user"))?;
+        let user = user_by_id(&mut tx, user_id).await?;
+        if events::has_endpoints(&mut tx, namespace).await? {
+            for id in accepted {
+                if let Some(record) = load_invitation(&mut tx, namespace, InvitationId(id)).await? {
+                    events::emit_invitation(
+                        &mut tx,
+                        namespace,
+                        EventType::InvitationAccepted,
+                        &record,
+                        now,
+                    )
+                    .await?;
+                }
+            }
+            if !was_active {
+                let data = events::user_data(&user);
+                events::emit(&mut tx, namespace, EventType::UserActivated, &data, now).await?;
+            }
+        }
         tx.commit().await.map_err(db_error("committing accept"))?;
-        Ok(AcceptOutcome::Accepted(user.into()))
+        Ok(AcceptOutcome::Accepted(user))
     }
 
     async fn resend_invitation(&self, resend: ResendInvitation) -> StoreResult<ResendOutcome> {
@@ -392,6 +440,14 @@ impl InvitationStore for Backend {
         let record = load_invitation(&mut tx, &resend.namespace, resend.id)
             .await?
             .context("the resent invitation is missing")?;
+        events::emit_invitation(
+            &mut tx,
+            &resend.namespace,
+            EventType::InvitationResent,
+            &record,
+            resend.now,
+        )
+        .await?;
         tx.commit().await.map_err(db_error("committing resend"))?;
         Ok(ResendOutcome::Resent(Box::new(record)))
     }
@@ -426,11 +482,21 @@ impl InvitationStore for Backend {
         .execute(&mut *tx)
         .await
         .map_err(db_error("voiding the revoked link"))?;
-        remove_grants_only_this_invitation_gave(&mut tx, id, current.invitee_id).await?;
+        let removed =
+            remove_grants_only_this_invitation_gave(&mut tx, id, current.invitee_id).await?;
         cancel_queued_email(&mut tx, id).await?;
         let record = load_invitation(&mut tx, namespace, id)
             .await?
             .context("the revoked invitation is missing")?;
+        announce_revoked(
+            &mut tx,
+            namespace,
+            &record,
+            current.invitee_id,
+            &removed,
+            now,
+        )
+        .await?;
         tx.commit().await.map_err(db_error("committing revoke"))?;
         Ok(RevokeOutcome::Revoked(Box::new(record)))
     }

@@ -21,6 +21,7 @@
 //! - `PRUNE_LOCK`: the statement that lets one node at a time prune (`pg_try_advisory_xact_lock`
 //!   on PostgreSQL; none on SQLite);
 //! - `CLAIM_OUTBOX`: the claim query (`FOR UPDATE SKIP LOCKED` on PostgreSQL);
+//! - `SKIP_LOCKED`: the same clause alone, for the webhook deliveries' claim;
 //! - `async fn lock_sender(conn, user_id)`: serialises one sender's sending-limit decisions
 //!   (an advisory lock on PostgreSQL; nothing on SQLite, whose single writer already does);
 //! - `async fn lock_mailboxes(conn, keys)`: the same for recipients' limits;
@@ -41,6 +42,7 @@ mod rows;
 mod sessions;
 mod setup;
 mod users;
+mod webhooks;
 
 use async_trait::async_trait;
 

@@ -9,8 +9,9 @@ use sqlx::{FromRow, QueryBuilder};
 use tokio::sync::Notify;
 
 use super::backend::{self, Backend, Db};
-use super::rows::db_error;
-use crate::domain::{InvitationId, InviteKind, Timestamp};
+use super::events;
+use super::rows::{db_error, load_invitation};
+use crate::domain::{EventType, InvitationId, InviteKind, Timestamp};
 use crate::store::{OutboxMessage, OutboxRow, OutboxStore, StoreResult};
 
 #[derive(FromRow)]
@@ -121,15 +122,39 @@ impl OutboxStore for Backend {
     }
 
     async fn mark_failed(&self, message_id: &str, error: &str) -> StoreResult<()> {
-        sqlx::query(
+        let mut tx = self
+            .writer()
+            .begin()
+            .await
+            .map_err(db_error("starting to mark a message failed"))?;
+        let failed: Option<(String, i64, String, String, i64)> = sqlx::query_as(
             "UPDATE outbox SET status = 'failed', lease_until = NULL, \
-             last_error = $1 WHERE message_id = $2",
+             last_error = $1 WHERE message_id = $2 \
+             RETURNING namespace, invitation_id, kind, recipient, attempts",
         )
         .bind(error)
         .bind(message_id)
-        .execute(self.writer())
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db_error("marking message failed"))?;
+        if let Some((namespace, invitation_id, kind, recipient, attempts)) = failed
+            && events::has_endpoints(&mut tx, &namespace).await?
+            && let Some(record) =
+                load_invitation(&mut tx, &namespace, InvitationId(invitation_id)).await?
+        {
+            let now = Timestamp::now();
+            let mut data = events::invitation_data(&namespace, &record, now);
+            data["email"] = serde_json::json!({
+                "kind": kind,
+                "recipient": recipient,
+                "attempts": attempts,
+                "last_error": error,
+            });
+            events::emit(&mut tx, &namespace, EventType::EmailFailed, &data, now).await?;
+        }
+        tx.commit()
+            .await
+            .map_err(db_error("committing a failed message"))?;
         Ok(())
     }
 

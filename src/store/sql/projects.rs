@@ -5,9 +5,10 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use sqlx::QueryBuilder;
 
-use super::backend::{Backend, Db};
-use super::rows::db_error;
-use crate::domain::{Project, ProjectId, Role, Timestamp, UserId};
+use super::backend::{self, Backend, Db};
+use super::events;
+use super::rows::{USER_COLUMNS, UserRow, db_error};
+use crate::domain::{EventType, Project, ProjectId, Role, Timestamp, UserId};
 use crate::store::{Membership, ProjectStore, StoreResult};
 
 #[async_trait]
@@ -123,6 +124,27 @@ impl ProjectStore for Backend {
     }
 
     async fn grant(&self, user: UserId, project: ProjectId, role: Role) -> StoreResult<()> {
+        let mut tx = self
+            .writer()
+            .begin()
+            .await
+            .map_err(db_error("starting grant"))?;
+        // The role before, for `membership.changed`; locked, so two grants announce in turn.
+        let before: Option<(String, String, Option<String>)> = sqlx::query_as(&format!(
+            "SELECT p.namespace, p.name, g.role FROM projects p \
+             LEFT JOIN grants g ON g.project_id = p.id AND g.user_id = $1 WHERE p.id = $2{}",
+            // The project's row: PostgreSQL locks no row of an outer join's nullable side.
+            if backend::FOR_UPDATE.is_empty() {
+                ""
+            } else {
+                " FOR UPDATE OF p"
+            }
+        ))
+        .bind(user.0)
+        .bind(project.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error("reading the role before"))?;
         sqlx::query(
             "INSERT INTO grants (user_id, project_id, role) VALUES ($1, $2, $3) \
              ON CONFLICT (user_id, project_id) DO UPDATE SET role = excluded.role",
@@ -130,9 +152,35 @@ impl ProjectStore for Backend {
         .bind(user.0)
         .bind(project.0)
         .bind(role.as_str())
-        .execute(self.writer())
+        .execute(&mut *tx)
         .await
         .map_err(db_error("granting role"))?;
+        if let Some((namespace, name, old)) = before {
+            let old = old
+                .map(|r| Role::from_str(&r).map_err(|e| anyhow::anyhow!(e)))
+                .transpose()?;
+            if old != Some(role) && events::has_endpoints(&mut tx, &namespace).await? {
+                let member: UserRow = sqlx::query_as(&format!(
+                    "SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1"
+                ))
+                .bind(user.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error("reading the member"))?;
+                let project = Project { id: project, name };
+                let data = events::membership_data(&project, &member.into(), old, Some(role));
+                let now = Timestamp::now();
+                events::emit(
+                    &mut tx,
+                    &namespace,
+                    EventType::MembershipChanged,
+                    &data,
+                    now,
+                )
+                .await?;
+            }
+        }
+        tx.commit().await.map_err(db_error("committing grant"))?;
         Ok(())
     }
 

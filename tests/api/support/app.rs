@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cbh_invite::config::{
     DatabaseUrl, DeliverySettings, HttpServerSettings, Limits, PoolSettings, RetentionSettings,
-    ServeRole, Settings, SmtpSettings, SmtpTls,
+    ServeRole, Settings, SmtpSettings, SmtpTls, WebhookSettings,
 };
 use cbh_invite::domain::{
     EmailAddress, PersonName, ProjectId, Role, Timestamp, Token, User, password,
@@ -93,6 +93,11 @@ pub fn test_settings(database: DatabaseUrl, dir: &std::path::Path, smtp_port: u1
             ..DeliverySettings::default()
         },
         retention: RetentionSettings::default(),
+        // The tests' receivers listen on loopback.
+        webhooks: WebhookSettings {
+            timeout: Duration::from_secs(2),
+            allow_private: true,
+        },
     }
 }
 

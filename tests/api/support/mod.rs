@@ -13,6 +13,7 @@ pub mod postgres;
 pub mod smtp;
 pub mod tls;
 pub mod wait;
+pub mod webhooks;
 
 pub use agent::{Agent, json_with_status};
 pub use app::{Backend, NS, PASSWORD, TestApp, spawn_app, spawn_app_with};

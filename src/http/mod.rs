@@ -20,6 +20,7 @@ pub mod context;
 mod error;
 pub mod extract;
 mod health;
+mod members;
 pub mod invitations;
 pub mod metrics;
 pub mod openapi;
@@ -29,6 +30,7 @@ mod projects;
 pub mod resources;
 pub mod server;
 mod session;
+mod users;
 
 pub use error::ApiError;
 
@@ -185,6 +187,8 @@ pub fn router(state: AppState) -> Router {
             .merge(invitations::router())
             .merge(session::router())
             .merge(projects::router())
+            .merge(members::router())
+            .merge(users::router())
             .merge(health::router())
             .merge(openapi::router())
             .merge(pages::router(&state)),

@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
 use super::extract::{Namespace, NamespaceParam};
-use super::{AppState, health, invitations, metrics, projects, session};
+use super::{AppState, health, invitations, members, metrics, projects, session, users};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/{ns}/api/openapi.json", get(openapi_json))
@@ -40,6 +40,14 @@ pub fn router() -> Router<AppState> {
         session::logout,
         session::change_password,
         projects::list,
+        projects::create,
+        projects::rename,
+        members::list,
+        members::put_role,
+        members::remove,
+        users::list,
+        users::deactivate,
+        users::activate,
         health::alive,
         health::ready,
         metrics::render,
@@ -50,7 +58,8 @@ pub fn router() -> Router<AppState> {
     tags(
         (name = "invitations", description = "Invite, list, resend, revoke and accept"),
         (name = "session", description = "Log in and out (cookies), or send an API key instead"),
-        (name = "projects", description = "The projects the caller may invite to"),
+        (name = "projects", description = "The projects the caller may invite to; creating, renaming, and their members"),
+        (name = "users", description = "The namespace's users, for superusers: list, deactivate, activate"),
         (name = "health", description = "Probes for load balancers, and metrics for monitoring"),
         (name = "openapi", description = "This document"),
     ),
@@ -75,7 +84,7 @@ impl Modify for SecuritySchemes {
             "csrf",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-CSRFToken",
-                "The csrftoken cookie's value; needed on POST and DELETE made with a session",
+                "The csrftoken cookie's value; needed on POST, PUT, PATCH and DELETE made with a session",
             ))),
         );
         components.add_security_scheme(

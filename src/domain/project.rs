@@ -18,9 +18,7 @@ pub const MAX_PROJECT_NAME: usize = 200;
 pub fn parse_project_name(raw: &str) -> Result<String, String> {
     let name = raw.trim();
     if name.is_empty() || name.chars().count() > MAX_PROJECT_NAME {
-        return Err(format!(
-            "name must be 1 to {MAX_PROJECT_NAME} characters"
-        ));
+        return Err(format!("name must be 1 to {MAX_PROJECT_NAME} characters"));
     }
     if name.chars().any(char::is_control) {
         return Err("name must not contain control characters".into());
@@ -78,7 +76,10 @@ mod tests {
 
     #[test]
     fn project_names_are_trimmed_and_bounded() {
-        assert_eq!(parse_project_name("  Kinase screen "), Ok("Kinase screen".into()));
+        assert_eq!(
+            parse_project_name("  Kinase screen "),
+            Ok("Kinase screen".into())
+        );
         assert!(parse_project_name("   ").is_err());
         assert!(parse_project_name(&"x".repeat(201)).is_err());
         assert!(parse_project_name(&"é".repeat(200)).is_ok());

@@ -38,11 +38,10 @@ struct ProjectBody {
 
 impl ProjectBody {
     fn name(&self) -> Result<String, ApiError> {
-        let raw = self
-            .name
-            .as_ref()
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| ApiError::BadRequest("name is required and must be a string".into()))?;
+        let raw =
+            self.name.as_ref().and_then(|v| v.as_str()).ok_or_else(|| {
+                ApiError::BadRequest("name is required and must be a string".into())
+            })?;
         parse_project_name(raw).map_err(ApiError::BadRequest)
     }
 }

@@ -84,7 +84,10 @@ pub struct UserPage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccountOutcome {
     /// The account as it is now; `changed` is false when it already was so (nothing recorded).
-    Done { account: Account, changed: bool },
+    Done {
+        account: Account,
+        changed: bool,
+    },
     NotFound,
 }
 

@@ -28,6 +28,7 @@ macro_rules! backend_tests {
 }
 
 mod accept;
+mod admin;
 mod authorization;
 mod cli;
 mod crash;

@@ -29,6 +29,7 @@ macro_rules! backend_tests {
 
 mod accept;
 mod admin;
+mod admin_cli;
 mod authorization;
 mod cli;
 mod crash;

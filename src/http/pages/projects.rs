@@ -24,7 +24,10 @@ pub fn router() -> Router<AppState> {
         .route("/{ns}/projects/{id}/", get(show))
         .route("/{ns}/projects/{id}", get(super::add_slash))
         .route("/{ns}/projects/{id}/members/{user_id}/", post(change))
-        .route("/{ns}/projects/{id}/members/{user_id}/remove/", post(remove))
+        .route(
+            "/{ns}/projects/{id}/members/{user_id}/remove/",
+            post(remove),
+        )
 }
 
 #[derive(Serialize)]
@@ -190,7 +193,9 @@ async fn project_page(
             MemberRow {
                 id: u.id.0,
                 email: u.email.to_string(),
-                name: format!("{} {}", u.first_name, u.last_name).trim().to_owned(),
+                name: format!("{} {}", u.first_name, u.last_name)
+                    .trim()
+                    .to_owned(),
                 status: if m.account.deactivated {
                     "deactivated"
                 } else if u.is_active {
@@ -246,9 +251,9 @@ async fn apply(
         Err(error) => Err(error),
     };
     match result {
-        Ok(_) => Ok(
-            Redirect::to(&format!("/{ns}/projects/{}/?done={done}", project.0)).into_response(),
-        ),
+        Ok(_) => {
+            Ok(Redirect::to(&format!("/{ns}/projects/{}/?done={done}", project.0)).into_response())
+        }
         Err(error @ (ApiError::Internal(_) | ApiError::Unavailable(_))) => Err(error.into()),
         Err(ApiError::NotFound(message)) if message == "unknown project" => {
             Err(PageError::not_found(Some(ns)))

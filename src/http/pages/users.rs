@@ -75,7 +75,9 @@ async fn users_page(
             UserRow {
                 id: u.id.0,
                 email: u.email.to_string(),
-                name: format!("{} {}", u.first_name, u.last_name).trim().to_owned(),
+                name: format!("{} {}", u.first_name, u.last_name)
+                    .trim()
+                    .to_owned(),
                 status: if account.deactivated {
                     "deactivated"
                 } else if u.is_active {

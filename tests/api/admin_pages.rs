@@ -40,6 +40,9 @@ async fn set_up_create_a_project_invite_accept_change_the_role_and_deactivate(ba
     browser.wait_for_text("h1", "Kinase screen").await;
     let path = browser.path().await;
     let project: i64 = path
+        .split('?')
+        .next()
+        .unwrap_or("")
         .trim_start_matches(&format!("/{NS}/projects/"))
         .trim_end_matches('/')
         .parse()

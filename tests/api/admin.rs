@@ -508,10 +508,103 @@ async fn a_deactivated_user_cannot_authenticate_by_any_means(backend: Backend) {
     );
 }
 
+async fn hostile_bodies_get_json_errors_and_change_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, root) = superuser(&app).await;
+    let id = create_project(&root, "Kinase screen").await;
+    let bob = app.add_user("bob@lab.example", "Bob", "", false).await;
+    let targets = [
+        (Method::POST, projects_path()),
+        (Method::PATCH, format!("{}{id}/", projects_path())),
+        (Method::PUT, member_path(id, bob.id.0)),
+    ];
+    for (method, path) in &targets {
+        let raw = |body: &'static str, content_type: &'static str| {
+            root.request(method.clone(), path)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+        };
+        for (body, content_type, status) in [
+            (
+                "name=x&role=owner",
+                "application/x-www-form-urlencoded",
+                415,
+            ),
+            ("{\"name\": ", "application/json", 400),
+            ("[\"owner\"]", "application/json", 400),
+            ("\"owner\"", "application/json", 400),
+            (
+                "{\"name\": \"\\u0000\", \"role\": \"\\u0000\"}",
+                "application/json",
+                400,
+            ),
+        ] {
+            let answer =
+                json_with_status(raw(body, content_type).await.expect("sent"), status).await;
+            assert!(answer["error"].is_string(), "{method} {path} {body}");
+        }
+        let big = json!({"name": "x".repeat(70 * 1024), "role": "x".repeat(70 * 1024)});
+        let answer =
+            json_with_status(send(&root, method.clone(), path, Some(big)).await, 413).await;
+        assert!(answer["error"].is_string());
+    }
+    let projects = app.store.projects(NS).await.expect("projects");
+    assert_eq!(projects.len(), 1);
+    assert_eq!(projects[0].name, "Kinase screen");
+    assert!(
+        app.store
+            .memberships(bob.id)
+            .await
+            .expect("memberships")
+            .is_empty()
+    );
+}
+
+/// Two owners removing each other at once: one succeeds; the other finds itself the last
+/// owner (409: the project's row is locked for the change) or no longer an owner (403).
+async fn concurrent_removals_never_leave_a_project_without_an_owner(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (admin, root) = superuser(&app).await;
+    let ann = app.add_user("ann@lab.example", "Ann", "", false).await;
+    let ben = app.add_user("ben@lab.example", "Ben", "", false).await;
+    let ann_agent = app.api_key_agent(&ann).await;
+    let ben_agent = app.api_key_agent(&ben).await;
+    for round in 0..20 {
+        let id = create_project(&root, &format!("Project {round}")).await;
+        for user in [&ann, &ben] {
+            json_with_status(put_role(&root, id, user.id.0, "owner").await, 200).await;
+        }
+        json_with_status(
+            root.delete(&member_path(
+                id,
+                app.user_by_email("root@lab.example").await.user.id.0,
+            ))
+            .await,
+            204,
+        )
+        .await;
+        let (remove_ben, remove_ann) = (member_path(id, ben.id.0), member_path(id, ann.id.0));
+        let (a, b) = tokio::join!(ann_agent.delete(&remove_ben), ben_agent.delete(&remove_ann),);
+        let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+        statuses.sort_unstable();
+        assert!(
+            statuses == [204, 403] || statuses == [204, 409],
+            "round {round}: {statuses:?}"
+        );
+        let members = json_with_status(root.get(&members_path(id)).await, 200).await;
+        let roles = roles_of(&members);
+        assert_eq!(roles.len(), 1, "round {round}: {roles:?}");
+        assert_eq!(roles[0].1, "owner");
+    }
+}
+
 backend_tests!(
     a_superuser_creates_a_project_and_becomes_its_owner,
     creating_and_renaming_projects_refuse_bad_input_and_other_callers,
     owners_change_roles_and_a_project_keeps_an_owner,
     superusers_list_users_with_filters,
     a_deactivated_user_cannot_authenticate_by_any_means,
+    hostile_bodies_get_json_errors_and_change_nothing,
+    concurrent_removals_never_leave_a_project_without_an_owner,
 );

@@ -154,6 +154,7 @@ pub async fn set_role(
             project: ProjectId(project),
             user: user.id,
             role,
+            acting_owner: None,
             by: ChangedBy::default(),
             now: Timestamp::now(),
         })
@@ -170,6 +171,8 @@ pub async fn set_role(
         RoleOutcome::NoUser => bail!(UsageError(format!(
             "there is no user {email} in namespace {namespace}"
         ))),
+        // The command line names no acting owner: it acts as the operator.
+        RoleOutcome::NotAllowed => bail!("the change of role was refused"),
         RoleOutcome::LastOwner => bail!(UsageError(format!(
             "{} is the last owner of project {project}: grant another owner first",
             user.email

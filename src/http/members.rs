@@ -118,10 +118,12 @@ pub(super) async fn may_manage(
     if caller.user.is_superuser || role == Some(Role::Owner) {
         Ok(project)
     } else {
-        Err(ApiError::Forbidden(
-            "only the project's owners and superusers may change it".into(),
-        ))
+        Err(not_an_owner())
     }
+}
+
+fn not_an_owner() -> ApiError {
+    ApiError::Forbidden("only the project's owners and superusers may change it".into())
 }
 
 /// The members of a project, for its editors, owners and superusers.
@@ -160,6 +162,8 @@ pub(super) async fn change_role(
             project,
             user,
             role,
+            // Checked again in the change's transaction: an owner demoted meanwhile is refused.
+            acting_owner: (!caller.user.is_superuser).then_some(caller.user.id),
             by: ChangedBy {
                 user: Some(caller.user.id),
                 client_ip: caller.client_ip.clone(),
@@ -179,6 +183,7 @@ pub(super) async fn change_role(
         },
         RoleOutcome::NoProject => Err(ApiError::NotFound("unknown project".into())),
         RoleOutcome::NoUser => Err(ApiError::NotFound("unknown user".into())),
+        RoleOutcome::NotAllowed => Err(not_an_owner()),
         RoleOutcome::LastOwner => Err(ApiError::Conflict(
             "a project keeps at least one owner: make someone else owner first".into(),
         )),

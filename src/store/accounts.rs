@@ -45,6 +45,9 @@ pub struct RoleChange {
     pub project: ProjectId,
     pub user: UserId,
     pub role: Option<Role>,
+    /// When set, the change is made only if this user is an owner of the project at that
+    /// moment (checked under the project's lock, so a role taken away meanwhile counts).
+    pub acting_owner: Option<UserId>,
     pub by: ChangedBy,
     pub now: Timestamp,
 }
@@ -60,6 +63,8 @@ pub enum RoleOutcome {
     },
     NoProject,
     NoUser,
+    /// `acting_owner` is not (or no longer) an owner of the project.
+    NotAllowed,
     /// The change would leave the project, which has an owner, without one: refused.
     LastOwner,
 }

@@ -575,15 +575,7 @@ async fn concurrent_removals_never_leave_a_project_without_an_owner(backend: Bac
         for user in [&ann, &ben] {
             json_with_status(put_role(&root, id, user.id.0, "owner").await, 200).await;
         }
-        json_with_status(
-            root.delete(&member_path(
-                id,
-                app.user_by_email("root@lab.example").await.user.id.0,
-            ))
-            .await,
-            204,
-        )
-        .await;
+        json_with_status(root.delete(&member_path(id, admin.id.0)).await, 204).await;
         let (remove_ben, remove_ann) = (member_path(id, ben.id.0), member_path(id, ann.id.0));
         let (a, b) = tokio::join!(ann_agent.delete(&remove_ben), ben_agent.delete(&remove_ann),);
         let mut statuses = [a.status().as_u16(), b.status().as_u16()];

@@ -44,6 +44,17 @@ async fn load_project(
     }))
 }
 
+async fn role_on(conn: &mut Conn, user: UserId, project: ProjectId) -> StoreResult<Option<Role>> {
+    let role: Option<String> =
+        sqlx::query_scalar("SELECT role FROM grants WHERE user_id = $1 AND project_id = $2")
+            .bind(user.0)
+            .bind(project.0)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_error("reading the role"))?;
+    role.as_deref().map(parse_role).transpose()
+}
+
 /// Records and announces a change of role, in the caller's transaction.
 #[allow(clippy::too_many_arguments)]
 async fn record_role_change(
@@ -230,6 +241,7 @@ impl MemberStore for Backend {
             project,
             user,
             role: new,
+            acting_owner,
             by,
             now,
         } = change;
@@ -244,14 +256,12 @@ impl MemberStore for Backend {
         let Some(account) = load_account(&mut tx, &namespace, user, false).await? else {
             return Ok(RoleOutcome::NoUser);
         };
-        let old: Option<String> =
-            sqlx::query_scalar("SELECT role FROM grants WHERE user_id = $1 AND project_id = $2")
-                .bind(user.0)
-                .bind(project.id.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error("reading the role"))?;
-        let old = old.as_deref().map(parse_role).transpose()?;
+        if let Some(actor) = acting_owner
+            && role_on(&mut tx, actor, project.id).await? != Some(Role::Owner)
+        {
+            return Ok(RoleOutcome::NotAllowed);
+        }
+        let old = role_on(&mut tx, user, project.id).await?;
         if old == new {
             return Ok(RoleOutcome::Changed {
                 project,

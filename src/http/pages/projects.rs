@@ -35,6 +35,8 @@ struct ProjectRow {
     id: i64,
     name: String,
     role: Option<&'static str>,
+    /// Whether its page (the members) is open to the person: editors, owners, superusers.
+    open: bool,
 }
 
 /// The value of `?done=` after a change, as a fixed message (never text from the query).
@@ -64,7 +66,7 @@ async fn list_page(
         memberships
             .iter()
             .find(|m| m.project.id == id)
-            .map(|m| m.role.as_str())
+            .map(|m| m.role)
     };
     let projects: Vec<ProjectRow> = if me.is_superuser {
         state
@@ -74,8 +76,9 @@ async fn list_page(
             .into_iter()
             .map(|p| ProjectRow {
                 id: p.id.0,
-                role: role_of(p.id),
+                role: role_of(p.id).map(Role::as_str),
                 name: p.name,
+                open: true,
             })
             .collect()
     } else {
@@ -85,6 +88,7 @@ async fn list_page(
                 id: m.project.id.0,
                 name: m.project.name.clone(),
                 role: Some(m.role.as_str()),
+                open: m.role.can_invite(),
             })
             .collect()
     };

@@ -319,7 +319,7 @@ mod tests {
             ),
             (
                 "projects.html",
-                context! { projects => vec![context! { id => 1, name => "<x>", role => "owner" }], can_create => true, name => "<x>", notice => (), error => "<x>" },
+                context! { projects => vec![context! { id => 1, name => "<x>", role => "owner", open => true }], can_create => true, name => "<x>", notice => (), error => "<x>" },
             ),
             (
                 "project.html",

@@ -2,14 +2,17 @@
 //!
 //! The crate is laid out by layer: `http` speaks the ChemBio Hub / Tastypie wire format,
 //! `domain` holds the types and rules (no I/O), `store` persists them behind a trait,
-//! `mail` renders and delivers the outbox in the background, and `cli` is the command line.
+//! `mail` renders and delivers the outbox in the background, `maintenance` deletes what is kept
+//! no longer, and `cli` is the command line.
 #![deny(clippy::unwrap_used)]
 
+pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
 pub mod mail;
+pub mod maintenance;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

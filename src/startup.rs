@@ -1,5 +1,6 @@
 //! Builds the application from its settings: the store, the mailer, the HTTP router on a bound
-//! socket, and the outbox worker, run side by side until a shutdown signal.
+//! socket, the outbox worker and the janitor (`maintenance`), run side by side until a shutdown
+//! signal.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use crate::config::{HttpServerSettings, ServeRole, Settings};
 use crate::domain::{Timestamp, Token};
 use crate::http::{self, AppState, HttpConfig, PasswordWork};
 use crate::mail::{Outbox, Templates, Transport};
+use crate::maintenance::{self, Retention};
 use crate::store::{self, Store};
 
 pub struct Application {
@@ -28,6 +30,7 @@ pub struct Application {
     shutdown_grace: std::time::Duration,
     transport_description: String,
     setup_links: Vec<SetupLink>,
+    retention: Retention,
 }
 
 /// The one-time URL where the first superuser of a namespace without users is created.
@@ -53,10 +56,7 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let templates = Templates::load(settings.template_dir.as_deref())
             .context("CBH_TEMPLATE_DIR (--template-dir): templates do not load")?;
-        let transport = match &settings.smtp {
-            Some(smtp) => Transport::smtp(smtp, settings.delivery.smtp_timeout)?,
-            None => Transport::files(settings.mail_dir.clone())?,
-        };
+        let transport = Transport::from_settings(&settings)?;
         let listener = TcpListener::bind(settings.listen).await.with_context(|| {
             format!(
                 "CBH_LISTEN (--listen): cannot listen on {}",
@@ -78,6 +78,7 @@ impl Application {
             namespaces: settings.namespaces.clone(),
             public_url: public_url.clone(),
             app_url: settings.app_url.clone(),
+            cookies: settings.cookies.clone(),
             invite_ttl: settings.invite_ttl,
             limits: settings.limits,
             debug: settings.debug,
@@ -125,6 +126,7 @@ impl Application {
             shutdown_grace: settings.delivery.shutdown_grace,
             transport_description,
             setup_links,
+            retention: Retention::new(settings.retention, &settings.limits),
         })
     }
 
@@ -173,6 +175,13 @@ impl Application {
             .role
             .delivers_mail()
             .then(|| tokio::spawn(self.outbox.clone().run(stop_signal)));
+        // Every node runs one; on PostgreSQL only one of them prunes at a time. It is told to
+        // stop with the worker, and cut off when this function ends (a cut-off run rolls back).
+        let _janitor = AbortOnDrop(tokio::spawn(maintenance::run_janitor(
+            self.state.store.clone(),
+            self.retention,
+            stop_requested.clone(),
+        )));
         let metrics_server = self.metrics_listener.map(|listener| {
             let mut stop_seen = stop_requested.clone();
             tokio::spawn(http::server::serve(

@@ -4,6 +4,8 @@
 
 mod accounts;
 mod admin;
+mod mail;
+mod maintenance;
 mod records;
 mod serve;
 
@@ -62,6 +64,15 @@ pub enum Command {
     /// Inspect and retry outgoing email.
     #[command(subcommand)]
     Outbox(records::OutboxCommand),
+    /// Check the settings, templates, database and mail relay; one line each, exit 1 on a failure.
+    Check(Box<ServeArgs>),
+    /// Delete what is kept no longer (what serve's janitor does), and print how much.
+    Prune(maintenance::PruneArgs),
+    /// Copy the SQLite database to a new file while serve runs, and check the copy.
+    Backup(maintenance::BackupArgs),
+    /// Send a test email.
+    #[command(subcommand)]
+    Mail(mail::MailCommand),
 }
 
 /// Errors that are the user's to fix: printed as one line, exit status 2.
@@ -84,6 +95,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apikey(command) => accounts::apikey(&database, command).await,
         Command::Audit(args) => records::audit(&database, args).await,
         Command::Outbox(command) => records::outbox(&database, command).await,
+        Command::Check(args) => maintenance::check(&cli.database_url, &args).await,
+        Command::Prune(args) => maintenance::prune(&cli.database_url, args).await,
+        Command::Backup(args) => maintenance::backup(&database, args).await,
+        Command::Mail(command) => mail::mail(&cli.database_url, command).await,
     }
 }
 

@@ -17,6 +17,18 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         "cbh-invite is ready"
     );
     tracing::info!("mail: {}", app.mail_description());
+    // The checks of `cbh-invite check`, logged in the background: a relay that is down now
+    // delays the mail (retried), not the start.
+    let checked = settings.clone();
+    tokio::spawn(async move {
+        for check in crate::checks::run_all(&checked).await {
+            if check.passed {
+                tracing::info!(check = check.name, "start-up check: {check}");
+            } else {
+                tracing::warn!(check = check.name, "start-up check: {check}");
+            }
+        }
+    });
     for link in app.setup_links() {
         // Printed once, on purpose: whoever can read the service's log may create the first
         // superuser, as with `user add`. The link stops working once any user exists.

@@ -21,6 +21,20 @@ pub struct ServeArgs {
     /// it, to this service's welcome page listing their projects.
     #[arg(long, env = "CBH_APP_URL")]
     pub app_url: Option<String>,
+    /// Name of the session cookie; `{ns}` stands for the namespace.
+    #[arg(long, env = "CBH_SESSION_COOKIE", default_value = "{ns}_sessionid")]
+    pub session_cookie: String,
+    /// Name of the CSRF cookie, which scripts read and send back in X-CSRFToken; `{ns}` stands
+    /// for the namespace.
+    #[arg(long, env = "CBH_CSRF_COOKIE", default_value = "{ns}csrftoken")]
+    pub csrf_cookie: String,
+    /// Path of the cookies (`{ns}` allowed); it must cover /{ns}/.
+    #[arg(long, env = "CBH_COOKIE_PATH", default_value = "/")]
+    pub cookie_path: String,
+    /// Domain of the cookies (e.g. platform.example, to share them with its subdomains);
+    /// without it, host-only.
+    #[arg(long, env = "CBH_COOKIE_DOMAIN")]
+    pub cookie_domain: Option<String>,
     /// SMTP relay: smtp://[user:pass@]host:port[?tls=starttls] or smtps://…; without it, mail
     /// is written to .eml files in the mail directory.
     #[arg(long, env = "CBH_SMTP_URL", hide_env_values = true)]
@@ -110,4 +124,14 @@ pub struct ServeArgs {
     /// Attempts before a message is marked failed.
     #[arg(long, env = "CBH_SMTP_MAX_ATTEMPTS", default_value = "10")]
     pub smtp_max_attempts: String,
+    /// Audit records older than this are deleted by the janitor (a duration, or off).
+    #[arg(long, env = "CBH_AUDIT_RETENTION", default_value = "365d")]
+    pub audit_retention: String,
+    /// Outbox rows of emails sent longer ago than this are deleted; the invitation keeps the
+    /// delivery's status and time (a duration, or off).
+    #[arg(long, env = "CBH_OUTBOX_RETENTION", default_value = "30d")]
+    pub outbox_retention: String,
+    /// How often the janitor deletes what is kept no longer (and once at start).
+    #[arg(long, env = "CBH_PRUNE_INTERVAL", default_value = "10m")]
+    pub prune_interval: String,
 }

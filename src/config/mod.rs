@@ -2,13 +2,16 @@
 //! variable), and validated once at start-up into `Settings`. Every error names the variable.
 //!
 //! One file per kind of setting: `args` (the clap flags), `database`, `limits`, `mail`, `parse`
-//! (single values); this file holds `Settings`, which validates the flags into typed values.
+//! (single values), `retention`; this file holds `Settings`, which validates the flags into
+//! typed values.
 
 mod args;
+mod cookies;
 mod database;
 mod limits;
 mod mail;
 mod parse;
+mod retention;
 #[cfg(test)]
 mod tests;
 
@@ -19,6 +22,7 @@ use std::time::Duration;
 use lettre::message::Mailbox;
 
 pub use args::ServeArgs;
+pub use cookies::CookieSettings;
 pub use database::{
     DEFAULT_DATABASE_URL, DEFAULT_NAMESPACE, DatabaseUrl, PoolSettings, SqliteSync,
 };
@@ -26,6 +30,7 @@ pub use limits::{HttpServerSettings, Limit, Limits};
 pub use mail::{DeliverySettings, SmtpSettings, SmtpTls};
 use parse::{parse_app_url, parse_public_url};
 pub use parse::{parse_duration, parse_namespaces, validate_namespace};
+pub use retention::{RetentionSettings, parse_retention};
 
 /// What a node runs: API-only and worker-only nodes scale apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -65,6 +70,8 @@ pub struct Settings {
     /// Where the accept page sends a person once their account is active. `None`: the welcome
     /// page of this service.
     pub app_url: Option<String>,
+    /// Names and scope of the session, CSRF and form cookies.
+    pub cookies: CookieSettings,
     pub smtp: Option<SmtpSettings>,
     pub mail_from: Option<Mailbox>,
     pub mail_dir: PathBuf,
@@ -72,9 +79,27 @@ pub struct Settings {
     pub template_dir: Option<PathBuf>,
     pub debug: bool,
     pub delivery: DeliverySettings,
+    pub retention: RetentionSettings,
 }
 
 impl Settings {
+    /// The sender of the emails: `CBH_MAIL_FROM`, or noreply at the host of the public URL.
+    pub fn sender(&self) -> Result<Mailbox, String> {
+        if let Some(from) = &self.mail_from {
+            return Ok(from.clone());
+        }
+        let domain = self
+            .public_url
+            .as_deref()
+            .and_then(|raw| url::Url::parse(raw).ok())
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .filter(|h| h.contains('.') && !h.starts_with('['))
+            .unwrap_or_else(|| "cbh-invite.localhost".into());
+        format!("ChemBio Hub <noreply@{domain}>")
+            .parse()
+            .map_err(|e| format!("CBH_MAIL_FROM (--mail-from) is needed: {e}"))
+    }
+
     pub fn from_args(database_url: &str, args: &ServeArgs) -> Result<Self, String> {
         let listen = args.listen.parse().map_err(|_| {
             format!(
@@ -100,6 +125,13 @@ impl Settings {
             .map(parse_public_url)
             .transpose()?;
         let app_url = args.app_url.as_deref().map(parse_app_url).transpose()?;
+        let cookies = CookieSettings::parse(
+            &args.session_cookie,
+            &args.csrf_cookie,
+            &args.cookie_path,
+            args.cookie_domain.as_deref(),
+            &namespaces,
+        )?;
         let smtp = args
             .smtp_url
             .as_deref()
@@ -228,6 +260,7 @@ impl Settings {
             namespaces,
             public_url,
             app_url,
+            cookies,
             smtp,
             mail_from,
             mail_dir: args.mail_dir.clone(),
@@ -249,6 +282,13 @@ impl Settings {
                 lease: duration("CBH_OUTBOX_LEASE", "--outbox-lease", &args.outbox_lease)?,
                 smtp_timeout: duration("CBH_SMTP_TIMEOUT", "--smtp-timeout", &args.smtp_timeout)?,
                 ..DeliverySettings::default()
+            },
+            retention: RetentionSettings {
+                audit: parse_retention(&args.audit_retention)
+                    .map_err(|e| format!("CBH_AUDIT_RETENTION (--audit-retention): {e}"))?,
+                outbox: parse_retention(&args.outbox_retention)
+                    .map_err(|e| format!("CBH_OUTBOX_RETENTION (--outbox-retention): {e}"))?,
+                interval: duration("CBH_PRUNE_INTERVAL", "--prune-interval", &args.prune_interval)?,
             },
         })
     }

@@ -32,6 +32,42 @@ mod unit {
     }
 
     #[test]
+    fn retentions_take_a_duration_or_off() {
+        assert_eq!(
+            parse_retention("30d"),
+            Ok(Some(Duration::from_secs(30 * 86_400)))
+        );
+        assert_eq!(parse_retention("1s"), Ok(Some(Duration::from_secs(1))));
+        assert_eq!(parse_retention("off"), Ok(None));
+        for bad in ["", "forever", "0s", "366d", "on"] {
+            assert!(parse_retention(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_retention_settings_name_their_variable_when_wrong() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let args = Cli::parse_from(["x", "--outbox-retention", "a month"]).serve;
+        let error = Settings::from_args("sqlite://x.db", &args).expect_err("refused");
+        assert!(error.contains("CBH_OUTBOX_RETENTION"), "{error}");
+        let args = Cli::parse_from(["x", "--audit-retention", "off"]).serve;
+        let settings = Settings::from_args("sqlite://x.db", &args).expect("valid");
+        assert_eq!(settings.retention.audit, None);
+        assert_eq!(
+            settings.retention,
+            RetentionSettings {
+                audit: None,
+                ..RetentionSettings::default()
+            }
+        );
+    }
+
+    #[test]
     fn limits_take_a_count_and_a_window() {
         assert_eq!(
             Limit::parse("200/1h"),
@@ -109,6 +145,62 @@ mod unit {
             let error = parse_app_url(bad).expect_err(bad);
             assert!(error.starts_with("CBH_APP_URL (--app-url)"), "{error}");
         }
+    }
+}
+
+/// The cookie flags reach `Settings` through `from_args`, and a bad one stops start-up naming
+/// its variable.
+mod cookie_flags {
+    use clap::Parser;
+
+    use crate::config::{ServeArgs, Settings};
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn settings(flags: &[&str]) -> Result<Settings, String> {
+        let serve = Serve::try_parse_from(std::iter::once("serve").chain(flags.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        Settings::from_args("sqlite://x.db", &serve.args)
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let defaults = settings(&[]).expect("valid");
+        assert_eq!(
+            defaults.cookies.session_name("chembiohub"),
+            "chembiohub_sessionid"
+        );
+        assert_eq!(defaults.cookies.scope("chembiohub"), "Path=/");
+        let custom = settings(&[
+            "--namespaces",
+            "a,b",
+            "--session-cookie",
+            "sid_{ns}",
+            "--csrf-cookie",
+            "csrf_{ns}",
+            "--cookie-path",
+            "/{ns}/",
+            "--cookie-domain",
+            "platform.example",
+        ])
+        .expect("valid");
+        assert_eq!(custom.cookies.session_name("b"), "sid_b");
+        assert_eq!(custom.cookies.csrf_name("a"), "csrf_a");
+        assert_eq!(
+            custom.cookies.scope("a"),
+            "Path=/a/; Domain=platform.example"
+        );
+        let error = settings(&["--cookie-domain", "a b"])
+            .map(|_| ())
+            .expect_err("refused");
+        assert!(
+            error.starts_with("CBH_COOKIE_DOMAIN (--cookie-domain)"),
+            "{error}"
+        );
     }
 }
 

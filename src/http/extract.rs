@@ -13,9 +13,39 @@ pub use crate::domain::email::printable;
 use crate::domain::token::TokenHash;
 use crate::domain::{EmailAddress, Timestamp, Token, User};
 
+/// The most a request body may hold, but for `INVITATIONS_BODY_BYTES`.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-pub const SESSION_COOKIE: &str = "sessionid";
-pub const CSRF_COOKIE: &str = "csrftoken";
+/// The most a body written to the invitation list (`POST /{ns}/api/invitations`, and bulk
+/// writes there) may hold: the platform's web client sends whole project objects in
+/// `projects_selected`, each with its `custom_field_config`, easily tens of KiB.
+pub const INVITATIONS_BODY_BYTES: usize = 1024 * 1024;
+
+/// The body limit of a request's path: `INVITATIONS_BODY_BYTES` on the invitation list,
+/// `MAX_BODY_BYTES` elsewhere. Decided from the path alone because the body is read (and
+/// bounded) before routing.
+pub fn body_limit(path: &str) -> usize {
+    let rest = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .map(|(_, rest)| rest);
+    match rest {
+        Some("api/invitations" | "api/invitations/") => INVITATIONS_BODY_BYTES,
+        _ => MAX_BODY_BYTES,
+    }
+}
+
+/// The body limit of this request (`body_limit`), as a request extension, for the messages of
+/// the 413 answers.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+impl BodyLimit {
+    pub fn of(extensions: &axum::http::Extensions) -> usize {
+        extensions
+            .get::<BodyLimit>()
+            .map_or(MAX_BODY_BYTES, |limit| limit.0)
+    }
+}
 pub const CSRF_HEADER: &str = "x-csrftoken";
 
 /// A namespace this service serves; any other answers 404, logged in or not.
@@ -99,63 +129,96 @@ pub fn client_ip(parts: &Parts) -> Option<String> {
         .map(|info| info.0.ip().to_string())
 }
 
+/// Whose credentials a request carries, before any CSRF check.
+pub struct Authenticated {
+    pub user: User,
+    pub credential: Credential,
+    /// The hash of the session's CSRF token (a session only).
+    pub csrf_hash: Option<TokenHash>,
+}
+
+/// The one lookup of a request's credentials: an `Authorization: ApiKey` header, else the
+/// namespace's session cookie. `Caller` (the API), `PageUser` (the pages, sessions only) and
+/// forward-auth (`/{ns}/auth/verify`) all go through it, so whatever makes a key or a session
+/// invalid does so for each of them. It only reads: it neither renews the session nor records
+/// anything, which forward-auth, called for every request of the platform, relies on.
+pub async fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+    namespace: &str,
+) -> Result<Authenticated, ApiError> {
+    if let Some(authorization) = parts.headers.get(header::AUTHORIZATION) {
+        let (email, key) = authorization
+            .to_str()
+            .ok()
+            .and_then(parse_api_key_header)
+            .ok_or_else(|| {
+                ApiError::Unauthorized("Authorization header must be 'ApiKey <email>:<key>'".into())
+            })?;
+        let user = state
+            .store
+            .user_by_api_key(namespace, &email, &key.hash())
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("invalid API key".into()))?;
+        return Ok(Authenticated {
+            user,
+            credential: Credential::ApiKey,
+            csrf_hash: None,
+        });
+    }
+    session_user(parts, state, namespace)
+        .await?
+        .ok_or_else(ApiError::not_logged_in)
+}
+
+/// The user of the namespace's session cookie, if it names a live session of that namespace.
+pub async fn session_user(
+    parts: &Parts,
+    state: &AppState,
+    namespace: &str,
+) -> Result<Option<Authenticated>, ApiError> {
+    let name = state.config.cookies.session_name(namespace);
+    let Some(session_id) = cookie(parts, &name).and_then(Token::parse) else {
+        return Ok(None);
+    };
+    let id_hash = session_id.hash();
+    let session = state
+        .store
+        .session(namespace, &id_hash, Timestamp::now())
+        .await?;
+    Ok(session.map(|session| Authenticated {
+        user: session.user,
+        credential: Credential::Session { id_hash },
+        csrf_hash: Some(session.csrf_hash),
+    }))
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Namespace(namespace) = Namespace::from_request_parts(parts, state).await?;
-        if let Some(authorization) = parts.headers.get(header::AUTHORIZATION) {
-            let (email, key) = authorization
-                .to_str()
-                .ok()
-                .and_then(parse_api_key_header)
-                .ok_or_else(|| {
-                    ApiError::Unauthorized(
-                        "Authorization header must be 'ApiKey <email>:<key>'".into(),
-                    )
-                })?;
-            let user = state
-                .store
-                .user_by_api_key(&namespace, &email, &key.hash())
-                .await?
-                .ok_or_else(|| ApiError::Unauthorized("invalid API key".into()))?;
-            return Ok(Caller {
-                namespace,
-                user,
-                credential: Credential::ApiKey,
-                client_ip: client_ip(parts),
-            });
-        }
-
-        let session_id = cookie(parts, SESSION_COOKIE)
-            .and_then(Token::parse)
-            .ok_or_else(ApiError::not_logged_in)?;
-        let id_hash = session_id.hash();
-        let session = state
-            .store
-            .session(&namespace, &id_hash, Timestamp::now())
-            .await?
-            .ok_or_else(ApiError::not_logged_in)?;
+        let found = authenticate(parts, state, &namespace).await?;
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-        if !safe {
+        if let (Some(csrf_hash), false) = (&found.csrf_hash, safe) {
             let presented = parts
                 .headers
                 .get(CSRF_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(Token::parse);
-            let valid = presented
-                .is_some_and(|token| constant_time_eq(&token.hash().0, &session.csrf_hash.0));
+            let valid =
+                presented.is_some_and(|token| constant_time_eq(&token.hash().0, &csrf_hash.0));
             if !valid {
-                return Err(ApiError::Forbidden(
-                    "CSRF token missing or incorrect: send the csrftoken cookie's value in X-CSRFToken"
-                        .into(),
-                ));
+                return Err(ApiError::Forbidden(format!(
+                    "CSRF token missing or incorrect: send the {} cookie's value in X-CSRFToken",
+                    state.config.cookies.csrf_name(&namespace)
+                )));
             }
         }
         Ok(Caller {
             namespace,
-            user: session.user,
-            credential: Credential::Session { id_hash },
+            user: found.user,
+            credential: found.credential,
             client_ip: client_ip(parts),
         })
     }
@@ -189,7 +252,8 @@ pub fn cookie_in<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&
         .map(|(_, v)| v.trim_matches('"'))
 }
 
-/// The bytes of a JSON request body: 415 unless the content type is JSON, 413 past 64 KiB.
+/// The bytes of a JSON request body: 415 unless the content type is JSON, 413 past the path's
+/// `body_limit`.
 /// Decoding is left to `decode_json`, so that it can be called (and fuzzed) without a request.
 pub struct JsonBody(pub Bytes);
 
@@ -212,11 +276,12 @@ impl FromRequest<AppState> for JsonBody {
                 "request body must be JSON (Content-Type: application/json)".into(),
             ));
         }
+        let limit = BodyLimit::of(request.extensions());
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
                 if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge(MAX_BODY_BYTES)
+                    ApiError::PayloadTooLarge(limit)
                 } else {
                     ApiError::BadRequest(format!("could not read the request body: {rejection}"))
                 }
@@ -261,6 +326,26 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_invitation_list_takes_large_bodies() {
+        for path in [
+            "/chembiohub/api/invitations",
+            "/chembiohub/api/invitations/",
+        ] {
+            assert_eq!(body_limit(path), INVITATIONS_BODY_BYTES, "{path}");
+        }
+        for path in [
+            "/chembiohub/api/invitations/accept/",
+            "/chembiohub/api/invitations/1/resend/",
+            "/chembiohub/api/session/",
+            "/chembiohub/login/",
+            "/api/invitations/",
+            "/",
+        ] {
+            assert_eq!(body_limit(path), MAX_BODY_BYTES, "{path}");
+        }
+    }
 
     #[test]
     fn api_key_header_format() {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Notify;
@@ -19,6 +19,7 @@ use crate::store::{AuditEvent, Store};
 pub mod context;
 mod error;
 pub mod extract;
+mod forward_auth;
 mod health;
 pub mod invitations;
 mod members;
@@ -42,6 +43,8 @@ pub struct HttpConfig {
     pub public_url: String,
     /// Where the accept page sends a person once active (`None`: the welcome page).
     pub app_url: Option<String>,
+    /// Names and scope of the session, CSRF and form cookies.
+    pub cookies: crate::config::CookieSettings,
     pub invite_ttl: Duration,
     pub debug: bool,
     pub limits: Limits,
@@ -186,6 +189,7 @@ pub fn router(state: AppState) -> Router {
         Router::new()
             .merge(invitations::router())
             .merge(session::router())
+            .merge(forward_auth::router())
             .merge(projects::router())
             .merge(members::router())
             .merge(users::router())
@@ -227,7 +231,6 @@ fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
         ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(|_panic| {
             ApiError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
         }))

@@ -12,7 +12,9 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
 use super::extract::{Namespace, NamespaceParam};
-use super::{AppState, health, invitations, members, metrics, projects, session, users};
+use super::{
+    AppState, forward_auth, health, invitations, members, metrics, projects, session, users,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/{ns}/api/openapi.json", get(openapi_json))
@@ -39,6 +41,7 @@ pub fn router() -> Router<AppState> {
         session::login,
         session::logout,
         session::change_password,
+        forward_auth::verify,
         projects::list,
         projects::create,
         projects::rename,
@@ -60,6 +63,7 @@ pub fn router() -> Router<AppState> {
         (name = "session", description = "Log in and out (cookies), or send an API key instead"),
         (name = "projects", description = "The projects the caller may invite to; creating, renaming, and their members"),
         (name = "users", description = "The namespace's users, for superusers: list, deactivate, activate"),
+        (name = "forward-auth", description = "For a reverse proxy: is this request logged in, and as whom"),
         (name = "health", description = "Probes for load balancers, and metrics for monitoring"),
         (name = "openapi", description = "This document"),
     ),
@@ -76,15 +80,15 @@ impl Modify for SecuritySchemes {
         components.add_security_scheme(
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                "sessionid",
-                "Set by POST /{ns}/api/session/",
+                "{ns}_sessionid",
+                "Set by POST /{ns}/api/session/; named by CBH_SESSION_COOKIE (default `{ns}_sessionid`)",
             ))),
         );
         components.add_security_scheme(
             "csrf",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-CSRFToken",
-                "The csrftoken cookie's value; needed on POST, PUT, PATCH and DELETE made with a session",
+                "The CSRF cookie's value (`{ns}csrftoken`, CBH_CSRF_COOKIE); needed on POST, PUT, PATCH and DELETE made with a session",
             ))),
         );
         components.add_security_scheme(

@@ -8,7 +8,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
-use super::{ApiError, AppState, extract::MAX_BODY_BYTES};
+use axum::extract::DefaultBodyLimit;
+use tower::{Layer, ServiceExt};
+
+use super::extract::{BodyLimit, body_limit};
+use super::{ApiError, AppState};
 
 /// Past `CBH_HTTP_MAX_IN_FLIGHT` requests being handled, answers 503 without queueing: a queue
 /// without bound only turns overload into timeouts for everyone.
@@ -23,19 +27,29 @@ pub async fn cap_in_flight(
     }
 }
 
-/// Reads the whole body (at most one byte past the limit, so that the extractors still answer
-/// 413) within `CBH_HTTP_BODY_TIMEOUT` of the head, or answers 408 and closes the connection.
-/// Bodies here are small JSON documents and forms, so holding them in memory costs little.
+/// Reads the whole body (at most one byte past the path's `body_limit`, so that the extractors
+/// still answer 413, each in its own format) within `CBH_HTTP_BODY_TIMEOUT` of the head, or
+/// answers 408 and closes the connection. Bodies here are JSON documents and forms of at most
+/// a few hundred KiB, so holding them in memory costs little.
 pub async fn body_deadline(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
-    let (parts, body) = request.into_parts();
-    match tokio::time::timeout(state.config.body_timeout, read_body(body)).await {
+    let (mut parts, body) = request.into_parts();
+    let limit = body_limit(parts.uri.path());
+    parts.extensions.insert(BodyLimit(limit));
+    match tokio::time::timeout(state.config.body_timeout, read_body(body, limit)).await {
         Ok(Ok(bytes)) => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
+            let request = Request::from_parts(parts, Body::from(bytes));
+            match DefaultBodyLimit::max(limit)
+                .layer(next)
+                .oneshot(request)
                 .await
+            {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
         }
         Ok(Err(error)) => {
             ApiError::BadRequest(format!("the request body could not be read ({error})"))
@@ -52,12 +66,12 @@ pub async fn body_deadline(
     }
 }
 
-async fn read_body(body: Body) -> Result<Bytes, axum::Error> {
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, axum::Error> {
     let mut stream = body.into_data_stream();
     let mut collected = Vec::new();
     while let Some(chunk) = stream.next().await {
         collected.extend_from_slice(&chunk?);
-        if collected.len() > MAX_BODY_BYTES {
+        if collected.len() > limit {
             break;
         }
     }

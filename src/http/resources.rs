@@ -52,6 +52,10 @@ pub struct DeliveryResource {
     /// The mail server's last refusal or the last connection error.
     #[schema(required = true)]
     pub last_error: Option<String>,
+    /// When the mail server accepted the message; null until then. Kept by the invitation
+    /// after the outbox row itself is pruned (`CBH_OUTBOX_RETENTION`).
+    #[schema(format = DateTime, required = true)]
+    pub sent_at: Option<String>,
 }
 
 /// An invitation (the schema document at `…/invitations/schema/` describes each field).
@@ -128,11 +132,13 @@ impl InvitationResource {
                     status: d.status.clone(),
                     attempts: d.attempts,
                     last_error: d.last_error.clone(),
+                    sent_at: d.sent_at.map(Timestamp::to_iso8601),
                 },
                 None => DeliveryResource {
                     status: "queued".into(),
                     attempts: 0,
                     last_error: None,
+                    sent_at: None,
                 },
             },
             message: record.message.clone(),
@@ -239,7 +245,7 @@ pub const INVITATION_FIELDS: &[FieldSpec] = &[
     field(
         "delivery",
         "dict",
-        "Delivery of the email: {status: queued|sent|failed, attempts, last_error}.",
+        "Delivery of the email: {status: queued|sent|failed, attempts, last_error, sent_at}.",
     ),
     field(
         "message",

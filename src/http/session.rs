@@ -15,11 +15,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
-use super::extract::{
-    ApiJson, CSRF_COOKIE, Caller, ClientIp, Credential, Namespace, NamespaceParam, SESSION_COOKIE,
-};
+use super::extract::{ApiJson, Caller, ClientIp, Credential, Namespace, NamespaceParam};
 use super::resources::UserResource;
-use super::{ApiError, AppState, audit};
+use super::{ApiError, AppState, HttpConfig, audit};
 use crate::domain::{EmailAddress, Timestamp, Token, User, password};
 use crate::store::{LoginAttempt, LoginAttemptId, LoginLimits, LoginReservation, NewSession};
 
@@ -84,7 +82,8 @@ async fn current(caller: Caller) -> Json<SessionResource> {
 
 /// Log in.
 ///
-/// Sets the `sessionid` (HttpOnly) and `csrftoken` cookies. No CSRF token needed: the body
+/// Sets the session cookie (HttpOnly; `{ns}_sessionid` unless `CBH_SESSION_COOKIE` says
+/// otherwise) and the CSRF cookie (`{ns}csrftoken`, `CBH_CSRF_COOKIE`). No CSRF token needed: the body
 /// must be JSON, which a cross-site form cannot send.
 #[utoipa::path(
     post,
@@ -95,7 +94,7 @@ async fn current(caller: Caller) -> Json<SessionResource> {
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in", body = SessionResource,
-            headers(("Set-Cookie" = String, description = "`sessionid` and `csrftoken`"))),
+            headers(("Set-Cookie" = String, description = "The session cookie (`{ns}_sessionid`) and the CSRF cookie (`{ns}csrftoken`)"))),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "Unknown email, wrong password or pending user (one message for all)", body = ErrorBody),
         (status = 404, description = "Unknown namespace", body = ErrorBody),
@@ -256,18 +255,26 @@ pub(super) async fn start_session(
             expires: now.plus(SESSION_AGE),
         })
         .await?;
-    let secure = state.config.secure_cookies();
+    let config = &state.config;
+    let cookies = &config.cookies;
     let mut headers = Vec::new();
     for cookie in [
         cookie(
+            config,
             ns,
-            SESSION_COOKIE,
+            &cookies.session_name(ns),
             session_id.expose(),
             true,
-            secure,
             SESSION_AGE,
         ),
-        cookie(ns, CSRF_COOKIE, csrf.expose(), false, secure, SESSION_AGE),
+        cookie(
+            config,
+            ns,
+            &cookies.csrf_name(ns),
+            csrf.expose(),
+            false,
+            SESSION_AGE,
+        ),
     ] {
         if let Ok(value) = HeaderValue::from_str(&cookie) {
             headers.push(value);
@@ -427,11 +434,14 @@ pub(super) async fn end_session(
     if let Credential::Session { id_hash } = &caller.credential {
         state.store.delete_session(id_hash).await?;
     }
-    let secure = state.config.secure_cookies();
-    let mut headers = Vec::new();
+    let config = &state.config;
     let ns = &caller.namespace;
-    for name in [SESSION_COOKIE, CSRF_COOKIE] {
-        let expired = cookie(ns, name, "", name == SESSION_COOKIE, secure, Duration::ZERO);
+    let mut headers = Vec::new();
+    for (name, http_only) in [
+        (config.cookies.session_name(ns), true),
+        (config.cookies.csrf_name(ns), false),
+    ] {
+        let expired = cookie(config, ns, &name, "", http_only, Duration::ZERO);
         if let Ok(value) = HeaderValue::from_str(&expired) {
             headers.push(value);
         }
@@ -445,23 +455,25 @@ pub(super) fn set_cookies(response: &mut Response, cookies: Vec<HeaderValue>) {
     }
 }
 
-/// Cookies are scoped to their namespace's path, so two namespaces never share a session.
+/// A `Set-Cookie` value for namespace `ns`, scoped as configured (`CBH_COOKIE_PATH`,
+/// `CBH_COOKIE_DOMAIN`); `Secure` when the service is published over https.
 pub(super) fn cookie(
+    config: &HttpConfig,
     ns: &str,
     name: &str,
     value: &str,
     http_only: bool,
-    secure: bool,
     age: Duration,
 ) -> String {
     let mut cookie = format!(
-        "{name}={value}; Path=/{ns}/; Max-Age={}; SameSite=Lax",
+        "{name}={value}; {}; Max-Age={}; SameSite=Lax",
+        config.cookies.scope(ns),
         age.as_secs()
     );
     if http_only {
         cookie.push_str("; HttpOnly");
     }
-    if secure {
+    if config.secure_cookies() {
         cookie.push_str("; Secure");
     }
     cookie

@@ -21,7 +21,7 @@ use lettre::transport::smtp::extension::ClientId;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
-use crate::config::{SmtpSettings, SmtpTls};
+use crate::config::{Settings, SmtpSettings, SmtpTls};
 
 /// Connections open to the relay at once; also bounds the sends in flight.
 pub const SMTP_POOL_SIZE: usize = 8;
@@ -61,6 +61,8 @@ pub struct SmtpRelay {
     tls: SmtpTls,
     tls_parameters: Option<TlsParameters>,
     credentials: Option<Credentials>,
+    /// For the start-up log (`describe`).
+    user: Option<String>,
     hello: ClientId,
     /// Open connections not in use, with the time each was last used.
     idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
@@ -87,6 +89,7 @@ impl SmtpRelay {
                 .credentials
                 .as_ref()
                 .map(|(user, password)| Credentials::new(user.clone(), password.clone())),
+            user: settings.credentials.as_ref().map(|(user, _)| user.clone()),
             hello: ClientId::default(),
             idle: Mutex::new(Vec::new()),
             slots: Semaphore::new(SMTP_POOL_SIZE),
@@ -213,6 +216,14 @@ async fn bounded<T, E: Into<SendError>>(
 }
 
 impl Transport {
+    /// The transport the settings name: the relay of `CBH_SMTP_URL`, or the mail folder.
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        match &settings.smtp {
+            Some(smtp) => Self::smtp(smtp, settings.delivery.smtp_timeout),
+            None => Self::files(settings.mail_dir.clone()),
+        }
+    }
+
     pub fn smtp(settings: &SmtpSettings, timeout: Duration) -> anyhow::Result<Self> {
         Ok(Self::Smtp(Box::new(SmtpRelay::new(settings, timeout)?)))
     }
@@ -226,7 +237,21 @@ impl Transport {
     /// A one-line description for the start-up log.
     pub fn describe(&self) -> String {
         match self {
-            Transport::Smtp(_) => "SMTP relay".into(),
+            // Host, port, TLS mode and user: never the password.
+            Transport::Smtp(relay) => format!(
+                "SMTP relay {}:{}, TLS {}{}",
+                relay.host,
+                relay.port,
+                match relay.tls {
+                    SmtpTls::None => "none",
+                    SmtpTls::StartTls => "starttls (required)",
+                    SmtpTls::Implicit => "implicit (smtps)",
+                },
+                match &relay.user {
+                    Some(user) => format!(", as user {user}"),
+                    None => ", no login".into(),
+                }
+            ),
             Transport::Files(dir) => format!(
                 "no CBH_SMTP_URL set: mail is written as .eml files to {}",
                 dir.display()
@@ -249,6 +274,84 @@ impl Transport {
                 write
                     .await
                     .map_err(|e| SendError::Temporary(format!("writing {}: {e}", path.display())))
+            }
+        }
+    }
+}
+
+// For the operator's commands (`cbh-invite check`, `cbh-invite mail test`): each opens a
+// connection of its own, as a send would, and closes it.
+impl SmtpRelay {
+    async fn probe(&self) -> Result<String, SendError> {
+        let conn = bounded(self.timeout, self.connect()).await?;
+        let server = conn.server_info().name().to_owned();
+        self.close(conn).await;
+        let login = match &self.user {
+            Some(user) => format!(", logged in as {user}"),
+            None => String::new(),
+        };
+        let tls = match self.tls {
+            SmtpTls::None => "",
+            SmtpTls::StartTls => ", STARTTLS done",
+            SmtpTls::Implicit => ", over TLS",
+        };
+        Ok(format!(
+            "{}:{} answered EHLO as {server}{tls}{login}",
+            self.host, self.port
+        ))
+    }
+
+    async fn send_now(&self, message: &Message) -> Result<String, SendError> {
+        let mut conn = bounded(self.timeout, self.connect()).await?;
+        let sent = bounded(
+            self.timeout,
+            conn.send(message.envelope(), &message.formatted()),
+        )
+        .await;
+        self.close(conn).await;
+        let reply = sent?;
+        Ok(format!(
+            "{} {}",
+            reply.code(),
+            reply.message().collect::<Vec<_>>().join(" ")
+        ))
+    }
+}
+
+impl Transport {
+    /// Talks to the relay as a send would (connect, EHLO, STARTTLS and AUTH as configured) and
+    /// leaves without sending; for the mail folder, writes and removes a file. Says what it
+    /// checked.
+    pub async fn probe(&self) -> Result<String, SendError> {
+        match self {
+            Transport::Smtp(relay) => relay.probe().await,
+            Transport::Files(dir) => {
+                let path = dir.join(".cbh-invite-check");
+                let written = tokio::fs::write(&path, b"check").await;
+                let _ = tokio::fs::remove_file(&path).await;
+                written
+                    .map(|()| format!("the mail folder {} is writable", dir.display()))
+                    .map_err(|e| {
+                        SendError::Temporary(format!(
+                            "the mail folder {} is not writable: {e}",
+                            dir.display()
+                        ))
+                    })
+            }
+        }
+    }
+
+    /// Sends one message now, on a connection of its own, and returns the relay's reply (or
+    /// where the file went).
+    pub async fn send_now(&self, message: &Message, file_stem: &str) -> Result<String, SendError> {
+        match self {
+            Transport::Smtp(relay) => relay.send_now(message).await,
+            Transport::Files(dir) => {
+                self.send(message, file_stem).await?;
+                Ok(format!(
+                    "written to {}",
+                    dir.join(format!("{file_stem}.eml")).display()
+                ))
             }
         }
     }

@@ -19,9 +19,15 @@ use crate::domain::{
 };
 
 mod accounts;
+pub mod backup;
 mod group_commit;
 pub mod postgres;
+mod retention;
+mod schema;
 pub mod sqlite;
+
+pub use retention::{PrunePolicy, PruneReport, PruneRun};
+pub use schema::{SchemaState, inspect_schema};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -238,6 +244,8 @@ pub struct DeliveryRecord {
     pub status: String,
     pub attempts: i64,
     pub last_error: Option<String>,
+    /// When the relay accepted the message.
+    pub sent_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone)]
@@ -313,6 +321,7 @@ pub trait Store:
     + AuditStore
     + MemberStore
     + AccountStore
+    + RetentionStore
     + Send
     + Sync
     + 'static
@@ -536,6 +545,14 @@ pub trait AuditStore: Send + Sync {
     async fn record_audit(&self, event: AuditEvent) -> StoreResult<()>;
     /// Events at or after `since`, oldest first.
     async fn audit_since(&self, since: Timestamp, limit: i64) -> StoreResult<Vec<AuditRecord>>;
+}
+
+/// Deleting what is kept no longer (`maintenance::Janitor`, `cbh-invite prune`).
+#[async_trait]
+pub trait RetentionStore: Send + Sync {
+    /// Deletes (or with `dry_run`, counts) the rows past the policy's limits, in one
+    /// transaction. On PostgreSQL one node at a time: `Skipped` when another holds the lock.
+    async fn prune(&self, policy: &PrunePolicy, dry_run: bool) -> StoreResult<PruneRun>;
 }
 
 // Types of the methods added for the web pages.

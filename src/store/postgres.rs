@@ -21,7 +21,7 @@ use super::group_commit::{GroupCommit, InvitationJob, MAX_BATCH};
 use super::{CreateOutcome, NewInvitation, StoreResult};
 use crate::config::PoolSettings;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The channel on which a queued email is announced.
 const OUTBOX_CHANNEL: &str = "cbh_outbox";
@@ -178,6 +178,11 @@ async fn lock_mailboxes(conn: &mut Conn, keys: Vec<i32>) -> StoreResult<()> {
     .map_err(sql::db_error("locking the recipients' limits"))?;
     Ok(())
 }
+
+/// One node at a time prunes (`sql::retention`): the others find the lock taken and skip their
+/// run. A transaction-level lock, so that a run cut short (shutdown, lost connection) can never
+/// leave it held on a pooled connection.
+const PRUNE_LOCK: Option<&str> = Some("SELECT pg_try_advisory_xact_lock(1667393643, 0)");
 
 const CLAIM_OUTBOX: &str = "UPDATE outbox SET lease_until = $1, attempts = attempts + 1 \
      WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $2 \

@@ -26,7 +26,7 @@ use super::group_commit::{GroupCommit, InvitationJob, MAX_BATCH};
 use super::{CreateOutcome, NewInvitation, StoreError, StoreResult};
 use crate::config::SqliteSync;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -216,6 +216,9 @@ const ONE_CALL: bool = true;
 
 /// No lock needed: the single writer connection already serialises every transaction.
 const LOCK_KEY: Option<&str> = None;
+
+/// One process writes: nothing else prunes meanwhile.
+const PRUNE_LOCK: Option<&str> = None;
 
 const CLAIM_OUTBOX: &str = "UPDATE outbox SET lease_until = $1, attempts = attempts + 1 \
      WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $2 \

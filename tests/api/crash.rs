@@ -18,7 +18,12 @@ use crate::support::{Backend, NS, json_with_status, spawn_app};
 const WAIT: Duration = Duration::from_secs(30);
 
 /// `serve` on the SQLite file `db`, delivering to the SMTP server on `smtp_port`.
-async fn start_server(db: &Path, smtp_port: u16, log: &Path, extra: &[(&str, &str)]) -> Server {
+pub(crate) async fn start_server(
+    db: &Path,
+    smtp_port: u16,
+    log: &Path,
+    extra: &[(&str, &str)],
+) -> Server {
     let mut env = vec![
         ("CBH_DATABASE_URL", format!("sqlite://{}", db.display())),
         ("CBH_SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}")),
@@ -32,7 +37,7 @@ async fn start_server(db: &Path, smtp_port: u16, log: &Path, extra: &[(&str, &st
 }
 
 /// A user, a project and an API key made with the command line; returns (key, project id).
-fn set_up(db: &Path, password: &str) -> (String, i64) {
+pub(crate) fn set_up(db: &Path, password: &str) -> (String, i64) {
     on_sqlite(
         db,
         &[
@@ -245,7 +250,7 @@ async fn no_secret_reaches_a_log_line() {
     assert_eq!(login.status(), 200);
     let session_id = login
         .cookies()
-        .find(|c| c.name() == "sessionid")
+        .find(|c| c.name() == format!("{NS}_sessionid"))
         .map(|c| c.value().to_owned())
         .expect("session cookie");
     let invited = client

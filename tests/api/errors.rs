@@ -202,18 +202,52 @@ async fn a_body_that_is_not_json_is_415(backend: Backend) {
     error_of(no_type, 415).await;
 }
 
-async fn a_body_over_64_kib_is_413(backend: Backend) {
+async fn bodies_over_1_mib_on_the_invitation_list_and_64_kib_elsewhere_are_413(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (editor, _) = app.editor_with_project().await;
-    let big = json!({"email": "a@x.org", "first_name": "x".repeat(70 * 1024)});
-    error_of(editor.invite(big).await, 413).await;
+    let (editor, project) = app.editor_with_project().await;
+    // The web client sends whole project objects: 900 KiB of them is still an invitation.
+    let padding = "x".repeat(900 * 1024);
+    let large = json!({
+        "email": "large@x.org",
+        "projects_selected": [{"id": project.0, "custom_field_config": {"padding": padding}}],
+    });
+    json_with_status(
+        editor.post(&format!("/{NS}/api/invitations"), &large).await,
+        201,
+    )
+    .await;
+
+    let over = json!({"email": "a@x.org", "first_name": "x".repeat(1024 * 1024)});
+    let error = error_of(editor.invite(over).await, 413).await;
+    assert!(error.contains("1048576"), "{error}");
+    assert_eq!(app.count_invitations().await, 1, "nothing written");
 
     // Also when the client does not announce the length.
-    let chunks = futures_chunks(80 * 1024);
+    let chunks = futures_chunks(1100 * 1024);
     let streamed = editor
         .request(Method::POST, &format!("/{NS}/api/invitations/"))
         .header("content-type", "application/json")
         .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .expect("sent");
+    error_of(streamed, 413).await;
+
+    // Elsewhere the limit stays 64 KiB, announced or not.
+    let login = json!({"username": "a@x.org", "password": "x".repeat(70 * 1024)});
+    let error = error_of(
+        app.anonymous()
+            .post(&format!("/{NS}/api/session/"), &login)
+            .await,
+        413,
+    )
+    .await;
+    assert!(error.contains("65536"), "{error}");
+    let streamed = app
+        .anonymous()
+        .request(Method::POST, &format!("/{NS}/api/invitations/accept/"))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures_chunks(80 * 1024)))
         .send()
         .await
         .expect("sent");
@@ -310,7 +344,7 @@ backend_tests!(
     invalid_fields_are_400_with_the_reason,
     control_characters_in_any_field_are_400_and_nothing_is_sent,
     a_body_that_is_not_json_is_415,
-    a_body_over_64_kib_is_413,
+    bodies_over_1_mib_on_the_invitation_list_and_64_kib_elsewhere_are_413,
     unknown_routes_objects_and_methods,
     another_users_invitation_is_404,
     responses_carry_security_headers_and_a_request_id,

@@ -208,8 +208,8 @@ async fn session_from(app: &TestApp, ip: &str) -> (reqwest::Client, String) {
     assert_eq!(response.status(), 200);
     let csrf = response
         .cookies()
-        .find(|c| c.name() == "csrftoken")
-        .expect("csrftoken cookie")
+        .find(|c| c.name() == format!("{NS}csrftoken"))
+        .expect("the CSRF cookie")
         .value()
         .to_owned();
     (client, csrf)

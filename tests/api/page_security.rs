@@ -282,7 +282,10 @@ async fn accepting_on_the_page_logs_in_and_goes_to_the_app_url_when_set(backend:
         .await;
     assert_eq!(accepted.status, StatusCode::SEE_OTHER);
     assert_eq!(accepted.location(), "https://app.example.org/#/projects");
-    assert!(accepted.sets_cookie("sessionid") && accepted.sets_cookie("csrftoken"));
+    assert!(
+        accepted.sets_cookie(&format!("{NS}_sessionid"))
+            && accepted.sets_cookie(&format!("{NS}csrftoken"))
+    );
     let me = browser.get(&format!("/{NS}/api/session/")).await;
     assert_eq!(me.status, StatusCode::OK, "logged in: {}", me.body);
 }
@@ -334,7 +337,7 @@ async fn a_form_without_its_csrf_token_is_refused(backend: Backend) {
         )
         .await;
     assert_eq!(forged_login.status, StatusCode::FORBIDDEN);
-    assert!(!forged_login.sets_cookie("sessionid"));
+    assert!(!forged_login.sets_cookie(&format!("{NS}_sessionid")));
     assert!(forged_login.body.contains("This form has expired"));
 
     browser.log_in("ada@lab.example", PASSWORD).await;
@@ -451,7 +454,7 @@ async fn the_setup_link_works_once_and_none_is_issued_once_a_user_exists(backend
     let created = browser.post(&setup, &good_form).await;
     assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
     assert_eq!(created.location(), format!("/{NS}/invite/"));
-    assert!(created.sets_cookie("sessionid"));
+    assert!(created.sets_cookie(&format!("{NS}_sessionid")));
     let root = app.user_by_email("root@lab.example").await;
     assert!(root.user.is_superuser);
 

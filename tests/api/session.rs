@@ -25,15 +25,15 @@ async fn login_sets_session_and_csrf_cookies(backend: Backend) {
 
     let session = cookies
         .iter()
-        .find(|c| c.starts_with("sessionid="))
-        .expect("sessionid");
+        .find(|c| c.starts_with(&format!("{NS}_sessionid=")))
+        .expect("session cookie");
     assert!(session.contains("HttpOnly"));
     assert!(session.contains("SameSite=Lax"));
     assert!(!session.contains("Secure"), "plain http public URL");
     let csrf = cookies
         .iter()
-        .find(|c| c.starts_with("csrftoken="))
-        .expect("csrftoken");
+        .find(|c| c.starts_with(&format!("{NS}csrftoken=")))
+        .expect("CSRF cookie");
     assert!(!csrf.contains("HttpOnly"), "scripts read the CSRF token");
 }
 
@@ -58,9 +58,9 @@ async fn cookies_are_secure_when_the_public_url_is_https(backend: Backend) {
         .map(|v| v.to_str().expect("ascii cookie").to_owned())
         .collect();
     // Both cookies are there first: "all of none" would pass.
-    for name in ["sessionid=", "csrftoken="] {
+    for name in [format!("{NS}_sessionid="), format!("{NS}csrftoken=")] {
         assert!(
-            cookies.iter().any(|c| c.starts_with(name)),
+            cookies.iter().any(|c| c.starts_with(&name)),
             "no {name} cookie in {cookies:?}"
         );
     }
@@ -132,9 +132,11 @@ async fn a_session_belongs_to_its_namespace(backend: Backend) {
         .await;
     let session = response
         .cookies()
-        .find(|c| c.name() == "sessionid")
-        .map(|c| format!("sessionid={}", c.value()))
+        .find(|c| c.name() == format!("{NS}_sessionid"))
+        .map(|c| c.value().to_owned())
         .expect("session cookie");
+    // Under both namespaces' cookie names: the store, not only the name, keeps them apart.
+    let session = format!("{NS}_sessionid={session}; other_sessionid={session}");
     let with_cookie = |path: String| {
         app.anonymous()
             .request(reqwest::Method::GET, &path)

@@ -69,7 +69,7 @@ const GONE_MESSAGE: &str = "This invitation link is no longer valid: it has expi
         (status = 403, description = "Not editor or owner of a selected project (or, with none selected, of any project), or bad CSRF token", body = ErrorBody),
         (status = 404, description = "Unknown namespace", body = ErrorBody),
         (status = 409, description = "The user already has every selected project (send `remind: true`)", body = ErrorBody),
-        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Idempotency-Key reused with another body", body = ErrorBody),
         (status = 429, description = "The inviter's invitation limit or the invitee's email limit was reached (the message says which)", body = ErrorBody,

@@ -92,7 +92,7 @@ fn accept_page(
     status: StatusCode,
     form: AcceptForm<'_>,
 ) -> Result<Response, PageError> {
-    let form_token = FormToken::for_request(headers, ns, state.config.secure_cookies());
+    let form_token = FormToken::for_request(headers, ns, &state.config);
     let frame = Frame {
         title: "Accept your invitation",
         ns,
@@ -185,7 +185,7 @@ async fn accept(
             },
         )
     };
-    if !form_token_matches(headers, form) {
+    if !form_token_matches(headers, ns, &state.config, form) {
         return refuse(StatusCode::FORBIDDEN, FORM_EXPIRED);
     }
     let chosen = form.text("password");

@@ -13,16 +13,12 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
 
 use super::render::PageError;
-use crate::domain::{Timestamp, Token};
-use crate::http::extract::{
-    CSRF_COOKIE, Caller, Credential, MAX_BODY_BYTES, Namespace, SESSION_COOKIE, constant_time_eq,
-    cookie, cookie_in,
-};
-use crate::http::{ApiError, AppState, HttpConfig};
+use crate::domain::Token;
+use crate::http::extract::{Caller, Namespace, constant_time_eq, cookie, cookie_in};
+use crate::http::{AppState, HttpConfig};
 
 pub const SESSION_CSRF_FIELD: &str = "csrfmiddlewaretoken";
 pub const FORM_TOKEN_FIELD: &str = "form_token";
-const FORM_TOKEN_COOKIE: &str = "formtoken";
 pub const FORM_EXPIRED: &str =
     "This form has expired or was sent from another site. Please try again.";
 
@@ -63,27 +59,21 @@ impl FromRequestParts<AppState> for PageUser {
             ns: ns.clone(),
             next: next.clone(),
         };
-        let session_id = cookie(parts, SESSION_COOKIE)
-            .and_then(Token::parse)
+        let session = crate::http::extract::session_user(parts, state, &ns)
+            .await?
             .ok_or_else(login)?;
-        let id_hash = session_id.hash();
-        let session = state
-            .store
-            .session(&ns, &id_hash, Timestamp::now())
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(login)?;
+        let csrf_hash = session.csrf_hash.ok_or_else(login)?;
         // The page needs the plain token for its forms; only the cookie has it. A cookie that
         // does not match the session (tampered, or from an older login) means logging in again.
-        let csrf = cookie(parts, CSRF_COOKIE)
+        let csrf = cookie(parts, &state.config.cookies.csrf_name(&ns))
             .and_then(Token::parse)
-            .filter(|token| constant_time_eq(&token.hash().0, &session.csrf_hash.0))
+            .filter(|token| constant_time_eq(&token.hash().0, &csrf_hash.0))
             .ok_or_else(login)?;
         Ok(PageUser {
             caller: Caller {
                 namespace: ns,
                 user: session.user,
-                credential: Credential::Session { id_hash },
+                credential: session.credential,
                 client_ip: super::super::extract::client_ip(parts),
             },
             csrf: csrf.expose().to_owned(),
@@ -157,13 +147,14 @@ impl FromRequest<AppState> for FormData {
                 message: "This page takes an HTML form.".into(),
             });
         }
+        let limit = crate::http::extract::BodyLimit::of(request.extensions());
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| PageError::Status {
                 status: rejection.status(),
                 ns: None,
                 message: if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    format!("The form is larger than {MAX_BODY_BYTES} bytes.")
+                    format!("The form is larger than {limit} bytes.")
                 } else {
                     "The form could not be read.".into()
                 },
@@ -184,8 +175,9 @@ pub struct FormToken {
 }
 
 impl FormToken {
-    pub fn for_request(headers: &HeaderMap, ns: &str, secure: bool) -> Self {
-        if let Some(token) = cookie_in(headers, FORM_TOKEN_COOKIE).and_then(Token::parse) {
+    pub fn for_request(headers: &HeaderMap, ns: &str, config: &HttpConfig) -> Self {
+        let name = config.cookies.form_token_name(ns);
+        if let Some(token) = cookie_in(headers, &name).and_then(Token::parse) {
             return Self {
                 value: token.expose().to_owned(),
                 set_cookie: None,
@@ -193,10 +185,11 @@ impl FormToken {
         }
         let token = Token::generate();
         let mut cookie = format!(
-            "{FORM_TOKEN_COOKIE}={}; Path=/{ns}/; HttpOnly; SameSite=Strict",
-            token.expose()
+            "{name}={}; {}; HttpOnly; SameSite=Strict",
+            token.expose(),
+            config.cookies.scope(ns)
         );
-        if secure {
+        if config.secure_cookies() {
             cookie.push_str("; Secure");
         }
         Self {
@@ -207,9 +200,14 @@ impl FormToken {
 }
 
 /// Whether a form without a session came from our own page: the hidden field equals the cookie.
-pub fn form_token_matches(headers: &HeaderMap, form: &FormData) -> bool {
+pub fn form_token_matches(
+    headers: &HeaderMap,
+    ns: &str,
+    config: &HttpConfig,
+    form: &FormData,
+) -> bool {
     match (
-        cookie_in(headers, FORM_TOKEN_COOKIE).and_then(Token::parse),
+        cookie_in(headers, &config.cookies.form_token_name(ns)).and_then(Token::parse),
         form.get(FORM_TOKEN_FIELD),
     ) {
         (Some(cookie), Some(field)) => {
@@ -233,19 +231,25 @@ pub fn local_path(ns: &str, next: &str) -> Option<String> {
 }
 
 /// Where the login page may send a person back to: a local path of the namespace, or one
-/// under `CBH_APP_URL` when the platform's app is served on this service's own origin.
+/// under `CBH_APP_URL`: a path when the platform's app is served on this service's own origin,
+/// else an absolute URL on the app's origin (forward-auth in front of an app on a host of its
+/// own, sharing the cookies through `CBH_COOKIE_DOMAIN`).
 pub fn return_path(config: &HttpConfig, ns: &str, next: &str) -> Option<String> {
     local_path(ns, next).or_else(|| {
         let app = url::Url::parse(config.app_url.as_deref()?).ok()?;
         let public = url::Url::parse(&config.public_url).ok()?;
-        if app.origin() != public.origin() {
-            return None;
-        }
         let mut prefix = app.path().to_owned();
         if !prefix.ends_with('/') {
             prefix.push('/');
         }
-        path_under(&prefix, next)
+        if app.origin() == public.origin() {
+            return path_under(&prefix, next);
+        }
+        // The exact text of the app's origin, then a path under the app's: nothing can slip
+        // between the two (`https://app.example.evil.org/`, `https://app.example@evil.org/`).
+        let origin = app.origin().ascii_serialization();
+        let path = next.strip_prefix(origin.as_str())?;
+        path_under(&prefix, path).map(|_| next.to_owned())
     })
 }
 
@@ -347,6 +351,51 @@ mod tests {
             "/ns/invite/..",
         ] {
             assert_eq!(local_path("ns", bad), None, "{bad:?}");
+        }
+    }
+
+    fn config(public_url: &str, app_url: &str) -> HttpConfig {
+        HttpConfig {
+            namespaces: vec!["ns".into()],
+            public_url: public_url.into(),
+            app_url: Some(app_url.into()),
+            cookies: Default::default(),
+            invite_ttl: std::time::Duration::from_secs(60),
+            debug: false,
+            limits: Default::default(),
+            body_timeout: std::time::Duration::from_secs(30),
+            metrics_public: true,
+        }
+    }
+
+    #[test]
+    fn paths_under_the_app_url_are_followed_on_its_own_origin_too() {
+        let same = config("https://hub.example", "https://hub.example/app/");
+        assert_eq!(
+            return_path(&same, "ns", "/app/x?y=1").as_deref(),
+            Some("/app/x?y=1")
+        );
+        assert_eq!(return_path(&same, "ns", "https://hub.example/app/x"), None);
+        let other = config("https://auth.hub.example", "https://app.hub.example/lab/");
+        assert_eq!(
+            return_path(&other, "ns", "https://app.hub.example/lab/x?y=1").as_deref(),
+            Some("https://app.hub.example/lab/x?y=1")
+        );
+        assert_eq!(
+            return_path(&other, "ns", "/ns/invite/").as_deref(),
+            Some("/ns/invite/")
+        );
+        for bad in [
+            "/lab/x",
+            "https://app.hub.example/other/",
+            "https://app.hub.example.evil.org/lab/",
+            "https://app.hub.example@evil.org/lab/",
+            "https://app.hub.example:8443/lab/",
+            "http://app.hub.example/lab/",
+            "https://app.hub.example/lab/../admin/",
+            "https://app.hub.example//evil.org/lab/",
+        ] {
+            assert_eq!(return_path(&other, "ns", bad), None, "{bad}");
         }
     }
 

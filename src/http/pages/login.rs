@@ -36,7 +36,7 @@ fn login_page(
     status: StatusCode,
     form: LoginForm<'_>,
 ) -> Result<Response, PageError> {
-    let token = FormToken::for_request(headers, ns, state.config.secure_cookies());
+    let token = FormToken::for_request(headers, ns, &state.config);
     let frame = Frame {
         title: "Log in",
         ns,
@@ -102,7 +102,7 @@ async fn submit(
             },
         )
     };
-    if !form_token_matches(&headers, &form) {
+    if !form_token_matches(&headers, &ns, &state.config, &form) {
         return refuse(StatusCode::FORBIDDEN, FORM_EXPIRED);
     }
     let password = form.text("password");

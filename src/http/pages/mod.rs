@@ -27,6 +27,8 @@ mod render;
 mod setup;
 mod users;
 
+pub(super) use forms::return_path;
+
 pub fn router(state: &AppState) -> Router<AppState> {
     let pages = Router::new()
         .merge(login::router())

@@ -55,7 +55,7 @@ fn setup_page(
     status: StatusCode,
     form: SetupForm<'_>,
 ) -> Result<Response, PageError> {
-    let form_token = FormToken::for_request(headers, ns, state.config.secure_cookies());
+    let form_token = FormToken::for_request(headers, ns, &state.config);
     let frame = Frame {
         title: "Set up",
         ns,
@@ -162,7 +162,7 @@ async fn create_first_user(
             },
         )
     };
-    if !form_token_matches(headers, form) {
+    if !form_token_matches(headers, ns, &state.config, form) {
         return refuse(StatusCode::FORBIDDEN, FORM_EXPIRED);
     }
     let parsed = EmailAddress::parse(&email)

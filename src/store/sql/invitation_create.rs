@@ -154,6 +154,7 @@ pub(super) fn inserted_record(
             status: "queued".to_owned(),
             attempts: 0,
             last_error: None,
+            sent_at: None,
         }),
     }
 }

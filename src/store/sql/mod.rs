@@ -18,6 +18,8 @@
 //!   (`pg_advisory_xact_lock` on PostgreSQL; none on SQLite, whose single writer does);
 //! - `ONE_CALL`: whether several statements go to the database in one call
 //!   (`invitation_batch::Statements`);
+//! - `PRUNE_LOCK`: the statement that lets one node at a time prune (`pg_try_advisory_xact_lock`
+//!   on PostgreSQL; none on SQLite);
 //! - `CLAIM_OUTBOX`: the claim query (`FOR UPDATE SKIP LOCKED` on PostgreSQL);
 //! - `async fn lock_sender(conn, user_id)`: serialises one sender's sending-limit decisions
 //!   (an advisory lock on PostgreSQL; nothing on SQLite, whose single writer already does);
@@ -36,6 +38,7 @@ mod limits;
 mod members;
 mod outbox;
 mod projects;
+mod retention;
 mod rows;
 mod sessions;
 mod setup;

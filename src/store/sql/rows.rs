@@ -80,6 +80,7 @@ pub(super) struct InvitationRow {
     delivery_status: Option<String>,
     delivery_attempts: Option<i64>,
     delivery_last_error: Option<String>,
+    delivery_sent_at: Option<i64>,
 }
 
 pub(super) const INVITATION_SELECT: &str = "SELECT i.id, i.email, i.first_name, i.last_name, i.kind, \
@@ -87,8 +88,10 @@ pub(super) const INVITATION_SELECT: &str = "SELECT i.id, i.email, i.first_name, 
      u.id AS creator_id, u.email AS creator_email, u.first_name AS creator_first_name, \
      u.last_name AS creator_last_name, u.is_superuser AS creator_is_superuser, \
      u.is_active AS creator_is_active, \
-     o.status AS delivery_status, o.attempts AS delivery_attempts, \
-     o.last_error AS delivery_last_error \
+     COALESCE(o.status, i.delivery_status) AS delivery_status, \
+     CASE WHEN o.id IS NULL THEN i.delivery_attempts ELSE o.attempts END AS delivery_attempts, \
+     CASE WHEN o.id IS NULL THEN i.delivery_last_error ELSE o.last_error END AS delivery_last_error, \
+     CASE WHEN o.id IS NULL THEN i.delivery_sent_at ELSE o.sent_at END AS delivery_sent_at \
      FROM invitations i JOIN users u ON u.id = i.created_by \
      LEFT JOIN outbox o ON o.invitation_id = i.id";
 
@@ -120,6 +123,7 @@ impl InvitationRow {
                 status,
                 attempts: self.delivery_attempts.unwrap_or(0),
                 last_error: self.delivery_last_error,
+                sent_at: self.delivery_sent_at.map(Timestamp),
             }),
         }
     }

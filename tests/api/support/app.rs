@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cbh_invite::config::{
-    DatabaseUrl, DeliverySettings, HttpServerSettings, Limits, PoolSettings, ServeRole, Settings,
-    SmtpSettings, SmtpTls,
+    DatabaseUrl, DeliverySettings, HttpServerSettings, Limits, PoolSettings, RetentionSettings,
+    ServeRole, Settings, SmtpSettings, SmtpTls,
 };
 use cbh_invite::domain::{
     EmailAddress, PersonName, ProjectId, Role, Timestamp, Token, User, password,
@@ -73,6 +73,7 @@ pub fn test_settings(database: DatabaseUrl, dir: &std::path::Path, smtp_port: u1
         namespaces: vec![NS.into(), "other".into()],
         public_url: Some("http://invite.test.example".into()),
         app_url: None,
+        cookies: cbh_invite::config::CookieSettings::default(),
         smtp: Some(SmtpSettings {
             host: "127.0.0.1".into(),
             port: smtp_port,
@@ -90,6 +91,7 @@ pub fn test_settings(database: DatabaseUrl, dir: &std::path::Path, smtp_port: u1
             poll_interval: Duration::from_millis(200),
             ..DeliverySettings::default()
         },
+        retention: RetentionSettings::default(),
     }
 }
 
@@ -334,8 +336,8 @@ impl TestApp {
         assert_eq!(response.status(), 200, "login of {email} failed");
         let csrf = response
             .cookies()
-            .find(|c| c.name() == "csrftoken")
-            .expect("csrftoken cookie")
+            .find(|c| c.name() == format!("{NS}csrftoken"))
+            .expect("the CSRF cookie")
             .value()
             .to_owned();
         agent

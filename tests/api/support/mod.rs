@@ -8,6 +8,7 @@ pub mod binary;
 pub mod browser;
 pub mod cluster;
 pub mod log;
+pub mod nginx;
 pub mod postgres;
 pub mod smtp;
 pub mod wait;

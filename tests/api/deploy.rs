@@ -1,0 +1,480 @@
+//! What an operator runs around a deployment, on the real binary: `check`, `mail test`,
+//! `prune` and `backup` (with a second server started on the copy).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::crash::{set_up, start_server};
+use crate::support::NS;
+use crate::support::binary::run;
+use crate::support::smtp::SmtpServer;
+use crate::support::wait::{free_port, until};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn sqlite_url(db: &Path) -> String {
+    format!("sqlite://{}", db.display())
+}
+
+struct Ran {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the binary off the test's runtime, which meanwhile serves the in-process SMTP server.
+async fn cbh(dir: &Path, env: &[(&str, String)], args: &[&str]) -> Ran {
+    let dir = dir.to_owned();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let output = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&dir, &env, &args, None)
+    })
+    .await
+    .expect("the command ran");
+    Ran {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn line<'a>(ran: &'a Ran, prefix: &str) -> &'a str {
+    ran.stdout
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| {
+            panic!(
+                "no line starting {prefix:?} in:\n{}{}",
+                ran.stdout, ran.stderr
+            )
+        })
+}
+
+#[tokio::test]
+async fn check_passes_with_a_live_relay_and_fails_in_words_when_it_is_closed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    let db = d.join("check.db");
+    let smtp = SmtpServer::start().await;
+    let mut env = vec![
+        ("CBH_DATABASE_URL", sqlite_url(&db)),
+        ("CBH_SMTP_URL", format!("smtp://127.0.0.1:{}", smtp.port)),
+    ];
+
+    let fresh = cbh(d, &env, &["check"]).await;
+    assert_eq!(fresh.code, Some(0), "{}{}", fresh.stdout, fresh.stderr);
+    assert!(line(&fresh, "ok   database").contains("does not exist yet"));
+    assert!(!db.exists(), "check creates no database");
+
+    // An empty file is a database without a schema: every migration is pending, and check
+    // applies none of them.
+    std::fs::write(&db, b"").expect("empty file");
+    let pending = cbh(d, &env, &["check"]).await;
+    assert_eq!(
+        pending.code,
+        Some(0),
+        "{}{}",
+        pending.stdout,
+        pending.stderr
+    );
+    assert!(
+        line(&pending, "ok   database").contains("0001_initial"),
+        "{}",
+        pending.stdout
+    );
+    let again = cbh(d, &env, &["check"]).await;
+    assert!(
+        line(&again, "ok   database").contains("pending"),
+        "check applied nothing"
+    );
+
+    assert_eq!(cbh(d, &env, &["migrate"]).await.code, Some(0));
+    let ready = cbh(d, &env, &["check"]).await;
+    assert_eq!(ready.code, Some(0), "{}{}", ready.stdout, ready.stderr);
+    assert_eq!(
+        ready.stdout.lines().count(),
+        4,
+        "one line per check:\n{}",
+        ready.stdout
+    );
+    assert!(line(&ready, "ok   settings").contains("valid"));
+    assert!(line(&ready, "ok   templates").contains("built-in"));
+    assert!(line(&ready, "ok   database").contains("no migration pending"));
+    assert!(
+        line(&ready, "ok   mail").contains(&format!("127.0.0.1:{} answered EHLO", smtp.port)),
+        "{}",
+        ready.stdout
+    );
+    assert_eq!(smtp.received_count(), 0, "check sends no message");
+
+    let closed = free_port();
+    env[1] = ("CBH_SMTP_URL", format!("smtp://127.0.0.1:{closed}"));
+    let down = cbh(d, &env, &["check"]).await;
+    assert_eq!(down.code, Some(1), "{}{}", down.stdout, down.stderr);
+    let failure = line(&down, "FAIL mail");
+    assert!(
+        failure.contains(&format!("127.0.0.1:{closed}")) && failure.contains("refused"),
+        "{failure}"
+    );
+    assert!(line(&down, "ok   database").contains("no migration pending"));
+}
+
+#[tokio::test]
+async fn check_fails_on_a_broken_template_override_a_bad_setting_and_an_unreachable_database() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    let templates = d.join("templates");
+    std::fs::create_dir(&templates).expect("dir");
+    std::fs::write(templates.join("new_user.txt"), "Hello {% if %}").expect("template");
+    let db = sqlite_url(&d.join("check.db"));
+    let env = vec![
+        ("CBH_DATABASE_URL", db.clone()),
+        ("CBH_TEMPLATE_DIR", templates.display().to_string()),
+    ];
+    let broken = cbh(d, &env, &["check"]).await;
+    assert_eq!(broken.code, Some(1), "{}{}", broken.stdout, broken.stderr);
+    assert!(
+        line(&broken, "FAIL templates").contains("new_user.txt"),
+        "{}",
+        broken.stdout
+    );
+    // Without a relay, mail goes to the folder: checked by writing there.
+    assert!(
+        line(&broken, "ok   mail").contains("writable"),
+        "{}",
+        broken.stdout
+    );
+
+    let bad = cbh(d, &[("CBH_INVITE_TTL", "forever".into())], &["check"]).await;
+    assert_eq!(bad.code, Some(1));
+    assert!(
+        line(&bad, "FAIL settings").contains("CBH_INVITE_TTL"),
+        "{}",
+        bad.stdout
+    );
+
+    let closed = free_port();
+    let unreachable = vec![(
+        "CBH_DATABASE_URL",
+        format!("postgres://cbh:secret-pw@127.0.0.1:{closed}/cbh"),
+    )];
+    let down = cbh(d, &unreachable, &["check"]).await;
+    assert_eq!(down.code, Some(1), "{}{}", down.stdout, down.stderr);
+    let failure = line(&down, "FAIL database");
+    assert!(
+        failure.contains(&format!("127.0.0.1:{closed}")),
+        "{failure}"
+    );
+    assert!(
+        !down.stdout.contains("secret-pw"),
+        "the password is never shown"
+    );
+}
+
+#[tokio::test]
+async fn mail_test_sends_one_message_and_prints_the_relays_reply() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    let smtp = SmtpServer::start().await;
+    let env = vec![
+        ("CBH_SMTP_URL", format!("smtp://127.0.0.1:{}", smtp.port)),
+        ("CBH_MAIL_FROM", "Lab <noreply@lab.example>".to_owned()),
+    ];
+    let sent = cbh(d, &env, &["mail", "test", "--to", "ops@lab.example"]).await;
+    assert_eq!(sent.code, Some(0), "{}{}", sent.stdout, sent.stderr);
+    assert!(
+        sent.stdout.starts_with("250"),
+        "the relay's reply: {}",
+        sent.stdout
+    );
+    let received = smtp.wait_for(1, WAIT).await;
+    assert_eq!(received[0].rcpt_to, ["ops@lab.example"]);
+    assert!(
+        received[0].subject().contains("test"),
+        "{}",
+        received[0].subject()
+    );
+
+    let closed = free_port();
+    let down = cbh(
+        d,
+        &[("CBH_SMTP_URL", format!("smtp://127.0.0.1:{closed}"))],
+        &["mail", "test", "--to", "ops@lab.example"],
+    )
+    .await;
+    assert_eq!(down.code, Some(1));
+    assert!(
+        down.stderr.contains("not sent") && down.stderr.contains("refused"),
+        "{}",
+        down.stderr
+    );
+}
+
+#[tokio::test]
+async fn serve_logs_the_relay_and_its_checks_but_never_its_password() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("serve.db");
+    let log = dir.path().join("serve.log");
+    let smtp = SmtpServer::start().await;
+    let env = vec![
+        ("CBH_DATABASE_URL", sqlite_url(&db)),
+        (
+            "CBH_SMTP_URL",
+            format!("smtp://relayuser:hunter2-pw@127.0.0.1:{}", smtp.port),
+        ),
+    ];
+    let _server = crate::support::binary::Server::start(&env, &log).await;
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    until("serve logs its start-up checks", WAIT, || async {
+        // The sink may not offer AUTH: the verdict does not matter here, only what is logged.
+        read().contains("start-up check: ok   mail: ")
+            || read().contains("start-up check: FAIL mail: ")
+    })
+    .await;
+    let text = read();
+    assert!(
+        text.contains(&format!(
+            "SMTP relay 127.0.0.1:{}, TLS none, as user relayuser",
+            smtp.port
+        )),
+        "{text}"
+    );
+    assert!(text.contains("ok   templates"), "{text}");
+    assert!(
+        !text.contains("hunter2-pw"),
+        "the relay's password is never logged"
+    );
+}
+
+#[tokio::test]
+async fn prune_on_the_command_line_counts_then_deletes_sent_outbox_rows() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    let db = d.join("prune.db");
+    let log = d.join("serve.log");
+    let smtp = SmtpServer::start().await;
+    let (key, project) = set_up(&db, "a long enough password");
+    let mut server = start_server(&db, smtp.port, &log, &[]).await;
+    let created = crate::support::agent::client()
+        .post(format!("{}/{NS}/api/invitations/", server.base))
+        .header("authorization", format!("ApiKey ada@lab.example:{key}"))
+        .json(&json!({"email": "bob@example.org", "projects_selected": [{"id": project}]}))
+        .send()
+        .await
+        .expect("invite");
+    assert_eq!(created.status(), 201);
+    smtp.wait_for(1, WAIT).await;
+    assert!(server.sigterm().success());
+
+    let env = vec![
+        ("CBH_DATABASE_URL", sqlite_url(&db)),
+        ("CBH_OUTBOX_RETENTION", "1s".to_owned()),
+    ];
+    until(
+        "the sent message is older than the retention",
+        WAIT,
+        || async {
+            cbh(d, &env, &["prune", "--dry-run"])
+                .await
+                .stdout
+                .contains("would delete 1 outbox messages sent")
+        },
+    )
+    .await;
+    let dry = cbh(d, &env, &["prune", "--dry-run"]).await;
+    assert_eq!(
+        dry.stdout.lines().count(),
+        5,
+        "a line per kind of record:\n{}",
+        dry.stdout
+    );
+    let pruned = cbh(d, &env, &["prune"]).await;
+    assert_eq!(pruned.code, Some(0), "{}", pruned.stderr);
+    assert!(
+        pruned.stdout.contains("deleted 1 outbox messages sent"),
+        "{}",
+        pruned.stdout
+    );
+    let after = cbh(d, &env, &["prune", "--dry-run"]).await;
+    assert!(
+        after.stdout.contains("would delete 0 outbox messages sent"),
+        "{}",
+        after.stdout
+    );
+}
+
+#[tokio::test]
+async fn backup_under_load_holds_every_invitation_acknowledged_before_it_began() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    let db = d.join("live.db");
+    let copy = d.join("copy.db");
+    let log = d.join("serve.log");
+    let smtp = SmtpServer::start().await;
+    let (key, project) = set_up(&db, "a long enough password");
+    let server = start_server(&db, smtp.port, &log, &[]).await;
+
+    // Clients invite without pause; each records the invitations acknowledged (201) and when.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acknowledged = Arc::new(std::sync::Mutex::new(
+        Vec::<(std::time::Instant, i64)>::new(),
+    ));
+    let mut clients = Vec::new();
+    for worker in 0..4 {
+        let (base, key) = (server.base.clone(), key.clone());
+        let (stop, acknowledged) = (stop.clone(), acknowledged.clone());
+        clients.push(tokio::spawn(async move {
+            let client = crate::support::agent::client();
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                i += 1;
+                let response = client
+                    .post(format!("{base}/{NS}/api/invitations/"))
+                    .header("authorization", format!("ApiKey ada@lab.example:{key}"))
+                    .json(&json!({
+                        "email": format!("w{worker}n{i}@example.org"),
+                        "projects_selected": [{"id": project}],
+                    }))
+                    .send()
+                    .await
+                    .expect("the server answers");
+                assert_eq!(response.status(), 201);
+                let body: serde_json::Value = response.json().await.expect("json");
+                let id = body["id"].as_i64().expect("id");
+                acknowledged
+                    .lock()
+                    .expect("lock")
+                    .push((std::time::Instant::now(), id));
+            }
+        }));
+    }
+    until("the load is under way", WAIT, || async {
+        acknowledged.lock().expect("lock").len() >= 20
+    })
+    .await;
+
+    let began = std::time::Instant::now();
+    let env = vec![("CBH_DATABASE_URL", sqlite_url(&db))];
+    let backed_up = cbh(d, &env, &["backup", &copy.display().to_string()]).await;
+    let ended = std::time::Instant::now();
+    stop.store(true, Ordering::SeqCst);
+    for client in clients {
+        client.await.expect("client");
+    }
+    assert_eq!(
+        backed_up.code,
+        Some(0),
+        "{}{}",
+        backed_up.stdout,
+        backed_up.stderr
+    );
+    assert!(
+        backed_up.stderr.contains("integrity check: ok"),
+        "{}",
+        backed_up.stderr
+    );
+
+    let all = acknowledged.lock().expect("lock").clone();
+    let before: BTreeSet<i64> = all
+        .iter()
+        .filter(|(at, _)| *at < began)
+        .map(|(_, id)| *id)
+        .collect();
+    let during = all
+        .iter()
+        .filter(|(at, _)| *at >= began && *at <= ended)
+        .count();
+    assert!(before.len() >= 20, "{} acknowledged before", before.len());
+    assert!(
+        during > 0,
+        "invitations were acknowledged while the backup ran"
+    );
+
+    // A second server on the copy finds every invitation acknowledged before the backup began.
+    let copy_log = d.join("copy.log");
+    let copy_smtp = SmtpServer::start().await;
+    let second = start_server(&copy, copy_smtp.port, &copy_log, &[]).await;
+    let client = crate::support::agent::client();
+    for id in &before {
+        let found = client
+            .get(format!("{}/{NS}/api/invitations/{id}/", second.base))
+            .header("authorization", format!("ApiKey ada@lab.example:{key}"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(found.status(), 200, "invitation {id} is in the copy");
+    }
+
+    // A second backup to the same file is refused; the copy is untouched.
+    let size = std::fs::metadata(&copy).expect("copy").len();
+    let again = cbh(
+        d,
+        &[("CBH_DATABASE_URL", sqlite_url(&db))],
+        &["backup", &copy.display().to_string()],
+    )
+    .await;
+    assert_eq!(again.code, Some(1));
+    assert!(again.stderr.contains("exists already"), "{}", again.stderr);
+    assert_eq!(std::fs::metadata(&copy).expect("copy").len(), size);
+}
+
+#[tokio::test]
+async fn backup_on_postgres_says_to_use_pg_dump() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = vec![(
+        "CBH_DATABASE_URL",
+        "postgres://postgres@127.0.0.1:5432/cbh".to_owned(),
+    )];
+    let refused = cbh(dir.path(), &env, &["backup", "copy.db"]).await;
+    assert_eq!(refused.code, Some(2));
+    assert!(refused.stderr.contains("pg_dump"), "{}", refused.stderr);
+    assert!(!dir.path().join("copy.db").exists());
+}
+
+#[tokio::test]
+async fn check_on_postgres_lists_pending_migrations_and_applies_none() {
+    if !crate::support::postgres::postgres_available(
+        "deploy::check_on_postgres_lists_pending_migrations_and_applies_none",
+    ) {
+        return;
+    }
+    let database = crate::support::postgres::TestDatabase::create().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    let env = vec![("CBH_DATABASE_URL", database.url.clone())];
+    for _ in 0..2 {
+        let pending = cbh(d, &env, &["check"]).await;
+        assert_eq!(
+            pending.code,
+            Some(0),
+            "{}{}",
+            pending.stdout,
+            pending.stderr
+        );
+        let found = line(&pending, "ok   database");
+        assert!(
+            found.contains("pending")
+                && found.contains("0001_initial")
+                && found.contains("0007_retention"),
+            "{found}"
+        );
+    }
+    assert_eq!(cbh(d, &env, &["migrate"]).await.code, Some(0));
+    let ready = cbh(d, &env, &["check"]).await;
+    assert!(
+        line(&ready, "ok   database").contains("no migration pending"),
+        "{}",
+        ready.stdout
+    );
+}

@@ -426,8 +426,11 @@ async fn a_deactivated_user_cannot_authenticate_by_any_means(backend: Backend) {
     let session = app.login("ada@lab.example", PASSWORD).await;
     let key = app.api_key_agent(&ada).await;
     let me = format!("/{NS}/api/session/");
+    let verify = format!("/{NS}/auth/verify");
     json_with_status(session.get(&me).await, 200).await;
     json_with_status(key.get(&me).await, 200).await;
+    assert_eq!(session.get(&verify).await.status(), 200);
+    assert_eq!(key.get(&verify).await.status(), 200);
     // A pending invitee with a live link.
     let (_, mail) = app
         .invite_and_wait_for_mail(&root, json!({"email": "bob@example.org"}), WAIT)
@@ -440,6 +443,9 @@ async fn a_deactivated_user_cannot_authenticate_by_any_means(backend: Backend) {
     assert_eq!(done["is_deactivated"], true);
     json_with_status(session.get(&me).await, 401).await;
     json_with_status(key.get(&me).await, 401).await;
+    // Forward-auth uses the same lookups: the proxy is told 401.
+    json_with_status(session.get(&verify).await, 401).await;
+    json_with_status(key.get(&verify).await, 401).await;
     // Logging in answers as a wrong password does.
     let anonymous = app.anonymous();
     let login = |password: &'static str| {

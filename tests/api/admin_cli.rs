@@ -1,13 +1,14 @@
-//! The administration commands of the real binary: `user list`, `project list` (both with
-//! `--json`), `user deactivate|activate` and `grant --role none`, on both backends.
+//! The administration commands of the real binary: `user list`, `project list`, `outbox list`
+//! (each with `--json`), `user deactivate|activate` and `grant --role none`, on both backends.
 
 use std::path::Path;
 
-use serde_json::Value;
+use cbh_invite::config::DatabaseUrl;
+use serde_json::{Value, json};
 
-use crate::support::Backend;
 use crate::support::binary::{run, stdout_of};
 use crate::support::postgres::TestDatabase;
+use crate::support::{Backend, NS, json_with_status, spawn_app};
 
 struct Cli {
     dir: tempfile::TempDir,
@@ -157,4 +158,36 @@ async fn the_cli_lists_deactivates_and_removes_roles(backend: Backend) {
     );
 }
 
-backend_tests!(the_cli_lists_deactivates_and_removes_roles);
+async fn outbox_list_prints_json_lines(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (editor, _) = app.editor_with_project().await;
+    json_with_status(
+        editor.invite(json!({"email": "bob@example.org"})).await,
+        201,
+    )
+    .await;
+    let url = match &app.settings.database {
+        DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+        DatabaseUrl::Postgres(url) => url.clone(),
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = stdout_of(&run(
+        dir.path(),
+        &[("CBH_DATABASE_URL", url)],
+        &["outbox", "list", "--json"],
+        None,
+    ));
+    let rows: Vec<Value> = output
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON object per line"))
+        .collect();
+    assert_eq!(rows.len(), 1, "{output}");
+    assert_eq!(rows[0]["recipient"], "bob@example.org");
+    assert_eq!(rows[0]["namespace"], NS);
+    assert!(rows[0]["status"].is_string() && rows[0]["attempts"].is_i64());
+}
+
+backend_tests!(
+    the_cli_lists_deactivates_and_removes_roles,
+    outbox_list_prints_json_lines,
+);

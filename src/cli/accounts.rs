@@ -2,14 +2,15 @@
 
 use std::io::Read;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::config::DatabaseUrl;
-use crate::domain::{EmailAddress, PersonName, ProjectId, Role, Timestamp, Token, User, password};
+use crate::domain::project::parse_project_name;
+use crate::domain::{EmailAddress, PersonName, Role, Timestamp, Token, User, password};
 use crate::store::{self, AuditEvent, NewUser, Store};
 
-use super::{NamespaceArg, UsageError, find_user, open_store};
+use super::{NamespaceArg, UsageError, admin, find_user, open_store};
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -29,6 +30,29 @@ pub enum UserCommand {
         #[command(flatten)]
         namespace: NamespaceArg,
     },
+    /// List the users, by email: id, email, name, status (active, pending or deactivated).
+    List {
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        namespace: NamespaceArg,
+    },
+    /// Deactivate a user: its sessions end, its API keys and accept links stop working, and
+    /// it cannot log in until activated again.
+    Deactivate {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        namespace: NamespaceArg,
+    },
+    /// Activate a deactivated user again.
+    Activate {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        namespace: NamespaceArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -40,6 +64,14 @@ pub enum ProjectCommand {
         #[command(flatten)]
         namespace: NamespaceArg,
     },
+    /// List the projects: id, name and members (email:role).
+    List {
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        namespace: NamespaceArg,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -48,7 +80,8 @@ pub struct GrantArgs {
     email: String,
     #[arg(long)]
     project: i64,
-    #[arg(long, value_parser = ["viewer", "editor", "owner"])]
+    /// `none` removes the user's role; a project's last owner cannot lose it.
+    #[arg(long, value_parser = ["viewer", "editor", "owner", "none"])]
     role: String,
     #[command(flatten)]
     namespace: NamespaceArg,
@@ -73,15 +106,53 @@ pub enum ApiKeyCommand {
 }
 
 pub async fn user(database: &DatabaseUrl, command: UserCommand) -> anyhow::Result<()> {
-    let UserCommand::Add {
+    match command {
+        UserCommand::Add {
+            email,
+            first_name,
+            last_name,
+            superuser,
+            password_stdin,
+            namespace,
+        } => {
+            let new = UserArgs {
+                email,
+                first_name,
+                last_name,
+                superuser,
+                password_stdin,
+            };
+            add_user(database, new, &namespace.resolve()?).await
+        }
+        UserCommand::List { json, namespace } => {
+            admin::list_users(database, &namespace.resolve()?, json).await
+        }
+        UserCommand::Deactivate { email, namespace } => {
+            admin::set_deactivated(database, &namespace.resolve()?, &email, true).await
+        }
+        UserCommand::Activate { email, namespace } => {
+            admin::set_deactivated(database, &namespace.resolve()?, &email, false).await
+        }
+    }
+}
+
+/// The flags of `user add`.
+struct UserArgs {
+    email: String,
+    first_name: String,
+    last_name: String,
+    superuser: bool,
+    password_stdin: bool,
+}
+
+async fn add_user(database: &DatabaseUrl, args: UserArgs, namespace: &str) -> anyhow::Result<()> {
+    let UserArgs {
         email,
         first_name,
         last_name,
         superuser,
         password_stdin,
-        namespace,
-    } = command;
-    let namespace = namespace.resolve()?;
+    } = args;
     let email = EmailAddress::parse(&email).map_err(|e| UsageError(format!("--email: {e}")))?;
     let first_name =
         PersonName::parse(&first_name, "--first-name").map_err(|e| UsageError(e.to_string()))?;
@@ -97,7 +168,7 @@ pub async fn user(database: &DatabaseUrl, command: UserCommand) -> anyhow::Resul
     let store = open_store(database).await?;
     let user = store
         .create_user(
-            &namespace,
+            namespace,
             NewUser {
                 email,
                 first_name,
@@ -116,17 +187,17 @@ pub async fn user(database: &DatabaseUrl, command: UserCommand) -> anyhow::Resul
 }
 
 pub async fn project(database: &DatabaseUrl, command: ProjectCommand) -> anyhow::Result<()> {
-    let ProjectCommand::Add { name, namespace } = command;
+    let (name, namespace) = match command {
+        ProjectCommand::Add { name, namespace } => (name, namespace),
+        ProjectCommand::List { json, namespace } => {
+            return admin::list_projects(database, &namespace.resolve()?, json).await;
+        }
+    };
     let namespace = namespace.resolve()?;
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        bail!(UsageError(
-            "--name must be 1 to 200 characters, without control characters".into()
-        ));
-    }
+    let name = parse_project_name(&name).map_err(|e| UsageError(format!("--{e}")))?;
     let store = open_store(database).await?;
     let project = store
-        .create_project(&namespace, name, Timestamp::now())
+        .create_project(&namespace, &name, Timestamp::now())
         .await?;
     println!("{}", project.id.0);
     Ok(())
@@ -140,20 +211,11 @@ pub async fn grant(database: &DatabaseUrl, args: GrantArgs) -> anyhow::Result<()
         namespace,
     } = args;
     let namespace = namespace.resolve()?;
-    let role: Role = role.parse().map_err(UsageError)?;
-    let store = open_store(database).await?;
-    let user = find_user(store.as_ref(), &namespace, &email).await?;
-    let found = store
-        .projects_by_ids(&namespace, &[ProjectId(project)])
-        .await?;
-    if found.is_empty() {
-        bail!(UsageError(format!(
-            "there is no project {project} in namespace {namespace}"
-        )));
-    }
-    store.grant(user.id, ProjectId(project), role).await?;
-    eprintln!("{} is now {role} of project {project}", user.email);
-    Ok(())
+    let role: Option<Role> = match role.as_str() {
+        "none" => None,
+        other => Some(other.parse().map_err(UsageError)?),
+    };
+    admin::set_role(database, &namespace, &email, project, role).await
 }
 
 pub async fn apikey(database: &DatabaseUrl, command: ApiKeyCommand) -> anyhow::Result<()> {

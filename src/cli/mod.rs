@@ -3,6 +3,7 @@
 //! has a file of its own; this one holds the tree of commands and what they share.
 
 mod accounts;
+mod admin;
 mod mail;
 mod maintenance;
 mod records;
@@ -56,7 +57,7 @@ pub enum Command {
     /// Manage projects.
     #[command(subcommand)]
     Project(accounts::ProjectCommand),
-    /// Give a user a role on a project.
+    /// Give a user a role on a project, change it, or remove it (`--role none`).
     Grant(accounts::GrantArgs),
     /// Manage API keys.
     #[command(subcommand)]

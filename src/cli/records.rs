@@ -31,6 +31,9 @@ pub enum OutboxCommand {
         status: Option<String>,
         #[arg(long, default_value = "50")]
         limit: i64,
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Queue failed messages again (attempts reset): one by id, or all with --failed. A message
     /// whose link has expired meanwhile is better resent (API or invite page): that issues a
@@ -56,11 +59,33 @@ pub async fn audit(database: &DatabaseUrl, args: AuditArgs) -> anyhow::Result<()
 
 pub async fn outbox(database: &DatabaseUrl, command: OutboxCommand) -> anyhow::Result<()> {
     match command {
-        OutboxCommand::List { status, limit } => {
+        OutboxCommand::List {
+            status,
+            limit,
+            json,
+        } => {
             let store = open_store(database).await?;
             let rows = store
                 .list_outbox(status.as_deref(), limit.clamp(1, 100_000))
                 .await?;
+            if json {
+                for row in rows {
+                    let line = serde_json::json!({
+                        "id": row.id,
+                        "namespace": row.namespace,
+                        "invitation_id": row.invitation_id,
+                        "kind": row.kind,
+                        "recipient": row.recipient,
+                        "status": row.status,
+                        "attempts": row.attempts,
+                        "created": row.created.to_iso8601(),
+                        "next_attempt_at": row.next_attempt_at.to_iso8601(),
+                        "last_error": row.last_error,
+                    });
+                    println!("{line}");
+                }
+                return Ok(());
+            }
             println!(
                 "id\tstatus\tattempts\tkind\trecipient\tinvitation\tcreated\tnext attempt\tlast error"
             );

@@ -22,6 +22,7 @@ pub mod extract;
 mod forward_auth;
 mod health;
 pub mod invitations;
+mod members;
 pub mod metrics;
 pub mod openapi;
 mod overload;
@@ -30,6 +31,7 @@ mod projects;
 pub mod resources;
 pub mod server;
 mod session;
+mod users;
 mod webhooks;
 
 pub use error::ApiError;
@@ -195,6 +197,8 @@ pub fn router(state: AppState) -> Router {
             .merge(forward_auth::router())
             .merge(projects::router())
             .merge(webhooks::router())
+            .merge(members::router())
+            .merge(users::router())
             .merge(health::router())
             .merge(openapi::router())
             .merge(pages::router(&state)),

@@ -12,7 +12,10 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
 use super::extract::{Namespace, NamespaceParam};
-use super::{AppState, forward_auth, health, invitations, metrics, projects, session, webhooks};
+use super::{
+    AppState, forward_auth, health, invitations, members, metrics, projects, session, users,
+    webhooks,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/{ns}/api/openapi.json", get(openapi_json))
@@ -44,6 +47,14 @@ pub fn router() -> Router<AppState> {
         webhooks::list,
         webhooks::create,
         webhooks::remove,
+        projects::create,
+        projects::rename,
+        members::list,
+        members::put_role,
+        members::remove,
+        users::list,
+        users::deactivate,
+        users::activate,
         health::alive,
         health::ready,
         metrics::render,
@@ -54,7 +65,8 @@ pub fn router() -> Router<AppState> {
     tags(
         (name = "invitations", description = "Invite, list, resend, revoke and accept"),
         (name = "session", description = "Log in and out (cookies), or send an API key instead"),
-        (name = "projects", description = "The projects the caller may invite to"),
+        (name = "projects", description = "The projects the caller may invite to; creating, renaming, and their members"),
+        (name = "users", description = "The namespace's users, for superusers: list, deactivate, activate"),
         (name = "forward-auth", description = "For a reverse proxy: is this request logged in, and as whom"),
         (name = "webhooks", description = "Signed event deliveries to the platform (superusers)"),
         (name = "health", description = "Probes for load balancers, and metrics for monitoring"),
@@ -81,7 +93,7 @@ impl Modify for SecuritySchemes {
             "csrf",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-CSRFToken",
-                "The CSRF cookie's value (`{ns}csrftoken`, CBH_CSRF_COOKIE); needed on POST and DELETE made with a session",
+                "The CSRF cookie's value (`{ns}csrftoken`, CBH_CSRF_COOKIE); needed on POST, PUT, PATCH and DELETE made with a session",
             ))),
         );
         components.add_security_scheme(

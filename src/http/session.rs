@@ -158,9 +158,12 @@ pub(super) async fn authenticate(
             Some(Ok(email)) => state.store.user_by_email(ns, &email).await?,
             _ => None,
         };
-        // Unknown, pending and wrong-password logins take the same path and the same time.
+        // Unknown, pending, deactivated and wrong-password logins take the same path and the
+        // same time.
         let (user, stored_hash) = match found {
-            Some(creds) if creds.user.is_active => (Some(creds.user), creds.password_hash),
+            Some(creds) if creds.user.is_active && !creds.deactivated => {
+                (Some(creds.user), creds.password_hash)
+            }
             _ => (None, None),
         };
         let verified = state

@@ -1,7 +1,7 @@
 //! Persistence behind one trait, so that the HTTP layer, the CLI and the outbox worker do not
 //! know which database they talk to. `Store` is made of one trait per concern (users, sessions,
-//! projects, invitations, outbox, setup, audit, webhooks), each implemented by `sql/` in a file
-//! of its own. Each method is one transaction.
+//! projects, invitations, outbox, setup, audit, webhooks; members and accounts in `accounts.rs`),
+//! each implemented by `sql/` in a file of its own. Each method is one transaction.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +18,7 @@ use crate::domain::{
     Timestamp, Token, User, UserId,
 };
 
+mod accounts;
 pub mod backup;
 mod group_commit;
 pub mod postgres;
@@ -46,6 +47,11 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+pub use accounts::{
+    Account, AccountOutcome, AccountStore, ChangedBy, Member, MemberStore, RoleChange, RoleOutcome,
+    UserFilter, UserPage,
+};
+
 /// Open the configured database, creating and migrating it if needed.
 pub async fn connect(url: &DatabaseUrl, pool: &PoolSettings) -> anyhow::Result<Arc<dyn Store>> {
     match url {
@@ -70,6 +76,8 @@ pub struct NewUser {
 pub struct UserCredentials {
     pub user: User,
     pub password_hash: Option<String>,
+    /// Deactivated by a superuser: no way of logging in works (`AccountStore`).
+    pub deactivated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -315,6 +323,8 @@ pub trait Store:
     + OutboxStore
     + SetupStore
     + AuditStore
+    + MemberStore
+    + AccountStore
     + RetentionStore
     + WebhookStore
     + Send

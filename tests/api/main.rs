@@ -28,6 +28,9 @@ macro_rules! backend_tests {
 }
 
 mod accept;
+mod admin;
+mod admin_cli;
+mod admin_pages;
 mod authorization;
 mod cli;
 mod crash;

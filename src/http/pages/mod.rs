@@ -1,5 +1,6 @@
 //! The web pages of the invitation journey, server-rendered with minijinja: log in, invite
-//! (with the list of one's invitations), accept a link, the welcome page, and first-run setup.
+//! (with the list of one's invitations), accept a link, the welcome page, first-run setup, and
+//! administration (projects and their members, users).
 //!
 //! They work without JavaScript: plain form posts with a hidden CSRF field, answered by a
 //! redirect (Post/Redirect/Get) or by the form again with the server's message. Errors are HTML
@@ -21,8 +22,10 @@ mod assets;
 mod forms;
 mod invite;
 mod login;
+mod projects;
 mod render;
 mod setup;
+mod users;
 
 pub(super) use forms::return_path;
 
@@ -32,6 +35,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(invite::router())
         .merge(accept::router())
         .merge(setup::router())
+        .merge(projects::router())
+        .merge(users::router())
         .route("/{ns}/", get(home))
         .route("/{ns}/login", get(add_slash))
         .route("/{ns}/invite", get(add_slash))

@@ -48,6 +48,18 @@ const PAGES: &[(&str, &str)] = &[
         include_str!("../../../templates/pages/setup.html"),
     ),
     (
+        "projects.html",
+        include_str!("../../../templates/pages/projects.html"),
+    ),
+    (
+        "project.html",
+        include_str!("../../../templates/pages/project.html"),
+    ),
+    (
+        "users.html",
+        include_str!("../../../templates/pages/users.html"),
+    ),
+    (
         "error.html",
         include_str!("../../../templates/pages/error.html"),
     ),
@@ -71,6 +83,8 @@ static TEMPLATES: LazyLock<Result<Environment<'static>, minijinja::Error>> = Laz
 pub struct UserView {
     pub name: String,
     pub email: String,
+    /// Whether the header links to the users page.
+    pub superuser: bool,
 }
 
 impl From<&User> for UserView {
@@ -78,6 +92,7 @@ impl From<&User> for UserView {
         Self {
             name: user.display_name(),
             email: user.email.to_string(),
+            superuser: user.is_superuser,
         }
     }
 }
@@ -301,6 +316,25 @@ mod tests {
             (
                 "setup.html",
                 context! { form => context! { email => "", first_name => "", last_name => "" }, token => "tok", form_token => "t", min_password => 10, notice => (), error => () },
+            ),
+            (
+                "projects.html",
+                context! { projects => vec![context! { id => 1, name => "<x>", role => "owner", open => true }], can_create => true, name => "<x>", notice => (), error => "<x>" },
+            ),
+            (
+                "project.html",
+                context! {
+                    project => context! { id => 1, name => "<x>" },
+                    members => vec![context! { id => 2, email => "<x>@x.org", name => "<x>", status => "active", role => "owner", is_me => false }],
+                    can_manage => true, roles => vec!["viewer", "editor", "owner"], notice => (), error => (),
+                },
+            ),
+            (
+                "users.html",
+                context! {
+                    users => vec![context! { id => 2, email => "<x>@x.org", name => "<x>", status => "deactivated", superuser => false, is_me => false }],
+                    notice => "<x>", error => (), newer => (), older => "/chembiohub/users/?offset=100",
+                },
             ),
             (
                 "error.html",

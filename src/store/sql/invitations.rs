@@ -25,7 +25,8 @@ use crate::store::{
 /// The user of a link that works: token hash, now, namespace.
 const LIVE_LINK_USER: &str = "SELECT t.user_id FROM invite_tokens t JOIN invitations i ON i.id = t.invitation_id \
      WHERE t.token_hash = $1 AND t.state = 'live' AND t.expires > $2 \
-     AND i.status <> 'revoked' AND i.namespace = $3";
+     AND i.status <> 'revoked' AND i.namespace = $3 \
+     AND NOT EXISTS (SELECT 1 FROM users d WHERE d.id = t.user_id AND d.deactivated)";
 
 /// What resend and revoke need to know of an invitation before changing it.
 #[derive(FromRow)]
@@ -511,8 +512,10 @@ impl InvitationStore for Backend {
         // `live` repeats the condition of `accept_invitation` and `token_is_live`.
         let found: Option<(i64, bool)> = sqlx::query_as(
             "SELECT t.invitation_id, \
-               (t.state = 'live' AND t.expires > $1 AND i.status <> 'revoked') AS live \
+               (t.state = 'live' AND t.expires > $1 AND i.status <> 'revoked' \
+                AND NOT u.deactivated) AS live \
              FROM invite_tokens t JOIN invitations i ON i.id = t.invitation_id \
+             JOIN users u ON u.id = t.user_id \
              WHERE t.token_hash = $2 AND i.namespace = $3",
         )
         .bind(now.millis())

@@ -29,12 +29,14 @@
 //! - `async fn create_invitation(store, new)`: the group commit, and on PostgreSQL the NOTIFY
 //!   that follows it.
 
+mod accounts;
 mod audit;
 mod events;
 mod invitation_batch;
 mod invitation_create;
 mod invitations;
 mod limits;
+mod members;
 mod outbox;
 mod projects;
 mod retention;

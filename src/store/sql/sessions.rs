@@ -60,7 +60,8 @@ impl SessionStore for Backend {
         }
         let row: Option<Row> = sqlx::query_as(&format!(
             "SELECT {USER_COLUMNS}, s.csrf_hash FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.id_hash = $1 AND s.expires > $2 AND u.namespace = $3 AND u.is_active"
+             WHERE s.id_hash = $1 AND s.expires > $2 AND u.namespace = $3 AND u.is_active \
+             AND NOT u.deactivated"
         ))
         .bind(&id_hash.0)
         .bind(now.millis())

@@ -67,21 +67,23 @@ impl UserStore for Backend {
         namespace: &str,
         email: &EmailAddress,
     ) -> StoreResult<Option<UserCredentials>> {
-        let row: Option<(i64, Option<String>)> = sqlx::query_as(
-            "SELECT id, password_hash FROM users WHERE namespace = $1 AND email_key = $2",
+        let row: Option<(i64, Option<String>, bool)> = sqlx::query_as(
+            "SELECT id, password_hash, deactivated FROM users \
+             WHERE namespace = $1 AND email_key = $2",
         )
         .bind(namespace)
         .bind(email.key())
         .fetch_optional(&mut *self.read().await?)
         .await
         .map_err(db_error("finding user"))?;
-        let Some((id, password_hash)) = row else {
+        let Some((id, password_hash, deactivated)) = row else {
             return Ok(None);
         };
         let user = self.user_by_id(namespace, UserId(id)).await?;
         Ok(user.map(|user| UserCredentials {
             user,
             password_hash,
+            deactivated,
         }))
     }
 
@@ -121,7 +123,8 @@ impl UserStore for Backend {
     ) -> StoreResult<Option<User>> {
         let row: Option<UserRow> = sqlx::query_as(&format!(
             "SELECT {USER_COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id \
-             WHERE k.key_hash = $1 AND u.namespace = $2 AND u.email_key = $3 AND u.is_active"
+             WHERE k.key_hash = $1 AND u.namespace = $2 AND u.email_key = $3 AND u.is_active \
+             AND NOT u.deactivated"
         ))
         .bind(&key_hash.0)
         .bind(namespace)

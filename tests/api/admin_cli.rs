@@ -1,0 +1,193 @@
+//! The administration commands of the real binary: `user list`, `project list`, `outbox list`
+//! (each with `--json`), `user deactivate|activate` and `grant --role none`, on both backends.
+
+use std::path::Path;
+
+use cbh_invite::config::DatabaseUrl;
+use serde_json::{Value, json};
+
+use crate::support::binary::{run, stdout_of};
+use crate::support::postgres::TestDatabase;
+use crate::support::{Backend, NS, json_with_status, spawn_app};
+
+struct Cli {
+    dir: tempfile::TempDir,
+    url: String,
+    _database: Option<TestDatabase>,
+}
+
+impl Cli {
+    async fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (url, database) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("cbh.db").display()),
+                None,
+            ),
+            Backend::Postgres => {
+                let database = TestDatabase::create().await;
+                (database.url.clone(), Some(database))
+            }
+        };
+        Self {
+            dir,
+            url,
+            _database: database,
+        }
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+        run(
+            self.dir(),
+            &[("CBH_DATABASE_URL", self.url.clone())],
+            args,
+            stdin,
+        )
+    }
+
+    fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        stdout_of(&self.run(args, stdin))
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn json_lines(&self, args: &[&str]) -> Vec<Value> {
+        self.ok(args, None)
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON object per line"))
+            .collect()
+    }
+}
+
+async fn the_cli_lists_deactivates_and_removes_roles(backend: Backend) {
+    let cli = Cli::new(backend).await;
+    let password = Some("a long enough password\n");
+    for email in ["ada@lab.example", "bob@lab.example"] {
+        cli.ok(
+            &["user", "add", "--email", email, "--password-stdin"],
+            password,
+        );
+    }
+    cli.ok(&["user", "add", "--email", "carl@lab.example"], None);
+    let project = cli.ok(&["project", "add", "--name", "Kinase screen"], None);
+    let grant = |email: &str, role: &str| {
+        cli.run(
+            &[
+                "grant",
+                "--email",
+                email,
+                "--project",
+                &project,
+                "--role",
+                role,
+            ],
+            None,
+        )
+    };
+    stdout_of(&grant("ada@lab.example", "owner"));
+    stdout_of(&grant("bob@lab.example", "editor"));
+
+    let users = cli.json_lines(&["user", "list", "--json"]);
+    let summary: Vec<(String, bool, bool)> = users
+        .iter()
+        .map(|u| {
+            (
+                u["email"].as_str().expect("email").to_owned(),
+                u["is_active"].as_bool().expect("is_active"),
+                u["is_pending"].as_bool().expect("is_pending"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("ada@lab.example".into(), true, false),
+            ("bob@lab.example".into(), true, false),
+            ("carl@lab.example".into(), false, true),
+        ]
+    );
+    let projects = cli.json_lines(&["project", "list", "--json"]);
+    assert_eq!(projects.len(), 1);
+    assert_eq!(projects[0]["name"], "Kinase screen");
+    assert_eq!(projects[0]["members"][0]["email"], "ada@lab.example");
+    assert_eq!(projects[0]["members"][0]["role"], "owner");
+    assert_eq!(projects[0]["members"][1]["role"], "editor");
+    let text = cli.ok(&["project", "list"], None);
+    assert!(
+        text.contains("Kinase screen\tada@lab.example:owner bob@lab.example:editor"),
+        "{text}"
+    );
+
+    // The last owner keeps the role; an editor's role goes.
+    let refused = grant("ada@lab.example", "none");
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("last owner"));
+    stdout_of(&grant("bob@lab.example", "none"));
+    let projects = cli.json_lines(&["project", "list", "--json"]);
+    assert_eq!(projects[0]["members"].as_array().map(Vec::len), Some(1));
+
+    cli.ok(&["user", "deactivate", "--email", "bob@lab.example"], None);
+    let text = cli.ok(&["user", "list"], None);
+    assert!(text.contains("bob@lab.example\t \tdeactivated"), "{text}");
+    cli.ok(&["user", "activate", "--email", "bob@lab.example"], None);
+    let users = cli.json_lines(&["user", "list", "--json"]);
+    assert_eq!(users[1]["is_active"], true);
+    let unknown = cli.run(
+        &["user", "deactivate", "--email", "nobody@lab.example"],
+        None,
+    );
+    assert_eq!(unknown.status.code(), Some(2));
+
+    let audit = cli.json_lines(&["audit", "--json"]);
+    let events: Vec<&str> = audit
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .filter(|e| e.starts_with("user_") || *e == "membership_changed")
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "membership_changed",
+            "membership_changed",
+            "membership_changed",
+            "user_deactivated",
+            "user_activated"
+        ]
+    );
+}
+
+async fn outbox_list_prints_json_lines(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (editor, _) = app.editor_with_project().await;
+    json_with_status(
+        editor.invite(json!({"email": "bob@example.org"})).await,
+        201,
+    )
+    .await;
+    let url = match &app.settings.database {
+        DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+        DatabaseUrl::Postgres(url) => url.clone(),
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = stdout_of(&run(
+        dir.path(),
+        &[("CBH_DATABASE_URL", url)],
+        &["outbox", "list", "--json"],
+        None,
+    ));
+    let rows: Vec<Value> = output
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON object per line"))
+        .collect();
+    assert_eq!(rows.len(), 1, "{output}");
+    assert_eq!(rows[0]["recipient"], "bob@example.org");
+    assert_eq!(rows[0]["namespace"], NS);
+    assert!(rows[0]["status"].is_string() && rows[0]["attempts"].is_i64());
+}
+
+backend_tests!(
+    the_cli_lists_deactivates_and_removes_roles,
+    outbox_list_prints_json_lines,
+);

@@ -30,6 +30,7 @@ macro_rules! backend_tests {
 mod accept;
 mod authorization;
 mod cli;
+mod cli_options;
 mod crash;
 mod email;
 mod errors;

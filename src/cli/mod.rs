@@ -4,6 +4,7 @@
 
 mod accounts;
 mod admin;
+mod docs;
 mod mail;
 mod maintenance;
 mod records;
@@ -22,10 +23,19 @@ use crate::config::{
 use crate::domain::{EmailAddress, User};
 use crate::store::{self, Store};
 
+/// `--version`: the crate's version and the git commit it was built from (build.rs; "unknown"
+/// when built outside a git checkout, e.g. from a source tarball).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("CBH_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "cbh-invite",
-    version,
+    version = VERSION,
     about = "Invite colleagues to a research data platform by email."
 )]
 pub struct Cli {
@@ -79,6 +89,10 @@ pub enum Command {
     /// Manage webhook endpoints and their deliveries.
     #[command(subcommand)]
     Webhook(webhooks::WebhookCommand),
+    /// Print a shell completion script (bash, zsh, fish, …) for this command.
+    Completions(docs::CompletionsArgs),
+    /// Print the man page (roff).
+    Man,
 }
 
 /// Errors that are the user's to fix: printed as one line, exit status 2.
@@ -87,9 +101,18 @@ pub enum Command {
 pub struct UsageError(pub String);
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let database = DatabaseUrl::parse(&cli.database_url).map_err(UsageError)?;
     match cli.command {
-        Command::Serve(args) => serve::serve(&cli.database_url, &args).await,
+        // These two touch no database: a bad CBH_DATABASE_URL must not stop them.
+        Command::Completions(args) => docs::completions(args),
+        Command::Man => docs::man(),
+        command => run_on_database(&cli.database_url, command).await,
+    }
+}
+
+async fn run_on_database(database_url: &str, command: Command) -> anyhow::Result<()> {
+    let database = DatabaseUrl::parse(database_url).map_err(UsageError)?;
+    match command {
+        Command::Serve(args) => serve::serve(database_url, &args).await,
         Command::Migrate => {
             open_store(&database).await?;
             eprintln!("database is up to date");
@@ -101,11 +124,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apikey(command) => accounts::apikey(&database, command).await,
         Command::Audit(args) => records::audit(&database, args).await,
         Command::Outbox(command) => records::outbox(&database, command).await,
-        Command::Check(args) => maintenance::check(&cli.database_url, &args).await,
-        Command::Prune(args) => maintenance::prune(&cli.database_url, args).await,
+        Command::Check(args) => maintenance::check(database_url, &args).await,
+        Command::Prune(args) => maintenance::prune(database_url, args).await,
         Command::Backup(args) => maintenance::backup(&database, args).await,
-        Command::Mail(command) => mail::mail(&cli.database_url, command).await,
+        Command::Mail(command) => mail::mail(database_url, command).await,
         Command::Webhook(command) => webhooks::webhook(&database, command).await,
+        Command::Completions(args) => docs::completions(args),
+        Command::Man => docs::man(),
     }
 }
 

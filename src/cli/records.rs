@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use crate::config::{self, DatabaseUrl};
 use crate::domain::Timestamp;
 use crate::domain::printable::escape_controls;
-use crate::store::AuditRecord;
+use crate::store::{AuditRecord, OutboxRow};
 
 use super::{UsageError, open_store};
 
@@ -31,7 +31,7 @@ pub enum OutboxCommand {
         status: Option<String>,
         #[arg(long, default_value = "50")]
         limit: i64,
-        /// One JSON object per line instead of text.
+        /// One JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -68,43 +68,13 @@ pub async fn outbox(database: &DatabaseUrl, command: OutboxCommand) -> anyhow::R
             let rows = store
                 .list_outbox(status.as_deref(), limit.clamp(1, 100_000))
                 .await?;
-            if json {
-                for row in rows {
-                    let line = serde_json::json!({
-                        "id": row.id,
-                        "namespace": row.namespace,
-                        "invitation_id": row.invitation_id,
-                        "kind": row.kind,
-                        "recipient": row.recipient,
-                        "status": row.status,
-                        "attempts": row.attempts,
-                        "created": row.created.to_iso8601(),
-                        "next_attempt_at": row.next_attempt_at.to_iso8601(),
-                        "last_error": row.last_error,
-                    });
-                    println!("{line}");
-                }
-                return Ok(());
-            }
-            println!(
-                "id\tstatus\tattempts\tkind\trecipient\tinvitation\tcreated\tnext attempt\tlast error"
-            );
-            for row in rows {
+            if !json {
                 println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}/{}\t{}\t{}\t{}",
-                    row.id,
-                    row.status,
-                    row.attempts,
-                    row.kind,
-                    row.recipient,
-                    row.namespace,
-                    row.invitation_id,
-                    row.created.to_iso8601(),
-                    row.next_attempt_at.to_iso8601(),
-                    row.last_error
-                        .unwrap_or_default()
-                        .replace(['\t', '\n'], " "),
+                    "id\tstatus\tattempts\tkind\trecipient\tinvitation\tcreated\tnext attempt\tlast error"
                 );
+            }
+            for row in rows {
+                println!("{}", outbox_line(&row, json));
             }
             Ok(())
         }
@@ -125,6 +95,40 @@ pub async fn outbox(database: &DatabaseUrl, command: OutboxCommand) -> anyhow::R
             Ok(())
         }
     }
+}
+
+/// One outbox message as a line of the table or of JSON. The last error is the relay's reply,
+/// text a stranger's server chose: escaped like the audit log's fields.
+fn outbox_line(row: &OutboxRow, json: bool) -> String {
+    let last_error = row.last_error.as_deref().map(escape_controls);
+    if json {
+        return serde_json::json!({
+            "id": row.id,
+            "status": row.status,
+            "attempts": row.attempts,
+            "kind": row.kind,
+            "recipient": row.recipient,
+            "namespace": row.namespace,
+            "invitation_id": row.invitation_id,
+            "created": row.created.to_iso8601(),
+            "next_attempt_at": row.next_attempt_at.to_iso8601(),
+            "last_error": last_error,
+        })
+        .to_string();
+    }
+    format!(
+        "{}\t{}\t{}\t{}\t{}\t{}/{}\t{}\t{}\t{}",
+        row.id,
+        row.status,
+        row.attempts,
+        row.kind,
+        row.recipient,
+        row.namespace,
+        row.invitation_id,
+        row.created.to_iso8601(),
+        row.next_attempt_at.to_iso8601(),
+        last_error.unwrap_or_default(),
+    )
 }
 
 /// One audit record as a line of text or of JSON. Every field may hold text an attacker chose

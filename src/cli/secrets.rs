@@ -5,6 +5,7 @@
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
+use super::mail::MailCommand;
 use super::{Cli, Command, UsageError};
 use crate::config::secret_from_file;
 
@@ -17,30 +18,42 @@ impl Cli {
         Ok(cli)
     }
 
-    /// Fills `--database-url` and `serve`'s `--smtp-url` from their `_FILE` variables (read
+    /// Fills `--database-url` and the `--smtp-url` of `serve`, `check` and `mail test` from their `_FILE` variables (read
     /// with `lookup`) where the command line did not give them.
     pub fn read_secret_files(
         &mut self,
         matches: &ArgMatches,
         lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
     ) -> Result<(), UsageError> {
-        let serve = matches.subcommand_matches("serve");
+        // The commands that take serve's flags: `serve`, `check` and `mail test`.
+        let serve = matches
+            .subcommand_matches("serve")
+            .or_else(|| matches.subcommand_matches("check"))
+            .or_else(|| {
+                matches
+                    .subcommand_matches("mail")
+                    .and_then(|m| m.subcommand_matches("test"))
+            });
         let given = |id: &str| {
             [Some(matches), serve].into_iter().flatten().any(|m| {
                 m.try_get_raw(id).is_ok() && m.value_source(id) == Some(ValueSource::CommandLine)
             })
         };
-        if let Some(url) = secret_from_file("CBH_DATABASE_URL", &lookup).map_err(UsageError)? {
-            if !given("database_url") {
-                self.database_url = url;
-            }
+        if let Some(url) = secret_from_file("CBH_DATABASE_URL", &lookup).map_err(UsageError)?
+            && !given("database_url")
+        {
+            self.database_url = url;
         }
-        if let Command::Serve(args) = &mut self.command {
-            if let Some(url) = secret_from_file("CBH_SMTP_URL", &lookup).map_err(UsageError)? {
-                if !given("smtp_url") {
-                    args.smtp_url = Some(url);
-                }
-            }
+        let serve_args = match &mut self.command {
+            Command::Serve(args) | Command::Check(args) => Some(args),
+            Command::Mail(MailCommand::Test { serve, .. }) => Some(serve),
+            _ => None,
+        };
+        if let Some(args) = serve_args
+            && let Some(url) = secret_from_file("CBH_SMTP_URL", &lookup).map_err(UsageError)?
+            && !given("smtp_url")
+        {
+            args.smtp_url = Some(url);
         }
         Ok(())
     }

@@ -33,6 +33,7 @@ mod admin_cli;
 mod admin_pages;
 mod authorization;
 mod cli;
+mod cli_options;
 mod crash;
 mod deploy;
 mod email;

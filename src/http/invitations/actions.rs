@@ -48,7 +48,7 @@ pub(in crate::http) fn limit_error(
 /// "3 h", "12 min", "40 s": for messages to people.
 fn human_duration(duration: Duration) -> String {
     let secs = duration.as_secs().max(1);
-    if secs >= 3_600 && secs % 3_600 == 0 || secs >= 2 * 3_600 {
+    if secs >= 3_600 && secs.is_multiple_of(3_600) || secs >= 2 * 3_600 {
         format!("{} h", secs.div_ceil(3_600))
     } else if secs >= 60 {
         format!("{} min", secs.div_ceil(60))

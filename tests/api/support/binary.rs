@@ -5,6 +5,8 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
 
+use cbh_invite::config::DatabaseUrl;
+
 use crate::support::wait::{free_port, until_ready};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cbh-invite");
@@ -114,6 +116,21 @@ pub fn on_sqlite(db: &Path, args: &[&str], stdin: Option<&str>) -> String {
     let dir = db.parent().unwrap_or(Path::new("."));
     let url = vec![("CBH_DATABASE_URL", format!("sqlite://{}", db.display()))];
     stdout_of(&run(dir, &url, args, stdin))
+}
+
+/// A command on the database of a test app (either backend) that must succeed; returns its
+/// standard output.
+pub fn on_database(database: &DatabaseUrl, args: &[&str]) -> String {
+    let url = match database {
+        DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+        DatabaseUrl::Postgres(url) => url.clone(),
+    };
+    stdout_of(&run(
+        &std::env::temp_dir(),
+        &[("CBH_DATABASE_URL", url)],
+        args,
+        None,
+    ))
 }
 
 /// `cbh-invite serve` as a child process, killed when dropped.

@@ -359,14 +359,23 @@ async fn nginx_puts_the_platforms_application_behind_the_login(backend: Backend)
     let back = json_with_status(browser.get("/page?x=1").await, 200).await;
     assert_eq!(echoed_headers(&back)["x-auth-email"], "ada@lab.example");
 
-    deactivated_user_step(&app, &browser).await;
+    deactivated_user_step(&app, &browser, ada.id.0).await;
 }
 
-/// DEACTIVATED USER STEP: the lead adds it after merging the deactivation of users (`admin`).
-/// `browser` is logged in as ada@lab.example here (through the login page): deactivate her and
-/// check that `browser.get("/api/data")` answers 401 and `browser.get("/page")` 302.
-/// Forward-auth goes through the API's own lookup (`extract::authenticate`), so it follows.
-async fn deactivated_user_step(_app: &crate::support::TestApp, _browser: &Browser) {}
+/// `browser` is logged in as Ada (through the login page): a superuser deactivates her, and the
+/// proxy turns her away at once, on the API (401) and on the pages (to the login page).
+async fn deactivated_user_step(app: &crate::support::TestApp, browser: &Browser, ada: i64) {
+    let root = app.add_user("root@lab.example", "Root", "", true).await;
+    let root = app.api_key_agent(&root).await;
+    let done = root
+        .post(&format!("/{NS}/api/users/{ada}/deactivate/"), &json!({}))
+        .await;
+    assert_eq!(done.status(), 200, "deactivating Ada");
+    assert_eq!(browser.get("/api/data").await.status(), 401);
+    let page = browser.get("/page?x=1").await;
+    assert_eq!(page.status(), 302);
+    assert!(header(&page, "location").contains("/login/"));
+}
 
 #[test]
 fn the_readme_shows_the_nginx_configuration_the_test_runs() {

@@ -128,6 +128,32 @@ async fn every_event_type_arrives_signed_with_the_api_shapes(backend: Backend) {
     )
     .await;
 
+    // membership.changed (viewer to editor) and user.deactivated, by a superuser's API calls.
+    let bob_user = app.user_by_email("bob@example.org").await.user.id.0;
+    json_with_status(
+        admin
+            .request(
+                reqwest::Method::PUT,
+                &format!("/{NS}/api/cbh_projects/{}/members/{bob_user}/", project.0),
+            )
+            .json(&json!({"role": "editor"}))
+            .send()
+            .await
+            .expect("sent"),
+        200,
+    )
+    .await;
+    json_with_status(
+        admin
+            .post(
+                &format!("/{NS}/api/users/{bob_user}/deactivate/"),
+                &json!({}),
+            )
+            .await,
+        200,
+    )
+    .await;
+
     let expected = [
         "invitation.created",
         "invitation.resent",
@@ -135,6 +161,7 @@ async fn every_event_type_arrives_signed_with_the_api_shapes(backend: Backend) {
         "invitation.revoked",
         "email.failed",
         "user.activated",
+        "user.deactivated",
         "membership.changed",
     ];
     wait::until("every event type delivered", WAIT, || async {
@@ -272,6 +299,13 @@ async fn every_event_type_arrives_signed_with_the_api_shapes(backend: Backend) {
     assert!(memberships.iter().any(|b| b["data"]["old_role"].is_null()
         && b["data"]["new_role"] == "editor"
         && b["data"]["user"]["email"] == "ada@lab.example"));
+    assert!(memberships.iter().any(|b| b["data"]["old_role"] == "viewer"
+        && b["data"]["new_role"] == "editor"
+        && b["data"]["user"]["email"] == "bob@example.org"));
+    let deactivated = &by_event["user.deactivated"][0]["data"]["user"];
+    assert_eq!(deactivated["id"], bob_user);
+    assert_eq!(deactivated["email"], "bob@example.org");
+    assert_eq!(deactivated["is_active"], false);
 }
 
 /// The newest delivery (the one just queued): status, attempts, last error.

@@ -3,14 +3,13 @@
 //! written in the caller's transaction) lives here too.
 
 use async_trait::async_trait;
-use serde_json::json;
 use sqlx::{FromRow, QueryBuilder};
 
 use super::backend::{self, Backend, Conn, Db};
 use super::events;
 use super::invitation_create::VOID_USER_LINKS;
 use super::rows::{UserRow, db_error};
-use crate::domain::{EventType, Timestamp, UserId};
+use crate::domain::{EventType, Timestamp, User, UserId};
 use crate::store::{
     Account, AccountOutcome, AccountStore, ChangedBy, StoreResult, UserFilter, UserPage,
 };
@@ -55,16 +54,11 @@ pub(super) async fn load_account(
     Ok(row.map(Account::from))
 }
 
-/// A user in an event's `data`; `is_active` means "can log in".
-pub(super) fn user_data(account: &Account) -> serde_json::Value {
-    let user = &account.user;
-    json!({
-        "id": user.id.0,
-        "email": user.email.as_str(),
-        "first_name": user.first_name.as_str(),
-        "last_name": user.last_name.as_str(),
-        "is_active": account.can_log_in(),
-    })
+/// The user as events show it: `is_active` means "can log in" (accepted, not deactivated).
+pub(super) fn event_user(account: &Account) -> User {
+    let mut user = account.user.clone();
+    user.is_active = account.can_log_in();
+    user
 }
 
 /// One audit record, in the caller's transaction: the change and its record commit together.
@@ -211,7 +205,7 @@ impl AccountStore for Backend {
             None,
         )
         .await?;
-        let data = json!({ "user": user_data(&account) });
+        let data = events::user_data(&event_user(&account));
         events::emit(&mut tx, namespace, kind, &data, now).await?;
         tx.commit()
             .await

@@ -7,10 +7,9 @@
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use serde_json::json;
 use sqlx::FromRow;
 
-use super::accounts::{ACCOUNT_COLUMNS, AccountRow, audit_in, load_account, user_data};
+use super::accounts::{ACCOUNT_COLUMNS, AccountRow, audit_in, event_user, load_account};
 use super::backend::{self, Backend, Conn};
 use super::events;
 use super::rows::db_error;
@@ -83,12 +82,7 @@ async fn record_role_change(
         )),
     )
     .await?;
-    let data = json!({
-        "project": {"id": project.id.0, "name": project.name},
-        "user": user_data(account),
-        "old_role": old.map(Role::as_str),
-        "new_role": new.map(Role::as_str),
-    });
+    let data = events::membership_data(project, &event_user(account), old, new);
     events::emit(conn, namespace, EventType::MembershipChanged, &data, now).await
 }
 

@@ -176,6 +176,8 @@ fn is_connect_error(error: &sqlx::Error) -> bool {
 }
 
 /// The extended protocol takes one statement with arguments at a time (`sql::invitation_batch`).
+/// Write transactions: PostgreSQL's row locks and advisory locks order them.
+const BEGIN: &str = "BEGIN";
 const ONE_CALL: bool = false;
 
 /// Row locks keep two transactions from deciding on the same invitee or link at once.

@@ -213,6 +213,11 @@ async fn lock_mailboxes(_conn: &mut Conn, _keys: Vec<i32>) -> StoreResult<()> {
 
 /// Several statements go to the connection's thread in one call (`sql::invitation_batch`).
 const ONE_CALL: bool = true;
+/// Write transactions take the write lock when they begin. A deferred transaction that read
+/// first could not write once another process (a command beside `serve`, another node in the
+/// tests) had committed since its read began: SQLite answers "database is locked" at once,
+/// without waiting out the busy timeout. Taken at BEGIN, the lock is waited for like any other.
+const BEGIN: &str = "BEGIN IMMEDIATE";
 
 /// No lock needed: the single writer connection already serialises every transaction.
 const LOCK_KEY: Option<&str> = None;

@@ -156,7 +156,7 @@ impl AccountStore for Backend {
     ) -> StoreResult<AccountOutcome> {
         let mut tx = self
             .writer()
-            .begin()
+            .begin_with(super::backend::BEGIN)
             .await
             .map_err(db_error("starting a change of account"))?;
         let Some(mut account) = load_account(&mut tx, namespace, user, true).await? else {

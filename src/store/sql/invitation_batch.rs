@@ -55,7 +55,7 @@ async fn create_together(
     jobs: &[InvitationJob],
 ) -> Result<Vec<CreateOutcome>, Together> {
     let mut tx = pool
-        .begin()
+        .begin_with(super::backend::BEGIN)
         .await
         .map_err(|e| Together::Transaction(db_error("starting invitations")(e)))?;
     let batch: Vec<&NewInvitation> = jobs.iter().map(|(new, _)| new).collect();

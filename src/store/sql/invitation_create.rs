@@ -277,7 +277,7 @@ async fn create_invitation_once(
     new: &NewInvitation,
 ) -> StoreResult<CreateOutcome> {
     let mut tx = pool
-        .begin()
+        .begin_with(super::backend::BEGIN)
         .await
         .map_err(db_error("starting invitation"))?;
     let outcome = create_invitation_in(&mut tx, new).await?;

@@ -313,7 +313,7 @@ impl InvitationStore for Backend {
     ) -> StoreResult<AcceptOutcome> {
         let mut tx = self
             .writer()
-            .begin()
+            .begin_with(super::backend::BEGIN)
             .await
             .map_err(db_error("starting accept"))?;
         // Locked: of two accepts racing on one link, the second finds it used.
@@ -379,7 +379,7 @@ impl InvitationStore for Backend {
     async fn resend_invitation(&self, resend: ResendInvitation) -> StoreResult<ResendOutcome> {
         let mut tx = self
             .writer()
-            .begin()
+            .begin_with(super::backend::BEGIN)
             .await
             .map_err(db_error("starting resend"))?;
         // Before the invitation's row lock, as creation takes them before the invitee's; the
@@ -461,7 +461,7 @@ impl InvitationStore for Backend {
     ) -> StoreResult<RevokeOutcome> {
         let mut tx = self
             .writer()
-            .begin()
+            .begin_with(super::backend::BEGIN)
             .await
             .map_err(db_error("starting revoke"))?;
         let Some(current) = invitation_state(&mut tx, namespace, id).await? else {

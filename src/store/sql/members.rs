@@ -98,7 +98,7 @@ impl MemberStore for Backend {
     ) -> StoreResult<Project> {
         let mut tx = self
             .writer()
-            .begin()
+            .begin_with(super::backend::BEGIN)
             .await
             .map_err(db_error("starting to create a project"))?;
         let account = load_account(&mut tx, namespace, owner, false)
@@ -160,7 +160,7 @@ impl MemberStore for Backend {
     ) -> StoreResult<Option<Project>> {
         let mut tx = self
             .writer()
-            .begin()
+            .begin_with(super::backend::BEGIN)
             .await
             .map_err(db_error("starting to rename a project"))?;
         let Some(old) = load_project(&mut tx, namespace, project, true).await? else {
@@ -241,7 +241,7 @@ impl MemberStore for Backend {
         } = change;
         let mut tx = self
             .writer()
-            .begin()
+            .begin_with(super::backend::BEGIN)
             .await
             .map_err(db_error("starting a change of role"))?;
         let Some(project) = load_project(&mut tx, &namespace, project, true).await? else {

@@ -16,6 +16,7 @@
 //!   single writer already serialises transactions);
 //! - `LOCK_KEY`: the statement that serialises transactions on a text key till they end
 //!   (`pg_advisory_xact_lock` on PostgreSQL; none on SQLite, whose single writer does);
+//! - `BEGIN`: how a write transaction begins (`BEGIN IMMEDIATE` on SQLite);
 //! - `ONE_CALL`: whether several statements go to the database in one call
 //!   (`invitation_batch::Statements`);
 //! - `PRUNE_LOCK`: the statement that lets one node at a time prune (`pg_try_advisory_xact_lock`

@@ -124,7 +124,7 @@ impl OutboxStore for Backend {
     async fn mark_failed(&self, message_id: &str, error: &str) -> StoreResult<()> {
         let mut tx = self
             .writer()
-            .begin()
+            .begin_with(super::backend::BEGIN)
             .await
             .map_err(db_error("starting to mark a message failed"))?;
         let failed: Option<(String, i64, String, String, i64)> = sqlx::query_as(

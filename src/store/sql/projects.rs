@@ -126,7 +126,7 @@ impl ProjectStore for Backend {
     async fn grant(&self, user: UserId, project: ProjectId, role: Role) -> StoreResult<()> {
         let mut tx = self
             .writer()
-            .begin()
+            .begin_with(super::backend::BEGIN)
             .await
             .map_err(db_error("starting grant"))?;
         // The role before, for `membership.changed`; locked, so two grants announce in turn.

@@ -199,7 +199,10 @@ impl RetentionStore for Backend {
         let policy = *policy;
         self.on_writer(move |pool| async move {
             if dry_run {
-                let mut tx = pool.begin().await.map_err(db_error("starting a dry run"))?;
+                let mut tx = pool
+                    .begin_with(super::backend::BEGIN)
+                    .await
+                    .map_err(db_error("starting a dry run"))?;
                 if !lock(&mut tx).await? {
                     return Ok(PruneRun::Skipped);
                 }
@@ -211,7 +214,10 @@ impl RetentionStore for Backend {
             let mut first = true;
             for (rule, before, field) in steps(&policy) {
                 loop {
-                    let mut tx = pool.begin().await.map_err(db_error("starting to prune"))?;
+                    let mut tx = pool
+                        .begin_with(super::backend::BEGIN)
+                        .await
+                        .map_err(db_error("starting to prune"))?;
                     if !lock(&mut tx).await? {
                         // Another node started meanwhile: it goes on from here.
                         return Ok(if first {

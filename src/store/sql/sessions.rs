@@ -21,7 +21,7 @@ impl SessionStore for Backend {
     async fn create_session(&self, session: NewSession) -> StoreResult<()> {
         let mut tx = self
             .writer()
-            .begin()
+            .begin_with(super::backend::BEGIN)
             .await
             .map_err(db_error("starting login"))?;
         sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND expires <= $2")
@@ -86,7 +86,10 @@ impl SessionStore for Backend {
 
     async fn reserve_login(&self, attempt: LoginAttempt) -> StoreResult<LoginReservation> {
         self.on_writer(move |pool| async move {
-            let mut tx = pool.begin().await.map_err(db_error("starting a login"))?;
+            let mut tx = pool
+                .begin_with(super::backend::BEGIN)
+                .await
+                .map_err(db_error("starting a login"))?;
             if let Some(lock) = backend::LOCK_KEY {
                 // The account's key before the client's, always: two attempts never wait for
                 // each other in a cycle.

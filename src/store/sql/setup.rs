@@ -48,7 +48,7 @@ impl SetupStore for Backend {
     ) -> StoreResult<bool> {
         let mut tx = self
             .writer()
-            .begin()
+            .begin_with(super::backend::BEGIN)
             .await
             .map_err(db_error("starting setup token"))?;
         if namespace_has_users(&mut tx, namespace).await? {
@@ -96,7 +96,7 @@ impl SetupStore for Backend {
     ) -> StoreResult<SetupOutcome> {
         let mut tx = self
             .writer()
-            .begin()
+            .begin_with(super::backend::BEGIN)
             .await
             .map_err(db_error("starting setup"))?;
         // The token's consumption is the check: the namespace's tokens are deleted first, and

@@ -143,7 +143,7 @@ impl UserStore for Backend {
     ) -> StoreResult<()> {
         let mut tx = self
             .writer()
-            .begin()
+            .begin_with(super::backend::BEGIN)
             .await
             .map_err(db_error("starting password change"))?;
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")

@@ -89,7 +89,7 @@ impl WebhookStore for Backend {
     async fn remove_webhook(&self, namespace: &str, id: i64) -> StoreResult<bool> {
         let mut tx = self
             .writer()
-            .begin()
+            .begin_with(super::backend::BEGIN)
             .await
             .map_err(db_error("starting webhook removal"))?;
         // Its deliveries first (the foreign key cascades too; this keeps SQLite files that
@@ -132,7 +132,7 @@ impl WebhookStore for Backend {
         }
         self.on_writer(move |pool| async move {
             let mut tx = pool
-                .begin()
+                .begin_with(super::backend::BEGIN)
                 .await
                 .map_err(db_error("starting webhook claim"))?;
             let claimed: Vec<Claimed> = sqlx::query_as(&format!(

@@ -348,7 +348,11 @@ impl TestApp {
                 &json!({"username": email, "password": password}),
             )
             .await;
-        assert_eq!(response.status(), 200, "login of {email} failed");
+        if response.status() != 200 {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            panic!("login of {email} failed: {status} {body}");
+        }
         let csrf = response
             .cookies()
             .find(|c| c.name() == format!("{NS}csrftoken"))

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use super::request::ValidInvitation;
 use crate::config::Limits;
+use crate::domain::domain_rules;
 use crate::domain::token::random_hex;
 use crate::domain::{
-    InvitationId, InvitationStatus, Project, ProjectId, Role, Timestamp, Token, User,
+    EmailAddress, InvitationId, InvitationStatus, Project, ProjectId, Role, Timestamp, Token, User,
 };
 use crate::http::extract::Caller;
 use crate::http::metrics::Metrics;
@@ -57,7 +58,38 @@ fn human_duration(duration: Duration) -> String {
     }
 }
 
-/// Checks the inviter's rights on the projects, then creates the invitation (and wakes the
+/// The 403 for an address the domain rules (`CBH_ALLOWED_DOMAINS`, `CBH_DENIED_DOMAINS`) do not
+/// permit in the caller's namespace. Matched in memory: no database work.
+pub(in crate::http) fn check_domain(
+    state: &AppState,
+    caller: &Caller,
+    email: &EmailAddress,
+) -> Result<(), ApiError> {
+    // Addresses are stored with their domain lower-cased; a lower-case copy only for a row
+    // that somehow is not.
+    let domain = email.domain();
+    let lower;
+    let domain = if domain.bytes().any(|b| b.is_ascii_uppercase()) {
+        lower = domain.to_ascii_lowercase();
+        lower.as_str()
+    } else {
+        domain
+    };
+    if state
+        .config
+        .invite_rules
+        .domains
+        .permits(&caller.namespace, domain)
+    {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(domain_rules::refusal(domain)))
+    }
+}
+
+/// Checks the address against the domain rules (before anything that reads the database: a
+/// refusal depends on the request alone, and costs nothing), then the inviter's rights on the
+/// projects, then creates the invitation (and wakes the
 /// outbox worker when an email was queued).
 pub(in crate::http) async fn invite(
     state: &AppState,
@@ -65,6 +97,7 @@ pub(in crate::http) async fn invite(
     request: ValidInvitation,
     idempotency: Option<IdempotencyClaim>,
 ) -> Result<CreateOutcome, ApiError> {
+    check_domain(state, caller, &request.email)?;
     let projects = authorize_projects(state, caller, &request.projects).await?;
     let outcome = state
         .store
@@ -184,7 +217,13 @@ pub(in crate::http) async fn resend(
     caller: &Caller,
     id: InvitationId,
 ) -> Result<InvitationRecord, ApiError> {
-    manageable_invitation(state, caller, id).await?;
+    let record = manageable_invitation(state, caller, id).await?;
+    // An address that the rules have come to refuse gets no new link either.
+    check_domain(
+        state,
+        caller,
+        &EmailAddress::from_trusted(record.email.clone()),
+    )?;
     let outcome = state
         .store
         .resend_invitation(ResendInvitation {

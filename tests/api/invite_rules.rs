@@ -1,0 +1,269 @@
+//! Issue 13: the domain rules (`CBH_ALLOWED_DOMAINS`, `CBH_DENIED_DOMAINS`) on the API, the
+//! invite page, resend and concurrent POSTs (the group commit); and `expires_in`.
+
+use cbh_invite::config::{InviteRules, Settings};
+use cbh_invite::domain::domain_rules::parse_list;
+use cbh_invite::domain::{DomainRules, Role};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::{Agent, Backend, NS, PASSWORD, TestApp, json_with_status, spawn_app_with};
+
+fn domains(allowed: &str, denied: &str) -> impl FnOnce(&mut Settings) {
+    let rules = DomainRules::new(
+        parse_list(allowed).expect("allowed"),
+        parse_list(denied).expect("denied"),
+    );
+    move |settings: &mut Settings| {
+        settings.invite_rules = InviteRules {
+            domains: rules,
+            ..InviteRules::default()
+        }
+    }
+}
+
+fn refusal(domain: &str) -> Value {
+    json!(format!(
+        "Invitations to addresses at {domain} are not allowed here"
+    ))
+}
+
+/// Invites `email` to `project` and returns the status and the body.
+async fn invite(agent: &Agent, email: &str, project: i64) -> (u16, Value) {
+    let response = agent
+        .invite(json!({"email": email, "projects_selected": [{"id": project}]}))
+        .await;
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON body"))
+}
+
+async fn assert_refused(agent: &Agent, email: &str, project: i64, domain: &str) {
+    let (status, body) = invite(agent, email, project).await;
+    assert_eq!(status, 403, "{email}: {body}");
+    assert_eq!(body["error"], refusal(domain), "{email}");
+}
+
+async fn assert_invited(agent: &Agent, email: &str, project: i64) {
+    let (status, body) = invite(agent, email, project).await;
+    assert_eq!(status, 201, "{email}: {body}");
+}
+
+async fn only_allowed_domains_may_be_invited(backend: Backend) {
+    let app = spawn_app_with(backend, domains("lab.example, *.ox.ac.uk", "")).await;
+    let (editor, project) = app.editor_with_project().await;
+    assert_invited(&editor, "bob@lab.example", project.0).await;
+    assert_invited(&editor, "carl@OX.AC.UK", project.0).await;
+    assert_invited(&editor, "dora@chem.ox.ac.uk", project.0).await;
+    assert_refused(&editor, "eve@sub.lab.example", project.0, "sub.lab.example").await;
+    assert_refused(&editor, "fay@notox.ac.uk", project.0, "notox.ac.uk").await;
+    assert_refused(&editor, "gus@Example.ORG", project.0, "example.org").await;
+    // Nothing was written for the refused ones.
+    assert_eq!(app.count_invitations().await, 3);
+    assert!(app.find_user(NS, "gus@example.org").await.is_none());
+}
+
+async fn denied_domains_win_and_namespace_entries_apply_in_their_namespace(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        domains(
+            "*.example.org",
+            "spam.example.org, *.mail.example.org, other:lab.example, chembiohub:example.net",
+        ),
+    )
+    .await;
+    let (editor, project) = app.editor_with_project().await;
+    assert_invited(&editor, "bob@example.org", project.0).await;
+    assert_invited(&editor, "bob@chem.example.org", project.0).await;
+    assert_refused(
+        &editor,
+        "eve@spam.example.org",
+        project.0,
+        "spam.example.org",
+    )
+    .await;
+    assert_refused(
+        &editor,
+        "eve@mail.example.org",
+        project.0,
+        "mail.example.org",
+    )
+    .await;
+    assert_refused(
+        &editor,
+        "eve@x.mail.example.org",
+        project.0,
+        "x.mail.example.org",
+    )
+    .await;
+    // Outside the allowed list, whatever the denied entries of any namespace say.
+    assert_refused(&editor, "eve@example.net", project.0, "example.net").await;
+    assert_refused(&editor, "eve@lab.example", project.0, "lab.example").await;
+
+    let scoped = spawn_app_with(
+        backend,
+        domains("", "other:lab.example, chembiohub:example.net"),
+    )
+    .await;
+    let (editor, project) = scoped.editor_with_project().await;
+    // `other:` entries do not apply in chembiohub; chembiohub's do.
+    assert_invited(&editor, "bob@lab.example", project.0).await;
+    assert_refused(&editor, "eve@example.net", project.0, "example.net").await;
+    assert_invited(&editor, "bob@sub.example.net", project.0).await;
+}
+
+async fn the_domain_rule_comes_before_the_rights_and_platform_invitations(backend: Backend) {
+    let app = spawn_app_with(backend, domains("", "example.com")).await;
+    let (editor, _) = app.editor_with_project().await;
+    // Platform-only invitations follow the same rule.
+    let response = editor.invite(json!({"email": "eve@example.com"})).await;
+    let body = json_with_status(response, 403).await;
+    assert_eq!(body["error"], refusal("example.com"));
+    // A viewer (who may not invite) is told about the domain first: the rule depends on the
+    // request alone, so it is checked before any database work.
+    let viewer = app.add_user("vic@lab.example", "Vic", "", false).await;
+    let project = app.add_project("Viewed").await;
+    app.grant(&viewer, project, Role::Viewer).await;
+    let viewer = app.api_key_agent(&viewer).await;
+    assert_refused(&viewer, "eve@example.com", project.0, "example.com").await;
+    let (status, _) = invite(&viewer, "bob@example.org", project.0).await;
+    assert_eq!(status, 403, "the rights are still checked");
+}
+
+async fn resend_to_an_address_that_became_disallowed_is_refused(backend: Backend) {
+    let mut app = spawn_app_with(backend, |_| {}).await;
+    let (editor, project) = app.editor_with_project().await;
+    let (status, body) = invite(&editor, "bob@example.com", project.0).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_i64().expect("id");
+
+    app.settings.invite_rules.domains =
+        DomainRules::new(Vec::new(), parse_list("*.example.com").expect("denied"));
+    app.restart().await;
+    let editor = app.agent_for(&editor, &app.base);
+    let response = editor
+        .post(&format!("/{NS}/api/invitations/{id}/resend/"), &json!({}))
+        .await;
+    let body = json_with_status(response, 403).await;
+    assert_eq!(body["error"], refusal("example.com"));
+    // Still invisible invitations stay 404, whatever their address.
+    let stranger = app.add_user("sam@lab.example", "Sam", "", false).await;
+    let stranger = app.api_key_agent(&stranger).await;
+    let response = stranger
+        .post(&format!("/{NS}/api/invitations/{id}/resend/"), &json!({}))
+        .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+async fn concurrent_invitations_through_the_group_commit_keep_the_rule(backend: Backend) {
+    let app = spawn_app_with(backend, domains("", "*.denied.example")).await;
+    let (editor, project) = app.editor_with_project().await;
+    let posts = (0..24).map(|i| {
+        let editor = &editor;
+        async move {
+            let domain = if i % 2 == 0 {
+                "ok.example"
+            } else {
+                "x.denied.example"
+            };
+            invite(editor, &format!("p{i}@{domain}"), project.0).await
+        }
+    });
+    let results = futures_util::future::join_all(posts).await;
+    for (i, (status, body)) in results.iter().enumerate() {
+        if i % 2 == 0 {
+            assert_eq!(*status, 201, "{i}: {body}");
+        } else {
+            assert_eq!(*status, 403, "{i}: {body}");
+            assert_eq!(body["error"], refusal("x.denied.example"));
+        }
+    }
+    assert_eq!(app.count_invitations().await, 12);
+}
+
+/// The hidden field `name` of a page.
+fn hidden(body: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no field {name} in {body}"))
+        + marker.len();
+    let end = body[start..].find('"').expect("closing quote") + start;
+    body[start..end].to_owned()
+}
+
+/// A cookie-keeping client logged in through the login page.
+async fn page_client(app: &TestApp, email: &str) -> reqwest::Client {
+    let client = crate::support::agent::client_builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let login = format!("{}/{NS}/login/", app.base);
+    let page = client.get(&login).send().await.expect("sent");
+    let token = hidden(&page.text().await.expect("body"), "form_token");
+    let done = client
+        .post(&login)
+        .form(&[
+            ("form_token", token.as_str()),
+            ("email", email),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    client
+}
+
+async fn the_invite_page_shows_the_refusal(backend: Backend) {
+    let app = spawn_app_with(backend, domains("", "example.com")).await;
+    let (_, project) = app.editor_with_project().await;
+    let client = page_client(&app, "ada@lab.example").await;
+    let url = format!("{}/{NS}/invite/", app.base);
+    let page = client.get(&url).send().await.expect("sent");
+    let csrf = hidden(&page.text().await.expect("body"), "csrfmiddlewaretoken");
+    let project = project.0.to_string();
+    let refused = client
+        .post(&url)
+        .form(&[
+            ("csrfmiddlewaretoken", csrf.as_str()),
+            ("email", "eve@Example.com"),
+            ("first_name", "Eve"),
+            ("projects", project.as_str()),
+        ])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let body = refused.text().await.expect("body");
+    assert!(
+        body.contains("Invitations to addresses at example.com are not allowed here"),
+        "{body}"
+    );
+    assert!(
+        body.contains("value=\"eve@Example.com\""),
+        "the form keeps what was typed"
+    );
+    assert_eq!(app.count_invitations().await, 0);
+    let invited = client
+        .post(&url)
+        .form(&[
+            ("csrfmiddlewaretoken", csrf.as_str()),
+            ("email", "bob@example.org"),
+            ("projects", project.as_str()),
+        ])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(invited.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.count_invitations().await, 1);
+}
+
+backend_tests!(
+    only_allowed_domains_may_be_invited,
+    denied_domains_win_and_namespace_entries_apply_in_their_namespace,
+    the_domain_rule_comes_before_the_rights_and_platform_invitations,
+    resend_to_an_address_that_became_disallowed_is_refused,
+    concurrent_invitations_through_the_group_commit_keep_the_rule,
+    the_invite_page_shows_the_refusal,
+);

@@ -267,3 +267,140 @@ backend_tests!(
     concurrent_invitations_through_the_group_commit_keep_the_rule,
     the_invite_page_shows_the_refusal,
 );
+
+/// `expires - created` of an invitation as the API shows it (or `expires - modified` after a
+/// resend, which sets both from one clock reading).
+fn lifetime(invitation: &Value, since: &str) -> std::time::Duration {
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc3339;
+    let at = |field: &str| {
+        let text = invitation[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{field}: {invitation}"));
+        OffsetDateTime::parse(text, &Rfc3339).expect("RFC 3339")
+    };
+    (at("expires") - at(since)).try_into().expect("positive")
+}
+
+const HOUR: u64 = 3_600;
+const DAY: u64 = 86_400;
+
+async fn invite_for(agent: &Agent, email: &str, expires_in: Value) -> (u16, Value) {
+    let response = agent
+        .invite(json!({"email": email, "expires_in": expires_in}))
+        .await;
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON body"))
+}
+
+async fn expires_in_sets_the_lifetime_within_its_bounds(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let (editor, _) = app.editor_with_project().await;
+    let (status, body) = invite_for(&editor, "default@example.org", Value::Null).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        lifetime(&body, "created").as_secs(),
+        7 * DAY,
+        "CBH_INVITE_TTL"
+    );
+    for (email, asked, secs) in [
+        ("hour@example.org", "1h", HOUR),
+        ("month@example.org", "30d", 30 * DAY),
+        ("minutes@example.org", " 90m ", 90 * 60),
+    ] {
+        let (status, body) = invite_for(&editor, email, json!(asked)).await;
+        assert_eq!(status, 201, "{asked}: {body}");
+        assert_eq!(lifetime(&body, "created").as_secs(), secs, "{asked}");
+    }
+    let before = app.count_invitations().await;
+    for bad in [
+        json!("59m"),
+        json!("3599s"),
+        json!("31d"),
+        json!("721h"),
+        json!("soon"),
+        json!("1h30m"),
+        json!(""),
+        json!(3600),
+        json!(["1h"]),
+    ] {
+        let (status, body) = invite_for(&editor, "bad@example.org", bad.clone()).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("expires_in")),
+            "{bad}: {body}"
+        );
+    }
+    let (_, body) = invite_for(&editor, "bad@example.org", json!("31d")).await;
+    assert_eq!(body["error"], "expires_in must be from 1h to 30d");
+    assert_eq!(app.count_invitations().await, before, "nothing written");
+
+    // CBH_INVITE_TTL_MAX moves the upper bound.
+    let longer = spawn_app_with(backend, |s| {
+        s.invite_rules.ttl_max = std::time::Duration::from_secs(90 * DAY);
+    })
+    .await;
+    let (editor, _) = longer.editor_with_project().await;
+    let (status, body) = invite_for(&editor, "long@example.org", json!("60d")).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(lifetime(&body, "created").as_secs(), 60 * DAY);
+    let (status, body) = invite_for(&editor, "longer@example.org", json!("91d")).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "expires_in must be from 1h to 90d");
+}
+
+async fn resend_gives_the_same_lifetime_again(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let (editor, _) = app.editor_with_project().await;
+    let (status, own) = invite_for(&editor, "own@example.org", json!("2h")).await;
+    assert_eq!(status, 201, "{own}");
+    let (status, default) = invite_for(&editor, "default@example.org", Value::Null).await;
+    assert_eq!(status, 201, "{default}");
+    for (invitation, secs) in [(&own, 2 * HOUR), (&default, 7 * DAY)] {
+        let id = invitation["id"].as_i64().expect("id");
+        let response = editor
+            .post(&format!("/{NS}/api/invitations/{id}/resend/"), &json!({}))
+            .await;
+        let resent = json_with_status(response, 200).await;
+        assert_eq!(lifetime(&resent, "modified").as_secs(), secs, "{resent}");
+        assert_ne!(resent["expires"], invitation["expires"], "a new expiry");
+    }
+}
+
+async fn the_idempotency_key_covers_expires_in(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let (editor, _) = app.editor_with_project().await;
+    let post = |expires_in: Value| {
+        editor
+            .request(reqwest::Method::POST, &format!("/{NS}/api/invitations/"))
+            .header("Idempotency-Key", "team-1")
+            .json(&json!({"email": "bob@example.org", "expires_in": expires_in}))
+            .send()
+    };
+    let first = json_with_status(post(json!("1d")).await.expect("sent"), 201).await;
+    // The same meaning, spelt otherwise: a replay.
+    let again = post(json!("24h")).await.expect("sent");
+    assert_eq!(
+        again
+            .headers()
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    assert_eq!(json_with_status(again, 201).await["id"], first["id"]);
+    // Another lifetime, or none, is another request.
+    for other in [json!("2d"), Value::Null] {
+        let response = post(other.clone()).await.expect("sent");
+        let body = json_with_status(response, 422).await;
+        assert!(body["error"].is_string(), "{other}: {body}");
+    }
+    assert_eq!(app.count_invitations().await, 1);
+}
+
+backend_tests!(
+    expires_in_sets_the_lifetime_within_its_bounds,
+    resend_gives_the_same_lifetime_again,
+    the_idempotency_key_covers_expires_in,
+);

@@ -399,7 +399,44 @@ async fn the_idempotency_key_covers_expires_in(backend: Backend) {
     assert_eq!(app.count_invitations().await, 1);
 }
 
+async fn the_documents_describe_expires_in_and_the_domain_refusal(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let (editor, _) = app.editor_with_project().await;
+    let document = json_with_status(
+        app.anonymous()
+            .get(&format!("/{NS}/api/openapi.json"))
+            .await,
+        200,
+    )
+    .await;
+    let request = &document["components"]["schemas"]["InvitationRequest"];
+    let field = &request["properties"]["expires_in"];
+    assert!(
+        field["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("CBH_INVITE_TTL_MAX")),
+        "{request}"
+    );
+    let post = &document["paths"]["/{ns}/api/invitations/"]["post"]["responses"];
+    assert!(
+        post["403"]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("are not allowed here")),
+        "{post}"
+    );
+    let schema = json_with_status(
+        editor.get(&format!("/{NS}/api/invitations/schema/")).await,
+        200,
+    )
+    .await;
+    let field = &schema["fields"]["expires_in"];
+    assert_eq!(field["type"], "string", "{schema}");
+    assert_eq!(field["readonly"], false);
+    assert_eq!(field["nullable"], true);
+}
+
 backend_tests!(
+    the_documents_describe_expires_in_and_the_domain_refusal,
     expires_in_sets_the_lifetime_within_its_bounds,
     resend_gives_the_same_lifetime_again,
     the_idempotency_key_covers_expires_in,

@@ -113,6 +113,45 @@ mod tests {
     }
 
     #[test]
+    fn the_flags_reach_the_settings_and_a_default_ttl_above_the_maximum_stops_start_up() {
+        use clap::Parser;
+
+        use crate::config::{ServeArgs, Settings};
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let settings = |flags: &[&str]| {
+            let args = Cli::parse_from(std::iter::once("x").chain(flags.iter().copied())).serve;
+            Settings::from_args("sqlite://x.db", &args)
+        };
+        let error = settings(&["--invite-ttl", "60d"]).expect_err("refused");
+        assert!(
+            error.starts_with("CBH_INVITE_TTL (--invite-ttl)"),
+            "{error}"
+        );
+        let valid = settings(&[
+            "--invite-ttl",
+            "60d",
+            "--invite-ttl-max",
+            "90d",
+            "--denied-domains",
+            "chembiohub:example.com",
+        ])
+        .expect("valid");
+        assert_eq!(valid.invite_rules.ttl_max, 90 * DAY);
+        assert!(
+            !valid
+                .invite_rules
+                .domains
+                .permits("chembiohub", "example.com")
+        );
+        let error = settings(&["--allowed-domains", "*"]).expect_err("refused");
+        assert!(error.starts_with("CBH_ALLOWED_DOMAINS"), "{error}");
+    }
+
+    #[test]
     fn the_lists_are_parsed_into_rules() {
         let rules = InviteRules::parse(
             DAY,

@@ -360,6 +360,36 @@ mod tests {
     }
 
     #[test]
+    fn expires_in_is_a_duration_and_part_of_the_fingerprint() {
+        let valid = |extra: &str| {
+            validate_body(format!("{{\"email\": \"a@x.org\"{extra}}}").as_bytes()).expect("valid")
+        };
+        assert_eq!(valid("").expires_in(), None);
+        assert_eq!(valid(", \"expires_in\": null").expires_in(), None);
+        assert_eq!(
+            valid(", \"expires_in\": \"14d\"").expires_in(),
+            Some(Duration::from_secs(14 * 86_400))
+        );
+        for bad in ["\"soon\"", "3600", "\"1h30m\"", "[]", "\"\""] {
+            let body = format!("{{\"email\": \"a@x.org\", \"expires_in\": {bad}}}");
+            let error = validate_body(body.as_bytes()).expect_err("refused");
+            assert_eq!(error.status(), StatusCode::BAD_REQUEST, "{bad}");
+            assert!(error.to_string().starts_with("expires_in: "), "{error}");
+        }
+        let print = |extra: &str| valid(extra).fingerprint();
+        assert_eq!(
+            print(", \"expires_in\": \"1d\""),
+            print(", \"expires_in\": \"24h\"")
+        );
+        assert_ne!(
+            print(", \"expires_in\": \"1d\""),
+            print(", \"expires_in\": \"2d\"")
+        );
+        assert_ne!(print(", \"expires_in\": \"7d\""), print(""));
+        assert_eq!(print(", \"expires_in\": null"), print(""));
+    }
+
+    #[test]
     fn limit_is_bounded_and_zero_means_maximum() {
         assert_eq!(parse_list_query(None).map(|q| q.limit).ok(), Some(20));
         assert_eq!(
@@ -435,6 +465,7 @@ mod properties {
             "last_name",
             "lastName",
             "remind",
+            "expires_in",
             "other",
         ]);
         (

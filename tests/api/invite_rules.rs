@@ -435,7 +435,46 @@ async fn the_documents_describe_expires_in_and_the_domain_refusal(backend: Backe
     assert_eq!(field["nullable"], true);
 }
 
+async fn concurrent_invitations_keep_each_its_own_lifetime(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let (editor, _) = app.editor_with_project().await;
+    // New invitees at once: the group commit stores them together (`invitation_batch`).
+    let asked = |i: usize| match i % 3 {
+        0 => (json!("2h"), 2 * HOUR),
+        1 => (json!("3d"), 3 * DAY),
+        _ => (Value::Null, 7 * DAY),
+    };
+    let posts = (0..18).map(|i| {
+        let editor = &editor;
+        async move { invite_for(editor, &format!("t{i}@example.org"), asked(i).0).await }
+    });
+    let created = futures_util::future::join_all(posts).await;
+    for (i, (status, body)) in created.iter().enumerate() {
+        assert_eq!(*status, 201, "{i}: {body}");
+        assert_eq!(lifetime(body, "created").as_secs(), asked(i).1, "{i}");
+    }
+    let resends = created.iter().map(|(_, body)| {
+        let editor = &editor;
+        let id = body["id"].as_i64().expect("id");
+        async move {
+            let response = editor
+                .post(&format!("/{NS}/api/invitations/{id}/resend/"), &json!({}))
+                .await;
+            json_with_status(response, 200).await
+        }
+    });
+    let resent = futures_util::future::join_all(resends).await;
+    for (i, body) in resent.iter().enumerate() {
+        assert_eq!(
+            lifetime(body, "modified").as_secs(),
+            asked(i).1,
+            "{i}: {body}"
+        );
+    }
+}
+
 backend_tests!(
+    concurrent_invitations_keep_each_its_own_lifetime,
     the_documents_describe_expires_in_and_the_domain_refusal,
     expires_in_sets_the_lifetime_within_its_bounds,
     resend_gives_the_same_lifetime_again,

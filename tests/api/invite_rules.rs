@@ -480,3 +480,92 @@ backend_tests!(
     resend_gives_the_same_lifetime_again,
     the_idempotency_key_covers_expires_in,
 );
+
+/// The real binary, configured through its environment: a bad rule stops it with the variable
+/// named; good ones reach the service.
+#[tokio::test]
+async fn the_variables_configure_the_service_and_bad_ones_stop_it() {
+    use std::process::Command;
+
+    use crate::support::binary::{BIN, Server, on_sqlite, output_within};
+    use crate::support::wait::free_port;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (env, variable) in [
+        (
+            vec![("CBH_INVITE_TTL", "60d")],
+            "CBH_INVITE_TTL (--invite-ttl)",
+        ),
+        (
+            vec![("CBH_INVITE_TTL", "40d"), ("CBH_INVITE_TTL_MAX", "35d")],
+            "CBH_INVITE_TTL (--invite-ttl)",
+        ),
+        (
+            vec![("CBH_INVITE_TTL_MAX", "forever")],
+            "CBH_INVITE_TTL_MAX",
+        ),
+        (vec![("CBH_ALLOWED_DOMAINS", "*")], "CBH_ALLOWED_DOMAINS"),
+        (
+            vec![("CBH_DENIED_DOMAINS", "nowhere:example.com")],
+            "CBH_DENIED_DOMAINS",
+        ),
+    ] {
+        let output = output_within(
+            Command::new(BIN)
+                .arg("serve")
+                .current_dir(dir.path())
+                .env_clear()
+                .env("CBH_LISTEN", format!("127.0.0.1:{}", free_port()))
+                .env("CBH_DATABASE_URL", "sqlite://exit.db")
+                .envs(env.iter().copied()),
+        );
+        assert!(!output.status.success(), "{env:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(variable), "{env:?}: {stderr}");
+    }
+
+    let db = dir.path().join("rules.db");
+    on_sqlite(
+        &db,
+        &[
+            "user",
+            "add",
+            "--email",
+            "ada@lab.example",
+            "--superuser",
+            "--password-stdin",
+        ],
+        Some("a long enough password\n"),
+    );
+    let key = on_sqlite(
+        &db,
+        &["apikey", "create", "--email", "ada@lab.example"],
+        None,
+    );
+    let server = Server::start(
+        &[
+            ("CBH_DATABASE_URL", format!("sqlite://{}", db.display())),
+            (
+                "CBH_MAIL_DIR",
+                dir.path().join("mail").display().to_string(),
+            ),
+            ("CBH_INVITE_TTL_MAX", "90d".into()),
+            ("CBH_DENIED_DOMAINS", "chembiohub:*.example.com".into()),
+        ],
+        &dir.path().join("serve.log"),
+    )
+    .await;
+    let invite = |email: &str, expires_in: &str| {
+        reqwest::Client::new()
+            .post(format!("{}/{NS}/api/invitations/", server.base))
+            .header("authorization", format!("ApiKey ada@lab.example:{key}"))
+            .json(&json!({"email": email, "expires_in": expires_in}))
+            .send()
+    };
+    let refused = invite("eve@x.example.com", "1h").await.expect("sent");
+    let body = json_with_status(refused, 403).await;
+    assert_eq!(body["error"], refusal("x.example.com"));
+    let long = invite("bob@example.org", "60d").await.expect("sent");
+    let body = json_with_status(long, 201).await;
+    assert_eq!(lifetime(&body, "created").as_secs(), 60 * DAY);
+}

@@ -145,6 +145,26 @@ async fn resend_to_an_address_that_became_disallowed_is_refused(backend: Backend
         .await;
     let body = json_with_status(response, 403).await;
     assert_eq!(body["error"], refusal("example.com"));
+    // The page's button says the same.
+    let client = page_client(&app, "ada@lab.example").await;
+    let page = client
+        .get(format!("{}/{NS}/invite/", app.base))
+        .send()
+        .await
+        .expect("sent");
+    let csrf = hidden(&page.text().await.expect("body"), "csrfmiddlewaretoken");
+    let button = client
+        .post(format!("{}/{NS}/invite/{id}/resend/", app.base))
+        .form(&[("csrfmiddlewaretoken", csrf.as_str())])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(button.status(), StatusCode::FORBIDDEN);
+    let body = button.text().await.expect("body");
+    assert!(
+        body.contains("Invitations to addresses at example.com are not allowed here"),
+        "{body}"
+    );
     // Still invisible invitations stay 404, whatever their address.
     let stranger = app.add_user("sam@lab.example", "Sam", "", false).await;
     let stranger = app.api_key_agent(&stranger).await;

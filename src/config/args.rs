@@ -53,6 +53,17 @@ pub struct ServeArgs {
     /// How long an accept link works.
     #[arg(long, env = "CBH_INVITE_TTL", default_value = "7d")]
     pub invite_ttl: String,
+    /// The longest lifetime an invitation may have: bounds CBH_INVITE_TTL and a request's
+    /// `expires_in`.
+    #[arg(long, env = "CBH_INVITE_TTL_MAX", default_value = "30d")]
+    pub invite_ttl_max: String,
+    /// When set, the only email domains that may be invited: comma-separated `example.org`,
+    /// `*.example.org` (and subdomains), optionally `namespace:` first.
+    #[arg(long, env = "CBH_ALLOWED_DOMAINS")]
+    pub allowed_domains: Option<String>,
+    /// Email domains that may not be invited (same syntax; wins over CBH_ALLOWED_DOMAINS).
+    #[arg(long, env = "CBH_DENIED_DOMAINS")]
+    pub denied_domains: Option<String>,
     /// Folder of email templates that override the built-in ones.
     #[arg(long, env = "CBH_TEMPLATE_DIR")]
     pub template_dir: Option<PathBuf>,

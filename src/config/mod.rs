@@ -8,6 +8,7 @@
 mod args;
 mod cookies;
 mod database;
+mod invite_rules;
 mod limits;
 mod mail;
 mod parse;
@@ -28,6 +29,7 @@ pub use cookies::CookieSettings;
 pub use database::{
     DEFAULT_DATABASE_URL, DEFAULT_NAMESPACE, DatabaseUrl, PoolSettings, SqliteSync,
 };
+pub use invite_rules::{InviteRules, MIN_INVITE_TTL};
 pub use limits::{HttpServerSettings, Limit, Limits};
 pub use mail::{DeliverySettings, SmtpSettings, SmtpTls};
 use parse::{parse_app_url, parse_public_url};
@@ -80,6 +82,8 @@ pub struct Settings {
     pub mail_from: Option<Mailbox>,
     pub mail_dir: PathBuf,
     pub invite_ttl: Duration,
+    /// `CBH_INVITE_TTL_MAX` and the domain rules.
+    pub invite_rules: InviteRules,
     pub template_dir: Option<PathBuf>,
     pub debug: bool,
     pub delivery: DeliverySettings,
@@ -206,6 +210,14 @@ impl Settings {
             "0" | "false" | "no" | "off" | "" => false,
             other => return Err(format!("CBH_DEBUG (--debug): '{other}' is not 0 or 1")),
         };
+        let invite_ttl = duration("CBH_INVITE_TTL", "--invite-ttl", &args.invite_ttl)?;
+        let invite_rules = InviteRules::parse(
+            invite_ttl,
+            &args.invite_ttl_max,
+            args.allowed_domains.as_deref(),
+            args.denied_domains.as_deref(),
+            &namespaces,
+        )?;
         Ok(Self {
             database: DatabaseUrl::parse(database_url)?,
             pool: PoolSettings {
@@ -272,7 +284,8 @@ impl Settings {
             smtp,
             mail_from,
             mail_dir: args.mail_dir.clone(),
-            invite_ttl: duration("CBH_INVITE_TTL", "--invite-ttl", &args.invite_ttl)?,
+            invite_ttl,
+            invite_rules,
             template_dir: args.template_dir.clone(),
             debug,
             delivery: DeliverySettings {

@@ -52,6 +52,11 @@ impl EmailAddress {
         &self.0
     }
 
+    /// The part after the `@`, lower-cased ASCII.
+    pub fn domain(&self) -> &str {
+        self.0.rsplit_once('@').map_or("", |(_, domain)| domain)
+    }
+
     /// The case-insensitive identity of the address.
     pub fn key(&self) -> String {
         self.0.to_lowercase()

@@ -2,6 +2,7 @@
 //! the boundary into these types, and functions take `now` as a parameter so that expiry can be
 //! tested without waiting.
 
+pub mod domain_rules;
 pub mod email;
 pub mod event;
 pub mod invitation;
@@ -14,6 +15,7 @@ pub mod token;
 pub mod user;
 pub mod webhook;
 
+pub use domain_rules::DomainRules;
 pub use email::EmailAddress;
 pub use event::EventType;
 pub use invitation::{InvitationId, InvitationStatus, InviteKind};

@@ -47,6 +47,8 @@ pub struct HttpConfig {
     /// Names and scope of the session, CSRF and form cookies.
     pub cookies: crate::config::CookieSettings,
     pub invite_ttl: Duration,
+    /// `CBH_INVITE_TTL_MAX` and the domain rules.
+    pub invite_rules: crate::config::InviteRules,
     pub debug: bool,
     pub limits: Limits,
     /// How long a request body may take to arrive (`CBH_HTTP_BODY_TIMEOUT`).

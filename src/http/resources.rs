@@ -135,16 +135,28 @@ pub const INVITATION_FIELDS: &[FieldSpec] = &[
 ];
 
 /// Request-only fields: part of the schema, not of the stored object.
-pub const INVITATION_WRITE_ONLY_FIELDS: &[FieldSpec] = &[FieldSpec {
-    readonly: false,
-    blank: true,
-    default: Some("false"),
-    ..field(
-        "remind",
-        "boolean",
-        "When the invitee already has every selected project: send a reminder instead of answering 409.",
-    )
-}];
+pub const INVITATION_WRITE_ONLY_FIELDS: &[FieldSpec] = &[
+    FieldSpec {
+        readonly: false,
+        blank: true,
+        default: Some("false"),
+        ..field(
+            "remind",
+            "boolean",
+            "When the invitee already has every selected project: send a reminder instead of answering 409.",
+        )
+    },
+    FieldSpec {
+        readonly: false,
+        blank: true,
+        nullable: true,
+        ..field(
+            "expires_in",
+            "string",
+            "How long the accept link works, e.g. 12h or 14d: from 1h to CBH_INVITE_TTL_MAX (default 30d); absent, CBH_INVITE_TTL. The invitation's expires shows the result; a resend gives the same lifetime again.",
+        )
+    },
+];
 
 /// Filters of the list, each with its Tastypie filtering value.
 pub const INVITATION_FILTERING: &[(&str, u8)] = &[("email", ALL_WITH_RELATIONS), ("status", 1)];

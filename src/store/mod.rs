@@ -119,7 +119,11 @@ pub struct NewInvitation {
     pub token: Token,
     pub message_id: String,
     pub now: Timestamp,
+    /// The lifetime of this invitation's link: `expires_in`, or the default.
     pub ttl: Duration,
+    /// The `expires_in` of the request, kept with the invitation so that a resend gives the
+    /// same lifetime again; `None`: the default at the time of each send.
+    pub expires_in: Option<Duration>,
     pub idempotency: Option<IdempotencyClaim>,
     pub limits: SendLimits,
     /// Where the request came from, for the `invitation_created` audit record (written in the
@@ -572,6 +576,7 @@ pub struct ResendInvitation {
     pub token: Token,
     pub message_id: String,
     pub now: Timestamp,
+    /// The default lifetime: used when the invitation keeps no `expires_in` of its own.
     pub ttl: Duration,
 }
 

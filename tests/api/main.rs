@@ -41,6 +41,7 @@ mod errors;
 mod forward_auth;
 mod hardening;
 mod invitations;
+mod invite_rules;
 mod listing;
 mod login_throttle;
 mod openapi;

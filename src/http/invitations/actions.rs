@@ -5,10 +5,11 @@
 use std::time::Duration;
 
 use super::request::ValidInvitation;
-use crate::config::Limits;
+use crate::config::{Limits, MIN_INVITE_TTL};
+use crate::domain::domain_rules;
 use crate::domain::token::random_hex;
 use crate::domain::{
-    InvitationId, InvitationStatus, Project, ProjectId, Role, Timestamp, Token, User,
+    EmailAddress, InvitationId, InvitationStatus, Project, ProjectId, Role, Timestamp, Token, User,
 };
 use crate::http::extract::Caller;
 use crate::http::metrics::Metrics;
@@ -57,7 +58,68 @@ fn human_duration(duration: Duration) -> String {
     }
 }
 
-/// Checks the inviter's rights on the projects, then creates the invitation (and wakes the
+/// The 403 for an address the domain rules (`CBH_ALLOWED_DOMAINS`, `CBH_DENIED_DOMAINS`) do not
+/// permit in the caller's namespace. Matched in memory: no database work.
+pub(in crate::http) fn check_domain(
+    state: &AppState,
+    caller: &Caller,
+    email: &EmailAddress,
+) -> Result<(), ApiError> {
+    // Addresses are stored with their domain lower-cased; a lower-case copy only for a row
+    // that somehow is not.
+    let domain = email.domain();
+    let lower;
+    let domain = if domain.bytes().any(|b| b.is_ascii_uppercase()) {
+        lower = domain.to_ascii_lowercase();
+        lower.as_str()
+    } else {
+        domain
+    };
+    if state
+        .config
+        .invite_rules
+        .domains
+        .permits(&caller.namespace, domain)
+    {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(domain_rules::refusal(domain)))
+    }
+}
+
+/// The lifetime of a new invitation: `expires_in` within 1h and `CBH_INVITE_TTL_MAX` (else
+/// 400), or the default.
+fn invitation_ttl(state: &AppState, expires_in: Option<Duration>) -> Result<Duration, ApiError> {
+    let Some(ttl) = expires_in else {
+        return Ok(state.config.invite_ttl);
+    };
+    let max = state.config.invite_rules.ttl_max;
+    if (MIN_INVITE_TTL..=max).contains(&ttl) {
+        Ok(ttl)
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "expires_in must be from {} to {}",
+            duration_spelling(MIN_INVITE_TTL),
+            duration_spelling(max)
+        )))
+    }
+}
+
+/// A duration as the settings spell it, in its largest whole unit: `30d`, `36h`, `90s`.
+fn duration_spelling(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    [(86_400, "d"), (3_600, "h"), (60, "m")]
+        .into_iter()
+        .find(|(unit, _)| secs.is_multiple_of(*unit) && secs > 0)
+        .map_or_else(
+            || format!("{secs}s"),
+            |(unit, name)| format!("{}{name}", secs / unit),
+        )
+}
+
+/// Checks the address against the domain rules (before anything that reads the database: a
+/// refusal depends on the request alone, and costs nothing), then the inviter's rights on the
+/// projects, then creates the invitation (and wakes the
 /// outbox worker when an email was queued).
 pub(in crate::http) async fn invite(
     state: &AppState,
@@ -65,6 +127,8 @@ pub(in crate::http) async fn invite(
     request: ValidInvitation,
     idempotency: Option<IdempotencyClaim>,
 ) -> Result<CreateOutcome, ApiError> {
+    let ttl = invitation_ttl(state, request.expires_in)?;
+    check_domain(state, caller, &request.email)?;
     let projects = authorize_projects(state, caller, &request.projects).await?;
     let outcome = state
         .store
@@ -79,7 +143,8 @@ pub(in crate::http) async fn invite(
             token: Token::generate(),
             message_id: format!("<{}@{}>", random_hex(16), state.config.mail_domain()),
             now: Timestamp::now(),
-            ttl: state.config.invite_ttl,
+            ttl,
+            expires_in: request.expires_in,
             idempotency,
             limits: SendLimits {
                 per_inviter: state.config.limits.invitations_per_inviter,
@@ -184,7 +249,13 @@ pub(in crate::http) async fn resend(
     caller: &Caller,
     id: InvitationId,
 ) -> Result<InvitationRecord, ApiError> {
-    manageable_invitation(state, caller, id).await?;
+    let record = manageable_invitation(state, caller, id).await?;
+    // An address that the rules have come to refuse gets no new link either.
+    check_domain(
+        state,
+        caller,
+        &EmailAddress::from_trusted(record.email.clone()),
+    )?;
     let outcome = state
         .store
         .resend_invitation(ResendInvitation {

@@ -4,6 +4,7 @@
 //! values exist.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use axum::extract::RawPathParams;
 use axum::http::HeaderMap;
@@ -12,6 +13,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::config::parse_duration;
 use crate::domain::{EmailAddress, InvitationId, PersonName, ProjectId};
 use crate::http::ApiError;
 use crate::http::extract::{decode_json, path_param, printable};
@@ -54,6 +56,12 @@ pub struct InvitationRequest {
     /// When the invitee already has every selected project: send a reminder instead of 409.
     #[serde(default)]
     pub remind: Option<bool>,
+    /// How long the accept link works: one number and a unit (`s`, `m`, `h`, `d`), from `1h` to
+    /// `CBH_INVITE_TTL_MAX` (default `30d`); absent or null, `CBH_INVITE_TTL`. A resend gives
+    /// the same lifetime again.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^\\s*[0-9]+[smhd]\\s*$", example = "14d")]
+    pub expires_in: Option<Value>,
 }
 
 /// A project as the web client sends it: the whole project object; only its id matters.
@@ -117,6 +125,8 @@ pub struct ValidInvitation {
     pub(super) last_name: PersonName,
     pub(super) projects: Vec<ProjectId>,
     pub(super) remind: bool,
+    /// `expires_in`, its syntax checked; its bounds depend on the settings (`actions::invite`).
+    pub(super) expires_in: Option<Duration>,
 }
 
 impl ValidInvitation {
@@ -139,6 +149,10 @@ impl ValidInvitation {
 
     pub fn remind(&self) -> bool {
         self.remind
+    }
+
+    pub fn expires_in(&self) -> Option<Duration> {
+        self.expires_in
     }
 }
 
@@ -167,7 +181,23 @@ impl InvitationRequest {
             })?;
             projects.insert(ProjectId(id));
         }
+        let expires_in = match &self.expires_in {
+            None | Some(Value::Null) => None,
+            Some(Value::String(raw)) => Some(parse_duration(raw).map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "expires_in: '{}' is not a duration such as 12h or 14d",
+                    printable(raw)
+                ))
+            })?),
+            Some(other) => {
+                return Err(ApiError::BadRequest(format!(
+                    "expires_in: '{}' is not a duration such as 12h or 14d",
+                    printable(&other.to_string())
+                )));
+            }
+        };
         Ok(ValidInvitation {
+            expires_in,
             email,
             first_name,
             last_name,
@@ -182,8 +212,13 @@ impl ValidInvitation {
     pub(super) fn fingerprint(&self) -> Vec<u8> {
         let ids: Vec<String> = self.projects.iter().map(|p| p.0.to_string()).collect();
         // Names cannot contain control characters, so '\n' separates unambiguously.
+        // `expires_in` as the seconds it means (`24h` and `1d` are one request); absent is empty.
+        let expires_in = self
+            .expires_in
+            .map(|ttl| ttl.as_secs().to_string())
+            .unwrap_or_default();
         let canonical = format!(
-            "{}\n{}\n{}\n{}\n{}",
+            "{}\n{}\n{}\n{}\n{}\n{expires_in}",
             self.email.key(),
             self.first_name,
             self.last_name,
@@ -325,6 +360,36 @@ mod tests {
     }
 
     #[test]
+    fn expires_in_is_a_duration_and_part_of_the_fingerprint() {
+        let valid = |extra: &str| {
+            validate_body(format!("{{\"email\": \"a@x.org\"{extra}}}").as_bytes()).expect("valid")
+        };
+        assert_eq!(valid("").expires_in(), None);
+        assert_eq!(valid(", \"expires_in\": null").expires_in(), None);
+        assert_eq!(
+            valid(", \"expires_in\": \"14d\"").expires_in(),
+            Some(Duration::from_secs(14 * 86_400))
+        );
+        for bad in ["\"soon\"", "3600", "\"1h30m\"", "[]", "\"\""] {
+            let body = format!("{{\"email\": \"a@x.org\", \"expires_in\": {bad}}}");
+            let error = validate_body(body.as_bytes()).expect_err("refused");
+            assert_eq!(error.status(), StatusCode::BAD_REQUEST, "{bad}");
+            assert!(error.to_string().starts_with("expires_in: "), "{error}");
+        }
+        let print = |extra: &str| valid(extra).fingerprint();
+        assert_eq!(
+            print(", \"expires_in\": \"1d\""),
+            print(", \"expires_in\": \"24h\"")
+        );
+        assert_ne!(
+            print(", \"expires_in\": \"1d\""),
+            print(", \"expires_in\": \"2d\"")
+        );
+        assert_ne!(print(", \"expires_in\": \"7d\""), print(""));
+        assert_eq!(print(", \"expires_in\": null"), print(""));
+    }
+
+    #[test]
     fn limit_is_bounded_and_zero_means_maximum() {
         assert_eq!(parse_list_query(None).map(|q| q.limit).ok(), Some(20));
         assert_eq!(
@@ -400,6 +465,7 @@ mod properties {
             "last_name",
             "lastName",
             "remind",
+            "expires_in",
             "other",
         ]);
         (

@@ -274,6 +274,7 @@ async fn submit(
                 .collect(),
         ),
         remind: Some(form.get("remind") == Some("true")),
+        expires_in: None,
     };
     let result = match request.validate() {
         Ok(valid) => invitations::invite(&state, &user.caller, valid, None).await,

@@ -9,7 +9,7 @@ use sqlx::QueryBuilder;
 use super::backend::{self, Conn, Db};
 use super::events;
 use super::invitation_create::{
-    InvitationInsert, create_invitation_alone, create_invitation_in, inserted_record,
+    InvitationInsert, create_invitation_alone, create_invitation_in, inserted_record, ttl_seconds,
 };
 use super::limits::{SENT_BY, lock_mailboxes};
 use super::rows::db_error;
@@ -315,7 +315,8 @@ async fn invite_new_invitees(
     }
     let query = statements.next_returning(
         "INSERT INTO invitations (namespace, invitee_id, email, email_key, recipient_key, \
-         first_name, last_name, created_by, kind, message, status, expires, created, modified) ",
+         first_name, last_name, created_by, kind, message, status, expires, created, modified, \
+         ttl_seconds) ",
     );
     query.push_values(&rows, |mut values, row| {
         let new = row.invitation;
@@ -333,7 +334,8 @@ async fn invite_new_invitees(
             .push_bind(row.status)
             .push_bind(row.expires.map(Timestamp::millis))
             .push_bind(new.now.millis())
-            .push_bind(new.now.millis());
+            .push_bind(new.now.millis())
+            .push_bind(ttl_seconds(new));
     });
     // The only rows the statements return; in no promised order.
     query.push(" RETURNING id, invitee_id");

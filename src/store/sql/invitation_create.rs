@@ -73,6 +73,12 @@ async fn grant_viewer(conn: &mut Conn, user: UserId, project: ProjectId) -> Stor
     Ok(())
 }
 
+/// The `ttl_seconds` column: the request's `expires_in`, if any.
+pub(super) fn ttl_seconds(new: &NewInvitation) -> Option<i64> {
+    new.expires_in
+        .map(|ttl| i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX))
+}
+
 pub(super) struct InvitationInsert<'a> {
     pub(super) invitation: &'a NewInvitation,
     pub(super) invitee: &'a User,
@@ -99,8 +105,9 @@ async fn insert_invitation(
     };
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO invitations (namespace, invitee_id, email, email_key, recipient_key, \
-         first_name, last_name, created_by, kind, message, status, expires, created, modified) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) RETURNING id",
+         first_name, last_name, created_by, kind, message, status, expires, created, modified, \
+         ttl_seconds) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14) RETURNING id",
     )
     .bind(&new.namespace)
     .bind(row.invitee.id.0)
@@ -115,6 +122,7 @@ async fn insert_invitation(
     .bind(row.status)
     .bind(row.expires.map(Timestamp::millis))
     .bind(new.now.millis())
+    .bind(ttl_seconds(new))
     .fetch_one(&mut *conn)
     .await
     .map_err(db_error("storing invitation"))?;

@@ -1,6 +1,8 @@
 //! Reading and listing invitations, and what happens to one after it is created: resend, revoke
 //! and accept.
 
+use std::time::Duration;
+
 use anyhow::Context;
 use async_trait::async_trait;
 use sqlx::{FromRow, QueryBuilder};
@@ -36,6 +38,8 @@ struct InvitationState {
     invitee_id: i64,
     kind: String,
     email: String,
+    /// The invitation's own lifetime (`expires_in`), if it has one.
+    ttl_seconds: Option<i64>,
 }
 
 impl InvitationState {
@@ -51,7 +55,7 @@ async fn invitation_state(
 ) -> StoreResult<Option<InvitationState>> {
     // Locked: a resend and a revoke of one invitation happen one after the other.
     sqlx::query_as(&format!(
-        "SELECT status, expires, invitee_id, kind, email FROM invitations \
+        "SELECT status, expires, invitee_id, kind, email, ttl_seconds FROM invitations \
          WHERE namespace = $1 AND id = $2{}",
         backend::FOR_UPDATE
     ))
@@ -420,7 +424,12 @@ impl InvitationStore for Backend {
             });
         }
         record_extra_email(&mut tx, &sending).await?;
-        let expires = resend.now.plus(resend.ttl);
+        // The same lifetime again: the invitation's own, else today's default.
+        let ttl = current
+            .ttl_seconds
+            .and_then(|secs| u64::try_from(secs).ok())
+            .map_or(resend.ttl, Duration::from_secs);
+        let expires = resend.now.plus(ttl);
         replace_accept_token(
             &mut tx,
             &resend.token,

@@ -8,6 +8,7 @@
 mod args;
 mod cookies;
 mod database;
+mod dkim;
 mod limits;
 mod mail;
 mod parse;
@@ -28,6 +29,7 @@ pub use cookies::CookieSettings;
 pub use database::{
     DEFAULT_DATABASE_URL, DEFAULT_NAMESPACE, DatabaseUrl, PoolSettings, SqliteSync,
 };
+pub use dkim::{DkimAlgorithm, DkimSettings, parse_key as parse_dkim_key};
 pub use limits::{HttpServerSettings, Limit, Limits};
 pub use mail::{DeliverySettings, SmtpSettings, SmtpTls};
 use parse::{parse_app_url, parse_public_url};
@@ -78,6 +80,8 @@ pub struct Settings {
     pub cookies: CookieSettings,
     pub smtp: Option<SmtpSettings>,
     pub mail_from: Option<Mailbox>,
+    /// `CBH_DKIM_*`: every message is signed with this key.
+    pub dkim: Option<DkimSettings>,
     pub mail_dir: PathBuf,
     pub invite_ttl: Duration,
     pub template_dir: Option<PathBuf>,
@@ -154,6 +158,12 @@ impl Settings {
                 })
             })
             .transpose()?;
+        let dkim = DkimSettings::parse(
+            args.dkim_key_file.as_deref(),
+            args.dkim_selector.as_deref(),
+            args.dkim_domain.as_deref(),
+            mail_from.as_ref().map(|from| from.email.domain()),
+        )?;
         let duration = |var: &str, flag: &str, raw: &str| {
             parse_duration(raw).map_err(|e| format!("{var} ({flag}): {e}"))
         };
@@ -271,6 +281,7 @@ impl Settings {
             cookies,
             smtp,
             mail_from,
+            dkim,
             mail_dir: args.mail_dir.clone(),
             invite_ttl: duration("CBH_INVITE_TTL", "--invite-ttl", &args.invite_ttl)?,
             template_dir: args.template_dir.clone(),

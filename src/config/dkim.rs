@@ -65,6 +65,12 @@ impl DkimSettings {
         &self.key
     }
 
+    /// The selector and domain as DNS names.
+    pub fn validate_names(selector: &str, domain: &str) -> Result<(), String> {
+        validate_dns_name(selector).map_err(|e| format!("selector '{selector}' {e}"))?;
+        validate_dns_name(domain).map_err(|e| format!("domain '{domain}' {e}"))
+    }
+
     /// Validates the three settings together. `sender_domain` is the domain of
     /// `CBH_MAIL_FROM`, the default of `CBH_DKIM_DOMAIN`.
     pub fn parse(

@@ -68,9 +68,8 @@ pub fn dkim(command: DkimCommand) -> anyhow::Result<()> {
 }
 
 fn sender_domain() -> anyhow::Result<String> {
-    let from = std::env::var("CBH_MAIL_FROM").map_err(|_| {
-        UsageError("--domain is needed when CBH_MAIL_FROM is not set".into())
-    })?;
+    let from = std::env::var("CBH_MAIL_FROM")
+        .map_err(|_| UsageError("--domain is needed when CBH_MAIL_FROM is not set".into()))?;
     let mailbox: lettre::message::Mailbox = from
         .parse()
         .map_err(|e| UsageError(format!("CBH_MAIL_FROM: '{from}' is not a mailbox ({e})")))?;

@@ -95,9 +95,11 @@ impl DkimSettings {
         let domain = match domain.or(sender_domain) {
             Some(domain) => domain.to_ascii_lowercase(),
             None => {
-                return Err("CBH_DKIM_DOMAIN (--dkim-domain) is needed with CBH_DKIM_KEY_FILE \
+                return Err(
+                    "CBH_DKIM_DOMAIN (--dkim-domain) is needed with CBH_DKIM_KEY_FILE \
                             when CBH_MAIL_FROM is not set"
-                    .into());
+                        .into(),
+                );
             }
         };
         validate_dns_name(&domain)
@@ -108,7 +110,8 @@ impl DkimSettings {
                 key_file.display()
             )
         };
-        let pem = std::fs::read_to_string(key_file).map_err(|e| bad(format!("cannot read: {e}")))?;
+        let pem =
+            std::fs::read_to_string(key_file).map_err(|e| bad(format!("cannot read: {e}")))?;
         let (algorithm, key) = parse_key(&pem).map_err(bad)?;
         Ok(Some(Self {
             key_file: key_file.to_owned(),

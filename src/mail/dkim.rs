@@ -11,7 +11,8 @@ use lettre::message::header::{Header, HeaderName, HeaderValue};
 use crate::config::{DkimAlgorithm, DkimSettings};
 
 /// The headers signed, besides the body. A header a message lacks is signed as absent, so it
-/// cannot be added on the way.
+/// cannot be added on the way. Not `Content-Type`: lettre writes a multipart's with the body,
+/// after signing, so it would be signed as absent and the signature broken.
 const SIGNED_HEADERS: &[&str] = &[
     "From",
     "To",
@@ -21,7 +22,6 @@ const SIGNED_HEADERS: &[&str] = &[
     "Reply-To",
     "Auto-Submitted",
     "MIME-Version",
-    "Content-Type",
 ];
 
 /// `Auto-Submitted: auto-generated` (RFC 3834): auto-responders do not answer it.

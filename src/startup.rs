@@ -108,16 +108,18 @@ impl Application {
             settings.delivery.clone(),
             &settings.webhooks,
         )?);
-        let outbox = Arc::new(Outbox::new(
-            store.clone(),
-            transport,
-            templates,
-            settings.delivery.clone(),
-            public_url,
-            from,
-            signer,
-            wakeup.clone(),
-        ));
+        let outbox = Arc::new(
+            Outbox::new(
+                store.clone(),
+                transport,
+                templates,
+                settings.delivery.clone(),
+                public_url,
+                from,
+                wakeup.clone(),
+            )
+            .with_signer(signer),
+        );
         Ok(Self {
             listener,
             address,

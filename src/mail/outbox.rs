@@ -90,7 +90,6 @@ impl Outbox {
         settings: DeliverySettings,
         public_url: String,
         from: Mailbox,
-        signer: Option<Signer>,
         wakeup: Arc<Notify>,
     ) -> Self {
         Self {
@@ -100,7 +99,7 @@ impl Outbox {
             settings,
             public_url,
             from,
-            signer,
+            signer: None,
             wakeup,
             counters: Arc::default(),
             purge: std::sync::Mutex::new(PurgeState {
@@ -111,6 +110,12 @@ impl Outbox {
                 owed: false,
             }),
         }
+    }
+
+    /// `CBH_DKIM_*`: every message is signed with this key.
+    pub fn with_signer(mut self, signer: Option<Signer>) -> Self {
+        self.signer = signer;
+        self
     }
 
     pub fn counters(&self) -> Arc<DeliveryCounters> {

@@ -169,3 +169,32 @@ fn validate_dns_name(name: &str) -> Result<(), &'static str> {
         Err("is not a DNS name (labels of letters, digits, '-' and '_')")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_settings_go_together() {
+        let key = Path::new("dkim.pem");
+        let refused = |file, selector, domain, sender| {
+            DkimSettings::parse(file, selector, domain, sender).expect_err("refused")
+        };
+        assert!(refused(None, Some("s1"), None, None).contains("need CBH_DKIM_KEY_FILE"));
+        assert!(refused(Some(key), None, None, Some("lab.example")).contains("CBH_DKIM_SELECTOR"));
+        assert!(refused(Some(key), Some("s1"), None, None).contains("CBH_DKIM_DOMAIN"));
+        assert!(
+            refused(Some(key), Some("s 1"), None, Some("lab.example"))
+                .contains("is not a DNS name")
+        );
+        assert!(
+            refused(Some(key), Some("s1"), Some("lab..example"), None)
+                .contains("is not a DNS name")
+        );
+        assert!(
+            refused(Some(key), Some("s1"), None, Some("lab.example"))
+                .starts_with("CBH_DKIM_KEY_FILE (--dkim-key-file): dkim.pem: cannot read")
+        );
+        assert_eq!(DkimSettings::parse(None, None, None, None), Ok(None));
+    }
+}

@@ -1,7 +1,7 @@
 //! Email that arrives (issue 17), on the real binary: `dkim keygen` makes a key and prints its
 //! TXT record, `serve` signs every message with it, and an independent verifier (dkimpy) accepts
 //! the message as the relay received it, and refuses it once one byte of the body changed.
-//! Every message says `Auto-Submitted: auto-generated` and has its Message-ID at the sender's
+//! `mail test` signs too. Every message says `Auto-Submitted: auto-generated` and has its Message-ID at the sender's
 //! domain. A key that cannot be read stops `serve`; `check` says what it signs as.
 
 use std::path::Path;
@@ -153,7 +153,7 @@ async fn signed_messages_verify_independently_and_not_once_the_body_changed() {
             .await
             .expect("invite");
         assert_eq!(response.status(), 201);
-        let mail = smtp.wait_for(n + 1, WAIT).await.swap_remove(n);
+        let mail = smtp.wait_for(2 * n + 1, WAIT).await.swap_remove(2 * n);
         drop(server);
 
         let raw = mail.data.as_bytes();
@@ -175,6 +175,38 @@ async fn signed_messages_verify_independently_and_not_once_the_body_changed() {
         assert!(
             !verifies(&flip_body_byte(raw), &name, &record),
             "dkimpy accepts a changed body ({algorithm})"
+        );
+
+        // `mail test` signs as serve does.
+        let sent = {
+            let (d, env) = (d.to_owned(), env.clone());
+            tokio::task::spawn_blocking(move || {
+                stdout_of(&run(
+                    &d,
+                    &env,
+                    &["mail", "test", "--to", "carol@example.org"],
+                    None,
+                ))
+            })
+            .await
+            .expect("mail test ran")
+        };
+        assert!(sent.starts_with("250"), "{sent}");
+        let test_mail = smtp.wait_for(2 * n + 2, WAIT).await.swap_remove(2 * n + 1);
+        assert_eq!(test_mail.rcpt_to, ["carol@example.org"]);
+        assert_eq!(
+            header(&test_mail.data, "Auto-Submitted"),
+            Some("auto-generated")
+        );
+        assert!(
+            header(&test_mail.data, "Message-ID").is_some_and(|id| id.ends_with("@lab.example>")),
+            "{}",
+            test_mail.data
+        );
+        assert!(
+            verifies(test_mail.data.as_bytes(), &name, &record),
+            "dkimpy refuses mail test's {algorithm} signature:\n{}",
+            test_mail.data
         );
     }
 }

@@ -1,8 +1,9 @@
 //! Email that arrives (issue 17), on the real binary: `dkim keygen` makes a key and prints its
 //! TXT record, `serve` signs every message with it, and an independent verifier (dkimpy) accepts
 //! the message as the relay received it, and refuses it once one byte of the body changed.
-//! `mail test` signs too. Every message says `Auto-Submitted: auto-generated` and has its Message-ID at the sender's
-//! domain. A key that cannot be read stops `serve`; `check` says what it signs as.
+//! `mail test` signs too. Every message says `Auto-Submitted: auto-generated` and has its
+//! Message-ID at the sender's domain. A key that cannot be read stops `serve`; `check` says what
+//! it signs as.
 
 use std::path::Path;
 use std::time::Duration;

@@ -47,6 +47,7 @@ impl fmt::Display for Check {
 pub async fn run_all(settings: &Settings) -> Vec<Check> {
     vec![
         templates(settings),
+        dkim(settings),
         database(settings).await,
         relay(settings).await,
     ]
@@ -60,6 +61,17 @@ pub fn templates(settings: &Settings) -> Check {
     match Templates::load(settings.template_dir.as_deref()) {
         Ok(_) => Check::pass("templates", format!("{source}: every template renders")),
         Err(error) => Check::fail("templates", format!("{source}: {error:#}")),
+    }
+}
+
+/// Whether messages are signed, and as what (the key itself was read with the settings).
+pub fn dkim(settings: &Settings) -> Check {
+    match &settings.dkim {
+        Some(dkim) => match crate::mail::Signer::new(dkim) {
+            Ok(_) => Check::pass("dkim", format!("signing as {}", dkim.describe())),
+            Err(error) => Check::fail("dkim", format!("{error:#}")),
+        },
+        None => Check::pass("dkim", "not configured: messages are not signed"),
     }
 }
 

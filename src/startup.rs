@@ -15,7 +15,7 @@ use crate::config::{HttpServerSettings, ServeRole, Settings};
 use crate::deliver::WebhookWorker;
 use crate::domain::{Timestamp, Token};
 use crate::http::{self, AppState, HttpConfig, PasswordWork};
-use crate::mail::{Outbox, Templates, Transport};
+use crate::mail::{Outbox, Signer, Templates, Transport};
 use crate::maintenance::{self, Retention};
 use crate::store::{self, Store};
 
@@ -59,6 +59,7 @@ impl Application {
         let templates = Templates::load(settings.template_dir.as_deref())
             .context("CBH_TEMPLATE_DIR (--template-dir): templates do not load")?;
         let transport = Transport::from_settings(&settings)?;
+        let signer = settings.dkim.as_ref().map(Signer::new).transpose()?;
         let listener = TcpListener::bind(settings.listen).await.with_context(|| {
             format!(
                 "CBH_LISTEN (--listen): cannot listen on {}",
@@ -76,7 +77,14 @@ impl Application {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{address}"));
+        let from = match &settings.mail_from {
+            Some(from) => from.clone(),
+            None => format!("ChemBio Hub <noreply@{}>", http::host_domain(&public_url))
+                .parse::<Mailbox>()
+                .context("building the default sender address")?,
+        };
         let config = HttpConfig {
+            mail_domain: from.email.domain().to_owned(),
             namespaces: settings.namespaces.clone(),
             public_url: public_url.clone(),
             app_url: settings.app_url.clone(),
@@ -94,12 +102,6 @@ impl Application {
         } else {
             Vec::new()
         };
-        let from = match &settings.mail_from {
-            Some(from) => from.clone(),
-            None => format!("ChemBio Hub <noreply@{}>", config.mail_domain())
-                .parse::<Mailbox>()
-                .context("building the default sender address")?,
-        };
         let wakeup = Arc::new(Notify::new());
         let transport_description = transport.describe();
         let webhooks = Arc::new(WebhookWorker::new(
@@ -107,15 +109,18 @@ impl Application {
             settings.delivery.clone(),
             &settings.webhooks,
         )?);
-        let outbox = Arc::new(Outbox::new(
-            store.clone(),
-            transport,
-            templates,
-            settings.delivery.clone(),
-            public_url,
-            from,
-            wakeup.clone(),
-        ));
+        let outbox = Arc::new(
+            Outbox::new(
+                store.clone(),
+                transport,
+                templates,
+                settings.delivery.clone(),
+                public_url,
+                from,
+                wakeup.clone(),
+            )
+            .with_signer(signer),
+        );
         Ok(Self {
             listener,
             address,

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod admin;
+mod dkim;
 mod docs;
 mod mail;
 mod maintenance;
@@ -86,6 +87,9 @@ pub enum Command {
     /// Send a test email.
     #[command(subcommand)]
     Mail(mail::MailCommand),
+    /// DKIM signing keys (`dkim keygen`).
+    #[command(subcommand)]
+    Dkim(dkim::DkimCommand),
     /// Manage webhook endpoints and their deliveries.
     #[command(subcommand)]
     Webhook(webhooks::WebhookCommand),
@@ -105,6 +109,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         // These two touch no database: a bad CBH_DATABASE_URL must not stop them.
         Command::Completions(args) => docs::completions(args),
         Command::Man => docs::man(),
+        Command::Dkim(command) => dkim::dkim(command),
         command => run_on_database(&cli.database_url, command).await,
     }
 }
@@ -131,6 +136,7 @@ async fn run_on_database(database_url: &str, command: Command) -> anyhow::Result
         Command::Webhook(command) => webhooks::webhook(&database, command).await,
         Command::Completions(args) => docs::completions(args),
         Command::Man => docs::man(),
+        Command::Dkim(command) => dkim::dkim(command),
     }
 }
 

@@ -47,6 +47,16 @@ pub struct ServeArgs {
     /// Sender of the emails, e.g. "ChemBio Hub <noreply@example.org>".
     #[arg(long, env = "CBH_MAIL_FROM")]
     pub mail_from: Option<String>,
+    /// DKIM: PEM private key (RSA or Ed25519) every message is signed with; `cbh-invite dkim
+    /// keygen` makes one.
+    #[arg(long, env = "CBH_DKIM_KEY_FILE")]
+    pub dkim_key_file: Option<PathBuf>,
+    /// DKIM: the selector, published as SELECTOR._domainkey.DOMAIN.
+    #[arg(long, env = "CBH_DKIM_SELECTOR")]
+    pub dkim_selector: Option<String>,
+    /// DKIM: the signing domain (d=) [default: the domain of CBH_MAIL_FROM].
+    #[arg(long, env = "CBH_DKIM_DOMAIN")]
+    pub dkim_domain: Option<String>,
     /// Folder for .eml files when no SMTP relay is set.
     #[arg(long, env = "CBH_MAIL_DIR", default_value = "./mail")]
     pub mail_dir: PathBuf,

@@ -8,6 +8,7 @@
 mod args;
 mod cookies;
 mod database;
+mod dkim;
 mod invite_rules;
 mod limits;
 mod mail;
@@ -29,6 +30,7 @@ pub use cookies::CookieSettings;
 pub use database::{
     DEFAULT_DATABASE_URL, DEFAULT_NAMESPACE, DatabaseUrl, PoolSettings, SqliteSync,
 };
+pub use dkim::{DkimAlgorithm, DkimSettings, parse_key as parse_dkim_key};
 pub use invite_rules::{InviteRules, MIN_INVITE_TTL};
 pub use limits::{HttpServerSettings, Limit, Limits};
 pub use mail::{DeliverySettings, SmtpSettings, SmtpTls};
@@ -80,6 +82,8 @@ pub struct Settings {
     pub cookies: CookieSettings,
     pub smtp: Option<SmtpSettings>,
     pub mail_from: Option<Mailbox>,
+    /// `CBH_DKIM_*`: every message is signed with this key.
+    pub dkim: Option<DkimSettings>,
     pub mail_dir: PathBuf,
     pub invite_ttl: Duration,
     /// `CBH_INVITE_TTL_MAX` and the domain rules.
@@ -158,6 +162,12 @@ impl Settings {
                 })
             })
             .transpose()?;
+        let dkim = DkimSettings::parse(
+            args.dkim_key_file.as_deref(),
+            args.dkim_selector.as_deref(),
+            args.dkim_domain.as_deref(),
+            mail_from.as_ref().map(|from| from.email.domain()),
+        )?;
         let duration = |var: &str, flag: &str, raw: &str| {
             parse_duration(raw).map_err(|e| format!("{var} ({flag}): {e}"))
         };
@@ -283,6 +293,7 @@ impl Settings {
             cookies,
             smtp,
             mail_from,
+            dkim,
             mail_dir: args.mail_dir.clone(),
             invite_ttl,
             invite_rules,

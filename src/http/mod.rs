@@ -57,6 +57,9 @@ pub struct HttpConfig {
     pub metrics_public: bool,
     /// `CBH_WEBHOOK_ALLOW_PRIVATE`: endpoints on loopback or private addresses are accepted.
     pub webhook_allow_private: bool,
+    /// The sender's domain (`CBH_MAIL_FROM`, or the public URL's host): the domain part of the
+    /// Message-IDs we generate, as DKIM and DMARC align on it.
+    pub mail_domain: String,
 }
 
 impl HttpConfig {
@@ -71,12 +74,17 @@ impl HttpConfig {
 
     /// The domain part of the Message-IDs we generate.
     pub fn mail_domain(&self) -> String {
-        url::Url::parse(&self.public_url)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned))
-            .filter(|h| h.contains('.') && !h.starts_with('['))
-            .unwrap_or_else(|| "cbh-invite.localhost".into())
+        self.mail_domain.clone()
     }
+}
+
+/// The host of a public URL when it can be a mail domain, else `cbh-invite.localhost`.
+pub fn host_domain(public_url: &str) -> String {
+    url::Url::parse(public_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .filter(|h| h.contains('.') && !h.starts_with('['))
+        .unwrap_or_else(|| "cbh-invite.localhost".into())
 }
 
 #[derive(Clone)]

@@ -17,7 +17,7 @@ use lettre::message::{Mailbox, MultiPart};
 use tokio::sync::{Notify, watch};
 
 use super::templates::{EmailContext, PersonContext, ProjectContext};
-use super::{SendError, Templates, Transport};
+use super::{AutoSubmitted, SendError, Signer, Templates, Transport};
 use crate::config::DeliverySettings;
 use crate::domain::{InvitationId, Timestamp, User};
 use crate::store::{InvitationRecord, OutboxMessage, Store};
@@ -68,6 +68,8 @@ pub struct Outbox {
     settings: DeliverySettings,
     public_url: String,
     from: Mailbox,
+    /// `CBH_DKIM_*`: signs every message.
+    signer: Option<Signer>,
     wakeup: Arc<Notify>,
     counters: Arc<DeliveryCounters>,
     purge: std::sync::Mutex<PurgeState>,
@@ -97,6 +99,7 @@ impl Outbox {
             settings,
             public_url,
             from,
+            signer: None,
             wakeup,
             counters: Arc::default(),
             purge: std::sync::Mutex::new(PurgeState {
@@ -107,6 +110,12 @@ impl Outbox {
                 owed: false,
             }),
         }
+    }
+
+    /// `CBH_DKIM_*`: every message is signed with this key.
+    pub fn with_signer(mut self, signer: Option<Signer>) -> Self {
+        self.signer = signer;
+        self
     }
 
     pub fn counters(&self) -> Arc<DeliveryCounters> {
@@ -315,18 +324,23 @@ impl Outbox {
                 .parse()
                 .context("inviter's address")?,
         );
-        Message::builder()
+        let mut email = Message::builder()
             .from(self.from.clone())
             .reply_to(reply_to)
             .to(to)
             .subject(rendered.subject)
             .message_id(Some(message.message_id.clone()))
             .date_now()
+            .header(AutoSubmitted)
             .multipart(MultiPart::alternative_plain_html(
                 rendered.text,
                 rendered.html,
             ))
-            .context("building the message")
+            .context("building the message")?;
+        if let Some(signer) = &self.signer {
+            signer.sign(&mut email);
+        }
+        Ok(email)
     }
 
     /// Runs until `stop` turns true: delivers whatever is due, then sleeps until woken by a

@@ -104,12 +104,13 @@ async fn check_passes_with_a_live_relay_and_fails_in_words_when_it_is_closed() {
     assert_eq!(ready.code, Some(0), "{}{}", ready.stdout, ready.stderr);
     assert_eq!(
         ready.stdout.lines().count(),
-        4,
+        5,
         "one line per check:\n{}",
         ready.stdout
     );
     assert!(line(&ready, "ok   settings").contains("valid"));
     assert!(line(&ready, "ok   templates").contains("built-in"));
+    assert!(line(&ready, "ok   dkim").contains("not configured"));
     assert!(line(&ready, "ok   database").contains("no migration pending"));
     assert!(
         line(&ready, "ok   mail").contains(&format!("127.0.0.1:{} answered EHLO", smtp.port)),

@@ -36,6 +36,7 @@ mod cli;
 mod cli_options;
 mod crash;
 mod deploy;
+mod dkim;
 mod email;
 mod errors;
 mod forward_auth;

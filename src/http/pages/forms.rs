@@ -367,6 +367,7 @@ mod tests {
             body_timeout: std::time::Duration::from_secs(30),
             metrics_public: true,
             webhook_allow_private: false,
+            mail_domain: "hub.example".into(),
         }
     }
 

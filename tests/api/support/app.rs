@@ -82,6 +82,7 @@ pub fn test_settings(database: DatabaseUrl, dir: &std::path::Path, smtp_port: u1
             ca_file: None,
         }),
         mail_from: None,
+        dkim: None,
         mail_dir: dir.join("mail"),
         invite_ttl: Duration::from_secs(7 * 86_400),
         invite_rules: cbh_invite::config::InviteRules::default(),

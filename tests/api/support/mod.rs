@@ -7,6 +7,7 @@ pub mod app;
 pub mod binary;
 pub mod browser;
 pub mod cluster;
+pub mod dkim;
 pub mod log;
 pub mod nginx;
 pub mod postgres;

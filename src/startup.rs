@@ -82,6 +82,7 @@ impl Application {
             app_url: settings.app_url.clone(),
             cookies: settings.cookies.clone(),
             invite_ttl: settings.invite_ttl,
+            link_sharing: settings.link_sharing,
             limits: settings.limits,
             debug: settings.debug,
             body_timeout: settings.http.body_timeout,

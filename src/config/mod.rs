@@ -13,6 +13,7 @@ mod mail;
 mod parse;
 mod retention;
 mod secrets;
+mod sharing;
 #[cfg(test)]
 mod tests;
 mod webhooks;
@@ -34,6 +35,7 @@ use parse::{parse_app_url, parse_public_url};
 pub use parse::{parse_duration, parse_namespaces, validate_namespace};
 pub use retention::{RetentionSettings, parse_retention};
 pub use secrets::secret_from_file;
+pub use sharing::LinkSharing;
 pub use webhooks::{WebhookSettings, allow_private_from_env};
 
 /// What a node runs: API-only and worker-only nodes scale apart.
@@ -80,6 +82,8 @@ pub struct Settings {
     pub mail_from: Option<Mailbox>,
     pub mail_dir: PathBuf,
     pub invite_ttl: Duration,
+    /// `CBH_LINK_SHARING`: who may take an accept link from the API.
+    pub link_sharing: LinkSharing,
     pub template_dir: Option<PathBuf>,
     pub debug: bool,
     pub delivery: DeliverySettings,
@@ -273,6 +277,7 @@ impl Settings {
             mail_from,
             mail_dir: args.mail_dir.clone(),
             invite_ttl: duration("CBH_INVITE_TTL", "--invite-ttl", &args.invite_ttl)?,
+            link_sharing: args.link_sharing,
             template_dir: args.template_dir.clone(),
             debug,
             delivery: DeliverySettings {

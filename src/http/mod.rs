@@ -47,6 +47,8 @@ pub struct HttpConfig {
     /// Names and scope of the session, CSRF and form cookies.
     pub cookies: crate::config::CookieSettings,
     pub invite_ttl: Duration,
+    /// `CBH_LINK_SHARING`: who may take an accept link from the API.
+    pub link_sharing: crate::config::LinkSharing,
     pub debug: bool,
     pub limits: Limits,
     /// How long a request body may take to arrive (`CBH_HTTP_BODY_TIMEOUT`).

@@ -11,7 +11,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::actions::{
-    accepted, invite, limit_error, manageable_invitation, resend, resent_message, revoke,
+    accepted, invite_with_token, limit_error, manageable_invitation, resend, resent_message, revoke,
     revoked_message,
 };
 use super::request::{
@@ -92,7 +92,14 @@ pub(super) async fn create(
         request_hash: request.fingerprint(),
         kept_for: IDEMPOTENCY_KEPT_FOR,
     });
-    match invite(&state, &caller, request, idempotency).await? {
+    let return_link = request.return_link;
+    let token = Token::generate();
+    match invite_with_token(&state, &caller, request, idempotency, token.clone()).await? {
+        // Only the request that created the invitation gets its link; a replay does not.
+        CreateOutcome::Created(record) if return_link && record.expires.is_some() => {
+            let url = crate::mail::accept_url(&state.config.public_url, ns, token.expose());
+            Ok(created_with_link(&state, ns, &record, url))
+        }
         CreateOutcome::Created(record) => Ok(created(&state, ns, &record, false)),
         CreateOutcome::Replayed(record) => Ok(created(&state, ns, &record, true)),
         CreateOutcome::Rejected(rejection) => Err(ApiError::Conflict(rejection.to_string())),
@@ -107,10 +114,29 @@ pub(super) async fn create(
 
 fn created(state: &AppState, ns: &str, record: &InvitationRecord, replayed: bool) -> Response {
     let resource = InvitationResource::new(ns, record, Timestamp::now());
+    created_response(state, ns, record.id.0, resource, replayed)
+}
+
+/// The 201 carrying the accept link (`return_link`): built from `CBH_PUBLIC_URL` as the email's
+/// is, and kept out of every log and later answer.
+fn created_with_link(state: &AppState, ns: &str, record: &InvitationRecord, url: String) -> Response {
+    let mut resource = InvitationResource::new(ns, record, Timestamp::now());
+    resource.accept_url = Some(url);
+    // Every answer is `Cache-Control: no-store` already (`http::router`).
+    created_response(state, ns, record.id.0, resource, false)
+}
+
+fn created_response(
+    state: &AppState,
+    ns: &str,
+    id: i64,
+    resource: InvitationResource,
+    replayed: bool,
+) -> Response {
     let location = format!(
         "{}{}",
         state.config.public_url,
-        invitation_uri(ns, record.id.0)
+        invitation_uri(ns, id)
     );
     let mut response = (StatusCode::CREATED, Json(resource)).into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {

@@ -54,6 +54,15 @@ pub struct InvitationRequest {
     /// When the invitee already has every selected project: send a reminder instead of 409.
     #[serde(default)]
     pub remind: Option<bool>,
+    /// Hand the accept link back in this answer, once, as `accept_url` (where
+    /// `CBH_LINK_SHARING` allows it; otherwise 403). Absent when the invitation issues no link.
+    #[serde(default)]
+    pub return_link: Option<bool>,
+    /// `false`: send no email (`delivery` is null; a later resend sends one). Only where
+    /// `CBH_LINK_SHARING` allows it (otherwise 403), since the link must then reach the invitee
+    /// some other way.
+    #[serde(default)]
+    pub send_email: Option<bool>,
 }
 
 /// A project as the web client sends it: the whole project object; only its id matters.
@@ -117,6 +126,8 @@ pub struct ValidInvitation {
     pub(super) last_name: PersonName,
     pub(super) projects: Vec<ProjectId>,
     pub(super) remind: bool,
+    pub(super) return_link: bool,
+    pub(super) send_email: bool,
 }
 
 impl ValidInvitation {
@@ -139,6 +150,12 @@ impl ValidInvitation {
 
     pub fn remind(&self) -> bool {
         self.remind
+    }
+
+    /// Whether the request shares the accept link some other way than the email
+    /// (`return_link`, `send_email: false`), which `CBH_LINK_SHARING` decides.
+    pub fn shares_link(&self) -> bool {
+        self.return_link || !self.send_email
     }
 }
 
@@ -173,6 +190,8 @@ impl InvitationRequest {
             last_name,
             projects: projects.into_iter().collect(),
             remind: self.remind.unwrap_or(false),
+            return_link: self.return_link.unwrap_or(false),
+            send_email: self.send_email.unwrap_or(true),
         })
     }
 }
@@ -190,6 +209,12 @@ impl ValidInvitation {
             ids.join(","),
             self.remind
         );
+        // Only when set, so that the keys of requests without them keep their fingerprint.
+        let canonical = if self.shares_link() {
+            format!("{canonical}\n{}\n{}", self.return_link, self.send_email)
+        } else {
+            canonical
+        };
         Sha256::digest(canonical.as_bytes()).to_vec()
     }
 }

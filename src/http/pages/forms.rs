@@ -361,6 +361,7 @@ mod tests {
             app_url: Some(app_url.into()),
             cookies: Default::default(),
             invite_ttl: std::time::Duration::from_secs(60),
+            link_sharing: Default::default(),
             debug: false,
             limits: Default::default(),
             body_timeout: std::time::Duration::from_secs(30),

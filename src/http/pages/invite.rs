@@ -119,7 +119,7 @@ impl InvitationRow {
                     last_error: d.last_error.clone(),
                 },
                 None => DeliveryView {
-                    status: "queued".into(),
+                    status: "none".into(),
                     attempts: 0,
                     last_error: None,
                 },
@@ -274,6 +274,8 @@ async fn submit(
                 .collect(),
         ),
         remind: Some(form.get("remind") == Some("true")),
+        return_link: None,
+        send_email: None,
     };
     let result = match request.validate() {
         Ok(valid) => invitations::invite(&state, &user.caller, valid, None).await,

@@ -55,6 +55,7 @@ mod scaling;
 mod secret_files;
 mod sending_limits;
 mod session;
+mod shared_links;
 mod sqlite_writers;
 mod support;
 mod timeouts;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::request::ValidInvitation;
-use crate::config::{LinkSharing, Limits};
+use crate::config::{Limits, LinkSharing};
 use crate::domain::token::random_hex;
 use crate::domain::{
     InvitationId, InvitationStatus, Project, ProjectId, Role, Timestamp, Token, User,

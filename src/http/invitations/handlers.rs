@@ -11,8 +11,8 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::actions::{
-    accepted, invite_with_token, limit_error, manageable_invitation, resend, resent_message, revoke,
-    revoked_message,
+    accepted, invite_with_token, limit_error, manageable_invitation, resend, resent_message,
+    revoke, revoked_message,
 };
 use super::request::{
     AcceptRequest, InvitationIdParam, InvitationRequest, idempotency_key, invitation_id,
@@ -119,7 +119,12 @@ fn created(state: &AppState, ns: &str, record: &InvitationRecord, replayed: bool
 
 /// The 201 carrying the accept link (`return_link`): built from `CBH_PUBLIC_URL` as the email's
 /// is, and kept out of every log and later answer.
-fn created_with_link(state: &AppState, ns: &str, record: &InvitationRecord, url: String) -> Response {
+fn created_with_link(
+    state: &AppState,
+    ns: &str,
+    record: &InvitationRecord,
+    url: String,
+) -> Response {
     let mut resource = InvitationResource::new(ns, record, Timestamp::now());
     resource.accept_url = Some(url);
     // Every answer is `Cache-Control: no-store` already (`http::router`).
@@ -133,11 +138,7 @@ fn created_response(
     resource: InvitationResource,
     replayed: bool,
 ) -> Response {
-    let location = format!(
-        "{}{}",
-        state.config.public_url,
-        invitation_uri(ns, id)
-    );
+    let location = format!("{}{}", state.config.public_url, invitation_uri(ns, id));
     let mut response = (StatusCode::CREATED, Json(resource)).into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);

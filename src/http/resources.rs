@@ -122,11 +122,16 @@ pub const INVITATION_FIELDS: &[FieldSpec] = &[
             "When the accept link expires; null when the email carries no link.",
         )
     },
-    field(
-        "delivery",
-        "dict",
-        "Delivery of the email: {status: queued|sent|failed, attempts, last_error, sent_at}.",
-    ),
+    FieldSpec {
+        nullable: true,
+        ..field(
+            "delivery",
+            "dict",
+            "Delivery of the email: {status: queued|sent|failed, attempts, last_error, sent_at}; \
+             null when the invitation was created without its email (send_email: false) and not \
+             resent since.",
+        )
+    },
     field(
         "message",
         "string",
@@ -135,16 +140,38 @@ pub const INVITATION_FIELDS: &[FieldSpec] = &[
 ];
 
 /// Request-only fields: part of the schema, not of the stored object.
-pub const INVITATION_WRITE_ONLY_FIELDS: &[FieldSpec] = &[FieldSpec {
-    readonly: false,
-    blank: true,
-    default: Some("false"),
-    ..field(
-        "remind",
-        "boolean",
-        "When the invitee already has every selected project: send a reminder instead of answering 409.",
-    )
-}];
+pub const INVITATION_WRITE_ONLY_FIELDS: &[FieldSpec] = &[
+    FieldSpec {
+        readonly: false,
+        blank: true,
+        default: Some("false"),
+        ..field(
+            "remind",
+            "boolean",
+            "When the invitee already has every selected project: send a reminder instead of answering 409.",
+        )
+    },
+    FieldSpec {
+        readonly: false,
+        blank: true,
+        default: Some("false"),
+        ..field(
+            "return_link",
+            "boolean",
+            "Return the accept link once, as accept_url in the answer to this request (where CBH_LINK_SHARING allows it).",
+        )
+    },
+    FieldSpec {
+        readonly: false,
+        blank: true,
+        default: Some("true"),
+        ..field(
+            "send_email",
+            "boolean",
+            "false: create the invitation without its email; delivery is then null (where CBH_LINK_SHARING allows it).",
+        )
+    },
+];
 
 /// Filters of the list, each with its Tastypie filtering value.
 pub const INVITATION_FILTERING: &[(&str, u8)] = &[("email", ALL_WITH_RELATIONS), ("status", 1)];

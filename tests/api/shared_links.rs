@@ -271,10 +271,47 @@ async fn a_reminder_with_return_link_returns_the_fresh_link(backend: Backend) {
     json_with_status(app.accept(&token, "a good long password").await, 200).await;
 }
 
+async fn the_openapi_document_describes_the_fields(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let document = json_with_status(
+        app.anonymous()
+            .get(&format!("/{NS}/api/openapi.json"))
+            .await,
+        200,
+    )
+    .await;
+    let schemas = &document["components"]["schemas"];
+    let request = &schemas["InvitationRequest"]["properties"];
+    assert_eq!(
+        request["return_link"]["type"],
+        json!(["boolean", "null"]),
+        "{request}"
+    );
+    assert_eq!(
+        request["send_email"]["type"],
+        json!(["boolean", "null"]),
+        "{request}"
+    );
+    let resource = &schemas["InvitationResource"];
+    let required = resource["required"].as_array().expect("required");
+    assert!(required.contains(&json!("delivery")), "{resource}");
+    assert!(!required.contains(&json!("accept_url")), "{resource}");
+    assert_eq!(
+        resource["properties"]["accept_url"]["type"], "string",
+        "{resource}"
+    );
+    let delivery = resource["properties"]["delivery"].to_string();
+    assert!(
+        delivery.contains("null"),
+        "delivery must be nullable: {delivery}"
+    );
+}
+
 backend_tests!(
     sharing_is_refused_with_a_403_naming_the_setting_when_off,
     a_superuser_gets_the_link_once_and_it_activates_the_invitee,
     send_email_false_sends_nothing_until_a_resend,
     invitations_without_email_do_not_count_against_the_limit,
     a_reminder_with_return_link_returns_the_fresh_link,
+    the_openapi_document_describes_the_fields,
 );

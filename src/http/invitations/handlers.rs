@@ -38,7 +38,9 @@ const GONE_MESSAGE: &str = "This invitation link is no longer valid: it has expi
 /// Invite someone.
 ///
 /// Creates a pending user for an unknown address, or grants an existing one the projects it
-/// lacks, and queues the email. `Idempotency-Key` makes a retry return the first answer.
+/// lacks, and queues the email. `Idempotency-Key` makes a retry return the first answer (without
+/// `accept_url`: a link is handed out once). `return_link` and `send_email` are for callers
+/// that `CBH_LINK_SHARING` allows.
 #[utoipa::path(
     post,
     path = "/{ns}/api/invitations/",
@@ -51,7 +53,7 @@ const GONE_MESSAGE: &str = "This invitation link is no longer valid: it has expi
     ),
     request_body = InvitationRequest,
     responses(
-        (status = 201, description = "Invited (or reminded); the invitation, with `message`", body = InvitationResource,
+        (status = 201, description = "Invited (or reminded); the invitation, with `message`, and with `accept_url` when `return_link` was asked for and a link was issued (never in a replay)", body = InvitationResource,
             headers(
                 ("Location" = String, description = "The invitation's URL"),
                 ("Idempotent-Replayed" = String, description = "`true` when this answers a repeated Idempotency-Key"),
@@ -66,7 +68,7 @@ const GONE_MESSAGE: &str = "This invitation link is no longer valid: it has expi
             )),
         (status = 400, description = "Malformed body, invalid field, unknown project or bad Idempotency-Key", body = ErrorBody),
         (status = 401, description = "Not logged in", body = ErrorBody),
-        (status = 403, description = "Not editor or owner of a selected project (or, with none selected, of any project), or bad CSRF token", body = ErrorBody),
+        (status = 403, description = "Not editor or owner of a selected project (or, with none selected, of any project), `return_link` or `send_email: false` where `CBH_LINK_SHARING` does not allow it (the message names the setting), or bad CSRF token", body = ErrorBody),
         (status = 404, description = "Unknown namespace", body = ErrorBody),
         (status = 409, description = "The user already has every selected project (send `remind: true`)", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),

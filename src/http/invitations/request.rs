@@ -350,6 +350,29 @@ mod tests {
     }
 
     #[test]
+    fn link_sharing_fields_change_the_fingerprint_only_when_set() {
+        let fingerprint = |body: &str| validate_body(body.as_bytes()).expect("valid").fingerprint();
+        let plain = fingerprint(r#"{"email": "a@x.org"}"#);
+        // Keys stored before these fields existed still match their retries.
+        assert_eq!(
+            plain,
+            fingerprint(r#"{"email": "a@x.org", "return_link": false, "send_email": true}"#)
+        );
+        let link = fingerprint(r#"{"email": "a@x.org", "return_link": true}"#);
+        let quiet = fingerprint(r#"{"email": "a@x.org", "send_email": false}"#);
+        assert_ne!(plain, link);
+        assert_ne!(plain, quiet);
+        assert_ne!(link, quiet);
+        for bad in [
+            r#"{"email": "a@x.org", "return_link": "yes"}"#,
+            r#"{"email": "a@x.org", "send_email": 0}"#,
+        ] {
+            let error = validate_body(bad.as_bytes()).expect_err("refused");
+            assert_eq!(error.status(), StatusCode::BAD_REQUEST, "{bad}");
+        }
+    }
+
+    #[test]
     fn limit_is_bounded_and_zero_means_maximum() {
         assert_eq!(parse_list_query(None).map(|q| q.limit).ok(), Some(20));
         assert_eq!(

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{DEFAULT_NAMESPACE, LinkSharing, ServeRole, SqliteSync};
+use super::{DEFAULT_NAMESPACE, ServeRole, SqliteSync};
 
 /// The flags of `serve`, each backed by an environment variable.
 #[derive(Debug, Clone, clap::Args)]
@@ -55,8 +55,8 @@ pub struct ServeArgs {
     pub invite_ttl: String,
     /// Who may have an invitation's accept link returned by the API ("return_link") and
     /// create one without its email ("send_email": false): off, superusers or editors.
-    #[arg(long, env = "CBH_LINK_SHARING", value_enum, default_value = "off")]
-    pub link_sharing: LinkSharing,
+    #[arg(long, env = "CBH_LINK_SHARING", default_value = "off")]
+    pub link_sharing: String,
     /// Folder of email templates that override the built-in ones.
     #[arg(long, env = "CBH_TEMPLATE_DIR")]
     pub template_dir: Option<PathBuf>,

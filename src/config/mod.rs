@@ -277,7 +277,7 @@ impl Settings {
             mail_from,
             mail_dir: args.mail_dir.clone(),
             invite_ttl: duration("CBH_INVITE_TTL", "--invite-ttl", &args.invite_ttl)?,
-            link_sharing: args.link_sharing,
+            link_sharing: LinkSharing::parse(&args.link_sharing)?,
             template_dir: args.template_dir.clone(),
             debug,
             delivery: DeliverySettings {

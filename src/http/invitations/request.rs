@@ -448,6 +448,8 @@ mod properties {
             "last_name",
             "lastName",
             "remind",
+            "return_link",
+            "send_email",
             "other",
         ]);
         (
@@ -493,6 +495,7 @@ mod properties {
                 prop_assert!(valid.projects().iter().all(|p| p.0 > 0));
                 prop_assert!(valid.projects().windows(2).all(|w| w[0].0 < w[1].0));
                 let _ = valid.remind();
+                let _ = valid.shares_link();
             }
             Err(error) => {
                 prop_assert_eq!(error.status(), StatusCode::BAD_REQUEST);

@@ -307,6 +307,52 @@ async fn the_openapi_document_describes_the_fields(backend: Backend) {
     );
 }
 
+/// Invitations arriving together are committed together (`store::group_commit`): those without
+/// email must still get none, and the others theirs.
+async fn concurrent_invitations_with_and_without_email_each_get_theirs(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.link_sharing = LinkSharing::Editors).await;
+    let (editor, _) = app.editor_with_project().await;
+    let bodies: Vec<Value> = (0..12)
+        .map(|n| {
+            json!({
+                "email": format!("person{n}@example.org"),
+                "send_email": n % 2 == 0,
+                "return_link": n % 3 == 0,
+            })
+        })
+        .collect();
+    let answers = futures_util::future::join_all(bodies.iter().map(|body| {
+        let editor = &editor;
+        async move { json_with_status(editor.invite(body.clone()).await, 201).await }
+    }))
+    .await;
+    for (n, answer) in answers.iter().enumerate() {
+        assert_eq!(answer["delivery"].is_null(), n % 2 != 0, "{n}: {answer}");
+        assert_eq!(
+            answer.get("accept_url").is_some(),
+            n % 3 == 0,
+            "{n}: {answer}"
+        );
+    }
+    let mails = app.smtp.wait_for(6, WAIT).await;
+    wait_until_sent(&app).await;
+    assert_eq!(app.smtp.received_count(), 6);
+    let mut recipients: Vec<String> = mails.iter().flat_map(|m| m.rcpt_to.clone()).collect();
+    recipients.sort();
+    let mut expected: Vec<String> = (0..12)
+        .filter(|n| n % 2 == 0)
+        .map(|n| format!("person{n}@example.org"))
+        .collect();
+    expected.sort();
+    assert_eq!(recipients, expected);
+    let returned = audit_events(&app)
+        .await
+        .into_iter()
+        .filter(|(event, _, _)| event == "invitation_link_returned")
+        .count();
+    assert_eq!(returned, 4);
+}
+
 backend_tests!(
     sharing_is_refused_with_a_403_naming_the_setting_when_off,
     a_superuser_gets_the_link_once_and_it_activates_the_invitee,
@@ -314,4 +360,5 @@ backend_tests!(
     invitations_without_email_do_not_count_against_the_limit,
     a_reminder_with_return_link_returns_the_fresh_link,
     the_openapi_document_describes_the_fields,
+    concurrent_invitations_with_and_without_email_each_get_theirs,
 );

@@ -91,6 +91,7 @@ impl Application {
             cookies: settings.cookies.clone(),
             invite_ttl: settings.invite_ttl,
             invite_rules: settings.invite_rules.clone(),
+            link_sharing: settings.link_sharing,
             limits: settings.limits,
             debug: settings.debug,
             body_timeout: settings.http.body_timeout,

@@ -74,6 +74,10 @@ pub struct ServeArgs {
     /// Email domains that may not be invited (same syntax; wins over CBH_ALLOWED_DOMAINS).
     #[arg(long, env = "CBH_DENIED_DOMAINS")]
     pub denied_domains: Option<String>,
+    /// Who may have an invitation's accept link returned by the API ("return_link") and
+    /// create one without its email ("send_email": false): off, superusers or editors.
+    #[arg(long, env = "CBH_LINK_SHARING", default_value = "off")]
+    pub link_sharing: String,
     /// Folder of email templates that override the built-in ones.
     #[arg(long, env = "CBH_TEMPLATE_DIR")]
     pub template_dir: Option<PathBuf>,

@@ -15,6 +15,7 @@ mod mail;
 mod parse;
 mod retention;
 mod secrets;
+mod sharing;
 #[cfg(test)]
 mod tests;
 mod webhooks;
@@ -38,6 +39,7 @@ use parse::{parse_app_url, parse_public_url};
 pub use parse::{parse_duration, parse_namespaces, validate_namespace};
 pub use retention::{RetentionSettings, parse_retention};
 pub use secrets::secret_from_file;
+pub use sharing::LinkSharing;
 pub use webhooks::{WebhookSettings, allow_private_from_env};
 
 /// What a node runs: API-only and worker-only nodes scale apart.
@@ -88,6 +90,8 @@ pub struct Settings {
     pub invite_ttl: Duration,
     /// `CBH_INVITE_TTL_MAX` and the domain rules.
     pub invite_rules: InviteRules,
+    /// `CBH_LINK_SHARING`: who may take an accept link from the API.
+    pub link_sharing: LinkSharing,
     pub template_dir: Option<PathBuf>,
     pub debug: bool,
     pub delivery: DeliverySettings,
@@ -297,6 +301,7 @@ impl Settings {
             mail_dir: args.mail_dir.clone(),
             invite_ttl,
             invite_rules,
+            link_sharing: LinkSharing::parse(&args.link_sharing)?,
             template_dir: args.template_dir.clone(),
             debug,
             delivery: DeliverySettings {

@@ -49,6 +49,8 @@ pub struct HttpConfig {
     pub invite_ttl: Duration,
     /// `CBH_INVITE_TTL_MAX` and the domain rules.
     pub invite_rules: crate::config::InviteRules,
+    /// `CBH_LINK_SHARING`: who may take an accept link from the API.
+    pub link_sharing: crate::config::LinkSharing,
     pub debug: bool,
     pub limits: Limits,
     /// How long a request body may take to arrive (`CBH_HTTP_BODY_TIMEOUT`).

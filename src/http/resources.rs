@@ -122,11 +122,16 @@ pub const INVITATION_FIELDS: &[FieldSpec] = &[
             "When the accept link expires; null when the email carries no link.",
         )
     },
-    field(
-        "delivery",
-        "dict",
-        "Delivery of the email: {status: queued|sent|failed, attempts, last_error, sent_at}.",
-    ),
+    FieldSpec {
+        nullable: true,
+        ..field(
+            "delivery",
+            "dict",
+            "Delivery of the email: {status: queued|sent|failed, attempts, last_error, sent_at}; \
+             null when the invitation was created without its email (send_email: false) and not \
+             resent since.",
+        )
+    },
     field(
         "message",
         "string",
@@ -154,6 +159,26 @@ pub const INVITATION_WRITE_ONLY_FIELDS: &[FieldSpec] = &[
             "expires_in",
             "string",
             "How long the accept link works, e.g. 12h or 14d: from 1h to CBH_INVITE_TTL_MAX (default 30d); absent, CBH_INVITE_TTL. The invitation's expires shows the result; a resend gives the same lifetime again.",
+        )
+    },
+    FieldSpec {
+        readonly: false,
+        blank: true,
+        default: Some("false"),
+        ..field(
+            "return_link",
+            "boolean",
+            "Return the accept link once, as accept_url in the answer to this request (where CBH_LINK_SHARING allows it).",
+        )
+    },
+    FieldSpec {
+        readonly: false,
+        blank: true,
+        default: Some("true"),
+        ..field(
+            "send_email",
+            "boolean",
+            "false: create the invitation without its email; delivery is then null (where CBH_LINK_SHARING allows it).",
         )
     },
 ];

@@ -8,5 +8,12 @@ pub mod transport;
 
 pub use dkim::{AutoSubmitted, Signer};
 pub use outbox::{DeliveryReport, Outbox};
+
+/// An invitation's accept link, as the email carries it and as the API hands it out
+/// (`CBH_LINK_SHARING`): one format, so both always point at the same page. `public_url` is
+/// `CBH_PUBLIC_URL` without its trailing slash, never a request's host.
+pub fn accept_url(public_url: &str, namespace: &str, token: &str) -> String {
+    format!("{public_url}/{namespace}/accept/{token}")
+}
 pub use templates::{EmailContext, RenderedEmail, Templates};
 pub use transport::{SendError, Transport};

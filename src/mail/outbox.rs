@@ -17,7 +17,7 @@ use lettre::message::{Mailbox, MultiPart};
 use tokio::sync::{Notify, watch};
 
 use super::templates::{EmailContext, PersonContext, ProjectContext};
-use super::{AutoSubmitted, SendError, Signer, Templates, Transport};
+use super::{AutoSubmitted, SendError, Signer, Templates, Transport, accept_url};
 use crate::config::DeliverySettings;
 use crate::domain::{InvitationId, Timestamp, User};
 use crate::store::{InvitationRecord, OutboxMessage, Store};
@@ -301,7 +301,7 @@ impl Outbox {
             accept_url: message
                 .accept_token
                 .as_ref()
-                .map(|token| format!("{}/{ns}/accept/{token}", self.public_url)),
+                .map(|token| accept_url(&self.public_url, ns, token)),
             expires: invitation.expires.map(Timestamp::to_iso8601),
             login_url: format!("{}/{ns}/login/", self.public_url),
             namespace: ns.clone(),

@@ -129,6 +129,12 @@ pub struct NewInvitation {
     /// Where the request came from, for the `invitation_created` audit record (written in the
     /// invitation's transaction).
     pub client_ip: Option<String>,
+    /// `false`: no email is queued (`CBH_LINK_SHARING`); the invitation is stored with
+    /// `delivery` none and does not count against the sending limits.
+    pub send_email: bool,
+    /// The accept link is handed to the inviter in the answer: recorded in the audit log
+    /// (`invitation_link_returned`) in the invitation's transaction, when a link is issued.
+    pub return_link: bool,
 }
 
 /// Limits on sending, counted over the emails queued within each window (sliding): new
@@ -270,6 +276,8 @@ pub struct InvitationRecord {
     pub expires: Option<Timestamp>,
     pub created: Timestamp,
     pub modified: Timestamp,
+    /// `None`: no email was ever queued for it (created with `send_email: false` and not
+    /// resent since).
     pub delivery: Option<DeliveryRecord>,
 }
 

@@ -77,8 +77,15 @@ pub struct InvitationResource {
     /// Null when the email carries no link.
     #[schema(format = DateTime, required = true)]
     pub expires: Option<String>,
-    pub delivery: DeliveryResource,
+    /// Null when no email was sent: created with `send_email: false` and not resent since.
+    #[schema(required = true, nullable = true)]
+    pub delivery: Option<DeliveryResource>,
     pub message: String,
+    /// The accept link, only in the answer to the request that created it with
+    /// `return_link: true` (`CBH_LINK_SHARING`); never in any later answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub accept_url: Option<String>,
 }
 
 /// The state of an invitation, as the API shows it and filters on it.
@@ -106,20 +113,13 @@ impl InvitationResource {
             modified: record.modified.to_iso8601(),
             status: record.status(now).as_str(),
             expires: record.expires.map(Timestamp::to_iso8601),
-            delivery: match &record.delivery {
-                Some(d) => DeliveryResource {
-                    status: d.status.clone(),
-                    attempts: d.attempts,
-                    last_error: d.last_error.clone(),
-                    sent_at: d.sent_at.map(Timestamp::to_iso8601),
-                },
-                None => DeliveryResource {
-                    status: "queued".into(),
-                    attempts: 0,
-                    last_error: None,
-                    sent_at: None,
-                },
-            },
+            delivery: record.delivery.as_ref().map(|d| DeliveryResource {
+                status: d.status.clone(),
+                attempts: d.attempts,
+                last_error: d.last_error.clone(),
+                sent_at: d.sent_at.map(Timestamp::to_iso8601),
+            }),
+            accept_url: None,
             message: record.message.clone(),
         }
     }

@@ -237,6 +237,7 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("CBH_APP_URL", "javascript:alert(1)"),
         ("CBH_WEBHOOK_TIMEOUT", "10"),
         ("CBH_WEBHOOK_ALLOW_PRIVATE", "maybe"),
+        ("CBH_LINK_SHARING", "everyone"),
     ] {
         let output = output_within(
             Command::new(BIN)

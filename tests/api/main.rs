@@ -57,6 +57,7 @@ mod scaling;
 mod secret_files;
 mod sending_limits;
 mod session;
+mod shared_links;
 mod sqlite_writers;
 mod support;
 mod timeouts;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::request::ValidInvitation;
-use crate::config::{Limits, MIN_INVITE_TTL};
+use crate::config::{Limits, LinkSharing, MIN_INVITE_TTL};
 use crate::domain::domain_rules;
 use crate::domain::token::random_hex;
 use crate::domain::{
@@ -127,8 +127,21 @@ pub(in crate::http) async fn invite(
     request: ValidInvitation,
     idempotency: Option<IdempotencyClaim>,
 ) -> Result<CreateOutcome, ApiError> {
+    invite_with_token(state, caller, request, idempotency, Token::generate()).await
+}
+
+/// `invite` with the accept link's token chosen by the caller, which can then hand the link
+/// out (`return_link`): the store keeps only its hash, and its plain value in the outbox row.
+pub(in crate::http) async fn invite_with_token(
+    state: &AppState,
+    caller: &Caller,
+    request: ValidInvitation,
+    idempotency: Option<IdempotencyClaim>,
+    token: Token,
+) -> Result<CreateOutcome, ApiError> {
     let ttl = invitation_ttl(state, request.expires_in)?;
     check_domain(state, caller, &request.email)?;
+    check_link_sharing(state, caller, &request)?;
     let projects = authorize_projects(state, caller, &request.projects).await?;
     let outcome = state
         .store
@@ -140,7 +153,7 @@ pub(in crate::http) async fn invite(
             last_name: request.last_name,
             projects,
             remind: request.remind,
-            token: Token::generate(),
+            token,
             message_id: format!("<{}@{}>", random_hex(16), state.config.mail_domain()),
             now: Timestamp::now(),
             ttl,
@@ -151,6 +164,8 @@ pub(in crate::http) async fn invite(
                 per_recipient: state.config.limits.emails_per_recipient,
             },
             client_ip: caller.client_ip.clone(),
+            send_email: request.send_email,
+            return_link: request.return_link,
         })
         .await?;
     if let CreateOutcome::Created(_) = &outcome {
@@ -158,6 +173,28 @@ pub(in crate::http) async fn invite(
         Metrics::count(&state.metrics.invitations_created);
     }
     Ok(outcome)
+}
+
+/// `CBH_LINK_SHARING`: whether the caller may have the accept link returned (`return_link`)
+/// or create the invitation without its email (`send_email: false`, allowed only where the link
+/// can be returned, or nobody would get it). Under `editors`, being allowed to invite to the
+/// selected projects is enough, which `authorize_projects` checks next.
+fn check_link_sharing(
+    state: &AppState,
+    caller: &Caller,
+    request: &ValidInvitation,
+) -> Result<(), ApiError> {
+    let sharing = state.config.link_sharing;
+    if !request.shares_link() || sharing.allows(caller.user.is_superuser, true) {
+        return Ok(());
+    }
+    let why = match sharing {
+        LinkSharing::Superusers => "CBH_LINK_SHARING allows it to superusers only",
+        _ => "CBH_LINK_SHARING is off",
+    };
+    Err(ApiError::Forbidden(format!(
+        "return_link and send_email: false are not allowed here: {why}"
+    )))
 }
 
 /// Every selected project must exist in the namespace (else 400) and the inviter must be

@@ -11,8 +11,8 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::actions::{
-    accepted, invite, limit_error, manageable_invitation, resend, resent_message, revoke,
-    revoked_message,
+    accepted, invite_with_token, limit_error, manageable_invitation, resend, resent_message,
+    revoke, revoked_message,
 };
 use super::request::{
     AcceptRequest, InvitationIdParam, InvitationRequest, idempotency_key, invitation_id,
@@ -38,7 +38,9 @@ const GONE_MESSAGE: &str = "This invitation link is no longer valid: it has expi
 /// Invite someone.
 ///
 /// Creates a pending user for an unknown address, or grants an existing one the projects it
-/// lacks, and queues the email. `Idempotency-Key` makes a retry return the first answer.
+/// lacks, and queues the email. `Idempotency-Key` makes a retry return the first answer (without
+/// `accept_url`: a link is handed out once). `return_link` and `send_email` are for callers
+/// that `CBH_LINK_SHARING` allows.
 #[utoipa::path(
     post,
     path = "/{ns}/api/invitations/",
@@ -51,7 +53,7 @@ const GONE_MESSAGE: &str = "This invitation link is no longer valid: it has expi
     ),
     request_body = InvitationRequest,
     responses(
-        (status = 201, description = "Invited (or reminded); the invitation, with `message`", body = InvitationResource,
+        (status = 201, description = "Invited (or reminded); the invitation, with `message`, and with `accept_url` when `return_link` was asked for and a link was issued (never in a replay)", body = InvitationResource,
             headers(
                 ("Location" = String, description = "The invitation's URL"),
                 ("Idempotent-Replayed" = String, description = "`true` when this answers a repeated Idempotency-Key"),
@@ -66,7 +68,7 @@ const GONE_MESSAGE: &str = "This invitation link is no longer valid: it has expi
             )),
         (status = 400, description = "Malformed body, invalid field, `expires_in` not a duration or outside 1h to `CBH_INVITE_TTL_MAX`, unknown project or bad Idempotency-Key", body = ErrorBody),
         (status = 401, description = "Not logged in", body = ErrorBody),
-        (status = 403, description = "The address's domain is outside `CBH_ALLOWED_DOMAINS`/`CBH_DENIED_DOMAINS` (`Invitations to addresses at {domain} are not allowed here`), not editor or owner of a selected project (or, with none selected, of any project), or bad CSRF token", body = ErrorBody),
+        (status = 403, description = "The address's domain is outside `CBH_ALLOWED_DOMAINS`/`CBH_DENIED_DOMAINS` (`Invitations to addresses at {domain} are not allowed here`), not editor or owner of a selected project (or, with none selected, of any project), `return_link` or `send_email: false` where `CBH_LINK_SHARING` does not allow it (the message names the setting), or bad CSRF token", body = ErrorBody),
         (status = 404, description = "Unknown namespace", body = ErrorBody),
         (status = 409, description = "The user already has every selected project (send `remind: true`)", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
@@ -92,7 +94,14 @@ pub(super) async fn create(
         request_hash: request.fingerprint(),
         kept_for: IDEMPOTENCY_KEPT_FOR,
     });
-    match invite(&state, &caller, request, idempotency).await? {
+    let return_link = request.return_link;
+    let token = Token::generate();
+    match invite_with_token(&state, &caller, request, idempotency, token.clone()).await? {
+        // Only the request that created the invitation gets its link; a replay does not.
+        CreateOutcome::Created(record) if return_link && record.expires.is_some() => {
+            let url = crate::mail::accept_url(&state.config.public_url, ns, token.expose());
+            Ok(created_with_link(&state, ns, &record, url))
+        }
         CreateOutcome::Created(record) => Ok(created(&state, ns, &record, false)),
         CreateOutcome::Replayed(record) => Ok(created(&state, ns, &record, true)),
         CreateOutcome::Rejected(rejection) => Err(ApiError::Conflict(rejection.to_string())),
@@ -107,11 +116,31 @@ pub(super) async fn create(
 
 fn created(state: &AppState, ns: &str, record: &InvitationRecord, replayed: bool) -> Response {
     let resource = InvitationResource::new(ns, record, Timestamp::now());
-    let location = format!(
-        "{}{}",
-        state.config.public_url,
-        invitation_uri(ns, record.id.0)
-    );
+    created_response(state, ns, record.id.0, resource, replayed)
+}
+
+/// The 201 carrying the accept link (`return_link`): built from `CBH_PUBLIC_URL` as the email's
+/// is, and kept out of every log and later answer.
+fn created_with_link(
+    state: &AppState,
+    ns: &str,
+    record: &InvitationRecord,
+    url: String,
+) -> Response {
+    let mut resource = InvitationResource::new(ns, record, Timestamp::now());
+    resource.accept_url = Some(url);
+    // Every answer is `Cache-Control: no-store` already (`http::router`).
+    created_response(state, ns, record.id.0, resource, false)
+}
+
+fn created_response(
+    state: &AppState,
+    ns: &str,
+    id: i64,
+    resource: InvitationResource,
+    replayed: bool,
+) -> Response {
+    let location = format!("{}{}", state.config.public_url, invitation_uri(ns, id));
     let mut response = (StatusCode::CREATED, Json(resource)).into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);

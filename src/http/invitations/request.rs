@@ -62,6 +62,15 @@ pub struct InvitationRequest {
     #[serde(default)]
     #[schema(value_type = Option<String>, pattern = "^\\s*[0-9]+[smhd]\\s*$", example = "14d")]
     pub expires_in: Option<Value>,
+    /// Hand the accept link back in this answer, once, as `accept_url` (where
+    /// `CBH_LINK_SHARING` allows it; otherwise 403). Absent when the invitation issues no link.
+    #[serde(default)]
+    pub return_link: Option<bool>,
+    /// `false`: send no email (`delivery` is null; a later resend sends one). Only where
+    /// `CBH_LINK_SHARING` allows it (otherwise 403), since the link must then reach the invitee
+    /// some other way.
+    #[serde(default)]
+    pub send_email: Option<bool>,
 }
 
 /// A project as the web client sends it: the whole project object; only its id matters.
@@ -127,6 +136,8 @@ pub struct ValidInvitation {
     pub(super) remind: bool,
     /// `expires_in`, its syntax checked; its bounds depend on the settings (`actions::invite`).
     pub(super) expires_in: Option<Duration>,
+    pub(super) return_link: bool,
+    pub(super) send_email: bool,
 }
 
 impl ValidInvitation {
@@ -153,6 +164,12 @@ impl ValidInvitation {
 
     pub fn expires_in(&self) -> Option<Duration> {
         self.expires_in
+    }
+
+    /// Whether the request shares the accept link some other way than the email
+    /// (`return_link`, `send_email: false`), which `CBH_LINK_SHARING` decides.
+    pub fn shares_link(&self) -> bool {
+        self.return_link || !self.send_email
     }
 }
 
@@ -203,6 +220,8 @@ impl InvitationRequest {
             last_name,
             projects: projects.into_iter().collect(),
             remind: self.remind.unwrap_or(false),
+            return_link: self.return_link.unwrap_or(false),
+            send_email: self.send_email.unwrap_or(true),
         })
     }
 }
@@ -225,6 +244,12 @@ impl ValidInvitation {
             ids.join(","),
             self.remind
         );
+        // Only when set, so that the keys of requests without them keep their fingerprint.
+        let canonical = if self.shares_link() {
+            format!("{canonical}\n{}\n{}", self.return_link, self.send_email)
+        } else {
+            canonical
+        };
         Sha256::digest(canonical.as_bytes()).to_vec()
     }
 }
@@ -390,6 +415,29 @@ mod tests {
     }
 
     #[test]
+    fn link_sharing_fields_change_the_fingerprint_only_when_set() {
+        let fingerprint = |body: &str| validate_body(body.as_bytes()).expect("valid").fingerprint();
+        let plain = fingerprint(r#"{"email": "a@x.org"}"#);
+        // Keys stored before these fields existed still match their retries.
+        assert_eq!(
+            plain,
+            fingerprint(r#"{"email": "a@x.org", "return_link": false, "send_email": true}"#)
+        );
+        let link = fingerprint(r#"{"email": "a@x.org", "return_link": true}"#);
+        let quiet = fingerprint(r#"{"email": "a@x.org", "send_email": false}"#);
+        assert_ne!(plain, link);
+        assert_ne!(plain, quiet);
+        assert_ne!(link, quiet);
+        for bad in [
+            r#"{"email": "a@x.org", "return_link": "yes"}"#,
+            r#"{"email": "a@x.org", "send_email": 0}"#,
+        ] {
+            let error = validate_body(bad.as_bytes()).expect_err("refused");
+            assert_eq!(error.status(), StatusCode::BAD_REQUEST, "{bad}");
+        }
+    }
+
+    #[test]
     fn limit_is_bounded_and_zero_means_maximum() {
         assert_eq!(parse_list_query(None).map(|q| q.limit).ok(), Some(20));
         assert_eq!(
@@ -466,6 +514,8 @@ mod properties {
             "lastName",
             "remind",
             "expires_in",
+            "return_link",
+            "send_email",
             "other",
         ]);
         (
@@ -511,6 +561,7 @@ mod properties {
                 prop_assert!(valid.projects().iter().all(|p| p.0 > 0));
                 prop_assert!(valid.projects().windows(2).all(|w| w[0].0 < w[1].0));
                 let _ = valid.remind();
+                let _ = valid.shares_link();
             }
             Err(error) => {
                 prop_assert_eq!(error.status(), StatusCode::BAD_REQUEST);

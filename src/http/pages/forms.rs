@@ -362,6 +362,7 @@ mod tests {
             cookies: Default::default(),
             invite_ttl: std::time::Duration::from_secs(60),
             invite_rules: crate::config::InviteRules::default(),
+            link_sharing: Default::default(),
             debug: false,
             limits: Default::default(),
             body_timeout: std::time::Duration::from_secs(30),

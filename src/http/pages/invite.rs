@@ -119,7 +119,7 @@ impl InvitationRow {
                     last_error: d.last_error.clone(),
                 },
                 None => DeliveryView {
-                    status: "queued".into(),
+                    status: "none".into(),
                     attempts: 0,
                     last_error: None,
                 },
@@ -275,6 +275,8 @@ async fn submit(
         ),
         remind: Some(form.get("remind") == Some("true")),
         expires_in: None,
+        return_link: None,
+        send_email: None,
     };
     let result = match request.validate() {
         Ok(valid) => invitations::invite(&state, &user.caller, valid, None).await,

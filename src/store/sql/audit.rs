@@ -5,7 +5,7 @@ use sqlx::{FromRow, QueryBuilder};
 
 use super::backend::{Backend, Conn, Db};
 use super::rows::db_error;
-use crate::domain::Timestamp;
+use crate::domain::{InvitationId, Timestamp};
 use crate::store::{AuditEvent, AuditRecord, AuditStore, NewInvitation, StoreResult};
 
 /// The `invitation_created` audit records of invitations (by id), in their transaction.
@@ -30,6 +30,28 @@ pub(super) async fn audit_created(
         .execute(&mut *conn)
         .await
         .map_err(db_error("writing the audit log"))?;
+    Ok(())
+}
+
+/// The accept link of a new invitation was handed to its inviter in the API answer
+/// (`return_link`), written in the invitation's transaction. The link itself is never recorded.
+pub(super) async fn audit_link_returned(
+    conn: &mut Conn,
+    id: InvitationId,
+    new: &NewInvitation,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (namespace, at, event, actor_id, subject, client_ip) \
+         VALUES ($1, $2, 'invitation_link_returned', $3, $4, $5)",
+    )
+    .bind(new.namespace.as_str())
+    .bind(new.now.millis())
+    .bind(new.inviter.id.0)
+    .bind(id.0.to_string())
+    .bind(new.client_ip.as_deref())
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error("writing the audit log"))?;
     Ok(())
 }
 

@@ -145,7 +145,10 @@ async fn batch_candidates(conn: &mut Conn, batch: &[&NewInvitation]) -> StoreRes
     // wait for each other in one order, never in a cycle.
     let mut first_to_mailbox = BTreeMap::new();
     for (index, new) in batch.iter().enumerate() {
+        // Created together means emailed, with no audit record but `invitation_created`.
         let candidate = new.idempotency.is_none()
+            && new.send_email
+            && !new.return_link
             && new.limits.per_recipient.is_none_or(|limit| limit.max > 0)
             && (new.limits.per_inviter.is_none() || within_limit.contains(&new.inviter.id.0));
         if candidate {

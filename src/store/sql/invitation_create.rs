@@ -5,11 +5,11 @@ use std::collections::BTreeSet;
 
 use anyhow::Context;
 
-use super::audit::audit_created;
+use super::audit::{audit_created, audit_link_returned};
 use super::backend::{self, Conn, Db};
 use super::events;
 use super::limits::{lock_mailboxes, lock_sender, sending_limit_reached};
-use super::rows::{USER_COLUMNS, UserRow, db_error, load_invitation};
+use super::rows::{NO_EMAIL, USER_COLUMNS, UserRow, db_error, load_invitation};
 use crate::domain::invitation::{ExistingInvitee, plan_invitation};
 use crate::domain::{EmailAddress, InvitationId, InviteKind, ProjectId, Timestamp, User, UserId};
 use crate::store::{
@@ -106,8 +106,8 @@ async fn insert_invitation(
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO invitations (namespace, invitee_id, email, email_key, recipient_key, \
          first_name, last_name, created_by, kind, message, status, expires, created, modified, \
-         ttl_seconds) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14) RETURNING id",
+         ttl_seconds, delivery_status) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15) RETURNING id",
     )
     .bind(&new.namespace)
     .bind(row.invitee.id.0)
@@ -123,6 +123,7 @@ async fn insert_invitation(
     .bind(row.expires.map(Timestamp::millis))
     .bind(new.now.millis())
     .bind(ttl_seconds(new))
+    .bind((!new.send_email).then_some(NO_EMAIL))
     .fetch_one(&mut *conn)
     .await
     .map_err(db_error("storing invitation"))?;
@@ -158,8 +159,9 @@ pub(super) fn inserted_record(
         expires: row.expires,
         created: new.now,
         modified: new.now,
-        // Every new invitation queues its email (`enqueue_email`, same transaction).
-        delivery: Some(DeliveryRecord {
+        // A new invitation queues its email (`enqueue_email`, same transaction) unless
+        // created without one.
+        delivery: new.send_email.then(|| DeliveryRecord {
             status: "queued".to_owned(),
             attempts: 0,
             last_error: None,
@@ -335,7 +337,10 @@ pub(super) async fn create_invitation_in(
         Ok(plan) => plan,
         Err(rejection) => return Ok(CreateOutcome::Rejected(rejection)),
     };
-    if let Some(limited) = sending_limit_reached(&mut *tx, new).await? {
+    // Without an email there is nothing to limit (a later resend is counted).
+    if new.send_email
+        && let Some(limited) = sending_limit_reached(&mut *tx, new).await?
+    {
         return Ok(limited);
     }
     let new_user = existing.is_none();
@@ -377,17 +382,22 @@ pub(super) async fn create_invitation_in(
         .await?;
     }
     let accept_token = plan.issues_token.then(|| new.token.expose());
-    enqueue_email(
-        &mut *tx,
-        new,
-        record.id,
-        plan.kind,
-        &invitee.email,
-        accept_token,
-    )
-    .await?;
+    if new.send_email {
+        enqueue_email(
+            &mut *tx,
+            new,
+            record.id,
+            plan.kind,
+            &invitee.email,
+            accept_token,
+        )
+        .await?;
+    }
     remember_idempotent_request(&mut *tx, new, record.id).await?;
     audit_created(&mut *tx, &[(record.id.0, new)]).await?;
+    if new.return_link && plan.issues_token {
+        audit_link_returned(&mut *tx, record.id, new).await?;
+    }
     if events::has_endpoints(&mut *tx, &new.namespace).await? {
         events::announce_created(&mut *tx, new, &record, &invitee, &plan.new_grants).await?;
     }

@@ -83,6 +83,11 @@ pub(super) struct InvitationRow {
     delivery_sent_at: Option<i64>,
 }
 
+/// `invitations.delivery_status` of an invitation created without its email
+/// (`send_email: false`): no outbox row, no `delivery`, not counted by the sending limits. A
+/// resend queues an outbox row, whose status then wins (`INVITATION_SELECT`).
+pub(super) const NO_EMAIL: &str = "none";
+
 pub(super) const INVITATION_SELECT: &str = "SELECT i.id, i.email, i.first_name, i.last_name, i.kind, \
      i.message, i.status, i.expires, i.created, i.modified, \
      u.id AS creator_id, u.email AS creator_email, u.first_name AS creator_first_name, \
@@ -119,12 +124,23 @@ impl InvitationRow {
             expires: self.expires.map(Timestamp),
             created: Timestamp(self.created),
             modified: Timestamp(self.modified),
-            delivery: self.delivery_status.map(|status| DeliveryRecord {
-                status,
-                attempts: self.delivery_attempts.unwrap_or(0),
-                last_error: self.delivery_last_error,
-                sent_at: self.delivery_sent_at.map(Timestamp),
-            }),
+            delivery: match self.delivery_status {
+                // Created without its email (`send_email: false`) and not resent since.
+                Some(status) if status == NO_EMAIL => None,
+                Some(status) => Some(DeliveryRecord {
+                    status,
+                    attempts: self.delivery_attempts.unwrap_or(0),
+                    last_error: self.delivery_last_error,
+                    sent_at: self.delivery_sent_at.map(Timestamp),
+                }),
+                // Every other invitation queued its email with it.
+                None => Some(DeliveryRecord {
+                    status: "queued".to_owned(),
+                    attempts: 0,
+                    last_error: None,
+                    sent_at: None,
+                }),
+            },
         }
     }
 }

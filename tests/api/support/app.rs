@@ -86,6 +86,7 @@ pub fn test_settings(database: DatabaseUrl, dir: &std::path::Path, smtp_port: u1
         mail_dir: dir.join("mail"),
         invite_ttl: Duration::from_secs(7 * 86_400),
         invite_rules: cbh_invite::config::InviteRules::default(),
+        link_sharing: Default::default(),
         template_dir: None,
         debug: false,
         delivery: DeliverySettings {

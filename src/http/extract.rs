@@ -108,6 +108,17 @@ pub struct Caller {
     pub client_ip: Option<String>,
 }
 
+impl Caller {
+    /// 403 unless the caller is a superuser; `what` completes "only a superuser may …".
+    pub fn require_superuser(&self, what: &str) -> Result<(), ApiError> {
+        if self.user.is_superuser {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!("only a superuser may {what}")))
+        }
+    }
+}
+
 /// The client's address as an extractor (never fails).
 #[derive(Debug, Clone)]
 pub struct ClientIp(pub Option<String>);

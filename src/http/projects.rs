@@ -13,7 +13,6 @@ use super::error::ErrorBody;
 use super::extract::{ApiJson, Caller, NamespaceParam};
 use super::members::{ProjectIdParam, may_manage, project_id};
 use super::resources::ListMeta;
-use super::users::require_superuser;
 use super::{ApiError, AppState};
 use crate::domain::project::parse_project_name;
 use crate::domain::{Project, Role, Timestamp};
@@ -138,7 +137,7 @@ pub(super) async fn create_project(
     caller: &Caller,
     name: &str,
 ) -> Result<Project, ApiError> {
-    require_superuser(caller, "create projects")?;
+    caller.require_superuser("create projects")?;
     let name = parse_project_name(name).map_err(ApiError::BadRequest)?;
     Ok(state
         .store

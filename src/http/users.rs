@@ -93,14 +93,6 @@ pub(super) fn user_id(params: &RawPathParams, name: &str) -> Result<UserId, ApiE
         .ok_or_else(|| ApiError::NotFound("unknown user".into()))
 }
 
-pub(super) fn require_superuser(caller: &Caller, what: &str) -> Result<(), ApiError> {
-    if caller.user.is_superuser {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!("only a superuser may {what}")))
-    }
-}
-
 /// The users of the namespace.
 ///
 /// Superusers only. Tastypie's list: `limit` and `offset`, and the filters `email` (ignoring
@@ -132,7 +124,7 @@ async fn list(
     caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<AccountList>, ApiError> {
-    require_superuser(&caller, "list users")?;
+    caller.require_superuser("list users")?;
     let (filter, echoed) = parse_query(raw.as_deref())?;
     let ns = caller.namespace.as_str();
     let page = state.store.list_accounts(ns, &filter).await?;
@@ -229,7 +221,7 @@ pub(super) async fn set_active(
     active: bool,
 ) -> Result<Account, ApiError> {
     let verb = if active { "activate" } else { "deactivate" };
-    require_superuser(caller, &format!("{verb} users"))?;
+    caller.require_superuser(&format!("{verb} users"))?;
     if !active && id == caller.user.id {
         return Err(ApiError::Conflict(
             "you cannot deactivate yourself: ask another superuser".into(),

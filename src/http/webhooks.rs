@@ -87,16 +87,6 @@ struct WebhookIdParam {
     id: i64,
 }
 
-fn superuser(caller: &Caller) -> Result<(), ApiError> {
-    if caller.user.is_superuser {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(
-            "only a superuser may manage webhooks".into(),
-        ))
-    }
-}
-
 /// The namespace's webhook endpoints (superusers only).
 #[utoipa::path(
     get,
@@ -117,7 +107,7 @@ async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<WebhookList>, ApiError> {
-    superuser(&caller)?;
+    caller.require_superuser("manage webhooks")?;
     let objects: Vec<WebhookResource> = state
         .store
         .webhooks(&caller.namespace)
@@ -167,7 +157,7 @@ async fn create(
     caller: Caller,
     ApiJson(request): ApiJson<WebhookRequest>,
 ) -> Result<(StatusCode, Json<CreatedWebhook>), ApiError> {
-    superuser(&caller)?;
+    caller.require_superuser("manage webhooks")?;
     let events = request
         .events
         .iter()
@@ -225,7 +215,7 @@ async fn remove(
     caller: Caller,
     params: RawPathParams,
 ) -> Result<StatusCode, ApiError> {
-    superuser(&caller)?;
+    caller.require_superuser("manage webhooks")?;
     let id = path_param(&params, "id")
         .and_then(|id| id.parse::<i64>().ok())
         .ok_or_else(ApiError::not_found)?;

@@ -46,6 +46,11 @@ async fn logins_wait_for_another_process_writing_the_sqlite_file() {
             }
         });
         tokio::time::sleep(Duration::from_millis(300)).await;
+        // The race happened: the login is held up by the other writer's lock.
+        assert!(
+            !login.is_finished(),
+            "round {round}: the login did not wait for the other writer"
+        );
         sqlx::query("COMMIT")
             .execute(&mut other)
             .await

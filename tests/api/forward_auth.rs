@@ -307,6 +307,10 @@ async fn nginx_puts_the_platforms_application_behind_the_login(backend: Backend)
         .expect("sent");
     let posted = json_with_status(posted, 200).await;
     assert_eq!(posted["method"], "POST");
+    assert_eq!(
+        posted["body_length"], 20_014,
+        "the application gets the whole body"
+    );
     assert_eq!(echoed_headers(&posted)["x-auth-email"], "ada@lab.example");
 
     // Logging out through the proxy: 401 again.

@@ -183,7 +183,8 @@ async fn an_invitation_resent_after_its_row_was_pruned_is_sent_again(backend: Ba
 }
 
 /// On PostgreSQL one node prunes at a time: while another holds the janitor's lock, a run is
-/// skipped, and once it is released the run goes ahead.
+/// skipped, and once it is released the run goes ahead. The store is opened alone, with no
+/// server: a server's own janitor, which runs at start, would take the lock between the two runs.
 #[tokio::test]
 async fn on_postgres_a_prune_is_skipped_while_another_node_prunes() {
     use sqlx::Connection;
@@ -192,25 +193,33 @@ async fn on_postgres_a_prune_is_skipped_while_another_node_prunes() {
     ) {
         return;
     }
-    let app = spawn_app(Backend::Postgres).await;
-    let cbh_invite::config::DatabaseUrl::Postgres(url) = &app.settings.database else {
-        panic!("a PostgreSQL app");
-    };
-    let mut other = sqlx::PgConnection::connect(url).await.expect("connect");
+    let database = crate::support::postgres::TestDatabase::create().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let settings = crate::support::app::test_settings(
+        cbh_invite::config::DatabaseUrl::Postgres(database.url.clone()),
+        dir.path(),
+        0,
+    );
+    let store = cbh_invite::store::connect(&settings.database, &settings.pool)
+        .await
+        .expect("store");
+    let policy = Retention::new(settings.retention, &settings.limits).policy(Timestamp::now());
+    let mut other = sqlx::PgConnection::connect(&database.url)
+        .await
+        .expect("connect");
     let mut tx = other.begin().await.expect("begin");
     // The lock the janitor takes (`store::postgres::PRUNE_LOCK`), held by "another node".
     sqlx::query("SELECT pg_advisory_xact_lock(1667393643, 0)")
         .execute(&mut *tx)
         .await
         .expect("lock");
-    let policy = retention_of(&app).policy(Timestamp::now());
     assert_eq!(
-        app.store.prune(&policy, false).await.expect("prune"),
+        store.prune(&policy, false).await.expect("prune"),
         PruneRun::Skipped
     );
     tx.rollback().await.expect("release");
     assert!(matches!(
-        app.store.prune(&policy, false).await.expect("prune"),
+        store.prune(&policy, false).await.expect("prune"),
         PruneRun::Done(_)
     ));
 }

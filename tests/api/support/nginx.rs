@@ -147,8 +147,14 @@ impl EchoServer {
             let counter = counter.clone();
             async move {
                 counter.fetch_add(1, Ordering::SeqCst);
+                let (parts, body) = request.into_parts();
+                // Read whole, as an application does: answering before the body is read makes
+                // the connection close under nginx while it still sends (its 502).
+                let body = axum::body::to_bytes(body, 1 << 20)
+                    .await
+                    .expect("request body");
                 let mut headers: BTreeMap<String, String> = BTreeMap::new();
-                for (name, value) in request.headers() {
+                for (name, value) in &parts.headers {
                     let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
                     headers
                         .entry(name.as_str().to_owned())
@@ -159,9 +165,10 @@ impl EchoServer {
                         .or_insert(value);
                 }
                 axum::Json(json!({
-                    "method": request.method().as_str(),
-                    "uri": request.uri().to_string(),
+                    "method": parts.method.as_str(),
+                    "uri": parts.uri.to_string(),
                     "headers": headers,
+                    "body_length": body.len(),
                 }))
             }
         });

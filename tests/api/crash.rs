@@ -89,7 +89,19 @@ async fn sigkill_at_random_moments_loses_no_accepted_invitation() {
     let accepted = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let mut next_email = 0usize;
 
-    for round in 0..3 {
+    // Three rounds in which the kill cut requests off. On a loaded machine the server can answer
+    // everything in flight before the kill lands (the clients are the slower side): such a round
+    // proves nothing and is not counted, up to a bound.
+    let mut rounds_cut_off = 0;
+    let mut round = 0;
+    while rounds_cut_off < 3 {
+        round += 1;
+        assert!(
+            round <= 10,
+            "the kill cut no request off in {} of {} rounds",
+            round - 1 - rounds_cut_off,
+            round - 1
+        );
         let mut server = start_server(&db, smtp.port, &log, &[]).await;
         let stop = Arc::new(AtomicBool::new(false));
         let killing = Arc::new(AtomicBool::new(false));
@@ -157,10 +169,11 @@ async fn sigkill_at_random_moments_loses_no_accepted_invitation() {
             client.await.expect("client task");
         }
         // Six clients send without pause: the kill cut some of their requests off mid-way.
-        assert!(
-            cut_off.load(Ordering::SeqCst) > 0,
-            "round {round}: no request was in flight when the process was killed"
-        );
+        if cut_off.load(Ordering::SeqCst) > 0 {
+            rounds_cut_off += 1;
+        } else {
+            eprintln!("round {round}: no request was in flight when the process was killed");
+        }
     }
     let accepted: BTreeSet<String> = accepted.lock().expect("lock").iter().cloned().collect();
     assert!(

@@ -1,8 +1,8 @@
 //! `/{ns}/api/invitations/`: create, list, read, the schema, accepting a link, resending and
 //! revoking. One job per file: `request.rs` reads and validates what a client sends
-//! (`selection.rs` its projects and roles), `actions.rs` does it (the web pages call the same functions, so a form and a JSON request
-//! follow one set of rules), `handlers.rs` holds the HTTP handlers and their OpenAPI
-//! descriptions. The representation is `crate::http::resources`.
+//! (`selection.rs` its projects and roles), `actions.rs` does it (the web pages call the same
+//! functions, so a form and a JSON request follow one set of rules), `handlers.rs` holds the
+//! HTTP handlers and their OpenAPI descriptions. The representation is `crate::http::resources`.
 
 use axum::Router;
 use axum::routing::{get, post};

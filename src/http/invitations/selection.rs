@@ -50,8 +50,8 @@ impl ProjectSelection {
     fn role(&self) -> Result<Role, ApiError> {
         let whole_project = self.resource_uri.as_ref().is_some_and(|v| !v.is_null());
         match &self.role {
-            _ if whole_project => Ok(Role::Viewer),
-            None | Some(Value::Null) => Ok(Role::Viewer),
+            _ if whole_project => Some(Role::Viewer),
+            None | Some(Value::Null) => Some(Role::Viewer),
             Some(Value::String(role)) => role.parse().ok(),
             Some(_) => None,
         }

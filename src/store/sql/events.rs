@@ -7,7 +7,7 @@ use super::backend::Conn;
 use super::rows::db_error;
 use crate::domain::grant::GrantChange;
 use crate::domain::token::random_hex;
-use crate::domain::{EventType, Project, ProjectId, Role, Timestamp, User};
+use crate::domain::{EventType, Project, Role, Timestamp, User};
 use crate::store::resource::InvitationResource;
 use crate::store::{InvitationRecord, NewInvitation, StoreResult};
 

@@ -418,6 +418,23 @@ mod tests {
     }
 
     #[test]
+    fn roles_above_viewer_change_the_fingerprint() {
+        let fingerprint = |body: &str| validate_body(body.as_bytes()).expect("valid").fingerprint();
+        let plain = fingerprint(r#"{"email": "a@x.org", "projects_selected": [{"id": 1}]}"#);
+        // Keys stored before roles existed still match their retries.
+        assert_eq!(
+            plain,
+            fingerprint(r#"{"email": "a@x.org", "projects_selected": [{"id": 1, "role": "viewer"}]}"#)
+        );
+        let editor =
+            fingerprint(r#"{"email": "a@x.org", "projects_selected": [{"id": 1, "role": "editor"}]}"#);
+        let owner =
+            fingerprint(r#"{"email": "a@x.org", "projects_selected": [{"id": 1, "role": "owner"}]}"#);
+        assert_ne!(plain, editor);
+        assert_ne!(editor, owner);
+    }
+
+    #[test]
     fn limit_is_bounded_and_zero_means_maximum() {
         assert_eq!(parse_list_query(None).map(|q| q.limit).ok(), Some(20));
         assert_eq!(

@@ -133,7 +133,10 @@ mod tests {
         roles.offer(P, Role::Viewer);
         assert_eq!(roles.role(P), Role::Editor);
         assert_eq!(roles.role(ProjectId(99)), Role::Viewer);
-        assert_eq!(roles.above_viewer().collect::<Vec<_>>(), [(P, Role::Editor)]);
+        assert_eq!(
+            roles.above_viewer().collect::<Vec<_>>(),
+            [(P, Role::Editor)]
+        );
     }
 
     #[test]
@@ -159,7 +162,10 @@ mod tests {
     fn revoking_keeps_what_another_invitation_still_offers() {
         use Role::*;
         let added = change(P, None, Editor).expect("an addition");
-        assert_eq!(after_revoke(added, Some(Editor), Some(Viewer)), Some(Some(Viewer)));
+        assert_eq!(
+            after_revoke(added, Some(Editor), Some(Viewer)),
+            Some(Some(Viewer))
+        );
         assert_eq!(after_revoke(added, Some(Editor), Some(Editor)), None);
     }
 }

@@ -219,7 +219,8 @@ mod tests {
 
     #[test]
     fn existing_user_gets_only_the_new_projects() {
-        let plan = plan_invitation(Some(&invitee(true, &[1])), &ids(&[1, 2]), &viewer(), false).expect("plan");
+        let plan = plan_invitation(Some(&invitee(true, &[1])), &ids(&[1, 2]), &viewer(), false)
+            .expect("plan");
         assert_eq!(plan.kind, InviteKind::ProjectAccessChanged);
         assert_eq!(granted(&plan), ids(&[2]));
         assert!(!plan.issues_token);
@@ -227,7 +228,8 @@ mod tests {
 
     #[test]
     fn pending_user_with_new_projects_gets_a_fresh_link() {
-        let plan = plan_invitation(Some(&invitee(false, &[1])), &ids(&[2]), &viewer(), false).expect("plan");
+        let plan = plan_invitation(Some(&invitee(false, &[1])), &ids(&[2]), &viewer(), false)
+            .expect("plan");
         assert_eq!(plan.kind, InviteKind::ProjectAccessChanged);
         assert!(plan.issues_token);
     }
@@ -246,10 +248,12 @@ mod tests {
 
     #[test]
     fn remind_depends_on_whether_the_user_is_pending() {
-        let pending = plan_invitation(Some(&invitee(false, &[1])), &ids(&[1]), &viewer(), true).expect("plan");
+        let pending = plan_invitation(Some(&invitee(false, &[1])), &ids(&[1]), &viewer(), true)
+            .expect("plan");
         assert_eq!(pending.kind, InviteKind::Reminder);
         assert!(pending.issues_token);
-        let active = plan_invitation(Some(&invitee(true, &[1])), &ids(&[1]), &viewer(), true).expect("plan");
+        let active =
+            plan_invitation(Some(&invitee(true, &[1])), &ids(&[1]), &viewer(), true).expect("plan");
         assert_eq!(active.kind, InviteKind::ReminderActive);
         assert!(!active.issues_token);
         assert!(active.new_grants.is_empty());

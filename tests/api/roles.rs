@@ -7,6 +7,7 @@ use std::time::Duration;
 use cbh_invite::domain::{ProjectId, Role, User};
 use serde_json::{Value, json};
 
+use crate::invite_rules::{hidden, page_client};
 use crate::support::{Agent, Backend, NS, TestApp, json_with_status, spawn_app};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -22,6 +23,7 @@ backend_tests!(
     a_bad_role_is_400_naming_it,
     whole_project_objects_of_the_web_client_mean_viewer,
     invitations_created_together_get_their_roles,
+    the_invite_page_offers_the_roles_the_inviter_may_give,
 );
 
 fn selection(projects: &[(ProjectId, &str)]) -> Vec<Value> {
@@ -144,7 +146,11 @@ async fn an_existing_viewer_rises_to_editor_with_the_access_changed_email(backen
         mails[0].subject(),
         "Ada Lovelace has edited your project access on ChemBio Hub Platform"
     );
-    assert!(mails[0].text().contains("Kinase screen (editor)"), "{}", mails[0].text());
+    assert!(
+        mails[0].text().contains("Kinase screen (editor)"),
+        "{}",
+        mails[0].text()
+    );
 }
 
 async fn an_equal_or_lower_role_is_409_and_never_lowers(backend: Backend) {
@@ -198,17 +204,27 @@ async fn revoke_restores_the_previous_role_and_removes_the_added_project(backend
         [(first, Role::Editor), (second, Role::Viewer)]
     );
 
-    let revoked =
-        json_with_status(editor.post(&revoke_path(&later["id"]), &json!({})).await, 200).await;
+    let revoked = json_with_status(
+        editor.post(&revoke_path(&later["id"]), &json!({})).await,
+        200,
+    )
+    .await;
     assert_eq!(revoked["status"], "revoked");
     assert_eq!(
         shown_roles(&revoked),
-        [(first.0, "editor".to_owned()), (second.0, "viewer".to_owned())]
+        [
+            (first.0, "editor".to_owned()),
+            (second.0, "viewer".to_owned())
+        ]
     );
     // The rise undone, the added project removed; the earlier invitation's grant stays.
     assert_eq!(roles_of(&app, &bob).await, [(first, Role::Viewer)]);
 
-    json_with_status(editor.post(&revoke_path(&earlier["id"]), &json!({})).await, 200).await;
+    json_with_status(
+        editor.post(&revoke_path(&earlier["id"]), &json!({})).await,
+        200,
+    )
+    .await;
     assert_eq!(roles_of(&app, &bob).await, []);
 }
 
@@ -220,7 +236,11 @@ async fn revoke_leaves_a_role_changed_since(backend: Backend) {
     // An owner made the invitee owner after the invitation.
     app.grant(&bob, project, Role::Owner).await;
 
-    json_with_status(editor.post(&revoke_path(&created["id"]), &json!({})).await, 200).await;
+    json_with_status(
+        editor.post(&revoke_path(&created["id"]), &json!({})).await,
+        200,
+    )
+    .await;
     assert_eq!(roles_of(&app, &bob).await, [(project, Role::Owner)]);
 }
 
@@ -253,7 +273,8 @@ async fn whole_project_objects_of_the_web_client_mean_viewer(backend: Backend) {
     let owner = app.api_key_agent(&owner).await;
 
     // What the web client does: read the projects, send them back whole.
-    let projects = json_with_status(owner.get(&format!("/{NS}/api/cbh_projects/")).await, 200).await;
+    let projects =
+        json_with_status(owner.get(&format!("/{NS}/api/cbh_projects/")).await, 200).await;
     let objects = projects["objects"].clone();
     assert_eq!(objects[0]["role"], "owner", "{objects}");
     let created = json_with_status(
@@ -278,7 +299,10 @@ async fn invitations_created_together_get_their_roles(backend: Backend) {
         let role = roles[n % 2];
         async move {
             let email = format!("person{n}@example.org");
-            (email.clone(), invite(editor, &email, &[(project, role)], 201).await)
+            (
+                email.clone(),
+                invite(editor, &email, &[(project, role)], 201).await,
+            )
         }
     }))
     .await;
@@ -286,7 +310,64 @@ async fn invitations_created_together_get_their_roles(backend: Backend) {
         let role = roles[n % 2];
         assert_eq!(shown_roles(answer), [(project.0, role.to_owned())], "{n}");
         let person = app.user_by_email(email).await.user;
-        let expected = if n % 2 == 0 { Role::Viewer } else { Role::Editor };
+        let expected = if n % 2 == 0 {
+            Role::Viewer
+        } else {
+            Role::Editor
+        };
         assert_eq!(roles_of(&app, &person).await, [(project, expected)], "{n}");
     }
+}
+
+async fn the_invite_page_offers_the_roles_the_inviter_may_give(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, project) = app.editor_with_project().await;
+    let client = page_client(&app, "ada@lab.example").await;
+    let url = format!("{}/{NS}/invite/", app.base);
+    let page = client
+        .get(&url)
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("body");
+    // An editor: viewer and editor, not owner.
+    assert!(page.contains("<option value=\"viewer\""), "{page}");
+    assert!(page.contains("<option value=\"editor\""), "{page}");
+    assert!(!page.contains("<option value=\"owner\""), "{page}");
+    let csrf = hidden(&page, "csrfmiddlewaretoken");
+    let project_id = project.0.to_string();
+    let post = |email: &'static str, role: &'static str| {
+        client
+            .post(&url)
+            .form(&[
+                ("csrfmiddlewaretoken", csrf.as_str()),
+                ("email", email),
+                ("projects", project_id.as_str()),
+                ("role", role),
+            ])
+            .send()
+    };
+
+    let invited = post("bob@example.org", "editor").await.expect("sent");
+    assert_eq!(invited.status(), 303);
+    let bob = app.user_by_email("bob@example.org").await.user;
+    assert_eq!(roles_of(&app, &bob).await, [(project, Role::Editor)]);
+    let list = client
+        .get(&url)
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("body");
+    assert!(list.contains("Kinase screen (editor)"), "{list}");
+
+    // A forged owner is refused by name, as in the API.
+    let refused = post("carol@example.org", "owner").await.expect("sent");
+    assert_eq!(refused.status(), 403);
+    let body = refused.text().await.expect("body");
+    assert!(body.contains("project &#x27;Kinase screen&#x27;"), "{body}");
+    assert!(app.find_user(NS, "carol@example.org").await.is_none());
 }

@@ -12,8 +12,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::config::parse_duration;
 use super::selection::{ProjectSelection, parse_selections};
+use crate::config::parse_duration;
 use crate::domain::grant::ProjectRoles;
 use crate::domain::{EmailAddress, InvitationId, PersonName, ProjectId};
 use crate::http::ApiError;
@@ -424,12 +424,16 @@ mod tests {
         // Keys stored before roles existed still match their retries.
         assert_eq!(
             plain,
-            fingerprint(r#"{"email": "a@x.org", "projects_selected": [{"id": 1, "role": "viewer"}]}"#)
+            fingerprint(
+                r#"{"email": "a@x.org", "projects_selected": [{"id": 1, "role": "viewer"}]}"#
+            )
         );
-        let editor =
-            fingerprint(r#"{"email": "a@x.org", "projects_selected": [{"id": 1, "role": "editor"}]}"#);
-        let owner =
-            fingerprint(r#"{"email": "a@x.org", "projects_selected": [{"id": 1, "role": "owner"}]}"#);
+        let editor = fingerprint(
+            r#"{"email": "a@x.org", "projects_selected": [{"id": 1, "role": "editor"}]}"#,
+        );
+        let owner = fingerprint(
+            r#"{"email": "a@x.org", "projects_selected": [{"id": 1, "role": "owner"}]}"#,
+        );
         assert_ne!(plain, editor);
         assert_ne!(editor, owner);
     }

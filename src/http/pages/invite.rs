@@ -177,7 +177,11 @@ async fn invite_page(
     let highest = if everyone {
         Role::Owner
     } else {
-        memberships.iter().map(|m| m.role).max().unwrap_or(Role::Viewer)
+        memberships
+            .iter()
+            .map(|m| m.role)
+            .max()
+            .unwrap_or(Role::Viewer)
     };
     let roles: Vec<RoleOption> = [Role::Viewer, Role::Editor, Role::Owner]
         .into_iter()

@@ -123,12 +123,12 @@ async fn set_grant(
     role: Option<Role>,
 ) -> StoreResult<()> {
     let query = match role {
-        Some(role) => sqlx::query(
-            "UPDATE grants SET role = $3 WHERE user_id = $1 AND project_id = $2",
-        )
-        .bind(user.0)
-        .bind(project.0)
-        .bind(role.as_str()),
+        Some(role) => {
+            sqlx::query("UPDATE grants SET role = $3 WHERE user_id = $1 AND project_id = $2")
+                .bind(user.0)
+                .bind(project.0)
+                .bind(role.as_str())
+        }
         None => sqlx::query("DELETE FROM grants WHERE user_id = $1 AND project_id = $2")
             .bind(user.0)
             .bind(project.0),

@@ -17,7 +17,9 @@ use super::rows::{
     with_projects,
 };
 use crate::domain::token::TokenHash;
-use crate::domain::{EmailAddress, EventType, InvitationId, InvitationStatus, Timestamp, User, UserId};
+use crate::domain::{
+    EmailAddress, EventType, InvitationId, InvitationStatus, Timestamp, User, UserId,
+};
 use crate::store::{
     AcceptLink, AcceptOutcome, CreateOutcome, InvitationFilter, InvitationPage, InvitationRecord,
     InvitationStore, NewInvitation, ResendInvitation, ResendOutcome, RevokeOutcome, StoreResult,
@@ -469,8 +471,7 @@ impl InvitationStore for Backend {
         .execute(&mut *tx)
         .await
         .map_err(db_error("voiding the revoked link"))?;
-        let undone =
-            undo_invitation_grants(&mut tx, id, UserId(current.invitee_id)).await?;
+        let undone = undo_invitation_grants(&mut tx, id, UserId(current.invitee_id)).await?;
         cancel_queued_email(&mut tx, id).await?;
         let record = load_invitation(&mut tx, namespace, id)
             .await?

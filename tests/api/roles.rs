@@ -8,6 +8,7 @@ use cbh_invite::domain::{ProjectId, Role, User};
 use serde_json::{Value, json};
 
 use crate::invite_rules::{hidden, page_client};
+use crate::support::webhooks::Receiver;
 use crate::support::{Agent, Backend, NS, TestApp, json_with_status, spawn_app};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -24,6 +25,7 @@ backend_tests!(
     whole_project_objects_of_the_web_client_mean_viewer,
     invitations_created_together_get_their_roles,
     the_invite_page_offers_the_roles_the_inviter_may_give,
+    webhooks_carry_the_roles_given_and_taken_back,
 );
 
 fn selection(projects: &[(ProjectId, &str)]) -> Vec<Value> {
@@ -370,4 +372,53 @@ async fn the_invite_page_offers_the_roles_the_inviter_may_give(backend: Backend)
     let body = refused.text().await.expect("body");
     assert!(body.contains("project &#x27;Kinase screen&#x27;"), "{body}");
     assert!(app.find_user(NS, "carol@example.org").await.is_none());
+}
+
+async fn webhooks_carry_the_roles_given_and_taken_back(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let receiver = Receiver::start().await;
+    let root = app.add_user("root@lab.example", "Root", "R", true).await;
+    let admin = app.api_key_agent(&root).await;
+    let webhook = json_with_status(
+        admin
+            .post(
+                &format!("/{NS}/api/webhooks/"),
+                &json!({"url": receiver.url(), "events": ["invitation.created", "membership.changed"]}),
+            )
+            .await,
+        201,
+    )
+    .await;
+    receiver.set_secret(webhook["secret"].as_str().expect("secret"));
+    let (editor, project) = app.editor_with_project().await;
+
+    invite(&editor, "bob@example.org", &[(project, "viewer")], 201).await;
+    let raised = invite(&editor, "bob@example.org", &[(project, "editor")], 201).await;
+    receiver
+        .wait_for("the invitation with its role", WAIT, |r| {
+            let body = r.json();
+            r.event() == "invitation.created"
+                && body["data"]["invitation"]["id"] == raised["id"]
+                && body["data"]["invitation"]["projects_selected"][0]["role"] == "editor"
+        })
+        .await;
+    let changed = |old: &'static str, new: &'static str| {
+        move |r: &crate::support::webhooks::Received| {
+            let body = r.json();
+            r.event() == "membership.changed"
+                && body["data"]["old_role"] == old
+                && body["data"]["new_role"] == new
+        }
+    };
+    receiver
+        .wait_for("viewer raised to editor", WAIT, changed("viewer", "editor"))
+        .await;
+    json_with_status(
+        editor.post(&revoke_path(&raised["id"]), &json!({})).await,
+        200,
+    )
+    .await;
+    receiver
+        .wait_for("editor back to viewer", WAIT, changed("editor", "viewer"))
+        .await;
 }

@@ -66,11 +66,15 @@ async fn insert_pending_user(conn: &mut Conn, invitation: &NewInvitation) -> Sto
     Ok(UserId(id))
 }
 
-/// Adds the grant, or raises it: the plan only holds changes that raise (`grant::change`).
+/// Adds the grant, or raises it: the plan only holds changes that raise (`grant::change`). The
+/// condition keeps that true if the role was raised meanwhile by a path that does not lock the
+/// invitee (the members API): an invitation never lowers a role.
 async fn grant_role(conn: &mut Conn, user: UserId, change: &GrantChange) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO grants (user_id, project_id, role) VALUES ($1, $2, $3) \
-         ON CONFLICT (user_id, project_id) DO UPDATE SET role = excluded.role",
+         ON CONFLICT (user_id, project_id) DO UPDATE SET role = excluded.role \
+         WHERE (CASE grants.role WHEN 'viewer' THEN 0 WHEN 'editor' THEN 1 ELSE 2 END) \
+           < (CASE excluded.role WHEN 'viewer' THEN 0 WHEN 'editor' THEN 1 ELSE 2 END)",
     )
     .bind(user.0)
     .bind(change.project.0)

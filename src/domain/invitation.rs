@@ -1,7 +1,8 @@
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use super::{EmailAddress, ProjectId, Timestamp, User};
+use super::grant::{self, GrantChange, ProjectRoles};
+use super::{EmailAddress, ProjectId, Role, Timestamp, User};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InvitationId(pub i64);
@@ -69,19 +70,21 @@ impl InviteKind {
     }
 }
 
-/// The invitee as the store found it, with the projects it can already see.
+/// The invitee as the store found it, with the projects it can already see and its role on
+/// each.
 #[derive(Debug, Clone)]
 pub struct ExistingInvitee {
     pub user: User,
-    pub project_ids: BTreeSet<ProjectId>,
+    pub roles: BTreeMap<ProjectId, Role>,
 }
 
 /// What creating an invitation will write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvitePlan {
     pub kind: InviteKind,
-    /// Projects to grant viewer on: only those the invitee does not have yet.
-    pub new_grants: Vec<ProjectId>,
+    /// Grants to add or raise, in project order: only where the invitee does not hold the
+    /// offered role or a higher one yet.
+    pub new_grants: Vec<GrantChange>,
     /// Whether the email carries a fresh accept link (voiding the invitee's older links).
     pub issues_token: bool,
 }
@@ -94,24 +97,27 @@ pub struct AlreadyInvited;
 ///
 /// A pending user who is granted new projects also gets a fresh accept link: the "project
 /// access changed" email would otherwise invite someone to log on who has no password yet.
+/// A role that would rise is new; one the invitee holds already, or a higher one, is not.
 pub fn plan_invitation(
     existing: Option<&ExistingInvitee>,
     selected: &[ProjectId],
+    roles: &ProjectRoles,
     remind: bool,
 ) -> Result<InvitePlan, AlreadyInvited> {
     let selected: BTreeSet<ProjectId> = selected.iter().copied().collect();
+    let held = |project: &ProjectId| existing.and_then(|e| e.roles.get(project).copied());
+    let new_grants: Vec<GrantChange> = selected
+        .iter()
+        .filter_map(|project| grant::change(*project, held(project), roles.role(*project)))
+        .collect();
     let Some(existing) = existing else {
         return Ok(InvitePlan {
             kind: InviteKind::NewUser,
-            new_grants: selected.into_iter().collect(),
+            new_grants,
             issues_token: true,
         });
     };
     let pending = !existing.user.is_active;
-    let new_grants: Vec<ProjectId> = selected
-        .difference(&existing.project_ids)
-        .copied()
-        .collect();
     let kind = match (new_grants.is_empty(), remind, pending) {
         (false, _, _) => InviteKind::ProjectAccessChanged,
         (true, false, _) => return Err(AlreadyInvited),
@@ -182,7 +188,10 @@ mod tests {
                 is_superuser: false,
                 is_active: active,
             },
-            project_ids: projects.iter().copied().map(ProjectId).collect(),
+            roles: projects
+                .iter()
+                .map(|&id| (ProjectId(id), Role::Viewer))
+                .collect(),
         }
     }
 
@@ -190,25 +199,37 @@ mod tests {
         ids.iter().copied().map(ProjectId).collect()
     }
 
+    /// Every project as viewer.
+    fn viewer() -> ProjectRoles {
+        ProjectRoles::default()
+    }
+
+    /// The projects of new grants.
+    fn granted(plan: &InvitePlan) -> Vec<ProjectId> {
+        plan.new_grants.iter().map(|g| g.project).collect()
+    }
+
     #[test]
     fn unknown_address_becomes_a_new_user_with_every_project() {
-        let plan = plan_invitation(None, &ids(&[2, 1, 2]), false).expect("plan");
+        let plan = plan_invitation(None, &ids(&[2, 1, 2]), &viewer(), false).expect("plan");
         assert_eq!(plan.kind, InviteKind::NewUser);
-        assert_eq!(plan.new_grants, ids(&[1, 2]));
+        assert_eq!(granted(&plan), ids(&[1, 2]));
         assert!(plan.issues_token);
     }
 
     #[test]
     fn existing_user_gets_only_the_new_projects() {
-        let plan = plan_invitation(Some(&invitee(true, &[1])), &ids(&[1, 2]), false).expect("plan");
+        let plan = plan_invitation(Some(&invitee(true, &[1])), &ids(&[1, 2]), &viewer(), false)
+            .expect("plan");
         assert_eq!(plan.kind, InviteKind::ProjectAccessChanged);
-        assert_eq!(plan.new_grants, ids(&[2]));
+        assert_eq!(granted(&plan), ids(&[2]));
         assert!(!plan.issues_token);
     }
 
     #[test]
     fn pending_user_with_new_projects_gets_a_fresh_link() {
-        let plan = plan_invitation(Some(&invitee(false, &[1])), &ids(&[2]), false).expect("plan");
+        let plan = plan_invitation(Some(&invitee(false, &[1])), &ids(&[2]), &viewer(), false)
+            .expect("plan");
         assert_eq!(plan.kind, InviteKind::ProjectAccessChanged);
         assert!(plan.issues_token);
     }
@@ -216,24 +237,57 @@ mod tests {
     #[test]
     fn nothing_new_without_remind_is_a_conflict() {
         assert_eq!(
-            plan_invitation(Some(&invitee(true, &[1])), &ids(&[1]), false),
+            plan_invitation(Some(&invitee(true, &[1])), &ids(&[1]), &viewer(), false),
             Err(AlreadyInvited)
         );
         assert_eq!(
-            plan_invitation(Some(&invitee(false, &[])), &[], false),
+            plan_invitation(Some(&invitee(false, &[])), &[], &viewer(), false),
             Err(AlreadyInvited)
         );
     }
 
     #[test]
     fn remind_depends_on_whether_the_user_is_pending() {
-        let pending = plan_invitation(Some(&invitee(false, &[1])), &ids(&[1]), true).expect("plan");
+        let pending = plan_invitation(Some(&invitee(false, &[1])), &ids(&[1]), &viewer(), true)
+            .expect("plan");
         assert_eq!(pending.kind, InviteKind::Reminder);
         assert!(pending.issues_token);
-        let active = plan_invitation(Some(&invitee(true, &[1])), &ids(&[1]), true).expect("plan");
+        let active =
+            plan_invitation(Some(&invitee(true, &[1])), &ids(&[1]), &viewer(), true).expect("plan");
         assert_eq!(active.kind, InviteKind::ReminderActive);
         assert!(!active.issues_token);
         assert!(active.new_grants.is_empty());
+    }
+
+    #[test]
+    fn a_higher_role_is_new_and_raises_the_grant() {
+        let mut roles = ProjectRoles::default();
+        roles.offer(ProjectId(1), Role::Editor);
+        let plan =
+            plan_invitation(Some(&invitee(true, &[1])), &ids(&[1]), &roles, false).expect("plan");
+        assert_eq!(plan.kind, InviteKind::ProjectAccessChanged);
+        assert_eq!(
+            plan.new_grants,
+            [GrantChange {
+                project: ProjectId(1),
+                role: Role::Editor,
+                previous: Some(Role::Viewer)
+            }]
+        );
+    }
+
+    #[test]
+    fn an_equal_or_lower_role_is_not_new() {
+        let mut editor = invitee(true, &[1]);
+        editor.roles.insert(ProjectId(1), Role::Editor);
+        for offered in [Role::Viewer, Role::Editor] {
+            let mut roles = ProjectRoles::default();
+            roles.offer(ProjectId(1), offered);
+            assert_eq!(
+                plan_invitation(Some(&editor), &ids(&[1]), &roles, false),
+                Err(AlreadyInvited)
+            );
+        }
     }
 
     #[test]

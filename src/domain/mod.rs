@@ -5,6 +5,7 @@
 pub mod domain_rules;
 pub mod email;
 pub mod event;
+pub mod grant;
 pub mod invitation;
 pub mod name;
 pub mod password;

@@ -279,6 +279,29 @@ mod tests {
     }
 
     #[test]
+    fn roles_are_described_where_projects_are_selected_and_shown() {
+        let document = document();
+        let schemas = &document["components"]["schemas"];
+        let pattern = "^(viewer|editor|owner)$";
+        let selected = &schemas["ProjectSelection"]["properties"]["role"];
+        assert_eq!(selected["pattern"], pattern, "{selected}");
+        assert!(
+            selected["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("resource_uri")),
+            "{selected}"
+        );
+        let shown = &schemas["ProjectRef"];
+        assert_eq!(shown["properties"]["role"]["pattern"], pattern, "{shown}");
+        assert!(
+            shown["required"]
+                .as_array()
+                .is_some_and(|r| r.contains(&serde_json::json!("role"))),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn the_document_is_openapi_3_with_the_error_body_and_both_credentials() {
         let text = document().to_string();
         let document: Value = serde_json::from_str(&text).expect("valid JSON");

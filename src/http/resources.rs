@@ -100,7 +100,7 @@ pub const INVITATION_FIELDS: &[FieldSpec] = &[
         ..field(
             "projects_selected",
             "list",
-            "Projects ([{id, name}]) to grant the invitee viewer access on; the inviter must be editor or owner of each.",
+            "Projects ([{id, name, role}]) to grant the invitee, each with its role: viewer (the default), editor or owner; the inviter must be editor or owner of each and may give at most their own role. A whole project object with a resource_uri (as the web client sends it) means viewer.",
         )
     },
     field(
@@ -254,6 +254,7 @@ mod tests {
                 id: ProjectId(1),
                 name: "P".into(),
             }],
+            roles: Default::default(),
             kind: InviteKind::NewUser,
             message: String::new(),
             stored_status: "pending".into(),

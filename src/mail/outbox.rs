@@ -296,6 +296,7 @@ impl Outbox {
                 .map(|p| ProjectContext {
                     id: p.id.0,
                     name: p.name.clone(),
+                    role: invitation.roles.role(p.id).as_str(),
                 })
                 .collect(),
             accept_url: message

@@ -86,6 +86,8 @@ pub struct PersonContext {
 pub struct ProjectContext {
     pub id: i64,
     pub name: String,
+    /// The role the invitation gives: `viewer`, `editor` or `owner`.
+    pub role: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,6 +164,7 @@ impl EmailContext {
             projects: vec![ProjectContext {
                 id: 1,
                 name: "Kinase screen".into(),
+                role: "viewer",
             }],
             accept_url: Some("https://hub.example.org/chembiohub/accept/sample".into()),
             expires: Some("2030-01-01T00:00:00.000Z".into()),

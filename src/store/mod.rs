@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 
 pub use crate::config::Limit;
 use crate::config::{DatabaseUrl, PoolSettings};
+use crate::domain::grant::ProjectRoles;
 use crate::domain::invitation::AlreadyInvited;
 use crate::domain::token::TokenHash;
 use crate::domain::{
@@ -104,6 +105,8 @@ pub struct NewInvitation {
     /// Known projects of the namespace, deduplicated, in id order (as the caller's rights were
     /// checked on them): the new invitation's `projects`.
     pub projects: Vec<Project>,
+    /// The role offered on each of `projects` (checked against the inviter's own).
+    pub roles: ProjectRoles,
     pub remind: bool,
     /// Used only if the plan issues an accept link.
     pub token: Token,
@@ -224,6 +227,8 @@ pub struct InvitationRecord {
     pub last_name: String,
     pub created_by: User,
     pub projects: Vec<Project>,
+    /// The role the invitation offers on each of `projects`.
+    pub roles: ProjectRoles,
     pub kind: InviteKind,
     pub message: String,
     pub stored_status: String,
@@ -389,7 +394,8 @@ pub trait InvitationStore: Send + Sync {
     /// invitee's older links stop working.
     async fn resend_invitation(&self, resend: ResendInvitation) -> StoreResult<ResendOutcome>;
     /// Revokes a pending (or expired) invitation: its link stops working, its queued email is
-    /// cancelled, and the invitee (still pending) loses the viewer grants that only it gave.
+    /// cancelled, and the invitee (still pending) loses what it gave: a project it added is
+    /// removed, a role it raised goes back (`domain::grant::after_revoke`).
     async fn revoke_invitation(
         &self,
         namespace: &str,

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::{Project, Timestamp, User};
+use crate::domain::{Project, Role, Timestamp, User};
 use crate::store::InvitationRecord;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -29,17 +29,22 @@ impl UserResource {
     }
 }
 
+/// A project of an invitation, with the role the invitation offers on it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProjectRef {
     pub id: i64,
     pub name: String,
+    /// `viewer`, `editor` or `owner`.
+    #[schema(value_type = String, pattern = "^(viewer|editor|owner)$")]
+    pub role: &'static str,
 }
 
-impl From<&Project> for ProjectRef {
-    fn from(project: &Project) -> Self {
+impl ProjectRef {
+    pub fn new(project: &Project, role: Role) -> Self {
         Self {
             id: project.id.0,
             name: project.name.clone(),
+            role: role.as_str(),
         }
     }
 }
@@ -108,7 +113,11 @@ impl InvitationResource {
             first_name: record.first_name.clone(),
             last_name: record.last_name.clone(),
             created_by: UserResource::new(namespace, &record.created_by),
-            projects_selected: record.projects.iter().map(ProjectRef::from).collect(),
+            projects_selected: record
+                .projects
+                .iter()
+                .map(|p| ProjectRef::new(p, record.roles.role(p.id)))
+                .collect(),
             created: record.created.to_iso8601(),
             modified: record.modified.to_iso8601(),
             status: record.status(now).as_str(),

@@ -46,7 +46,7 @@ async fn inviting_a_new_address_creates_a_pending_user_and_returns_the_whole_obj
     assert!(body["created_by"]["resource_uri"].is_string());
     assert_eq!(
         body["projects_selected"],
-        json!([{"id": project.0, "name": "Kinase screen"}])
+        json!([{"id": project.0, "name": "Kinase screen", "role": "viewer"}])
     );
     assert_eq!(body["status"], "pending");
     assert!(body["expires"].as_str().is_some_and(|e| e.ends_with('Z')));

@@ -201,7 +201,7 @@ async fn concurrent_invitations_through_the_group_commit_keep_the_rule(backend: 
 }
 
 /// The hidden field `name` of a page.
-fn hidden(body: &str, name: &str) -> String {
+pub(crate) fn hidden(body: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = body
         .find(&marker)
@@ -212,7 +212,7 @@ fn hidden(body: &str, name: &str) -> String {
 }
 
 /// A cookie-keeping client logged in through the login page.
-async fn page_client(app: &TestApp, email: &str) -> reqwest::Client {
+pub(crate) async fn page_client(app: &TestApp, email: &str) -> reqwest::Client {
     let client = crate::support::agent::client_builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())

@@ -53,6 +53,7 @@ mod pages;
 mod promises;
 mod retention;
 mod revoke;
+mod roles;
 mod scaling;
 mod secret_files;
 mod sending_limits;

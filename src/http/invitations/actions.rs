@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::request::ValidInvitation;
 use crate::config::{Limits, LinkSharing, MIN_INVITE_TTL};
 use crate::domain::domain_rules;
+use crate::domain::grant::{self, ProjectRoles};
 use crate::domain::token::random_hex;
 use crate::domain::{
     EmailAddress, InvitationId, InvitationStatus, Project, ProjectId, Role, Timestamp, Token, User,
@@ -142,7 +143,7 @@ pub(in crate::http) async fn invite_with_token(
     let ttl = invitation_ttl(state, request.expires_in)?;
     check_domain(state, caller, &request.email)?;
     check_link_sharing(state, caller, &request)?;
-    let projects = authorize_projects(state, caller, &request.projects).await?;
+    let projects = authorize_projects(state, caller, &request.projects, &request.roles).await?;
     let outcome = state
         .store
         .create_invitation(NewInvitation {
@@ -152,6 +153,7 @@ pub(in crate::http) async fn invite_with_token(
             first_name: request.first_name,
             last_name: request.last_name,
             projects,
+            roles: request.roles,
             remind: request.remind,
             token,
             message_id: format!("<{}@{}>", random_hex(16), state.config.mail_domain()),
@@ -198,12 +200,14 @@ fn check_link_sharing(
 }
 
 /// Every selected project must exist in the namespace (else 400) and the inviter must be
-/// editor or owner of each (else 403); a superuser may invite to any. Returns the projects, in
-/// id order.
+/// editor or owner of each, offering at most their own role on it (else 403 naming the
+/// project, `grant::may_give`); a superuser may invite to any with any role. Returns the
+/// projects, in id order.
 async fn authorize_projects(
     state: &AppState,
     caller: &Caller,
     ids: &[ProjectId],
+    roles: &ProjectRoles,
 ) -> Result<Vec<Project>, ApiError> {
     if ids.is_empty() {
         // Inviting to the platform alone still needs a role somewhere: otherwise anyone with an
@@ -228,15 +232,22 @@ async fn authorize_projects(
             missing.0
         )));
     }
-    if !caller.user.is_superuser
-        && let Some((project, _)) = found
-            .iter()
-            .find(|(_, role)| !role.is_some_and(Role::can_invite))
-    {
-        return Err(ApiError::Forbidden(format!(
-            "you must be an editor or owner of project '{}' to invite people to it",
-            project.name
-        )));
+    let superuser = caller.user.is_superuser;
+    for (project, own) in &found {
+        let offered = roles.role(project.id);
+        if grant::may_give(*own, superuser, offered) {
+            continue;
+        }
+        return Err(ApiError::Forbidden(match own {
+            Some(own) if own.can_invite() => format!(
+                "you may give at most your own role ({own}) on project '{}', not {offered}",
+                project.name
+            ),
+            _ => format!(
+                "you must be an editor or owner of project '{}' to invite people to it",
+                project.name
+            ),
+        }));
     }
     Ok(found.into_iter().map(|(project, _)| project).collect())
 }

@@ -38,7 +38,7 @@ const GONE_MESSAGE: &str = "This invitation link is no longer valid: it has expi
 /// Invite someone.
 ///
 /// Creates a pending user for an unknown address, or grants an existing one the projects it
-/// lacks, and queues the email. `Idempotency-Key` makes a retry return the first answer (without
+/// lacks (or a higher role on one it has: a role is never lowered), and queues the email. `Idempotency-Key` makes a retry return the first answer (without
 /// `accept_url`: a link is handed out once). `return_link` and `send_email` are for callers
 /// that `CBH_LINK_SHARING` allows.
 #[utoipa::path(
@@ -66,11 +66,11 @@ const GONE_MESSAGE: &str = "This invitation link is no longer valid: it has expi
                 ("RevokeInvitation" = (operation_id = "revoke_invitation",
                     parameters(("ns" = "$request.path.ns"), ("id" = "$response.body#/id")))),
             )),
-        (status = 400, description = "Malformed body, invalid field, `expires_in` not a duration or outside 1h to `CBH_INVITE_TTL_MAX`, unknown project or bad Idempotency-Key", body = ErrorBody),
+        (status = 400, description = "Malformed body, invalid field, a `role` other than `viewer`, `editor` or `owner` (the message names it), `expires_in` not a duration or outside 1h to `CBH_INVITE_TTL_MAX`, unknown project or bad Idempotency-Key", body = ErrorBody),
         (status = 401, description = "Not logged in", body = ErrorBody),
-        (status = 403, description = "The address's domain is outside `CBH_ALLOWED_DOMAINS`/`CBH_DENIED_DOMAINS` (`Invitations to addresses at {domain} are not allowed here`), not editor or owner of a selected project (or, with none selected, of any project), `return_link` or `send_email: false` where `CBH_LINK_SHARING` does not allow it (the message names the setting), or bad CSRF token", body = ErrorBody),
+        (status = 403, description = "The address's domain is outside `CBH_ALLOWED_DOMAINS`/`CBH_DENIED_DOMAINS` (`Invitations to addresses at {domain} are not allowed here`), not editor or owner of a selected project (or, with none selected, of any project), a `role` above the inviter's own on a project (an editor gives viewer or editor; the message names the project), `return_link` or `send_email: false` where `CBH_LINK_SHARING` does not allow it (the message names the setting), or bad CSRF token", body = ErrorBody),
         (status = 404, description = "Unknown namespace", body = ErrorBody),
-        (status = 409, description = "The user already has every selected project (send `remind: true`)", body = ErrorBody),
+        (status = 409, description = "The user already has every selected project with the role asked or a higher one (send `remind: true`)", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Idempotency-Key reused with another body", body = ErrorBody),
@@ -313,8 +313,10 @@ pub(super) async fn resend_handler(
 
 /// Revoke an invitation.
 ///
-/// Its link answers 410, its unsent email is cancelled, and the grants only it gave are
-/// removed. For its creator, an owner of every one of its projects, or a superuser.
+/// Its link answers 410, its unsent email is cancelled, and what it gave a still-pending
+/// invitee is taken back: a project it added is removed, a role it raised goes back to the one
+/// it found (never below what another invitation still offers; a role changed since by
+/// someone else is left as it is). For its creator, an owner of every one of its projects, or a superuser.
 #[utoipa::path(
     post,
     path = "/{ns}/api/invitations/{id}/revoke/",

@@ -1,8 +1,8 @@
 //! `/{ns}/api/invitations/`: create, list, read, the schema, accepting a link, resending and
-//! revoking. One job per file: `request.rs` reads and validates what a client sends,
-//! `actions.rs` does it (the web pages call the same functions, so a form and a JSON request
-//! follow one set of rules), `handlers.rs` holds the HTTP handlers and their OpenAPI
-//! descriptions. The representation is `crate::http::resources`.
+//! revoking. One job per file: `request.rs` reads and validates what a client sends
+//! (`selection.rs` its projects and roles), `actions.rs` does it (the web pages call the same
+//! functions, so a form and a JSON request follow one set of rules), `handlers.rs` holds the
+//! HTTP handlers and their OpenAPI descriptions. The representation is `crate::http::resources`.
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -13,12 +13,14 @@ use handlers::{accept, create, detail, list, resend_handler, revoke_handler, sch
 mod actions;
 pub(super) mod handlers;
 mod request;
+mod selection;
 
 pub(super) use actions::{
     accepted, invite, limit_error, manageable_invitation, resend, resent_message, revoke,
     revoked_message,
 };
-pub use request::{InvitationRequest, ProjectSelection, ValidInvitation, validate_body};
+pub use request::{InvitationRequest, ValidInvitation, validate_body};
+pub use selection::ProjectSelection;
 
 pub fn router() -> Router<AppState> {
     Router::new()

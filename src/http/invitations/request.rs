@@ -3,7 +3,6 @@
 //! string, the id in the path and the body of the accept endpoint. Past this file, only valid
 //! values exist.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use axum::extract::RawPathParams;
@@ -13,7 +12,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
+use super::selection::{ProjectSelection, parse_selections};
 use crate::config::parse_duration;
+use crate::domain::grant::ProjectRoles;
 use crate::domain::{EmailAddress, InvitationId, PersonName, ProjectId};
 use crate::http::ApiError;
 use crate::http::extract::{decode_json, path_param, printable};
@@ -49,8 +50,9 @@ pub struct InvitationRequest {
     #[serde(default, alias = "lastName")]
     #[schema(schema_with = name_schema)]
     pub last_name: Option<String>,
-    /// Projects to grant the invitee viewer access on; the inviter must be editor or owner of
-    /// each. Empty or absent invites to the platform alone.
+    /// Projects to grant the invitee, each with the role offered on it (`viewer` unless
+    /// `role` says otherwise); the inviter must be editor or owner of each, and may offer at
+    /// most their own role. Empty or absent invites to the platform alone.
     #[serde(default)]
     pub projects_selected: Option<Vec<ProjectSelection>>,
     /// When the invitee already has every selected project: send a reminder instead of 409.
@@ -73,14 +75,6 @@ pub struct InvitationRequest {
     pub send_email: Option<bool>,
 }
 
-/// A project as the web client sends it: the whole project object; only its id matters.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ProjectSelection {
-    /// The project's id, as a number or a string of digits.
-    #[schema(schema_with = project_id_schema)]
-    pub id: Value,
-}
-
 /// A name: a string (or null) without the characters `PersonName` refuses, whose pattern is
 /// built from the same list so that the document cannot drift from the rule.
 fn name_schema() -> utoipa::openapi::schema::Schema {
@@ -101,24 +95,6 @@ fn name_schema() -> utoipa::openapi::schema::Schema {
         .into()
 }
 
-fn project_id_schema() -> utoipa::openapi::schema::Schema {
-    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
-    OneOfBuilder::new()
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::Integer)
-                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
-                .minimum(Some(1)),
-        )
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .pattern(Some("^[0-9]+$")),
-        )
-        .build()
-        .into()
-}
-
 /// Decodes and validates the body of `POST /{ns}/api/invitations/` (what the handler does
 /// after the content type and size checks): a 400 that says what is wrong, or a valid request.
 /// Public so that the fuzz targets can call it without HTTP.
@@ -133,6 +109,8 @@ pub struct ValidInvitation {
     pub(super) first_name: PersonName,
     pub(super) last_name: PersonName,
     pub(super) projects: Vec<ProjectId>,
+    /// The role offered on each of `projects`.
+    pub(super) roles: ProjectRoles,
     pub(super) remind: bool,
     /// `expires_in`, its syntax checked; its bounds depend on the settings (`actions::invite`).
     pub(super) expires_in: Option<Duration>,
@@ -156,6 +134,11 @@ impl ValidInvitation {
     /// Distinct, positive and in ascending order.
     pub fn projects(&self) -> &[ProjectId] {
         &self.projects
+    }
+
+    /// The role offered on each project (viewer unless the request asked for more).
+    pub fn roles(&self) -> &ProjectRoles {
+        &self.roles
     }
 
     pub fn remind(&self) -> bool {
@@ -182,22 +165,7 @@ impl InvitationRequest {
             .map_err(|e| bad(&e))?;
         let last_name = PersonName::parse(self.last_name.as_deref().unwrap_or(""), "last_name")
             .map_err(|e| bad(&e))?;
-        let mut projects = BTreeSet::new();
-        for selection in self.projects_selected.unwrap_or_default() {
-            let id = match &selection.id {
-                Value::Number(n) => n.as_i64(),
-                Value::String(s) => s.parse().ok(),
-                _ => None,
-            }
-            .filter(|id| *id > 0)
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "projects_selected: '{}' is not a project id",
-                    printable(&selection.id.to_string())
-                ))
-            })?;
-            projects.insert(ProjectId(id));
-        }
+        let (projects, roles) = parse_selections(self.projects_selected.unwrap_or_default())?;
         let expires_in = match &self.expires_in {
             None | Some(Value::Null) => None,
             Some(Value::String(raw)) => Some(parse_duration(raw).map_err(|_| {
@@ -218,7 +186,8 @@ impl InvitationRequest {
             email,
             first_name,
             last_name,
-            projects: projects.into_iter().collect(),
+            projects,
+            roles,
             remind: self.remind.unwrap_or(false),
             return_link: self.return_link.unwrap_or(false),
             send_email: self.send_email.unwrap_or(true),
@@ -249,6 +218,17 @@ impl ValidInvitation {
             format!("{canonical}\n{}\n{}", self.return_link, self.send_email)
         } else {
             canonical
+        };
+        // Likewise roles: only those above viewer (the default) count.
+        let raised: Vec<String> = self
+            .roles
+            .above_viewer()
+            .map(|(project, role)| format!("{}={role}", project.0))
+            .collect();
+        let canonical = if raised.is_empty() {
+            canonical
+        } else {
+            format!("{canonical}\nroles {}", raised.join(","))
         };
         Sha256::digest(canonical.as_bytes()).to_vec()
     }
@@ -435,6 +415,27 @@ mod tests {
             let error = validate_body(bad.as_bytes()).expect_err("refused");
             assert_eq!(error.status(), StatusCode::BAD_REQUEST, "{bad}");
         }
+    }
+
+    #[test]
+    fn roles_above_viewer_change_the_fingerprint() {
+        let fingerprint = |body: &str| validate_body(body.as_bytes()).expect("valid").fingerprint();
+        let plain = fingerprint(r#"{"email": "a@x.org", "projects_selected": [{"id": 1}]}"#);
+        // Keys stored before roles existed still match their retries.
+        assert_eq!(
+            plain,
+            fingerprint(
+                r#"{"email": "a@x.org", "projects_selected": [{"id": 1, "role": "viewer"}]}"#
+            )
+        );
+        let editor = fingerprint(
+            r#"{"email": "a@x.org", "projects_selected": [{"id": 1, "role": "editor"}]}"#,
+        );
+        let owner = fingerprint(
+            r#"{"email": "a@x.org", "projects_selected": [{"id": 1, "role": "owner"}]}"#,
+        );
+        assert_ne!(plain, editor);
+        assert_ne!(editor, owner);
     }
 
     #[test]

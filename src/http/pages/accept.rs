@@ -17,7 +17,7 @@ use super::forms::{
 use super::render::{Frame, PageError, page};
 use crate::domain::password::{self, MIN_PASSWORD_CHARS};
 use crate::domain::token::TokenHash;
-use crate::domain::{Timestamp, Token, User};
+use crate::domain::{Role, Timestamp, Token, User};
 use crate::http::extract::ClientIp;
 use crate::http::extract::path_param;
 use crate::http::session::{set_cookies, start_session};
@@ -99,10 +99,14 @@ fn accept_page(
         session: None,
     };
     let invitation = form.invitation;
-    let projects: Vec<&str> = invitation
+    // A role above viewer is named: "Kinase screen (editor)".
+    let projects: Vec<String> = invitation
         .projects
         .iter()
-        .map(|p| p.name.as_str())
+        .map(|p| match invitation.roles.role(p.id) {
+            Role::Viewer => p.name.clone(),
+            role => format!("{} ({role})", p.name),
+        })
         .collect();
     let values = context! {
         inviter => person(&invitation.created_by),

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::forms::{FormData, PageUser};
 use super::render::{Frame, PageError, page};
-use crate::domain::{InvitationId, Timestamp};
+use crate::domain::{InvitationId, Role, Timestamp};
 use crate::http::extract::path_param;
 use crate::http::invitations::{
     self, InvitationRequest, ProjectSelection, manageable_invitation, resent_message,
@@ -39,6 +39,8 @@ struct InviteForm {
     first_name: String,
     last_name: String,
     projects: Vec<i64>,
+    /// The role given on every chosen project.
+    role: String,
 }
 
 impl InviteForm {
@@ -51,6 +53,7 @@ impl InviteForm {
                 .all("projects")
                 .filter_map(|id| id.parse().ok())
                 .collect(),
+            role: form.text("role"),
         }
     }
 }
@@ -72,6 +75,12 @@ struct ProjectOption {
 }
 
 #[derive(Serialize)]
+struct RoleOption {
+    value: &'static str,
+    selected: bool,
+}
+
+#[derive(Serialize)]
 struct DeliveryView {
     status: String,
     attempts: i64,
@@ -83,6 +92,7 @@ struct InvitationRow {
     id: i64,
     email: String,
     name: String,
+    /// Each project with the role the invitation offers on it.
     projects: Vec<String>,
     created: String,
     created_iso: String,
@@ -103,7 +113,11 @@ impl InvitationRow {
             name: format!("{} {}", record.first_name, record.last_name)
                 .trim()
                 .to_owned(),
-            projects: record.projects.iter().map(|p| p.name.clone()).collect(),
+            projects: record
+                .projects
+                .iter()
+                .map(|p| format!("{} ({})", p.name, record.roles.role(p.id)))
+                .collect(),
             // "2026-01-31T09:05:00.000Z" -> "2026-01-31 09:05 UTC"
             created: created_iso
                 .get(..16)
@@ -158,6 +172,25 @@ async fn invite_page(
             .map(|m| (m.project.id.0, m.project.name.clone()))
             .collect()
     };
+    // One role for the form, up to the highest the person may give somewhere; a project where
+    // they may give less refuses the higher one (403 naming it).
+    let highest = if everyone {
+        Role::Owner
+    } else {
+        memberships
+            .iter()
+            .map(|m| m.role)
+            .max()
+            .unwrap_or(Role::Viewer)
+    };
+    let roles: Vec<RoleOption> = [Role::Viewer, Role::Editor, Role::Owner]
+        .into_iter()
+        .filter(|role| *role <= highest)
+        .map(|role| RoleOption {
+            value: role.as_str(),
+            selected: form.role == role.as_str(),
+        })
+        .collect();
     let projects: Vec<ProjectOption> = offered
         .into_iter()
         .map(|(id, name)| ProjectOption {
@@ -193,6 +226,7 @@ async fn invite_page(
     let values = context! {
         form => Value::from_serialize(form),
         projects => Value::from_serialize(&projects),
+        roles => Value::from_serialize(&roles),
         invitations => Value::from_serialize(&rows),
         everyone => everyone,
         conflict => outcome.conflict,
@@ -270,7 +304,12 @@ async fn submit(
         last_name: Some(typed.last_name.clone()),
         projects_selected: Some(
             form.all("projects")
-                .map(|id| ProjectSelection { id: json!(id) })
+                .map(|id| ProjectSelection {
+                    id: json!(id),
+                    // Absent: viewer, as before the form had a role.
+                    role: form.get("role").map(|role| json!(role)),
+                    resource_uri: None,
+                })
                 .collect(),
         ),
         remind: Some(form.get("remind") == Some("true")),

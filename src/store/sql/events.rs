@@ -5,8 +5,9 @@ use serde_json::{Value, json};
 
 use super::backend::Conn;
 use super::rows::db_error;
+use crate::domain::grant::GrantChange;
 use crate::domain::token::random_hex;
-use crate::domain::{EventType, Project, ProjectId, Role, Timestamp, User};
+use crate::domain::{EventType, Project, Role, Timestamp, User};
 use crate::store::resource::InvitationResource;
 use crate::store::{InvitationRecord, NewInvitation, StoreResult};
 
@@ -108,13 +109,13 @@ pub(super) fn membership_data(
 }
 
 /// The events of a new invitation, if the namespace has endpoints: `invitation.created`, and a
-/// `membership.changed` (none to viewer) per project it granted.
+/// `membership.changed` per grant it added or raised (old role to new).
 pub(super) async fn announce_created(
     conn: &mut Conn,
     new: &NewInvitation,
     record: &InvitationRecord,
     invitee: &User,
-    granted: &[ProjectId],
+    granted: &[GrantChange],
 ) -> StoreResult<()> {
     emit_invitation(
         conn,
@@ -124,8 +125,11 @@ pub(super) async fn announce_created(
         new.now,
     )
     .await?;
-    for project in new.projects.iter().filter(|p| granted.contains(&p.id)) {
-        let data = membership_data(project, invitee, None, Some(Role::Viewer));
+    for change in granted {
+        let Some(project) = new.projects.iter().find(|p| p.id == change.project) else {
+            continue;
+        };
+        let data = membership_data(project, invitee, change.previous, Some(change.role));
         emit(
             conn,
             &new.namespace,

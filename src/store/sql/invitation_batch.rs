@@ -13,6 +13,7 @@ use super::invitation_create::{
 };
 use super::limits::{SENT_BY, lock_mailboxes};
 use super::rows::db_error;
+use crate::domain::grant::GrantChange;
 use crate::domain::invitation::plan_invitation;
 use crate::domain::{ProjectId, Timestamp, User, UserId};
 use crate::store::group_commit::{InvitationJob, Together, same_error};
@@ -277,17 +278,23 @@ async fn invite_new_invitees(
     if invitees.is_empty() {
         return Ok(Vec::new());
     }
+    let plans = invitees
+        .iter()
+        .map(|(index, _)| {
+            let new = batch[*index];
+            let selected: Vec<ProjectId> = new.projects.iter().map(|p| p.id).collect();
+            plan_invitation(None, &selected, &new.roles, new.remind)
+                .context("planning an invitation to a new invitee")
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut rows = Vec::with_capacity(invitees.len());
     let mut grants = Vec::new();
-    for (index, invitee) in invitees {
+    for ((index, invitee), plan) in invitees.iter().zip(&plans) {
         let new = batch[*index];
-        let selected: Vec<ProjectId> = new.projects.iter().map(|p| p.id).collect();
-        let plan = plan_invitation(None, &selected, new.remind)
-            .context("planning an invitation to a new invitee")?;
         grants.extend(
             plan.new_grants
                 .iter()
-                .map(|project| (invitee.id.0, project.0)),
+                .map(|change| (invitee.id.0, change.project.0, change.role.as_str())),
         );
         rows.push(InvitationInsert {
             invitation: new,
@@ -295,24 +302,28 @@ async fn invite_new_invitees(
             kind: plan.kind,
             status: "pending",
             expires: Some(new.now.plus(new.ttl)),
+            grants: &plan.new_grants,
         });
     }
-    let projects: Vec<(i64, i64)> = rows
+    // A new invitee had no grant: each project is added (`gave`, no `previous_role`, the
+    // columns' defaults).
+    let projects: Vec<(i64, i64, &str)> = rows
         .iter()
         .flat_map(|row| {
             let invitee = row.invitee.id.0;
+            let roles = &row.invitation.roles;
             row.invitation
                 .projects
                 .iter()
-                .map(move |p| (invitee, p.id.0))
+                .map(move |p| (invitee, p.id.0, roles.role(p.id).as_str()))
         })
         .collect();
 
     let mut statements = Statements::default();
     if !grants.is_empty() {
         let query = statements.next("INSERT INTO grants (user_id, project_id, role) ");
-        query.push_values(&grants, |mut row, &(user, project)| {
-            row.push_bind(user).push_bind(project).push_bind("viewer");
+        query.push_values(&grants, |mut row, &(user, project, role)| {
+            row.push_bind(user).push_bind(project).push_bind(role);
         });
         query.push(" ON CONFLICT (user_id, project_id) DO NOTHING");
     }
@@ -346,11 +357,11 @@ async fn invite_new_invitees(
     statements.new_call();
     if !projects.is_empty() {
         let query = statements.next(
-            "INSERT INTO invitation_projects (invitation_id, project_id) \
-             SELECT i.id, v.column2 FROM (",
+            "INSERT INTO invitation_projects (invitation_id, project_id, role) \
+             SELECT i.id, v.column2, v.column3 FROM (",
         );
-        query.push_values(&projects, |mut row, &(invitee, project)| {
-            row.push_bind(invitee).push_bind(project);
+        query.push_values(&projects, |mut row, &(invitee, project, role)| {
+            row.push_bind(invitee).push_bind(project).push_bind(role);
         });
         query.push(") AS v JOIN invitations i ON i.invitee_id = v.column1");
     }
@@ -435,8 +446,16 @@ async fn announce_new_invitees(
             }
         };
         if has_endpoints {
-            // A new invitee had none of the projects: each one is a new grant.
-            let granted: Vec<ProjectId> = new.projects.iter().map(|p| p.id).collect();
+            // A new invitee had none of the projects: each one is added.
+            let granted: Vec<GrantChange> = new
+                .projects
+                .iter()
+                .map(|p| GrantChange {
+                    project: p.id,
+                    role: new.roles.role(p.id),
+                    previous: None,
+                })
+                .collect();
             events::announce_created(&mut *conn, new, record, invitee, &granted).await?;
         }
     }

@@ -1,7 +1,7 @@
-//! Creating one invitation in a transaction: read the invitee, plan, write the user, grants,
-//! invitation, accept link, outbox row and audit record.
+//! Creating one invitation in a transaction: read the invitee and its roles, plan, write the
+//! user, grants (added or raised), invitation, accept link, outbox row and audit record.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use anyhow::Context;
 
@@ -9,9 +9,12 @@ use super::audit::{audit_created, audit_link_returned};
 use super::backend::{self, Conn, Db};
 use super::events;
 use super::limits::{lock_mailboxes, lock_sender, sending_limit_reached};
-use super::rows::{NO_EMAIL, USER_COLUMNS, UserRow, db_error, load_invitation};
+use super::rows::{NO_EMAIL, USER_COLUMNS, UserRow, db_error, load_invitation, parse_role};
+use crate::domain::grant::GrantChange;
 use crate::domain::invitation::{ExistingInvitee, plan_invitation};
-use crate::domain::{EmailAddress, InvitationId, InviteKind, ProjectId, Timestamp, User, UserId};
+use crate::domain::{
+    EmailAddress, InvitationId, InviteKind, ProjectId, Role, Timestamp, User, UserId,
+};
 use crate::store::{
     CreateOutcome, DeliveryRecord, InvitationRecord, NewInvitation, StoreError, StoreResult,
 };
@@ -34,13 +37,16 @@ async fn find_user_by_email_key(
     Ok(row.map(User::from))
 }
 
-async fn granted_project_ids(conn: &mut Conn, user: UserId) -> StoreResult<BTreeSet<ProjectId>> {
-    let ids: Vec<i64> = sqlx::query_scalar("SELECT project_id FROM grants WHERE user_id = $1")
-        .bind(user.0)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error("loading grants"))?;
-    Ok(ids.into_iter().map(ProjectId).collect())
+async fn granted_roles(conn: &mut Conn, user: UserId) -> StoreResult<BTreeMap<ProjectId, Role>> {
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT project_id, role FROM grants WHERE user_id = $1")
+            .bind(user.0)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error("loading grants"))?;
+    rows.into_iter()
+        .map(|(project, role)| Ok((ProjectId(project), parse_role(&role)?)))
+        .collect()
 }
 
 async fn insert_pending_user(conn: &mut Conn, invitation: &NewInvitation) -> StoreResult<UserId> {
@@ -60,16 +66,22 @@ async fn insert_pending_user(conn: &mut Conn, invitation: &NewInvitation) -> Sto
     Ok(UserId(id))
 }
 
-async fn grant_viewer(conn: &mut Conn, user: UserId, project: ProjectId) -> StoreResult<()> {
+/// Adds the grant, or raises it: the plan only holds changes that raise (`grant::change`). The
+/// condition keeps that true if the role was raised meanwhile by a path that does not lock the
+/// invitee (the members API): an invitation never lowers a role.
+async fn grant_role(conn: &mut Conn, user: UserId, change: &GrantChange) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO grants (user_id, project_id, role) VALUES ($1, $2, 'viewer') \
-         ON CONFLICT (user_id, project_id) DO NOTHING",
+        "INSERT INTO grants (user_id, project_id, role) VALUES ($1, $2, $3) \
+         ON CONFLICT (user_id, project_id) DO UPDATE SET role = excluded.role \
+         WHERE (CASE grants.role WHEN 'viewer' THEN 0 WHEN 'editor' THEN 1 ELSE 2 END) \
+           < (CASE excluded.role WHEN 'viewer' THEN 0 WHEN 'editor' THEN 1 ELSE 2 END)",
     )
     .bind(user.0)
-    .bind(project.0)
+    .bind(change.project.0)
+    .bind(change.role.as_str())
     .execute(&mut *conn)
     .await
-    .map_err(db_error("granting viewer"))?;
+    .map_err(db_error("granting a role"))?;
     Ok(())
 }
 
@@ -85,6 +97,8 @@ pub(super) struct InvitationInsert<'a> {
     pub(super) kind: InviteKind,
     pub(super) status: &'a str,
     pub(super) expires: Option<Timestamp>,
+    /// What the invitation changed, kept with its projects for revoke.
+    pub(super) grants: &'a [GrantChange],
 }
 
 /// Stores the invitation and returns it as a reader would find it, so that the response
@@ -128,12 +142,19 @@ async fn insert_invitation(
     .await
     .map_err(db_error("storing invitation"))?;
     for project in &new.projects {
-        sqlx::query("INSERT INTO invitation_projects (invitation_id, project_id) VALUES ($1, $2)")
-            .bind(id)
-            .bind(project.id.0)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error("storing invitation projects"))?;
+        let given = row.grants.iter().find(|g| g.project == project.id);
+        sqlx::query(
+            "INSERT INTO invitation_projects (invitation_id, project_id, role, gave, previous_role) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(project.id.0)
+        .bind(new.roles.role(project.id).as_str())
+        .bind(given.is_some())
+        .bind(given.and_then(|g| g.previous).map(Role::as_str))
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error("storing invitation projects"))?;
     }
     Ok(inserted_record(id, &row, first, last))
 }
@@ -153,6 +174,7 @@ pub(super) fn inserted_record(
         last_name: last.to_owned(),
         created_by: new.inviter.clone(),
         projects: new.projects.clone(),
+        roles: new.roles.clone(),
         kind: row.kind,
         message: row.kind.message(&row.invitee.email),
         stored_status: row.status.to_owned(),
@@ -327,13 +349,13 @@ pub(super) async fn create_invitation_in(
 
     let existing = match find_user_by_email_key(&mut *tx, &new.namespace, &new.email.key()).await? {
         Some(user) => Some(ExistingInvitee {
-            project_ids: granted_project_ids(&mut *tx, user.id).await?,
+            roles: granted_roles(&mut *tx, user.id).await?,
             user,
         }),
         None => None,
     };
     let selected: Vec<ProjectId> = new.projects.iter().map(|p| p.id).collect();
-    let plan = match plan_invitation(existing.as_ref(), &selected, new.remind) {
+    let plan = match plan_invitation(existing.as_ref(), &selected, &new.roles, new.remind) {
         Ok(plan) => plan,
         Err(rejection) => return Ok(CreateOutcome::Rejected(rejection)),
     };
@@ -355,8 +377,8 @@ pub(super) async fn create_invitation_in(
             is_active: false,
         },
     };
-    for project in &plan.new_grants {
-        grant_viewer(&mut *tx, invitee.id, *project).await?;
+    for change in &plan.new_grants {
+        grant_role(&mut *tx, invitee.id, change).await?;
     }
     let expires = plan.issues_token.then(|| new.now.plus(new.ttl));
     let record = insert_invitation(
@@ -372,6 +394,7 @@ pub(super) async fn create_invitation_in(
                 "accepted"
             },
             expires,
+            grants: &plan.new_grants,
         },
     )
     .await?;

@@ -10,6 +10,7 @@ use sqlx::{FromRow, QueryBuilder};
 use super::backend::{self, Backend, Conn, Db};
 use super::events;
 use super::invitation_create::{INSERT_OUTBOX, replace_accept_token};
+use super::invitation_grants::{UndoneGrant, undo_invitation_grants};
 use super::limits::{Sending, limit_reached, lock_mailboxes, lock_sender, record_extra_email};
 use super::rows::{
     INVITATION_SELECT, InvitationRow, USER_COLUMNS, UserRow, db_error, load_invitation,
@@ -17,7 +18,7 @@ use super::rows::{
 };
 use crate::domain::token::TokenHash;
 use crate::domain::{
-    EmailAddress, EventType, InvitationId, InvitationStatus, Role, Timestamp, User, UserId,
+    EmailAddress, EventType, InvitationId, InvitationStatus, Timestamp, User, UserId,
 };
 use crate::store::{
     AcceptLink, AcceptOutcome, CreateOutcome, InvitationFilter, InvitationPage, InvitationRecord,
@@ -108,31 +109,6 @@ async fn requeue_email(
     Ok(())
 }
 
-/// Which grants "came from" an invitation is derived, not recorded: a viewer grant on one of its
-/// projects, unless another invitation to the same person that is not revoked selects that
-/// project too. Editor and owner roles never come from an invitation (an administrator gave
-/// them), so they stay. Only a pending invitee is touched: an active one accepted its grants.
-async fn remove_grants_only_this_invitation_gave(
-    conn: &mut Conn,
-    id: InvitationId,
-    invitee_id: i64,
-) -> StoreResult<Vec<i64>> {
-    sqlx::query_scalar(
-        "DELETE FROM grants WHERE user_id = $1 AND role = 'viewer' \
-         AND EXISTS (SELECT 1 FROM users WHERE id = $1 AND NOT is_active) \
-         AND project_id IN (SELECT project_id FROM invitation_projects WHERE invitation_id = $2) \
-         AND project_id NOT IN (SELECT ip.project_id FROM invitation_projects ip \
-           JOIN invitations other ON other.id = ip.invitation_id \
-           WHERE other.invitee_id = $1 AND other.id <> $2 AND other.status <> 'revoked') \
-         RETURNING project_id",
-    )
-    .bind(invitee_id)
-    .bind(id.0)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_error("removing the revoked invitation's grants"))
-}
-
 async fn user_by_id(conn: &mut Conn, id: i64) -> StoreResult<User> {
     let user: UserRow = sqlx::query_as(&format!(
         "SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1"
@@ -144,22 +120,25 @@ async fn user_by_id(conn: &mut Conn, id: i64) -> StoreResult<User> {
     Ok(user.into())
 }
 
-/// `invitation.revoked`, and a `membership.changed` (viewer to none) per grant it took back.
+/// `invitation.revoked`, and a `membership.changed` per grant it took back.
 async fn announce_revoked(
     conn: &mut Conn,
     namespace: &str,
     record: &InvitationRecord,
     invitee_id: i64,
-    removed: &[i64],
+    undone: &[UndoneGrant],
     now: Timestamp,
 ) -> StoreResult<()> {
     events::emit_invitation(conn, namespace, EventType::InvitationRevoked, record, now).await?;
-    if removed.is_empty() || !events::has_endpoints(&mut *conn, namespace).await? {
+    if undone.is_empty() || !events::has_endpoints(&mut *conn, namespace).await? {
         return Ok(());
     }
     let invitee = user_by_id(&mut *conn, invitee_id).await?;
-    for project in record.projects.iter().filter(|p| removed.contains(&p.id.0)) {
-        let data = events::membership_data(project, &invitee, Some(Role::Viewer), None);
+    for grant in undone {
+        let Some(project) = record.projects.iter().find(|p| p.id == grant.project) else {
+            continue;
+        };
+        let data = events::membership_data(project, &invitee, Some(grant.old), grant.new);
         events::emit(conn, namespace, EventType::MembershipChanged, &data, now).await?;
     }
     Ok(())
@@ -492,8 +471,7 @@ impl InvitationStore for Backend {
         .execute(&mut *tx)
         .await
         .map_err(db_error("voiding the revoked link"))?;
-        let removed =
-            remove_grants_only_this_invitation_gave(&mut tx, id, current.invitee_id).await?;
+        let undone = undo_invitation_grants(&mut tx, id, UserId(current.invitee_id)).await?;
         cancel_queued_email(&mut tx, id).await?;
         let record = load_invitation(&mut tx, namespace, id)
             .await?
@@ -503,7 +481,7 @@ impl InvitationStore for Backend {
             namespace,
             &record,
             current.invitee_id,
-            &removed,
+            &undone,
             now,
         )
         .await?;

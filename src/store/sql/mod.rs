@@ -35,6 +35,7 @@ mod audit;
 mod events;
 mod invitation_batch;
 mod invitation_create;
+mod invitation_grants;
 mod invitations;
 mod limits;
 mod members;

@@ -6,8 +6,10 @@ use std::collections::HashMap;
 use sqlx::{FromRow, QueryBuilder};
 
 use super::backend::{Conn, Db};
+use crate::domain::grant::ProjectRoles;
 use crate::domain::{
-    EmailAddress, InvitationId, InviteKind, PersonName, Project, ProjectId, Timestamp, User, UserId,
+    EmailAddress, InvitationId, InviteKind, PersonName, Project, ProjectId, Role, Timestamp, User,
+    UserId,
 };
 use crate::store::{DeliveryRecord, InvitationRecord, StoreError, StoreResult};
 
@@ -101,7 +103,7 @@ pub(super) const INVITATION_SELECT: &str = "SELECT i.id, i.email, i.first_name, 
      LEFT JOIN outbox o ON o.invitation_id = i.id";
 
 impl InvitationRow {
-    fn into_record(self, projects: Vec<Project>) -> InvitationRecord {
+    fn into_record(self, projects: Vec<Project>, roles: ProjectRoles) -> InvitationRecord {
         let created_by = UserRow {
             id: self.creator_id,
             email: self.creator_email,
@@ -118,6 +120,7 @@ impl InvitationRow {
             last_name: self.last_name,
             created_by,
             projects,
+            roles,
             kind: InviteKind::parse(&self.kind).unwrap_or(InviteKind::NewUser),
             message: self.message,
             stored_status: self.status,
@@ -145,6 +148,13 @@ impl InvitationRow {
     }
 }
 
+/// A role as stored (the column's CHECK allows only the three).
+pub(super) fn parse_role(stored: &str) -> StoreResult<Role> {
+    stored
+        .parse()
+        .map_err(|e: String| StoreError::Other(anyhow::anyhow!("a stored role: {e}")))
+}
+
 /// Attaches the selected projects to invitation rows, with one query for all of them.
 pub(super) async fn with_projects(
     conn: &mut Conn,
@@ -154,7 +164,7 @@ pub(super) async fn with_projects(
         return Ok(Vec::new());
     }
     let mut query = QueryBuilder::<Db>::new(
-        "SELECT ip.invitation_id, p.id, p.name FROM invitation_projects ip \
+        "SELECT ip.invitation_id, p.id, p.name, ip.role FROM invitation_projects ip \
          JOIN projects p ON p.id = ip.project_id WHERE ip.invitation_id IN (",
     );
     let mut ids = query.separated(", ");
@@ -162,23 +172,25 @@ pub(super) async fn with_projects(
         ids.push_bind(row.id);
     }
     query.push(") ORDER BY p.id");
-    let pairs: Vec<(i64, i64, String)> = query
+    let found: Vec<(i64, i64, String, String)> = query
         .build_query_as()
         .fetch_all(&mut *conn)
         .await
         .map_err(db_error("loading invitation projects"))?;
-    let mut by_invitation: HashMap<i64, Vec<Project>> = HashMap::new();
-    for (invitation, id, name) in pairs {
-        by_invitation.entry(invitation).or_default().push(Project {
+    let mut by_invitation: HashMap<i64, (Vec<Project>, ProjectRoles)> = HashMap::new();
+    for (invitation, id, name, role) in found {
+        let (projects, roles) = by_invitation.entry(invitation).or_default();
+        projects.push(Project {
             id: ProjectId(id),
             name,
         });
+        roles.offer(ProjectId(id), parse_role(&role)?);
     }
     Ok(rows
         .into_iter()
         .map(|row| {
-            let projects = by_invitation.remove(&row.id).unwrap_or_default();
-            row.into_record(projects)
+            let (projects, roles) = by_invitation.remove(&row.id).unwrap_or_default();
+            row.into_record(projects, roles)
         })
         .collect())
 }

@@ -119,13 +119,7 @@ async fn notify_creator(
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", settings.listen));
-    let notice = bounce_notice::compose(
-        &templates,
-        &from,
-        &public_url,
-        signer.as_ref(),
-        bounced,
-    )?;
+    let notice = bounce_notice::compose(&templates, &from, &public_url, signer.as_ref(), bounced)?;
     let transport = Transport::from_settings(settings)?;
     let stem = format!(
         "bounce-{}",
@@ -134,7 +128,10 @@ async fn notify_creator(
     match transport.send_now(&notice, &stem).await {
         Ok(_) => {}
         Err(SendError::Temporary(error)) => {
-            return Err(TempFail(format!("bounce: the creator's notice was not sent: {error}")).into());
+            return Err(TempFail(format!(
+                "bounce: the creator's notice was not sent: {error}"
+            ))
+            .into());
         }
         Err(SendError::Permanent(error)) => {
             // Retrying would be refused the same way; the invitation shows the bounce anyway.

@@ -219,9 +219,16 @@ mod bounce_address_tests {
     fn the_bounce_address_is_a_plain_address_without_a_plus() {
         let address = parse_bounce_address("bounces@lab.example").expect("valid");
         assert_eq!(address.to_string(), "bounces@lab.example");
-        for bad in ["bounces", "Bounces <bounces@lab.example>", "bounces+x@lab.example"] {
+        for bad in [
+            "bounces",
+            "Bounces <bounces@lab.example>",
+            "bounces+x@lab.example",
+        ] {
             let error = parse_bounce_address(bad).expect_err(bad);
-            assert!(error.starts_with("CBH_BOUNCE_ADDRESS (--bounce-address)"), "{error}");
+            assert!(
+                error.starts_with("CBH_BOUNCE_ADDRESS (--bounce-address)"),
+                "{error}"
+            );
         }
     }
 }

@@ -34,7 +34,10 @@ pub fn verp_address(bounce: &Address, message_id: &str) -> Option<Address> {
 
 /// The VERP id of a Message-ID `<{32 hex}@domain>`.
 pub fn message_id_key(message_id: &str) -> Option<String> {
-    let inner = message_id.trim().trim_start_matches('<').trim_end_matches('>');
+    let inner = message_id
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>');
     let (local, _) = inner.split_once('@')?;
     is_id(local).then(|| local.to_ascii_lowercase())
 }
@@ -179,7 +182,10 @@ impl Report {
     fn parse(body: &str) -> Option<Self> {
         let mut best: Option<Self> = None;
         let mut block = Vec::new();
-        for line in unfold(body).into_iter().chain(std::iter::once(String::new())) {
+        for line in unfold(body)
+            .into_iter()
+            .chain(std::iter::once(String::new()))
+        {
             if !line.trim().is_empty() {
                 block.push(line);
                 continue;

@@ -108,7 +108,11 @@ pub fn compose(
         .from(from.clone())
         .to(to)
         .subject(rendered.subject)
-        .message_id(Some(format!("<bounce-{}@{}>", random_hex(16), from.email.domain())))
+        .message_id(Some(format!(
+            "<bounce-{}@{}>",
+            random_hex(16),
+            from.email.domain()
+        )))
         .date_now()
         .header(AutoSubmitted)
         .multipart(MultiPart::alternative_plain_html(

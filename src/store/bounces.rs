@@ -41,7 +41,10 @@ pub enum BounceOutcome {
     /// failed the first time).
     AlreadyBounced(Box<BouncedMessage>),
     /// A temporary failure (`4.x.x`), recorded in the audit log; the delivery is unchanged.
-    Delayed { namespace: String, invitation_id: i64 },
+    Delayed {
+        namespace: String,
+        invitation_id: i64,
+    },
     /// No message of ours has that id (never ours, or resent since: a resend gives the message a
     /// new id, so the old one's bounce does not mark the new one).
     Unknown,

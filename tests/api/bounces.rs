@@ -38,7 +38,10 @@ pub fn database_url(database: &DatabaseUrl) -> String {
 pub fn bounce_env(app: &TestApp, mail_dir: &std::path::Path) -> Vec<(&'static str, String)> {
     vec![
         ("CBH_DATABASE_URL", database_url(&app.settings.database)),
-        ("CBH_SMTP_URL", format!("smtp://127.0.0.1:{}", app.smtp.port)),
+        (
+            "CBH_SMTP_URL",
+            format!("smtp://127.0.0.1:{}", app.smtp.port),
+        ),
         ("CBH_PUBLIC_URL", "http://invite.test.example".into()),
         ("CBH_NAMESPACES", format!("{NS},other")),
         ("CBH_MAIL_DIR", mail_dir.display().to_string()),
@@ -46,19 +49,30 @@ pub fn bounce_env(app: &TestApp, mail_dir: &std::path::Path) -> Vec<(&'static st
     ]
 }
 
-/// Runs `cbh-invite bounce [--recipient R]` with `report` on standard input.
-fn feed(app: &TestApp, recipient: Option<&str>, report: &str) -> Output {
+/// Runs `cbh-invite bounce [--recipient R]` with `report` on standard input, off the test's
+/// thread: the SMTP server the creator's notice goes to runs on it.
+async fn feed(app: &TestApp, recipient: Option<&str>, report: &str) -> Output {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut args = vec!["bounce"];
+    let env = bounce_env(app, dir.path());
+    let mut args = vec!["bounce".to_owned()];
     if let Some(recipient) = recipient {
-        args.extend(["--recipient", recipient]);
+        args.extend(["--recipient".to_owned(), recipient.to_owned()]);
     }
-    run(
-        dir.path(),
-        &bounce_env(app, dir.path()),
-        &args,
-        Some(report),
-    )
+    run_off_thread(dir, env, args, report.to_owned()).await
+}
+
+async fn run_off_thread(
+    dir: tempfile::TempDir,
+    env: Vec<(&'static str, String)>,
+    args: Vec<String>,
+    stdin: String,
+) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(dir.path(), &env, &args, Some(&stdin))
+    })
+    .await
+    .expect("the command ran")
 }
 
 fn assert_exit(output: &Output, code: i32) {
@@ -128,7 +142,9 @@ async fn the_envelope_sender_names_the_message_when_a_bounce_address_is_set(back
     assert_ne!(a, b, "each message has an id of its own");
     // The From header is still the sender's.
     assert!(
-        first.data.contains("From: ChemBio Hub <noreply@invite.test.example>"),
+        first
+            .data
+            .contains("From: \"ChemBio Hub\" <noreply@invite.test.example>"),
         "{}",
         first.data
     );
@@ -167,12 +183,15 @@ async fn a_permanent_bounce_marks_the_email_bounced_and_tells_the_creator_once(b
     let diagnostic = "550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown in virtual mailbox table";
     let report = postfix_report(&verp, &mail, "5.1.1", diagnostic);
 
-    let output = feed(&app, Some(&verp), &report);
+    let output = feed(&app, Some(&verp), &report).await;
     assert_exit(&output, 0);
     let bounced = app.invitation(&editor, id).await;
     assert_eq!(bounced["delivery"]["status"], "bounced", "{bounced:#}");
     assert_eq!(bounced["delivery"]["last_error"], diagnostic);
-    assert_eq!(bounced["status"], "pending", "the invitation itself is unchanged");
+    assert_eq!(
+        bounced["status"], "pending",
+        "the invitation itself is unchanged"
+    );
 
     let notices = notices_to(&app, &creator);
     assert_eq!(notices.len(), 1, "the creator is told");
@@ -181,10 +200,16 @@ async fn a_permanent_bounce_marks_the_email_bounced_and_tells_the_creator_once(b
         notice.subject(),
         "Your invitation to nobody@example.org could not be delivered"
     );
-    assert!(notice.text().contains("the address does not exist"), "{}", notice.text());
+    assert!(
+        notice.text().contains("the address does not exist"),
+        "{}",
+        notice.text()
+    );
     assert!(notice.text().contains("User unknown"), "{}", notice.text());
     assert!(
-        notice.text().contains("http://invite.test.example/chembiohub/invite/"),
+        notice
+            .text()
+            .contains("http://invite.test.example/chembiohub/invite/"),
         "{}",
         notice.text()
     );
@@ -208,7 +233,7 @@ async fn a_permanent_bounce_marks_the_email_bounced_and_tells_the_creator_once(b
 
     // The same report again (a mail server may deliver it twice): nothing new.
     let before = app.smtp.received_count();
-    assert_exit(&feed(&app, Some(&verp), &report), 0);
+    assert_exit(&feed(&app, Some(&verp), &report).await, 0);
     assert_eq!(app.smtp.received_count(), before, "no second notice");
     assert_eq!(notices_to(&app, &creator).len(), 1);
     let audit = app
@@ -216,7 +241,10 @@ async fn a_permanent_bounce_marks_the_email_bounced_and_tells_the_creator_once(b
         .audit_since(Timestamp(0), 100)
         .await
         .expect("audit");
-    let bounces: Vec<_> = audit.iter().filter(|a| a.event == "email_bounced").collect();
+    let bounces: Vec<_> = audit
+        .iter()
+        .filter(|a| a.event == "email_bounced")
+        .collect();
     assert_eq!(bounces.len(), 1, "{audit:#?}");
     assert_eq!(bounces[0].subject.as_deref(), Some(id.to_string().as_str()));
     let events = receiver
@@ -238,7 +266,7 @@ async fn a_permanent_bounce_marks_the_email_bounced_and_tells_the_creator_once(b
         .wait_for_invitation(&editor, id, WAIT, |i| i["delivery"]["status"] == "sent")
         .await;
     assert_eq!(resent["delivery"]["last_error"], Value::Null);
-    assert_exit(&feed(&app, Some(&verp), &report), 0);
+    assert_exit(&feed(&app, Some(&verp), &report).await, 0);
     let after = app.invitation(&editor, id).await;
     assert_eq!(after["delivery"]["status"], "sent", "{after:#}");
 }
@@ -257,7 +285,7 @@ async fn the_reports_of_exim_microsoft_365_and_gmail_are_read(backend: Backend) 
         "5.0.0",
         "550 5.1.1 <gone@example.net>: Recipient address rejected: User unknown",
     );
-    assert_exit(&feed(&app, None, &exim), 0);
+    assert_exit(&feed(&app, None, &exim).await, 0);
     // Microsoft 365: mailbox full, by `--recipient` as Postfix's pipe passes it.
     let verp = verp_of(&m365_mail);
     let m365 = microsoft_365_report(
@@ -266,10 +294,13 @@ async fn the_reports_of_exim_microsoft_365_and_gmail_are_read(backend: Backend) 
         "5.2.2",
         "554 5.2.2 mailbox full; STOREDRV.Deliver.Exception:QuotaExceededException.MapiExceptionShutoffQuotaExceeded",
     );
-    assert_exit(&feed(&app, Some(&verp), &m365), 0);
+    assert_exit(&feed(&app, Some(&verp), &m365).await, 0);
     // Gmail: to a plain address, found by the Message-ID of the attached message.
     let gmail = gmail_report("noreply@invite.test.example", &gmail_mail);
-    assert_exit(&feed(&app, Some("noreply@invite.test.example"), &gmail), 0);
+    assert_exit(
+        &feed(&app, Some("noreply@invite.test.example"), &gmail).await,
+        0,
+    );
 
     for (id, words, error) in [
         (exim_id, "the address does not exist", "User unknown"),
@@ -277,8 +308,13 @@ async fn the_reports_of_exim_microsoft_365_and_gmail_are_read(backend: Backend) 
         (gmail_id, "the address does not exist", "does not exist"),
     ] {
         let invitation = app.invitation(&editor, id).await;
-        assert_eq!(invitation["delivery"]["status"], "bounced", "{invitation:#}");
-        let last_error = invitation["delivery"]["last_error"].as_str().expect("error");
+        assert_eq!(
+            invitation["delivery"]["status"], "bounced",
+            "{invitation:#}"
+        );
+        let last_error = invitation["delivery"]["last_error"]
+            .as_str()
+            .expect("error");
         assert!(last_error.contains(error), "{last_error}");
         let email = invitation["email"].as_str().expect("email");
         let notice = app
@@ -304,7 +340,7 @@ async fn a_temporary_failure_changes_nothing_and_garbage_is_dropped(backend: Bac
         "4.0.0",
         "451 4.2.0 Mailbox temporarily unavailable",
     );
-    assert_exit(&feed(&app, Some(&verp), &delayed), 0);
+    assert_exit(&feed(&app, Some(&verp), &delayed).await, 0);
     let invitation = app.invitation(&editor, id).await;
     assert_eq!(invitation["delivery"]["status"], "sent", "{invitation:#}");
     assert_eq!(invitation["delivery"]["last_error"], Value::Null);
@@ -323,7 +359,11 @@ async fn a_temporary_failure_changes_nothing_and_garbage_is_dropped(backend: Bac
     // Not a report, and a report about a message that is not ours: exit 0 (a mail server must
     // not retry them for ever), one line logged, nothing changed.
     for (what, input, recipient) in [
-        ("garbage", "\u{1}\u{2} this is not mail at all".to_owned(), None),
+        (
+            "garbage",
+            "\u{1}\u{2} this is not mail at all".to_owned(),
+            None,
+        ),
         (
             "a letter",
             "From: someone@example.org\r\nSubject: hello\r\n\r\nthanks for the invitation\r\n"
@@ -342,14 +382,18 @@ async fn a_temporary_failure_changes_nothing_and_garbage_is_dropped(backend: Bac
             Some("bounces+00000000000000000000000000000000@lab.example"),
         ),
     ] {
-        let output = feed(&app, recipient, &input);
+        let output = feed(&app, recipient, &input).await;
         assert_exit(&output, 0);
         let log = String::from_utf8_lossy(&output.stderr);
         assert_eq!(log.trim().lines().count(), 1, "{what}: one line: {log}");
     }
     let invitation = app.invitation(&editor, id).await;
     assert_eq!(invitation["delivery"]["status"], "sent", "{invitation:#}");
-    assert_eq!(app.smtp.received_count(), before, "nobody was told anything");
+    assert_eq!(
+        app.smtp.received_count(),
+        before,
+        "nobody was told anything"
+    );
 
     // A database that cannot be reached: 75 (EX_TEMPFAIL), so the mail server keeps the report.
     let report = postfix_report(&verp, &mail, "5.1.1", "550 5.1.1 unknown");
@@ -369,7 +413,8 @@ async fn a_temporary_failure_changes_nothing_and_garbage_is_dropped(backend: Bac
     };
     env[0].1 = unreachable;
     env.push(("CBH_DB_CONNECT_RETRY", "1s".into()));
-    let output = run(dir.path(), &env, &["bounce", "--recipient", &verp], Some(&report));
+    let args = vec!["bounce".into(), "--recipient".into(), verp.clone()];
+    let output = run_off_thread(dir, env, args, report).await;
     assert_exit(&output, 75);
     let invitation = app.invitation(&editor, id).await;
     assert_eq!(invitation["delivery"]["status"], "sent");
@@ -381,7 +426,12 @@ async fn the_invite_page_shows_a_bounced_invitation_with_its_reason(backend: Bac
     let verp = verp_of(&mail);
     let diagnostic = "550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown";
     assert_exit(
-        &feed(&app, Some(&verp), &postfix_report(&verp, &mail, "5.1.1", diagnostic)),
+        &feed(
+            &app,
+            Some(&verp),
+            &postfix_report(&verp, &mail, "5.1.1", diagnostic),
+        )
+        .await,
         0,
     );
 
@@ -392,15 +442,23 @@ async fn the_invite_page_shows_a_bounced_invitation_with_its_reason(backend: Bac
     browser.wait_for_text(delivery, "bounced").await;
     let text = browser.text(delivery).await;
     browser
-        .check(text.contains("User unknown"), &format!("the reason is shown: {text}"))
+        .check(
+            text.contains("User unknown"),
+            &format!("the reason is shown: {text}"),
+        )
         .await;
     let email = browser
         .text("#invitations tbody tr[data-delivery=bounced] td.email")
         .await;
     browser
-        .check(email.trim() == "nobody@example.org", &format!("the row: {email}"))
+        .check(
+            email.trim() == "nobody@example.org",
+            &format!("the row: {email}"),
+        )
         .await;
-    browser.assert_accessible("the invite page with a bounce").await;
+    browser
+        .assert_accessible("the invite page with a bounce")
+        .await;
     browser.quit().await;
 }
 

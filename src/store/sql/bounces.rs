@@ -136,9 +136,7 @@ impl BounceStore for Backend {
             });
             events::emit(&mut tx, &row.namespace, EventType::EmailBounced, &data, now).await?;
         }
-        tx.commit()
-            .await
-            .map_err(db_error("committing a bounce"))?;
+        tx.commit().await.map_err(db_error("committing a bounce"))?;
         let message = Box::new(BouncedMessage {
             namespace: row.namespace,
             message_id: row.message_id,

@@ -79,7 +79,13 @@ pub fn postfix_report(verp: &str, mail: &ReceivedMail, status: &str, diagnostic:
 /// Exim's bounce: `Status: 5.0.0` (or `4.0.0` in a delay warning) with the remote server's
 /// code in `Diagnostic-Code`, and the whole message attached (`message/rfc822`). Addressed by
 /// `To` only: no `--recipient`.
-pub fn exim_report(verp: &str, mail: &ReceivedMail, action: &str, status: &str, diagnostic: &str) -> String {
+pub fn exim_report(
+    verp: &str,
+    mail: &ReceivedMail,
+    action: &str,
+    status: &str,
+    diagnostic: &str,
+) -> String {
     let rcpt = &mail.rcpt_to[0];
     let headers = quoted_headers(mail);
     let (subject, words) = if action == "delayed" {
@@ -147,7 +153,12 @@ pub fn exim_report(verp: &str, mail: &ReceivedMail, action: &str, status: &str, 
 
 /// Microsoft 365's non-delivery report: the readable part in `multipart/alternative`, then the
 /// delivery status and the original message. Its own codes have a two-digit detail (`5.1.10`).
-pub fn microsoft_365_report(verp: &str, mail: &ReceivedMail, status: &str, diagnostic: &str) -> String {
+pub fn microsoft_365_report(
+    verp: &str,
+    mail: &ReceivedMail,
+    status: &str,
+    diagnostic: &str,
+) -> String {
     let rcpt = &mail.rcpt_to[0];
     let headers = quoted_headers(mail);
     format!(
@@ -277,4 +288,3 @@ pub fn gmail_report(to: &str, mail: &ReceivedMail) -> String {
         message_id = mail.message_id()
     )
 }
-

@@ -6,7 +6,7 @@
 //! users). Stopped when dropped.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -18,7 +18,6 @@ pub const PIPE_USER: &str = "nobody";
 
 pub struct Postfix {
     dir: tempfile::TempDir,
-    pub port: u16,
 }
 
 fn chmod(path: &Path, mode: u32) {
@@ -57,14 +56,13 @@ impl Postfix {
         std::fs::write(&env_file, lines).expect("environment file");
         chmod(&env_file, 0o644);
         std::fs::write(root.join("etc/main.cf"), main_cf(&root)).expect("main.cf");
-        std::fs::write(
-            root.join("etc/master.cf"),
-            master_cf(port, &env_file),
-        )
-        .expect("master.cf");
+        std::fs::write(root.join("etc/master.cf"), master_cf(port, &env_file)).expect("master.cf");
         // The README's transport map.
-        std::fs::write(root.join("etc/transport"), "bounces@lab.example    cbh-bounce:\n")
-            .expect("transport");
+        std::fs::write(
+            root.join("etc/transport"),
+            "bounces@lab.example    cbh-bounce:\n",
+        )
+        .expect("transport");
         let config = root.join("etc");
         let postmap = output_within(
             Command::new("/usr/sbin/postmap")
@@ -74,7 +72,7 @@ impl Postfix {
         );
         assert!(postmap.status.success(), "postmap: {postmap:?}");
         let started = output_within(Command::new(POSTFIX).arg("-c").arg(&config).arg("start"));
-        let postfix = Self { dir, port };
+        let postfix = Self { dir };
         assert!(
             started.status.success(),
             "postfix start: {started:?}\nits log:\n{}",
@@ -87,10 +85,6 @@ impl Postfix {
         })
         .await;
         postfix
-    }
-
-    pub fn root(&self) -> PathBuf {
-        self.dir.path().to_path_buf()
     }
 
     /// Postfix's log (`maillog_file`), for failure messages.

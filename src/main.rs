@@ -19,6 +19,10 @@ async fn main() -> ExitCode {
             if let Some(usage) = error.downcast_ref::<UsageError>() {
                 eprintln!("error: {usage}");
                 ExitCode::from(2)
+            } else if error.downcast_ref::<cli::TempFail>().is_some() {
+                // `bounce`: the mail server that piped the report keeps it and tries again.
+                eprintln!("error: {error:#}");
+                ExitCode::from(cli::EX_TEMPFAIL)
             } else {
                 eprintln!("error: {error:#}");
                 ExitCode::FAILURE

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod admin;
+mod bounce;
 mod dkim;
 mod docs;
 mod mail;
@@ -17,6 +18,8 @@ use std::sync::Arc;
 
 use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
+
+pub use bounce::{EX_TEMPFAIL, TempFail};
 
 use crate::config::{
     self, DEFAULT_DATABASE_URL, DEFAULT_NAMESPACE, DatabaseUrl, PoolSettings, ServeArgs,
@@ -87,6 +90,9 @@ pub enum Command {
     /// Send a test email.
     #[command(subcommand)]
     Mail(mail::MailCommand),
+    /// Read one bounce (a delivery status notification) on standard input, as a mail server's
+    /// pipe transport hands it over, and mark its invitation's email bounced.
+    Bounce(bounce::BounceArgs),
     /// DKIM signing keys (`dkim keygen`).
     #[command(subcommand)]
     Dkim(dkim::DkimCommand),
@@ -133,6 +139,7 @@ async fn run_on_database(database_url: &str, command: Command) -> anyhow::Result
         Command::Prune(args) => maintenance::prune(database_url, args).await,
         Command::Backup(args) => maintenance::backup(&database, args).await,
         Command::Mail(command) => mail::mail(database_url, command).await,
+        Command::Bounce(args) => bounce::bounce(database_url, args).await,
         Command::Webhook(command) => webhooks::webhook(&database, command).await,
         Command::Completions(args) => docs::completions(args),
         Command::Man => docs::man(),

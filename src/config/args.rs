@@ -57,6 +57,10 @@ pub struct ServeArgs {
     /// DKIM: the signing domain (d=) [default: the domain of CBH_MAIL_FROM].
     #[arg(long, env = "CBH_DKIM_DOMAIN")]
     pub dkim_domain: Option<String>,
+    /// Envelope sender (Return-Path) for bounces, e.g. bounces@lab.example: each message is sent
+    /// from bounces+ID@lab.example, which `cbh-invite bounce` reads back [default: the From address].
+    #[arg(long, env = "CBH_BOUNCE_ADDRESS")]
+    pub bounce_address: Option<String>,
     /// Folder for .eml files when no SMTP relay is set.
     #[arg(long, env = "CBH_MAIL_DIR", default_value = "./mail")]
     pub mail_dir: PathBuf,

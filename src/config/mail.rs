@@ -20,6 +20,9 @@ pub struct DeliverySettings {
     pub smtp_timeout: Duration,
     /// How long the worker sleeps when nothing wakes it (new messages wake it at once).
     pub poll_interval: Duration,
+    /// `CBH_BOUNCE_ADDRESS`: the envelope sender, with each message's id added (VERP); `None`:
+    /// the From address.
+    pub bounce_address: Option<lettre::Address>,
 }
 
 impl Default for DeliverySettings {
@@ -32,6 +35,7 @@ impl Default for DeliverySettings {
             shutdown_grace: Duration::from_secs(10),
             smtp_timeout: Duration::from_secs(30),
             poll_interval: Duration::from_secs(1),
+            bounce_address: None,
         }
     }
 }
@@ -189,4 +193,42 @@ fn percent_decode(s: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+/// `CBH_BOUNCE_ADDRESS`: a plain address whose local part has no `+` (the `+` starts the
+/// message's id, and a mail server splits the address at the first one).
+pub fn parse_bounce_address(raw: &str) -> Result<lettre::Address, String> {
+    let error = |why: &str| format!("CBH_BOUNCE_ADDRESS (--bounce-address): '{raw}' {why}");
+    let address: lettre::Address = raw
+        .trim()
+        .parse()
+        .map_err(|e| error(&format!("is not an address ({e})")))?;
+    if address.user().contains('+') {
+        return Err(error(
+            "has a '+' in its local part, where each message's id goes (bounces+ID@domain)",
+        ));
+    }
+    Ok(address)
+}
+
+#[cfg(test)]
+mod bounce_address_tests {
+    use super::parse_bounce_address;
+
+    #[test]
+    fn the_bounce_address_is_a_plain_address_without_a_plus() {
+        let address = parse_bounce_address("bounces@lab.example").expect("valid");
+        assert_eq!(address.to_string(), "bounces@lab.example");
+        for bad in [
+            "bounces",
+            "Bounces <bounces@lab.example>",
+            "bounces+x@lab.example",
+        ] {
+            let error = parse_bounce_address(bad).expect_err(bad);
+            assert!(
+                error.starts_with("CBH_BOUNCE_ADDRESS (--bounce-address)"),
+                "{error}"
+            );
+        }
+    }
 }

@@ -318,6 +318,11 @@ impl Settings {
                 max_attempts,
                 lease: duration("CBH_OUTBOX_LEASE", "--outbox-lease", &args.outbox_lease)?,
                 smtp_timeout: duration("CBH_SMTP_TIMEOUT", "--smtp-timeout", &args.smtp_timeout)?,
+                bounce_address: args
+                    .bounce_address
+                    .as_deref()
+                    .map(mail::parse_bounce_address)
+                    .transpose()?,
                 ..DeliverySettings::default()
             },
             retention: RetentionSettings {

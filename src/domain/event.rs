@@ -12,6 +12,8 @@ pub enum EventType {
     InvitationAccepted,
     /// A message failed for good.
     EmailFailed,
+    /// A message the relay accepted came back: a permanent failure (`cbh-invite bounce`).
+    EmailBounced,
     UserActivated,
     UserDeactivated,
     /// A role on a project was given, changed or removed.
@@ -19,12 +21,13 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 8] = [
+    pub const ALL: [EventType; 9] = [
         EventType::InvitationCreated,
         EventType::InvitationResent,
         EventType::InvitationRevoked,
         EventType::InvitationAccepted,
         EventType::EmailFailed,
+        EventType::EmailBounced,
         EventType::UserActivated,
         EventType::UserDeactivated,
         EventType::MembershipChanged,
@@ -37,6 +40,7 @@ impl EventType {
             EventType::InvitationRevoked => "invitation.revoked",
             EventType::InvitationAccepted => "invitation.accepted",
             EventType::EmailFailed => "email.failed",
+            EventType::EmailBounced => "email.bounced",
             EventType::UserActivated => "user.activated",
             EventType::UserDeactivated => "user.deactivated",
             EventType::MembershipChanged => "membership.changed",

@@ -2,6 +2,7 @@
 //! the boundary into these types, and functions take `now` as a parameter so that expiry can be
 //! tested without waiting.
 
+pub mod bounce;
 pub mod domain_rules;
 pub mod email;
 pub mod event;

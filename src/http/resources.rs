@@ -127,7 +127,7 @@ pub const INVITATION_FIELDS: &[FieldSpec] = &[
         ..field(
             "delivery",
             "dict",
-            "Delivery of the email: {status: queued|sent|failed, attempts, last_error, sent_at}; \
+            "Delivery of the email: {status: queued|sent|failed|bounced, attempts, last_error, sent_at}; \
              null when the invitation was created without its email (send_email: false) and not \
              resent since.",
         )

@@ -1,6 +1,8 @@
 //! Outgoing email: templates render a message, a transport delivers it, and the outbox worker
 //! moves queued messages from the database to the transport in the background.
 
+pub mod bounce;
+pub mod bounce_notice;
 pub mod dkim;
 pub mod outbox;
 pub mod templates;

@@ -309,13 +309,11 @@ impl Outbox {
         };
         let rendered = self.templates.render(message.kind, &context)?;
         let to_name = Some(context.invitee.name).filter(|n| !n.is_empty());
-        let to = Mailbox::new(
-            to_name,
-            message
-                .recipient
-                .parse()
-                .with_context(|| format!("recipient {} is not an address", message.recipient))?,
-        );
+        let to_address: lettre::Address = message
+            .recipient
+            .parse()
+            .with_context(|| format!("recipient {} is not an address", message.recipient))?;
+        let to = Mailbox::new(to_name, to_address.clone());
         let inviter = &invitation.created_by;
         let reply_to = Mailbox::new(
             Some(inviter.display_name()),
@@ -325,7 +323,18 @@ impl Outbox {
                 .parse()
                 .context("inviter's address")?,
         );
-        let mut email = Message::builder()
+        let mut builder = Message::builder();
+        // `CBH_BOUNCE_ADDRESS`: the envelope sender names the message, so that a bounce finds
+        // it (`mail::bounce`); without it the envelope is taken from From and To.
+        if let Some(bounce) = &self.settings.bounce_address
+            && let Some(sender) = super::bounce::verp_address(bounce, &message.message_id)
+        {
+            builder = builder.envelope(
+                lettre::address::Envelope::new(Some(sender), vec![to_address])
+                    .context("the envelope")?,
+            );
+        }
+        let mut email = builder
             .from(self.from.clone())
             .reply_to(reply_to)
             .to(to)

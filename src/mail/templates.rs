@@ -53,6 +53,13 @@ const BUILT_IN: &[(&str, &str)] = &[
         "reminder_active.html",
         include_str!("../../templates/reminder_active.html"),
     ),
+    // The notice to an invitation's creator that its email bounced (`mail::bounce_notice`).
+    (
+        "bounced.subject.txt",
+        include_str!("../../templates/bounced.subject.txt"),
+    ),
+    ("bounced.txt", include_str!("../../templates/bounced.txt")),
+    ("bounced.html", include_str!("../../templates/bounced.html")),
 ];
 
 const PARTS: [&str; 3] = ["subject.txt", "txt", "html"];
@@ -121,6 +128,7 @@ impl Templates {
                 .render(kind, &EmailContext::sample())
                 .with_context(|| format!("rendering the {} templates", kind.as_str()))?;
         }
+        super::bounce_notice::check(&templates)?;
         Ok(templates)
     }
 
@@ -129,8 +137,17 @@ impl Templates {
         kind: InviteKind,
         context: &EmailContext,
     ) -> anyhow::Result<RenderedEmail> {
+        self.render_named(kind.as_str(), context)
+    }
+
+    /// Renders `{base}.subject.txt`, `{base}.txt` and `{base}.html` with any context.
+    pub fn render_named(
+        &self,
+        base: &str,
+        context: &impl Serialize,
+    ) -> anyhow::Result<RenderedEmail> {
         let [subject, text, html] = PARTS.map(|part| {
-            let name = format!("{}.{part}", kind.as_str());
+            let name = format!("{base}.{part}");
             self.env
                 .get_template(&name)
                 .and_then(|template| template.render(context))
@@ -150,7 +167,7 @@ fn one_line(s: &str) -> String {
 }
 
 impl EmailContext {
-    fn sample() -> Self {
+    pub(crate) fn sample() -> Self {
         let person = |email: &str, first: &str, last: &str| PersonContext {
             email: email.into(),
             first_name: first.into(),

@@ -21,6 +21,7 @@ use crate::domain::{
 
 mod accounts;
 pub mod backup;
+mod bounces;
 mod group_commit;
 pub mod postgres;
 pub mod resource;
@@ -30,6 +31,7 @@ mod sessions;
 pub mod sqlite;
 mod webhooks;
 
+pub use bounces::{BounceOutcome, BounceStore, BouncedMessage, NewBounce};
 pub use webhooks::{NewWebhook, WebhookDeliveryRow, WebhookEndpoint, WebhookMessage, WebhookStore};
 
 pub use retention::{PrunePolicy, PruneReport, PruneRun};
@@ -298,6 +300,7 @@ pub trait Store:
     + AccountStore
     + RetentionStore
     + WebhookStore
+    + BounceStore
     + Send
     + Sync
     + 'static

@@ -51,7 +51,9 @@ impl ProjectRef {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryResource {
-    /// `queued`, `sent` or `failed`.
+    /// `queued`, `sent`, `failed`, or `bounced` (accepted by the relay, then refused by the
+    /// recipient's server: `last_error` holds its words).
+    #[schema(value_type = DeliveryState)]
     pub status: String,
     pub attempts: i64,
     /// The mail server's last refusal or the last connection error.
@@ -102,6 +104,17 @@ pub enum InvitationState {
     Accepted,
     Expired,
     Revoked,
+}
+
+/// The state of an invitation's email.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Only describes the wire format.
+pub enum DeliveryState {
+    Queued,
+    Sent,
+    Failed,
+    Bounced,
 }
 
 impl InvitationResource {

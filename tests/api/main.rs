@@ -32,6 +32,8 @@ mod admin;
 mod admin_cli;
 mod admin_pages;
 mod authorization;
+mod bounces;
+mod bounces_postfix;
 mod cli;
 mod cli_options;
 mod crash;

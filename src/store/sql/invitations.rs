@@ -82,7 +82,8 @@ async fn requeue_email(
         "UPDATE outbox SET kind = $1, recipient = $2, \
          message_id = $3, accept_token = $4, status = 'queued', attempts = 0, \
          next_attempt_at = $5, lease_until = NULL, last_error = NULL, created = $5, \
-         sent_at = NULL WHERE invitation_id = $6",
+         sent_at = NULL, bounced_at = NULL, bounce_status = NULL, bounce_notified_at = NULL \
+         WHERE invitation_id = $6",
     )
     .bind(&current.kind)
     .bind(&current.email)

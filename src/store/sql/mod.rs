@@ -32,6 +32,7 @@
 
 mod accounts;
 mod audit;
+mod bounces;
 mod events;
 mod invitation_batch;
 mod invitation_create;

@@ -110,7 +110,8 @@ async fn delete_sent_messages(conn: &mut Conn, before: Timestamp) -> StoreResult
     }
     let mut keep = QueryBuilder::<Db>::new(
         "UPDATE invitations SET \
-         delivery_status = (SELECT o.status FROM outbox o WHERE o.invitation_id = invitations.id), \
+         delivery_status = (SELECT CASE WHEN o.bounced_at IS NOT NULL THEN 'bounced' ELSE o.status END \
+           FROM outbox o WHERE o.invitation_id = invitations.id), \
          delivery_attempts = (SELECT o.attempts FROM outbox o WHERE o.invitation_id = invitations.id), \
          delivery_last_error = (SELECT o.last_error FROM outbox o WHERE o.invitation_id = invitations.id), \
          delivery_sent_at = (SELECT o.sent_at FROM outbox o WHERE o.invitation_id = invitations.id) \

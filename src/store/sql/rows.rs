@@ -95,7 +95,8 @@ pub(super) const INVITATION_SELECT: &str = "SELECT i.id, i.email, i.first_name, 
      u.id AS creator_id, u.email AS creator_email, u.first_name AS creator_first_name, \
      u.last_name AS creator_last_name, u.is_superuser AS creator_is_superuser, \
      u.is_active AS creator_is_active, \
-     COALESCE(o.status, i.delivery_status) AS delivery_status, \
+     CASE WHEN o.bounced_at IS NOT NULL THEN 'bounced' \
+       ELSE COALESCE(o.status, i.delivery_status) END AS delivery_status, \
      CASE WHEN o.id IS NULL THEN i.delivery_attempts ELSE o.attempts END AS delivery_attempts, \
      CASE WHEN o.id IS NULL THEN i.delivery_last_error ELSE o.last_error END AS delivery_last_error, \
      CASE WHEN o.id IS NULL THEN i.delivery_sent_at ELSE o.sent_at END AS delivery_sent_at \

@@ -5,11 +5,13 @@
 pub mod agent;
 pub mod app;
 pub mod binary;
+pub mod bounce_reports;
 pub mod browser;
 pub mod cluster;
 pub mod dkim;
 pub mod log;
 pub mod nginx;
+pub mod postfix;
 pub mod postgres;
 pub mod smtp;
 pub mod tls;

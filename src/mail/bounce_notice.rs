@@ -1,0 +1,127 @@
+//! The notice that tells an invitation's creator, once, that its email bounced: in words (the
+//! address does not exist, the mailbox is full, the server refused), with the server's own.
+
+use anyhow::Context;
+use lettre::Message;
+use lettre::message::{Mailbox, MultiPart};
+use serde::Serialize;
+
+use super::outbox::PLATFORM_NAME;
+use super::templates::{EmailContext, PersonContext};
+use super::{AutoSubmitted, Signer, Templates};
+use crate::domain::bounce::{BounceReason, StatusCode};
+use crate::domain::token::random_hex;
+use crate::store::BouncedMessage;
+
+/// The variables of the `bounced.*` templates.
+#[derive(Debug, Clone, Serialize)]
+pub struct BounceNoticeContext {
+    pub platform: String,
+    /// The invitation's creator, who receives the notice.
+    pub inviter: PersonContext,
+    pub invitee: PersonContext,
+    /// In words: "the address does not exist", …
+    pub reason: String,
+    /// The status code (`5.1.1`).
+    pub status: String,
+    /// The receiving server's words.
+    pub diagnostic: String,
+    /// The creator's invite page, where the invitation shows "bounced".
+    pub invite_url: String,
+    pub namespace: String,
+}
+
+/// Renders the templates once with sample values (at load, so a broken override stops
+/// start-up rather than a notice).
+pub(super) fn check(templates: &Templates) -> anyhow::Result<()> {
+    let sample = EmailContext::sample();
+    let context = BounceNoticeContext {
+        platform: sample.platform,
+        inviter: sample.inviter,
+        invitee: sample.invitee,
+        reason: BounceReason::NoSuchAddress.words().into(),
+        status: "5.1.1".into(),
+        diagnostic: "550 5.1.1 <bob@example.org>: Recipient address rejected".into(),
+        invite_url: "https://hub.example.org/chembiohub/invite/".into(),
+        namespace: sample.namespace,
+    };
+    templates
+        .render_named("bounced", &context)
+        .context("rendering the bounced templates")?;
+    Ok(())
+}
+
+/// The notice for a bounced message, to its invitation's creator.
+pub fn compose(
+    templates: &Templates,
+    from: &Mailbox,
+    public_url: &str,
+    signer: Option<&Signer>,
+    bounced: &BouncedMessage,
+) -> anyhow::Result<Message> {
+    let invitation = &bounced.invitation;
+    let creator = &invitation.created_by;
+    let name = format!("{} {}", invitation.first_name, invitation.last_name)
+        .trim()
+        .to_owned();
+    let context = BounceNoticeContext {
+        platform: PLATFORM_NAME.into(),
+        inviter: PersonContext {
+            email: creator.email.to_string(),
+            first_name: creator.first_name.to_string(),
+            last_name: creator.last_name.to_string(),
+            name: creator.display_name(),
+        },
+        invitee: PersonContext {
+            email: invitation.email.clone(),
+            first_name: invitation.first_name.clone(),
+            last_name: invitation.last_name.clone(),
+            name: if name.is_empty() {
+                invitation.email.clone()
+            } else {
+                name
+            },
+        },
+        reason: StatusCode::parse(&bounced.status)
+            .map_or(BounceReason::Refused, StatusCode::reason)
+            .words()
+            .into(),
+        status: bounced.status.clone(),
+        diagnostic: invitation
+            .delivery
+            .as_ref()
+            .and_then(|d| d.last_error.clone())
+            .unwrap_or_default(),
+        invite_url: format!("{public_url}/{}/invite/", bounced.namespace),
+        namespace: bounced.namespace.clone(),
+    };
+    let rendered = templates.render_named("bounced", &context)?;
+    let to = Mailbox::new(
+        Some(creator.display_name()),
+        creator
+            .email
+            .as_str()
+            .parse()
+            .context("the creator's address")?,
+    );
+    let mut email = Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(rendered.subject)
+        .message_id(Some(format!(
+            "<bounce-{}@{}>",
+            random_hex(16),
+            from.email.domain()
+        )))
+        .date_now()
+        .header(AutoSubmitted)
+        .multipart(MultiPart::alternative_plain_html(
+            rendered.text,
+            rendered.html,
+        ))
+        .context("building the bounce notice")?;
+    if let Some(signer) = signer {
+        signer.sign(&mut email);
+    }
+    Ok(email)
+}

@@ -249,10 +249,7 @@ fn read_rows(request: BulkRequest) -> Result<Vec<BulkRow>, ApiError> {
         .collect())
 }
 
-fn read_row(
-    row: Value,
-    default: Option<&[ProjectSelection]>,
-) -> Result<ValidInvitation, ApiError> {
+fn read_row(row: Value, default: Option<&[ProjectSelection]>) -> Result<ValidInvitation, ApiError> {
     // As `decode_json`: serde would also fill the struct from an array, field by field.
     if !row.is_object() {
         return Err(ApiError::BadRequest(
@@ -298,9 +295,10 @@ fn row_resource(state: &AppState, ns: &str, index: usize, row: RowResult) -> Bul
     }
     let invitation = row.invitation.as_ref().map(|record| {
         let mut resource = InvitationResource::new(ns, record, Timestamp::now());
-        resource.accept_url = row.accept_token.as_ref().map(|token| {
-            crate::mail::accept_url(&state.config.public_url, ns, token.expose())
-        });
+        resource.accept_url = row
+            .accept_token
+            .as_ref()
+            .map(|token| crate::mail::accept_url(&state.config.public_url, ns, token.expose()));
         resource
     });
     let created = row.status == RowStatus::Created;

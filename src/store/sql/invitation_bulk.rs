@@ -172,7 +172,12 @@ async fn predict(
     let mut outcomes = Vec::with_capacity(batch.len());
     for group in batch.chunks(MAX_BATCH) {
         let group: Vec<&NewInvitation> = group.iter().collect();
-        outcomes.extend(create_invitations_in(&mut tx, &group).await?.into_iter().map(Ok));
+        outcomes.extend(
+            create_invitations_in(&mut tx, &group)
+                .await?
+                .into_iter()
+                .map(Ok),
+        );
     }
     tx.rollback()
         .await

@@ -22,6 +22,7 @@ use crate::domain::{
 mod accounts;
 pub mod backup;
 mod bounces;
+mod bulk;
 mod group_commit;
 pub mod postgres;
 pub mod resource;
@@ -32,6 +33,7 @@ pub mod sqlite;
 mod webhooks;
 
 pub use bounces::{BounceOutcome, BounceStore, BouncedMessage, NewBounce};
+pub use bulk::{BulkAnswer, BulkStore};
 pub use webhooks::{NewWebhook, WebhookDeliveryRow, WebhookEndpoint, WebhookMessage, WebhookStore};
 
 pub use retention::{PrunePolicy, PruneReport, PruneRun};
@@ -301,6 +303,7 @@ pub trait Store:
     + RetentionStore
     + WebhookStore
     + BounceStore
+    + BulkStore
     + Send
     + Sync
     + 'static

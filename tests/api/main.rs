@@ -34,6 +34,7 @@ mod admin_pages;
 mod authorization;
 mod bounces;
 mod bounces_postfix;
+mod bulk;
 mod cli;
 mod cli_options;
 mod crash;

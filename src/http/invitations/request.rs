@@ -3,7 +3,6 @@
 //! string, the id in the path and the body of the accept endpoint. Past this file, only valid
 //! values exist.
 
-use std::time::Duration;
 
 use axum::extract::RawPathParams;
 use axum::http::HeaderMap;
@@ -14,11 +13,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::selection::{ProjectSelection, parse_selections};
 use crate::config::parse_duration;
-use crate::domain::grant::ProjectRoles;
-use crate::domain::{EmailAddress, InvitationId, PersonName, ProjectId};
+use crate::domain::{EmailAddress, InvitationId, PersonName};
 use crate::http::ApiError;
 use crate::http::extract::{decode_json, path_param, printable};
 use crate::http::resources::{DEFAULT_LIMIT, INVITATION_FILTERING, MAX_LIMIT};
+pub use crate::invite::ValidInvitation;
 
 /// The body of `POST /{ns}/api/invitations/`; unknown fields are ignored, as Tastypie does.
 /// `firstName` and `lastName` are accepted for `first_name` and `last_name`.
@@ -100,60 +99,6 @@ fn name_schema() -> utoipa::openapi::schema::Schema {
 /// Public so that the fuzz targets can call it without HTTP.
 pub fn validate_body(body: &[u8]) -> Result<ValidInvitation, ApiError> {
     decode_json::<InvitationRequest>(body)?.validate()
-}
-
-/// The request after validation.
-#[derive(Debug)]
-pub struct ValidInvitation {
-    pub(super) email: EmailAddress,
-    pub(super) first_name: PersonName,
-    pub(super) last_name: PersonName,
-    pub(super) projects: Vec<ProjectId>,
-    /// The role offered on each of `projects`.
-    pub(super) roles: ProjectRoles,
-    pub(super) remind: bool,
-    /// `expires_in`, its syntax checked; its bounds depend on the settings (`actions::invite`).
-    pub(super) expires_in: Option<Duration>,
-    pub(super) return_link: bool,
-    pub(super) send_email: bool,
-}
-
-impl ValidInvitation {
-    pub fn email(&self) -> &EmailAddress {
-        &self.email
-    }
-
-    pub fn first_name(&self) -> &PersonName {
-        &self.first_name
-    }
-
-    pub fn last_name(&self) -> &PersonName {
-        &self.last_name
-    }
-
-    /// Distinct, positive and in ascending order.
-    pub fn projects(&self) -> &[ProjectId] {
-        &self.projects
-    }
-
-    /// The role offered on each project (viewer unless the request asked for more).
-    pub fn roles(&self) -> &ProjectRoles {
-        &self.roles
-    }
-
-    pub fn remind(&self) -> bool {
-        self.remind
-    }
-
-    pub fn expires_in(&self) -> Option<Duration> {
-        self.expires_in
-    }
-
-    /// Whether the request shares the accept link some other way than the email
-    /// (`return_link`, `send_email: false`), which `CBH_LINK_SHARING` decides.
-    pub fn shares_link(&self) -> bool {
-        self.return_link || !self.send_email
-    }
 }
 
 impl InvitationRequest {
@@ -331,6 +276,8 @@ pub(super) struct AcceptRequest {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use axum::http::StatusCode;
 
     use super::*;

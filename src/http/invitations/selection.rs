@@ -13,7 +13,7 @@ use crate::http::extract::printable;
 
 /// A project to invite to: `{"id": 12, "role": "editor"}`, or the whole project object as the
 /// web client sends it (its other fields are ignored).
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct ProjectSelection {
     /// The project's id, as a number or a string of digits.
     #[schema(schema_with = project_id_schema)]

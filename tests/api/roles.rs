@@ -21,6 +21,7 @@ backend_tests!(
     an_equal_or_lower_role_is_409_and_never_lowers,
     revoke_restores_the_previous_role_and_removes_the_added_project,
     revoke_leaves_a_role_changed_since,
+    revoking_the_earlier_invitation_first_ends_where_both_started,
     a_bad_role_is_400_naming_it,
     whole_project_objects_of_the_web_client_mean_viewer,
     invitations_created_together_get_their_roles,
@@ -224,6 +225,29 @@ async fn revoke_restores_the_previous_role_and_removes_the_added_project(backend
 
     json_with_status(
         editor.post(&revoke_path(&earlier["id"]), &json!({})).await,
+        200,
+    )
+    .await;
+    assert_eq!(roles_of(&app, &bob).await, []);
+}
+
+async fn revoking_the_earlier_invitation_first_ends_where_both_started(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (editor, project) = app.editor_with_project().await;
+    let earlier = invite(&editor, "bob@example.org", &[(project, "viewer")], 201).await;
+    let later = invite(&editor, "bob@example.org", &[(project, "editor")], 201).await;
+    let bob = app.user_by_email("bob@example.org").await.user;
+
+    // The later invitation's rise stays while it is in force.
+    json_with_status(
+        editor.post(&revoke_path(&earlier["id"]), &json!({})).await,
+        200,
+    )
+    .await;
+    assert_eq!(roles_of(&app, &bob).await, [(project, Role::Editor)]);
+    // Its start was the earlier one's viewer, which is gone: nothing is left.
+    json_with_status(
+        editor.post(&revoke_path(&later["id"]), &json!({})).await,
         200,
     )
     .await;

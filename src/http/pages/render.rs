@@ -288,8 +288,9 @@ mod tests {
             (
                 "invite.html",
                 context! {
-                    form => context! { email => "<x>", first_name => "", last_name => "", projects => vec![1] },
+                    form => context! { email => "<x>", first_name => "", last_name => "", projects => vec![1], role => "editor" },
                     projects => vec![context! { id => 1, name => "<script>", selected => true }],
+                    roles => vec![context! { value => "viewer", selected => false }, context! { value => "editor", selected => true }],
                     invitations => vec![context! {
                         id => 1, email => "bob@x.org", name => "Bob", projects => vec!["P"],
                         created => "2026-01-01 10:00 UTC", created_iso => "2026-01-01T10:00:00.000Z",

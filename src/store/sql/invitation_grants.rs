@@ -77,6 +77,7 @@ pub(super) async fn undo_invitation_grants(
         let held = current.get(&project).copied();
         let offered = still_offered.get(&project).copied();
         let (Some(old), Some(target)) = (held, grant::after_revoke(change, held, offered)) else {
+            hand_down(conn, id, invitee, change).await?;
             continue;
         };
         set_grant(conn, invitee, project, target).await?;
@@ -87,6 +88,34 @@ pub(super) async fn undo_invitation_grants(
         });
     }
     Ok(undone)
+}
+
+/// A later invitation that raised the role this one set found it as its `previous_role`; with
+/// this one revoked, that role was never really held, so the later invitation now puts back
+/// what this one found (and counts as adding the project if this one added it). Revoking the
+/// two in either order then ends where they started.
+async fn hand_down(
+    conn: &mut Conn,
+    id: InvitationId,
+    invitee: UserId,
+    change: GrantChange,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE invitation_projects SET previous_role = $1 \
+         WHERE project_id = $2 AND gave AND previous_role = $3 AND invitation_id IN \
+           (SELECT id FROM invitations WHERE invitee_id = $4 AND id > $5 AND status <> 'revoked')",
+    )
+    .bind(change.previous.map(Role::as_str))
+    .bind(change.project.0)
+    .bind(change.role.as_str())
+    .bind(invitee.0)
+    .bind(id.0)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error(
+        "handing a revoked invitation's start to a later one",
+    ))?;
+    Ok(())
 }
 
 /// `(project_id, role)` rows of `sql` (which ends with the invitee's placeholder), without the

@@ -306,7 +306,7 @@ mod tests {
         let bounce: Address = "bounces@lab.example".parse().expect("address");
         let verp = verp_address(&bounce, &format!("<{ID}@lab.example>")).expect("verp");
         assert_eq!(verp.to_string(), format!("bounces+{ID}@lab.example"));
-        assert_eq!(verp_id(&verp.to_string()).as_deref(), Some(ID));
+        assert_eq!(verp_id(verp.as_ref()).as_deref(), Some(ID));
         assert_eq!(verp_address(&bounce, "<test-x@lab.example>"), None);
         assert_eq!(verp_id("bounces+1234@lab.example"), None);
         assert_eq!(verp_id("bounces@lab.example"), None);

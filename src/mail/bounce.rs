@@ -332,4 +332,29 @@ mod tests {
         let no_id = "To: bounces@lab.example\r\n\r\n550 5.1.1 unknown\r\n";
         assert!(parse_bounce(no_id.as_bytes(), &[]).is_err());
     }
+
+    proptest::proptest! {
+        /// Whatever a stranger mails to the bounce address, it is read or refused, never a
+        /// panic (a report of our own shape with random parts, and random bytes).
+        #[test]
+        fn any_input_is_read_or_refused(
+            status in "[0-9a-z. ]{0,12}",
+            diagnostic in "\\PC{0,80}",
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+        ) {
+            let mut raw = format!(
+                "To: bounces+{ID}@lab.example\r\nContent-Type: multipart/report; \
+                 report-type=delivery-status; boundary=b\r\n\r\n--b\r\n\
+                 Content-Type: message/delivery-status\r\n\r\nStatus: {status}\r\n\
+                 Diagnostic-Code: smtp; {diagnostic}\r\n\r\n--b\r\n\
+                 Content-Type: text/rfc822-headers\r\n\r\n"
+            )
+            .into_bytes();
+            raw.extend_from_slice(&tail);
+            if let Ok(bounce) = parse_bounce(&raw, &[]) {
+                proptest::prop_assert!(bounce.diagnostic.chars().all(|c| !c.is_control()));
+            }
+            let _ = parse_bounce(&tail, &[]);
+        }
+    }
 }

@@ -306,7 +306,7 @@ mod tests {
         let bounce: Address = "bounces@lab.example".parse().expect("address");
         let verp = verp_address(&bounce, &format!("<{ID}@lab.example>")).expect("verp");
         assert_eq!(verp.to_string(), format!("bounces+{ID}@lab.example"));
-        assert_eq!(verp_id(&verp.to_string()).as_deref(), Some(ID));
+        assert_eq!(verp_id(verp.as_ref()).as_deref(), Some(ID));
         assert_eq!(verp_address(&bounce, "<test-x@lab.example>"), None);
         assert_eq!(verp_id("bounces+1234@lab.example"), None);
         assert_eq!(verp_id("bounces@lab.example"), None);
@@ -331,5 +331,30 @@ mod tests {
         assert!(parse_bounce(b"Subject: hi\r\n\r\nhello\r\n", &[]).is_err());
         let no_id = "To: bounces@lab.example\r\n\r\n550 5.1.1 unknown\r\n";
         assert!(parse_bounce(no_id.as_bytes(), &[]).is_err());
+    }
+
+    proptest::proptest! {
+        /// Whatever a stranger mails to the bounce address, it is read or refused, never a
+        /// panic (a report of our own shape with random parts, and random bytes).
+        #[test]
+        fn any_input_is_read_or_refused(
+            status in "[0-9a-z. ]{0,12}",
+            diagnostic in "\\PC{0,80}",
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+        ) {
+            let mut raw = format!(
+                "To: bounces+{ID}@lab.example\r\nContent-Type: multipart/report; \
+                 report-type=delivery-status; boundary=b\r\n\r\n--b\r\n\
+                 Content-Type: message/delivery-status\r\n\r\nStatus: {status}\r\n\
+                 Diagnostic-Code: smtp; {diagnostic}\r\n\r\n--b\r\n\
+                 Content-Type: text/rfc822-headers\r\n\r\n"
+            )
+            .into_bytes();
+            raw.extend_from_slice(&tail);
+            if let Ok(bounce) = parse_bounce(&raw, &[]) {
+                proptest::prop_assert!(bounce.diagnostic.chars().all(|c| !c.is_control()));
+            }
+            let _ = parse_bounce(&tail, &[]);
+        }
     }
 }

@@ -192,6 +192,13 @@ async fn a_permanent_bounce_marks_the_email_bounced_and_tells_the_creator_once(b
         bounced["status"], "pending",
         "the invitation itself is unchanged"
     );
+    let document =
+        json_with_status(editor.get(&format!("/{NS}/api/openapi.json")).await, 200).await;
+    assert_eq!(
+        document["components"]["schemas"]["DeliveryState"]["enum"],
+        json!(["queued", "sent", "failed", "bounced"]),
+        "the OpenAPI document names the state"
+    );
 
     let notices = notices_to(&app, &creator);
     assert_eq!(notices.len(), 1, "the creator is told");

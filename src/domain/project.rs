@@ -27,7 +27,7 @@ pub fn parse_project_name(raw: &str) -> Result<String, String> {
 }
 
 /// A user's role on a project, weakest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
     Viewer,
     Editor,

@@ -9,7 +9,7 @@ use super::rules::{
     InviteSettings, Inviter, Refusal, authorize_projects, check_request, limit_message,
     new_invitation,
 };
-use crate::domain::{Project, ProjectId, Token};
+use crate::domain::{Project, ProjectId, Role, Token};
 use crate::store::{CreateOutcome, InvitationRecord, Store, StoreError};
 
 /// The most rows one request may hold.
@@ -111,8 +111,9 @@ pub async fn invite_rows(
     // The rows that reach the store, with their index and their token when it is handed out.
     let mut batch = Vec::new();
     let mut to_store: Vec<(usize, Option<Token>)> = Vec::new();
-    // Rights do not change from one row to the next: read once per set of projects.
-    let mut rights: HashMap<Vec<ProjectId>, Rights> = HashMap::new();
+    // Rights do not change from one row to the next: read once per set of projects and the
+    // roles offered on them (a role above the inviter's own is refused on its own row).
+    let mut rights: HashMap<Vec<(ProjectId, Role)>, Rights> = HashMap::new();
     for (index, row) in rows.into_iter().enumerate() {
         let request = match row {
             Ok(request) => request,
@@ -128,17 +129,25 @@ pub async fn invite_rows(
                 continue;
             }
         };
-        let projects = match rights.get(request.projects()) {
+        let offered: Vec<(ProjectId, Role)> = request
+            .projects()
+            .iter()
+            .map(|project| (*project, request.roles().role(*project)))
+            .collect();
+        let projects = match rights.get(&offered) {
             Some(known) => known.clone(),
             None => {
-                let found = match authorize_projects(store, inviter, request.projects(), request.roles()).await {
-                    Ok(projects) => Ok(projects),
-                    Err(refusal) => {
-                        let refusal = refused(refusal)?;
-                        Err((refusal.status, refusal.message))
-                    }
-                };
-                rights.insert(request.projects().to_vec(), found.clone());
+                let found =
+                    match authorize_projects(store, inviter, request.projects(), request.roles())
+                        .await
+                    {
+                        Ok(projects) => Ok(projects),
+                        Err(refusal) => {
+                            let refusal = refused(refusal)?;
+                            Err((refusal.status, refusal.message))
+                        }
+                    };
+                rights.insert(offered, found.clone());
                 found
             }
         };

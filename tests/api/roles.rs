@@ -27,6 +27,7 @@ backend_tests!(
     invitations_created_together_get_their_roles,
     the_invite_page_offers_the_roles_the_inviter_may_give,
     webhooks_carry_the_roles_given_and_taken_back,
+    bulk_rows_give_roles_within_the_inviters_own,
 );
 
 fn selection(projects: &[(ProjectId, &str)]) -> Vec<Value> {
@@ -445,4 +446,51 @@ async fn webhooks_carry_the_roles_given_and_taken_back(backend: Backend) {
     receiver
         .wait_for("editor back to viewer", WAIT, changed("editor", "viewer"))
         .await;
+}
+
+/// A bulk request's rows follow the single POST's role rules, row by row: a row's own roles, the
+/// request's default roles for a row without, and a 403 naming the project for a role above
+/// the inviter's own that stops no other row.
+async fn bulk_rows_give_roles_within_the_inviters_own(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (editor, project) = app.editor_with_project().await;
+    let answer = json_with_status(
+        editor
+            .post(
+                &format!("/{NS}/api/invitations/bulk/"),
+                &json!({
+                    "projects_selected": selection(&[(project, "editor")]),
+                    "objects": [
+                        {"email": "own@lab.example", "projects_selected": selection(&[(project, "viewer")])},
+                        {"email": "default@lab.example"},
+                        {"email": "owner@lab.example", "projects_selected": selection(&[(project, "owner")])},
+                    ],
+                }),
+            )
+            .await,
+        200,
+    )
+    .await;
+    let rows = answer["objects"].as_array().expect("rows");
+    let statuses: Vec<i64> = rows
+        .iter()
+        .map(|r| r["status"].as_i64().expect("status"))
+        .collect();
+    assert_eq!(statuses, [201, 201, 403], "{answer:#}");
+    assert_eq!(
+        shown_roles(&rows[0]["invitation"]),
+        [(project.0, "viewer".to_owned())]
+    );
+    assert_eq!(
+        shown_roles(&rows[1]["invitation"]),
+        [(project.0, "editor".to_owned())]
+    );
+    let refused = rows[2]["error"].as_str().expect("error");
+    assert!(
+        refused.contains("at most your own role (editor)"),
+        "{refused}"
+    );
+    let invited = app.user_by_email("default@lab.example").await.user;
+    assert_eq!(roles_of(&app, &invited).await, [(project, Role::Editor)]);
+    assert!(app.find_user(NS, "owner@lab.example").await.is_none());
 }

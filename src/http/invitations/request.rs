@@ -3,7 +3,6 @@
 //! string, the id in the path and the body of the accept endpoint. Past this file, only valid
 //! values exist.
 
-
 use axum::extract::RawPathParams;
 use axum::http::HeaderMap;
 use serde::Deserialize;

@@ -198,6 +198,18 @@ async fn more_than_1000_rows_is_400_and_writes_nothing(backend: Backend) {
             .expect("error")
             .starts_with("objects")
     );
+    // A bad default is the request's mistake, not each row's.
+    let bad_default =
+        json!({"projects_selected": [{"id": "x"}], "objects": [{"email": "p0@example.org"}]});
+    let refused = json_with_status(editor.post(BULK, &bad_default).await, 400).await;
+    assert!(
+        refused["error"]
+            .as_str()
+            .expect("error")
+            .starts_with("projects_selected"),
+        "{refused}"
+    );
+    assert_eq!(app.count_invitations().await, 0);
 }
 
 async fn a_retry_with_the_same_key_replays_the_answer_and_emails_once(backend: Backend) {
@@ -419,7 +431,35 @@ async fn a_thousand_new_addresses_in_one_request_are_all_invited(backend: Backen
     assert_eq!(outbox_rows(&app).await, 1000);
 }
 
+/// The document takes any row (a bad one is its row's 400, not the request's), so that a
+/// schema-driven fuzzer's "invalid" rows are not expected to refuse the whole request.
+async fn the_document_describes_the_bulk_post(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let document = json_with_status(
+        app.anonymous()
+            .get(&format!("/{NS}/api/openapi.json"))
+            .await,
+        200,
+    )
+    .await;
+    let operation = &document["paths"]["/{ns}/api/invitations/bulk/"]["post"];
+    assert_eq!(operation["operationId"], "create_invitations_in_bulk");
+    let body = &document["components"]["schemas"]["BulkRequest"];
+    assert_eq!(body["required"], json!(["objects"]));
+    let objects = &body["properties"]["objects"];
+    assert_eq!(objects["maxItems"], 1000);
+    let row = objects["items"].as_object().expect("items");
+    assert!(
+        row.get("type").is_none() && row.get("$ref").is_none(),
+        "{row:?}"
+    );
+    for status in ["200", "400", "413", "422"] {
+        assert!(operation["responses"][status].is_object(), "{status}");
+    }
+}
+
 backend_tests!(
+    the_document_describes_the_bulk_post,
     a_thousand_new_addresses_in_one_request_are_all_invited,
     rows_get_the_single_posts_outcomes_in_order,
     rows_past_the_inviters_limit_get_429,

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
@@ -36,11 +36,14 @@ const IDEMPOTENCY_KEPT_FOR: std::time::Duration = std::time::Duration::from_secs
     "dry_run": false,
 }))]
 pub struct BulkRequest {
-    /// The invitations, at most 1,000, each as the body of `POST /{ns}/api/invitations/` (the
-    /// same fields, spellings and rules). A row that is not valid is answered 400 in its place.
-    #[schema(required = true, value_type = Vec<InvitationRequest>, max_items = 1000)]
+    /// The invitations, at most 1,000, each as the body of `POST /{ns}/api/invitations/`
+    /// (`#/components/schemas/InvitationRequest`: the same fields, spellings and rules). Any
+    /// JSON value is taken here: a row that is not a valid invitation is answered 400 in its
+    /// place, and the other rows go on.
+    #[schema(required = true, value_type = Vec<Value>, max_items = 1000)]
     pub objects: Option<Vec<Value>>,
-    /// The projects of every row without `projects_selected` of its own (absent or null).
+    /// The projects of every row without `projects_selected` of its own (absent or null). A
+    /// selection that is not a project id refuses the whole request (400).
     #[serde(default)]
     pub projects_selected: Option<Vec<ProjectSelection>>,
     /// `true`: predict every row's outcome; nothing is written or sent.
@@ -115,7 +118,7 @@ pub struct BulkRowResource {
             headers(
                 ("Idempotent-Replayed" = String, description = "`true` when this answers a repeated Idempotency-Key"),
             )),
-        (status = 400, description = "Malformed body, `objects` missing or not a list, more than 1,000 rows, or bad Idempotency-Key; nothing was done", body = ErrorBody),
+        (status = 400, description = "Malformed body, `objects` missing or not a list, more than 1,000 rows, a default `projects_selected` that is not a list of project ids, or bad Idempotency-Key; nothing was done", body = ErrorBody),
         (status = 401, description = "Not logged in", body = ErrorBody),
         (status = 403, description = "Bad CSRF token", body = ErrorBody),
         (status = 404, description = "Unknown namespace", body = ErrorBody),
@@ -243,6 +246,11 @@ fn read_rows(request: BulkRequest) -> Result<Vec<BulkRow>, ApiError> {
         )));
     }
     let default = request.projects_selected;
+    if let Some(default) = &default {
+        // Read once as a row that has only it would be (the same parsing): a bad default is
+        // the request's mistake, not every row's.
+        read_row(json!({"email": "default@example.org"}), Some(default))?;
+    }
     Ok(objects
         .into_iter()
         .map(|row| read_row(row, default.as_deref()).map_err(|e| e.to_string()))

@@ -20,10 +20,13 @@ use crate::http::metrics::Metrics;
 use crate::http::resources::InvitationResource;
 use crate::http::{ApiError, AppState};
 use crate::invite::{self, BulkRow, MAX_ROWS, RowResult, RowStatus};
-use crate::store::BulkAnswer;
+use crate::store::BulkClaim;
 
 /// As long as the single POST keeps its keys.
 const IDEMPOTENCY_KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// A claimed key still unanswered after this long belongs to a request that died (a thousand
+/// rows take about a second): a retry may take it over.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The body of `POST /{ns}/api/invitations/bulk/`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -122,6 +125,7 @@ pub struct BulkRowResource {
         (status = 401, description = "Not logged in", body = ErrorBody),
         (status = 403, description = "Bad CSRF token", body = ErrorBody),
         (status = 404, description = "Unknown namespace", body = ErrorBody),
+        (status = 409, description = "A request with the same Idempotency-Key is still being worked on; retry once it has answered", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Idempotency-Key reused with another body (or used for a single invitation)", body = ErrorBody),
@@ -145,32 +149,50 @@ pub(super) async fn create_bulk(
     if let (Some(key), Some(hash)) = (&key, &fingerprint) {
         match state
             .store
-            .bulk_answer(
+            .claim_bulk_key(
                 caller.user.id,
                 key,
                 hash,
                 Timestamp::now(),
                 IDEMPOTENCY_KEPT_FOR,
+                ABANDONED_AFTER,
             )
             .await?
         {
-            Some(BulkAnswer::Same(answer)) => return Ok(replayed(answer)),
-            Some(BulkAnswer::KeyReused) => {
+            BulkClaim::Claimed => {}
+            BulkClaim::Answered(answer) => return Ok(replayed(answer)),
+            BulkClaim::InProgress => {
+                return Err(ApiError::Conflict(
+                    "a request with this Idempotency-Key is still being worked on: retry once it has answered".into(),
+                ));
+            }
+            BulkClaim::KeyReused => {
                 return Err(ApiError::Unprocessable(
                     "this Idempotency-Key was already used with a different request body".into(),
                 ));
             }
-            None => {}
         }
     }
-    let results = invite::invite_rows(
+    let results = match invite::invite_rows(
         state.store.as_ref(),
         &invite_settings(&state),
         &inviter(&caller),
         rows,
         dry_run,
     )
-    .await?;
+    .await
+    {
+        Ok(results) => results,
+        Err(error) => {
+            // Nothing was written: a retry may claim the key again.
+            if let Some(key) = &key
+                && let Err(release) = state.store.release_bulk_key(caller.user.id, key).await
+            {
+                tracing::warn!(error = %release, "an Idempotency-Key's claim was not released");
+            }
+            return Err(error.into());
+        }
+    };
     let created = results
         .iter()
         .filter(|row| row.status == RowStatus::Created)
@@ -194,7 +216,7 @@ pub(super) async fn create_bulk(
             .map(|(index, row)| row_resource(&state, &caller.namespace, index, row))
             .collect(),
     };
-    if let (Some(key), Some(hash)) = (&key, &fingerprint) {
+    if let Some(key) = &key {
         // Kept without the links, which are handed out once.
         let links: Vec<Option<String>> = response
             .objects
@@ -205,18 +227,11 @@ pub(super) async fn create_bulk(
             .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
         if let Err(error) = state
             .store
-            .remember_bulk_answer(
-                caller.user.id,
-                key,
-                hash,
-                &answer,
-                Timestamp::now(),
-                IDEMPOTENCY_KEPT_FOR,
-            )
+            .remember_bulk_answer(caller.user.id, key, &answer)
             .await
         {
             // The invitations are made: answering an error would only invite a retry, which
-            // now finds them (409) rather than the first answer.
+            // then finds the key claimed (409) until the claim is abandoned.
             tracing::error!(
                 error = format!("{:#}", anyhow::Error::new(error)),
                 "a bulk request's answer was not kept for its Idempotency-Key"

@@ -173,6 +173,24 @@ pub(super) async fn create_bulk(
             }
         }
     }
+    // Its own task: once the rows are being worked on they are all decided, and the answer
+    // kept for the key, even if the client goes away meanwhile (as a group commit's queued
+    // invitation is created), so that its retry finds the answer rather than half the rows.
+    let work = tokio::spawn(invite_and_answer(state, caller, key, rows, dry_run));
+    let response = work
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("the bulk request's task: {e}")))??;
+    Ok((StatusCode::OK, Json(response)).into_response())
+}
+
+/// Invites the rows and keeps the answer for the key (claimed already), without `accept_url`.
+async fn invite_and_answer(
+    state: AppState,
+    caller: Caller,
+    key: Option<String>,
+    rows: Vec<BulkRow>,
+    dry_run: bool,
+) -> Result<BulkResponse, ApiError> {
     let results = match invite::invite_rows(
         state.store.as_ref(),
         &invite_settings(&state),
@@ -243,7 +261,7 @@ pub(super) async fn create_bulk(
             }
         }
     }
-    Ok((StatusCode::OK, Json(response)).into_response())
+    Ok(response)
 }
 
 /// The rows, each read as the single POST reads its body: a valid invitation or its 400.

@@ -33,7 +33,7 @@ pub mod sqlite;
 mod webhooks;
 
 pub use bounces::{BounceOutcome, BounceStore, BouncedMessage, NewBounce};
-pub use bulk::{BulkAnswer, BulkStore};
+pub use bulk::{BulkClaim, BulkStore};
 pub use webhooks::{NewWebhook, WebhookDeliveryRow, WebhookEndpoint, WebhookMessage, WebhookStore};
 
 pub use retention::{PrunePolicy, PruneReport, PruneRun};

@@ -198,6 +198,18 @@ async fn more_than_1000_rows_is_400_and_writes_nothing(backend: Backend) {
             .expect("error")
             .starts_with("objects")
     );
+    // A bad default is the request's mistake, not each row's.
+    let bad_default =
+        json!({"projects_selected": [{"id": "x"}], "objects": [{"email": "p0@example.org"}]});
+    let refused = json_with_status(editor.post(BULK, &bad_default).await, 400).await;
+    assert!(
+        refused["error"]
+            .as_str()
+            .expect("error")
+            .starts_with("projects_selected"),
+        "{refused}"
+    );
+    assert_eq!(app.count_invitations().await, 0);
 }
 
 async fn a_retry_with_the_same_key_replays_the_answer_and_emails_once(backend: Backend) {
@@ -419,7 +431,81 @@ async fn a_thousand_new_addresses_in_one_request_are_all_invited(backend: Backen
     assert_eq!(outbox_rows(&app).await, 1000);
 }
 
+async fn a_retry_while_the_first_request_runs_does_not_work_on_its_rows(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (editor, project) = app.editor_with_project().await;
+    // A reminder row would send a second email if a retry worked on the rows again.
+    let objects: Vec<Value> = (0..200)
+        .map(|i| json!({"email": format!("p{i}@example.org"), "remind": true}))
+        .collect();
+    let body = json!({"projects_selected": [{"id": project.0}], "objects": objects});
+    let send = || {
+        editor
+            .request(reqwest::Method::POST, BULK)
+            .header("Idempotency-Key", "same-import")
+            .json(&body)
+            .send()
+    };
+
+    let (first, second) = tokio::join!(send(), send());
+
+    let mut answered = Vec::new();
+    for response in [first, second] {
+        let response = response.expect("sent");
+        match response.status().as_u16() {
+            200 => answered.push(response.json::<Value>().await.expect("json")),
+            409 => {
+                let body: Value = response.json().await.expect("json");
+                assert!(
+                    body["error"]
+                        .as_str()
+                        .expect("error")
+                        .contains("Idempotency-Key")
+                );
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(!answered.is_empty());
+    assert!(answered.iter().all(|answer| *answer == answered[0]));
+    assert_eq!(answered[0]["meta"]["created"], 200);
+    // Once the first has answered, a retry gets its answer.
+    let again = json_with_status(send().await.expect("sent"), 200).await;
+    assert_eq!(again, answered[0]);
+    assert_eq!(app.count_invitations().await, 200);
+    assert_eq!(outbox_rows(&app).await, 200);
+}
+
+/// The document takes any row (a bad one is its row's 400, not the request's), so that a
+/// schema-driven fuzzer's "invalid" rows are not expected to refuse the whole request.
+async fn the_document_describes_the_bulk_post(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let document = json_with_status(
+        app.anonymous()
+            .get(&format!("/{NS}/api/openapi.json"))
+            .await,
+        200,
+    )
+    .await;
+    let operation = &document["paths"]["/{ns}/api/invitations/bulk/"]["post"];
+    assert_eq!(operation["operationId"], "create_invitations_in_bulk");
+    let body = &document["components"]["schemas"]["BulkRequest"];
+    assert_eq!(body["required"], json!(["objects"]));
+    let objects = &body["properties"]["objects"];
+    assert_eq!(objects["maxItems"], 1000);
+    let row = objects["items"].as_object().expect("items");
+    assert!(
+        row.get("type").is_none() && row.get("$ref").is_none(),
+        "{row:?}"
+    );
+    for status in ["200", "400", "413", "422"] {
+        assert!(operation["responses"][status].is_object(), "{status}");
+    }
+}
+
 backend_tests!(
+    a_retry_while_the_first_request_runs_does_not_work_on_its_rows,
+    the_document_describes_the_bulk_post,
     a_thousand_new_addresses_in_one_request_are_all_invited,
     rows_get_the_single_posts_outcomes_in_order,
     rows_past_the_inviters_limit_get_429,

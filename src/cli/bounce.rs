@@ -52,6 +52,9 @@ pub async fn bounce(database_url: &str, args: BounceArgs) -> anyhow::Result<()> 
             return Ok(());
         }
     };
+    // Everything the notice needs is checked before the bounce is recorded: a broken template
+    // or relay setting stops here (exit 1 or 2), before the notice is claimed.
+    let notifier = Notifier::new(&settings)?;
     let store = store::connect(&settings.database, &settings.pool)
         .await
         .map_err(|e| TempFail(format!("bounce: the database is unavailable: {e:#}")))?;
@@ -99,55 +102,86 @@ pub async fn bounce(database_url: &str, args: BounceArgs) -> anyhow::Result<()> 
         BounceOutcome::AlreadyBounced(bounced) => bounced,
     };
     if bounced.notice_due {
-        notify_creator(&settings, store.as_ref(), &bounced).await?;
+        notifier.notify(store.as_ref(), &bounced).await?;
     }
     Ok(())
 }
 
-/// Tells the invitation's creator, once: the notice is recorded as sent when the relay took it.
-/// A relay that is down is retried through the mail server's own queue (exit 75: it hands the
-/// report over again, which finds the message bounced and the notice still due).
-async fn notify_creator(
-    settings: &Settings,
-    store: &dyn Store,
-    bounced: &BouncedMessage,
-) -> anyhow::Result<()> {
-    let templates = Templates::load(settings.template_dir.as_deref())?;
-    let from = settings.sender().map_err(UsageError)?;
-    let signer = settings.dkim.as_ref().map(Signer::new).transpose()?;
-    let public_url = settings
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", settings.listen));
-    let notice = bounce_notice::compose(&templates, &from, &public_url, signer.as_ref(), bounced)?;
-    let transport = Transport::from_settings(settings)?;
-    let stem = format!(
-        "bounce-{}",
-        crate::mail::bounce::message_id_key(&bounced.message_id).unwrap_or_default()
-    );
-    match transport.send_now(&notice, &stem).await {
-        Ok(_) => {}
-        Err(SendError::Temporary(error)) => {
-            return Err(TempFail(format!(
-                "bounce: the creator's notice was not sent: {error}"
-            ))
-            .into());
-        }
-        Err(SendError::Permanent(error)) => {
-            // Retrying would be refused the same way; the invitation shows the bounce anyway.
-            tracing::warn!(%error, "bounce: the creator's notice was refused");
-            return Ok(());
-        }
+/// Tells the invitation's creator, once: the store gave this run the notice (claimed with the
+/// bounce), so a second copy of the report sends nothing. A relay that is down gives it back and
+/// is retried through the mail server's own queue (exit 75: it hands the report over again, which
+/// finds the message bounced and the notice due). A crash between the claim and the send loses
+/// the notice; the invitation still shows the bounce.
+struct Notifier {
+    templates: Templates,
+    from: lettre::message::Mailbox,
+    signer: Option<Signer>,
+    public_url: String,
+    transport: Transport,
+}
+
+impl Notifier {
+    fn new(settings: &Settings) -> anyhow::Result<Self> {
+        Ok(Self {
+            templates: Templates::load(settings.template_dir.as_deref())?,
+            from: settings.sender().map_err(UsageError)?,
+            signer: settings.dkim.as_ref().map(Signer::new).transpose()?,
+            public_url: settings
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", settings.listen)),
+            transport: Transport::from_settings(settings)?,
+        })
     }
+
+    async fn notify(&self, store: &dyn Store, bounced: &BouncedMessage) -> anyhow::Result<()> {
+        let composed = bounce_notice::compose(
+            &self.templates,
+            &self.from,
+            &self.public_url,
+            self.signer.as_ref(),
+            bounced,
+        );
+        let notice = match composed {
+            Ok(notice) => notice,
+            Err(error) => {
+                give_back(store, bounced).await?;
+                return Err(error);
+            }
+        };
+        let stem = format!(
+            "bounce-{}",
+            crate::mail::bounce::message_id_key(&bounced.message_id).unwrap_or_default()
+        );
+        match self.transport.send_now(&notice, &stem).await {
+            Ok(_) => {}
+            Err(SendError::Temporary(error)) => {
+                give_back(store, bounced).await?;
+                return Err(TempFail(format!(
+                    "bounce: the creator's notice was not sent: {error}"
+                ))
+                .into());
+            }
+            Err(SendError::Permanent(error)) => {
+                // Retrying would be refused the same way; the invitation shows the bounce anyway.
+                tracing::warn!(%error, "bounce: the creator's notice was refused");
+                return Ok(());
+            }
+        }
+        let reason = StatusCode::parse(&bounced.status).map(|s| s.reason().words());
+        tracing::info!(
+            creator = %bounced.invitation.created_by.email,
+            reason = ?reason,
+            "bounce: the invitation's creator was told"
+        );
+        Ok(())
+    }
+}
+
+/// The notice could not be sent now: the next copy of the report sends it.
+async fn give_back(store: &dyn Store, bounced: &BouncedMessage) -> anyhow::Result<()> {
     store
-        .mark_bounce_notified(&bounced.message_id, Timestamp::now())
+        .release_bounce_notice(&bounced.message_id)
         .await
-        .map_err(|e| TempFail(format!("bounce: recording the notice failed: {e:#}")))?;
-    let reason = StatusCode::parse(&bounced.status).map(|s| s.reason().words());
-    tracing::info!(
-        creator = %bounced.invitation.created_by.email,
-        reason = ?reason,
-        "bounce: the invitation's creator was told"
-    );
-    Ok(())
+        .map_err(|e| TempFail(format!("bounce: giving back the notice failed: {e:#}")).into())
 }

@@ -29,7 +29,8 @@ pub struct BouncedMessage {
     /// The status code of the bounce that marked it (`5.1.1`).
     pub status: String,
     pub invitation: InvitationRecord,
-    /// The creator has not been told yet.
+    /// The creator has not been told yet, and this caller now holds the notice: it sends it,
+    /// or gives it back with `release_bounce_notice`.
     pub notice_due: bool,
 }
 
@@ -37,8 +38,8 @@ pub struct BouncedMessage {
 pub enum BounceOutcome {
     /// Marked bounced now: its audit record and `email.bounced` event were written with it.
     Bounced(Box<BouncedMessage>),
-    /// It had bounced before; nothing changed (the notice may still be due if sending it
-    /// failed the first time).
+    /// It had bounced before; nothing changed (the notice is due again when sending it failed
+    /// the first time).
     AlreadyBounced(Box<BouncedMessage>),
     /// A temporary failure (`4.x.x`), recorded in the audit log; the delivery is unchanged.
     Delayed {
@@ -54,6 +55,7 @@ pub enum BounceOutcome {
 pub trait BounceStore: Send + Sync {
     /// Applies a report to the message it names, in one transaction.
     async fn record_bounce(&self, bounce: NewBounce) -> StoreResult<BounceOutcome>;
-    /// The creator was told of the bounce of `message_id`.
-    async fn mark_bounce_notified(&self, message_id: &str, now: Timestamp) -> StoreResult<()>;
+    /// The notice of the bounce of `message_id` could not be sent yet: the next copy of the
+    /// report sends it.
+    async fn release_bounce_notice(&self, message_id: &str) -> StoreResult<()>;
 }

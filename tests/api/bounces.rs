@@ -427,6 +427,32 @@ async fn a_temporary_failure_changes_nothing_and_garbage_is_dropped(backend: Bac
     assert_eq!(invitation["delivery"]["status"], "sent");
 }
 
+async fn a_notice_the_relay_cannot_take_yet_is_sent_when_the_report_comes_again(backend: Backend) {
+    let (mut app, editor) = app_with_bounces(backend).await;
+    let (id, mail) = invite(&app, &editor, "nobody@example.org").await;
+    let verp = verp_of(&mail);
+    let report = postfix_report(&verp, &mail, "5.1.1", "550 5.1.1 User unknown");
+
+    // The relay is down: the bounce is recorded, the notice is not, exit 75.
+    app.smtp.stop();
+    assert_exit(&feed(&app, Some(&verp), &report).await, 75);
+    let invitation = app.invitation(&editor, id).await;
+    assert_eq!(
+        invitation["delivery"]["status"], "bounced",
+        "{invitation:#}"
+    );
+
+    // The mail server delivers the report again once the relay is back: the notice, once.
+    app.smtp.restart().await;
+    let before = app.smtp.received_count();
+    assert_exit(&feed(&app, Some(&verp), &report).await, 0);
+    assert_eq!(app.smtp.received_count(), before + 1, "the notice");
+    assert_exit(&feed(&app, Some(&verp), &report).await, 0);
+    assert_eq!(app.smtp.received_count(), before + 1, "and only once");
+    let notices = notices_to(&app, "ada@lab.example");
+    assert_eq!(notices.len(), 1, "one notice");
+}
+
 async fn the_invite_page_shows_a_bounced_invitation_with_its_reason(backend: Backend) {
     let (app, editor) = app_with_bounces(backend).await;
     let (_, mail) = invite(&app, &editor, "nobody@example.org").await;
@@ -474,5 +500,6 @@ backend_tests!(
     a_permanent_bounce_marks_the_email_bounced_and_tells_the_creator_once,
     the_reports_of_exim_microsoft_365_and_gmail_are_read,
     a_temporary_failure_changes_nothing_and_garbage_is_dropped,
+    a_notice_the_relay_cannot_take_yet_is_sent_when_the_report_comes_again,
     the_invite_page_shows_a_bounced_invitation_with_its_reason,
 );

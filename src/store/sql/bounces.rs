@@ -136,13 +136,25 @@ impl BounceStore for Backend {
             });
             events::emit(&mut tx, &row.namespace, EventType::EmailBounced, &data, now).await?;
         }
+        // The notice is claimed here, in the transaction that holds the row: of two copies of
+        // one report applied at once, only one sends it. When sending fails, the command gives
+        // the claim back (`release_bounce_notice`) and the mail server retries.
+        let notice_due = row.bounce_notified_at.is_none();
+        if notice_due {
+            sqlx::query("UPDATE outbox SET bounce_notified_at = $1 WHERE message_id = $2")
+                .bind(now.millis())
+                .bind(&row.message_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("claiming the bounce notice"))?;
+        }
         tx.commit().await.map_err(db_error("committing a bounce"))?;
         let message = Box::new(BouncedMessage {
             namespace: row.namespace,
             message_id: row.message_id,
             status,
             invitation,
-            notice_due: row.bounce_notified_at.is_none(),
+            notice_due,
         });
         Ok(if first {
             BounceOutcome::Bounced(message)
@@ -151,13 +163,12 @@ impl BounceStore for Backend {
         })
     }
 
-    async fn mark_bounce_notified(&self, message_id: &str, now: Timestamp) -> StoreResult<()> {
-        sqlx::query("UPDATE outbox SET bounce_notified_at = $1 WHERE message_id = $2")
-            .bind(now.millis())
+    async fn release_bounce_notice(&self, message_id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE outbox SET bounce_notified_at = NULL WHERE message_id = $1")
             .bind(message_id)
             .execute(self.writer())
             .await
-            .map_err(db_error("recording the bounce notice"))?;
+            .map_err(db_error("giving back the bounce notice"))?;
         Ok(())
     }
 }

@@ -20,6 +20,7 @@ use crate::domain::{
 
 mod accounts;
 pub mod backup;
+mod decline;
 mod group_commit;
 pub mod postgres;
 pub mod resource;
@@ -29,6 +30,9 @@ mod sessions;
 pub mod sqlite;
 mod webhooks;
 
+pub use decline::{
+    DeclineOutcome, DeclineStore, SUPPRESSED_MESSAGE, Suppression, UnsubscribeOutcome,
+};
 pub use webhooks::{NewWebhook, WebhookDeliveryRow, WebhookEndpoint, WebhookMessage, WebhookStore};
 
 pub use retention::{PrunePolicy, PruneReport, PruneRun};
@@ -165,6 +169,8 @@ pub enum CreateOutcome {
         limit: LimitKind,
         retry_after: Duration,
     },
+    /// The address is on the namespace's suppression list: nothing was written.
+    Suppressed,
 }
 
 /// A security event for the audit log.
@@ -293,6 +299,7 @@ pub trait Store:
     + AccountStore
     + RetentionStore
     + WebhookStore
+    + DeclineStore
     + Send
     + Sync
     + 'static
@@ -530,6 +537,8 @@ pub enum ResendOutcome {
         limit: LimitKind,
         retry_after: Duration,
     },
+    /// The address is on the namespace's suppression list: nothing was queued.
+    Suppressed,
 }
 
 #[derive(Debug, Clone)]

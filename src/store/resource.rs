@@ -97,6 +97,7 @@ pub enum InvitationState {
     Accepted,
     Expired,
     Revoked,
+    Declined,
 }
 
 impl InvitationResource {

@@ -35,6 +35,7 @@ mod authorization;
 mod cli;
 mod cli_options;
 mod crash;
+mod decline;
 mod deploy;
 mod dkim;
 mod email;

@@ -16,7 +16,7 @@ use crate::http::metrics::Metrics;
 use crate::http::{ApiError, AppState, audit, record};
 use crate::store::{
     AuditEvent, CreateOutcome, IdempotencyClaim, InvitationRecord, LimitKind, NewInvitation,
-    ResendInvitation, ResendOutcome, RevokeOutcome, SendLimits,
+    ResendInvitation, ResendOutcome, RevokeOutcome, SUPPRESSED_MESSAGE, SendLimits,
 };
 
 /// The 429 for a sending limit, saying which one and when to try again.
@@ -318,6 +318,10 @@ pub(in crate::http) async fn resend(
         ResendOutcome::NotPending(InvitationStatus::Revoked) => Err(ApiError::Conflict(
             "This invitation was revoked: invite the person again instead.".into(),
         )),
+        ResendOutcome::NotPending(InvitationStatus::Declined) => Err(ApiError::Conflict(
+            "This invitation was declined: there is no link to send again.".into(),
+        )),
+        ResendOutcome::Suppressed => Err(ApiError::Conflict(SUPPRESSED_MESSAGE.into())),
         ResendOutcome::NotPending(_) => Err(ApiError::Conflict(
             "This invitation was already accepted: there is no link to send again.".into(),
         )),
@@ -347,6 +351,9 @@ pub(in crate::http) async fn revoke(
         }
         RevokeOutcome::NotPending(InvitationStatus::Revoked) => Err(ApiError::Conflict(
             "This invitation was already revoked.".into(),
+        )),
+        RevokeOutcome::NotPending(InvitationStatus::Declined) => Err(ApiError::Conflict(
+            "This invitation was declined: there is nothing left to revoke.".into(),
         )),
         RevokeOutcome::NotPending(_) => Err(ApiError::Conflict(
             "This invitation was already accepted: it can no longer be revoked.".into(),

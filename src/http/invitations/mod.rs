@@ -1,5 +1,5 @@
-//! `/{ns}/api/invitations/`: create, list, read, the schema, accepting a link, resending and
-//! revoking. One job per file: `request.rs` reads and validates what a client sends,
+//! `/{ns}/api/invitations/`: create, list, read, the schema, accepting or declining a link,
+//! resending and revoking. One job per file: `request.rs` reads and validates what a client sends,
 //! `actions.rs` does it (the web pages call the same functions, so a form and a JSON request
 //! follow one set of rules), `handlers.rs` holds the HTTP handlers and their OpenAPI
 //! descriptions. The representation is `crate::http::resources`.
@@ -11,6 +11,7 @@ use crate::http::AppState;
 use handlers::{accept, create, detail, list, resend_handler, revoke_handler, schema};
 
 mod actions;
+pub(super) mod decline;
 pub(super) mod handlers;
 mod request;
 
@@ -18,6 +19,7 @@ pub(super) use actions::{
     accepted, invite, limit_error, manageable_invitation, resend, resent_message, revoke,
     revoked_message,
 };
+pub(super) use decline::{NotDeclined, decline_by_token, gone_message, unsubscribe_by_token};
 pub use request::{InvitationRequest, ProjectSelection, ValidInvitation, validate_body};
 
 pub fn router() -> Router<AppState> {
@@ -28,6 +30,8 @@ pub fn router() -> Router<AppState> {
         .route("/{ns}/api/invitations/schema", get(schema))
         .route("/{ns}/api/invitations/accept/", post(accept))
         .route("/{ns}/api/invitations/accept", post(accept))
+        .route("/{ns}/api/invitations/decline/", post(decline::decline))
+        .route("/{ns}/api/invitations/decline", post(decline::decline))
         .route("/{ns}/api/invitations/{id}/", get(detail))
         .route("/{ns}/api/invitations/{id}", get(detail))
         .route("/{ns}/api/invitations/{id}/resend/", post(resend_handler))

@@ -9,6 +9,7 @@ use sqlx::{FromRow, QueryBuilder};
 
 use super::backend::{self, Backend, Conn, Db};
 use super::events;
+use super::suppressions;
 use super::invitation_create::{INSERT_OUTBOX, replace_accept_token};
 use super::limits::{Sending, limit_reached, lock_mailboxes, lock_sender, record_extra_email};
 use super::rows::{
@@ -110,9 +111,9 @@ async fn requeue_email(
 
 /// Which grants "came from" an invitation is derived, not recorded: a viewer grant on one of its
 /// projects, unless another invitation to the same person that is not revoked selects that
-/// project too. Editor and owner roles never come from an invitation (an administrator gave
+/// project too (a declined one counts as revoked: it gave nothing). Editor and owner roles never come from an invitation (an administrator gave
 /// them), so they stay. Only a pending invitee is touched: an active one accepted its grants.
-async fn remove_grants_only_this_invitation_gave(
+pub(super) async fn remove_grants_only_this_invitation_gave(
     conn: &mut Conn,
     id: InvitationId,
     invitee_id: i64,
@@ -123,7 +124,8 @@ async fn remove_grants_only_this_invitation_gave(
          AND project_id IN (SELECT project_id FROM invitation_projects WHERE invitation_id = $2) \
          AND project_id NOT IN (SELECT ip.project_id FROM invitation_projects ip \
            JOIN invitations other ON other.id = ip.invitation_id \
-           WHERE other.invitee_id = $1 AND other.id <> $2 AND other.status <> 'revoked') \
+           WHERE other.invitee_id = $1 AND other.id <> $2 \
+           AND other.status NOT IN ('revoked', 'declined')) \
          RETURNING project_id",
     )
     .bind(invitee_id)
@@ -133,7 +135,7 @@ async fn remove_grants_only_this_invitation_gave(
     .map_err(db_error("removing the revoked invitation's grants"))
 }
 
-async fn user_by_id(conn: &mut Conn, id: i64) -> StoreResult<User> {
+pub(super) async fn user_by_id(conn: &mut Conn, id: i64) -> StoreResult<User> {
     let user: UserRow = sqlx::query_as(&format!(
         "SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1"
     ))
@@ -400,9 +402,8 @@ impl InvitationStore for Backend {
             return Ok(ResendOutcome::NotFound);
         };
         let recipient_key = EmailAddress::from_trusted(email).recipient_key();
-        if resend.limits.per_recipient.is_some() {
-            lock_mailboxes(&mut tx, [recipient_key.as_str()]).await?;
-        }
+        // Always: it serialises the suppression list's decision too (`suppressions`).
+        lock_mailboxes(&mut tx, [recipient_key.as_str()]).await?;
         let Some(current) = invitation_state(&mut tx, &resend.namespace, resend.id).await? else {
             return Ok(ResendOutcome::NotFound);
         };
@@ -410,6 +411,9 @@ impl InvitationStore for Backend {
             return Ok(ResendOutcome::NotPending(
                 current.effective_status(resend.now),
             ));
+        }
+        if suppressions::is_suppressed(&mut tx, &resend.namespace, &recipient_key).await? {
+            return Ok(ResendOutcome::Suppressed);
         }
         let sending = Sending {
             sender: resend.sender,

@@ -32,6 +32,7 @@
 
 mod accounts;
 mod audit;
+mod decline;
 mod events;
 mod invitation_batch;
 mod invitation_create;
@@ -44,6 +45,7 @@ mod retention;
 mod rows;
 mod sessions;
 mod setup;
+mod suppressions;
 mod users;
 mod webhooks;
 

@@ -47,7 +47,7 @@ pub(in crate::http) enum NotDeclined {
 
 const UNKNOWN_MESSAGE: &str = "No invitation has this link.";
 
-pub(in crate::http) fn gone_message(status: InvitationStatus) -> String {
+fn gone_message(status: InvitationStatus) -> String {
     let why = match status {
         InvitationStatus::Accepted => "it was accepted",
         InvitationStatus::Revoked => "it was revoked",

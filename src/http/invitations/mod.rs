@@ -19,7 +19,7 @@ pub(super) use actions::{
     accepted, invite, limit_error, manageable_invitation, resend, resent_message, revoke,
     revoked_message,
 };
-pub(super) use decline::{NotDeclined, decline_by_token, gone_message, unsubscribe_by_token};
+pub(super) use decline::{NotDeclined, decline_by_token, unsubscribe_by_token};
 pub use request::{InvitationRequest, ProjectSelection, ValidInvitation, validate_body};
 
 pub fn router() -> Router<AppState> {

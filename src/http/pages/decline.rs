@@ -18,7 +18,7 @@ use minijinja::context;
 use super::accept::{find_link, gone_page, keep_private, person};
 use super::forms::{FORM_EXPIRED, FormData, FormToken, PageNamespace, form_token_matches};
 use super::render::{Frame, PageError, page};
-use crate::domain::{Timestamp, Token};
+use crate::domain::Token;
 use crate::http::extract::{ClientIp, path_param};
 use crate::http::invitations::{NotDeclined, decline_by_token, unsubscribe_by_token};
 use crate::http::{ApiError, AppState};

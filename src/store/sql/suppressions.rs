@@ -17,15 +17,14 @@ pub(super) async fn is_suppressed(
     namespace: &str,
     recipient_key: &str,
 ) -> StoreResult<bool> {
-    let found: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM suppressions WHERE namespace = $1 AND recipient_key = $2",
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM suppressions WHERE namespace = $1 AND recipient_key = $2)",
     )
     .bind(namespace)
     .bind(recipient_key)
-    .fetch_optional(&mut *conn)
+    .fetch_one(&mut *conn)
     .await
-    .map_err(db_error("reading the suppression list"))?;
-    Ok(found.is_some())
+    .map_err(db_error("reading the suppression list"))
 }
 
 /// Which of these (namespace, recipient key) pairs are on the list, in one query.

@@ -31,7 +31,10 @@ pub enum SuppressionCommand {
     },
 }
 
-pub async fn suppression(database: &DatabaseUrl, command: SuppressionCommand) -> anyhow::Result<()> {
+pub async fn suppression(
+    database: &DatabaseUrl,
+    command: SuppressionCommand,
+) -> anyhow::Result<()> {
     match command {
         SuppressionCommand::List { namespace, json } => {
             let namespace = namespace.resolve()?;
@@ -60,7 +63,9 @@ pub async fn suppression(database: &DatabaseUrl, command: SuppressionCommand) ->
                         "{}\t{}\t{}\t{}",
                         escape_controls(&row.recipient_key),
                         email,
-                        row.invitation_id.map(|id| id.to_string()).unwrap_or_default(),
+                        row.invitation_id
+                            .map(|id| id.to_string())
+                            .unwrap_or_default(),
                         row.created.to_iso8601()
                     );
                 }
@@ -69,7 +74,8 @@ pub async fn suppression(database: &DatabaseUrl, command: SuppressionCommand) ->
         }
         SuppressionCommand::Remove { email, namespace } => {
             let namespace = namespace.resolve()?;
-            let email = EmailAddress::parse(&email).map_err(|e| UsageError(format!("EMAIL: {e}")))?;
+            let email =
+                EmailAddress::parse(&email).map_err(|e| UsageError(format!("EMAIL: {e}")))?;
             let store = open_store(database).await?;
             if !store
                 .remove_suppression(&namespace, &email.recipient_key())

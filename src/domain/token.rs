@@ -101,7 +101,10 @@ mod tests {
     fn the_unsubscribe_token_is_a_token_of_its_own() {
         let accept = Token::generate();
         let unsubscribe = accept.unsubscribe_token();
-        assert_eq!(Token::parse(unsubscribe.expose()), Some(unsubscribe.clone()));
+        assert_eq!(
+            Token::parse(unsubscribe.expose()),
+            Some(unsubscribe.clone())
+        );
         assert_ne!(unsubscribe, accept);
         assert_eq!(unsubscribe, accept.unsubscribe_token());
     }

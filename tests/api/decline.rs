@@ -43,7 +43,12 @@ fn unsubscribe_url(mail: &ReceivedMail) -> String {
         .to_owned()
 }
 
-async fn invite_bob(app: &TestApp, editor: &crate::support::Agent, email: &str, project: ProjectId) -> (i64, ReceivedMail) {
+async fn invite_bob(
+    app: &TestApp,
+    editor: &crate::support::Agent,
+    email: &str,
+    project: ProjectId,
+) -> (i64, ReceivedMail) {
     let (created, mail) = app
         .invite_and_wait_for_mail(
             editor,
@@ -102,7 +107,10 @@ async fn declining_by_api_removes_only_the_grants_it_gave_and_kills_the_link(bac
 
     let declined = json_with_status(
         anonymous
-            .post(&decline_path(), &json!({"token": token, "block_future": false}))
+            .post(
+                &decline_path(),
+                &json!({"token": token, "block_future": false}),
+            )
             .await,
         200,
     )
@@ -131,7 +139,11 @@ async fn declining_by_api_removes_only_the_grants_it_gave_and_kills_the_link(bac
         410,
     )
     .await;
-    assert!(again["error"].as_str().is_some_and(|e| e.contains("declined")));
+    assert!(
+        again["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("declined"))
+    );
     // Listed as declined; no suppression without the box.
     let listed = json_with_status(
         editor
@@ -171,7 +183,10 @@ async fn block_future_makes_later_invitations_409_and_queues_nothing(backend: Ba
 
     json_with_status(
         app.anonymous()
-            .post(&decline_path(), &json!({"token": token, "block_future": true}))
+            .post(
+                &decline_path(),
+                &json!({"token": token, "block_future": true}),
+            )
             .await,
         200,
     )
@@ -199,7 +214,10 @@ async fn block_future_makes_later_invitations_409_and_queues_nothing(backend: Ba
     // A resend to the mailbox is refused the same way, and so is a reminder.
     let resend = json_with_status(
         editor
-            .post(&format!("/{NS}/api/invitations/{other_id}/resend/"), &json!({}))
+            .post(
+                &format!("/{NS}/api/invitations/{other_id}/resend/"),
+                &json!({}),
+            )
             .await,
         409,
     )
@@ -224,7 +242,9 @@ async fn block_future_makes_later_invitations_409_and_queues_nothing(backend: Ba
         .flat_map(|m| m.rcpt_to.clone())
         .collect();
     assert!(
-        recipients.iter().all(|r| !r.to_lowercase().starts_with("bob")),
+        recipients
+            .iter()
+            .all(|r| !r.to_lowercase().starts_with("bob")),
         "{recipients:?}"
     );
 }
@@ -257,14 +277,22 @@ async fn the_decline_page_asks_first_and_declines_only_with_its_form_token(backe
         .expect("the form token's cookie")
         .to_owned();
     let html = page.text().await.expect("page");
-    assert!(html.contains("Don&#x27;t send me invitations from ChemBio Hub Platform again") || html.contains("Don't send me invitations from ChemBio Hub Platform again"), "{html}");
+    assert!(
+        html.contains("Don&#x27;t send me invitations from ChemBio Hub Platform again")
+            || html.contains("Don't send me invitations from ChemBio Hub Platform again"),
+        "{html}"
+    );
     let form_token = html
         .split("name=\"form_token\" value=\"")
         .nth(1)
         .and_then(|rest| rest.split('"').next())
         .expect("the form token field")
         .to_owned();
-    assert_eq!(status_of(&app, &editor, id).await, "pending", "a GET changes nothing");
+    assert_eq!(
+        status_of(&app, &editor, id).await,
+        "pending",
+        "a GET changes nothing"
+    );
 
     // Without the cookie (another site's form), or without the field: refused, nothing done.
     let body = format!("form_token={form_token}&block_future=true");
@@ -297,7 +325,12 @@ async fn the_decline_page_asks_first_and_declines_only_with_its_form_token(backe
         .await
         .expect("sent");
     assert_eq!(done.status(), 200);
-    assert!(done.text().await.expect("page").contains("You declined the invitation"));
+    assert!(
+        done.text()
+            .await
+            .expect("page")
+            .contains("You declined the invitation")
+    );
     assert_eq!(status_of(&app, &editor, id).await, "declined");
     assert_eq!(suppressed_mailboxes(&app).await, ["bob@example.org"]);
     // The page of a dead link is the 410 page.
@@ -320,13 +353,25 @@ async fn the_email_carries_one_click_unsubscribe_headers_that_work_without_a_coo
         link.starts_with(&format!("{}/{NS}/unsubscribe/", app.public_url)),
         "{link}"
     );
-    assert!(!link.contains(&token), "the header does not carry the accept token");
+    assert!(
+        !link.contains(&token),
+        "the header does not carry the accept token"
+    );
     let url = app.local(&link);
 
     // A GET (a scanner following the link) shows a page and changes nothing.
-    let page = crate::support::agent::client().get(&url).send().await.expect("sent");
+    let page = crate::support::agent::client()
+        .get(&url)
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(page.status(), 200);
-    assert!(page.text().await.expect("page").contains("List-Unsubscribe"));
+    assert!(
+        page.text()
+            .await
+            .expect("page")
+            .contains("List-Unsubscribe")
+    );
     assert_eq!(status_of(&app, &editor, id).await, "pending");
     assert!(suppressed_mailboxes(&app).await.is_empty());
     // A body that is not RFC 8058's is refused.
@@ -348,17 +393,33 @@ async fn the_email_carries_one_click_unsubscribe_headers_that_work_without_a_coo
     .await;
     assert_eq!(again["error"], SUPPRESSED);
     // Again: still 200.
-    assert_eq!(one_click(&url, "List-Unsubscribe=One-Click").await.status(), 200);
+    assert_eq!(
+        one_click(&url, "List-Unsubscribe=One-Click").await.status(),
+        200
+    );
 
     // An unknown token, or one that is not a token: 200, and nothing changes.
-    let carol = invite_bob(&app, &editor, "carol@example.org", kinase).await.0;
+    let carol = invite_bob(&app, &editor, "carol@example.org", kinase)
+        .await
+        .0;
     for unknown in [
         cbh_invite::domain::Token::generate().expose().to_owned(),
         "not-a-token".to_owned(),
     ] {
         let url = format!("{}/{NS}/unsubscribe/{unknown}", app.base);
-        assert_eq!(one_click(&url, "List-Unsubscribe=One-Click").await.status(), 200);
-        assert_eq!(crate::support::agent::client().get(&url).send().await.expect("sent").status(), 410);
+        assert_eq!(
+            one_click(&url, "List-Unsubscribe=One-Click").await.status(),
+            200
+        );
+        assert_eq!(
+            crate::support::agent::client()
+                .get(&url)
+                .send()
+                .await
+                .expect("sent")
+                .status(),
+            410
+        );
     }
     assert_eq!(status_of(&app, &editor, carol).await, "pending");
     assert_eq!(suppressed_mailboxes(&app).await, ["bob@example.org"]);
@@ -371,7 +432,10 @@ async fn the_cli_lists_and_removes_suppressed_addresses(backend: Backend) {
     let token = mail.accept_token().expect("token");
     json_with_status(
         app.anonymous()
-            .post(&decline_path(), &json!({"token": token, "block_future": true}))
+            .post(
+                &decline_path(),
+                &json!({"token": token, "block_future": true}),
+            )
             .await,
         200,
     )
@@ -405,7 +469,11 @@ async fn the_cli_lists_and_removes_suppressed_addresses(backend: Backend) {
         &["suppression", "remove", "bob@example.org"],
         None,
     );
-    assert_eq!(again.status.code(), Some(2), "not on the list: a usage error");
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "not on the list: a usage error"
+    );
     json_with_status(
         editor
             .invite(json!({"email": "bob@example.org", "projects_selected": [{"id": kinase.0}]}))
@@ -439,7 +507,10 @@ async fn a_message_queued_before_its_address_was_suppressed_is_not_sent(backend:
         .expect("bob+a's link");
     json_with_status(
         app.anonymous()
-            .post(&decline_path(), &json!({"token": token, "block_future": true}))
+            .post(
+                &decline_path(),
+                &json!({"token": token, "block_future": true}),
+            )
             .await,
         200,
     )
@@ -496,7 +567,9 @@ async fn declining_delivers_an_invitation_declined_webhook(backend: Backend) {
 
     receiver
         .wait_for("invitation.declined", WAIT, |r| {
-            r.verified && r.event() == "invitation.declined" && r.json()["data"]["invitation"]["id"] == id
+            r.verified
+                && r.event() == "invitation.declined"
+                && r.json()["data"]["invitation"]["id"] == id
         })
         .await;
     let declined = receiver
@@ -522,7 +595,8 @@ async fn declining_delivers_an_invitation_declined_webhook(backend: Backend) {
     assert!(
         audit
             .iter()
-            .any(|a| a.event == "invitation_declined" && a.subject.as_deref() == Some(&id.to_string()))
+            .any(|a| a.event == "invitation_declined"
+                && a.subject.as_deref() == Some(&id.to_string()))
     );
 }
 

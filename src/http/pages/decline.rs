@@ -30,7 +30,10 @@ const ONE_CLICK_VALUE: &str = "One-Click";
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/{ns}/decline/{token}", get(show_decline).post(submit_decline))
+        .route(
+            "/{ns}/decline/{token}",
+            get(show_decline).post(submit_decline),
+        )
         .route(
             "/{ns}/unsubscribe/{token}",
             get(show_unsubscribe).post(one_click),
@@ -73,7 +76,12 @@ fn decline_page(
     Ok(response)
 }
 
-fn done_page(ns: &str, title: &str, outcome: &str, suppressed: bool) -> Result<Response, PageError> {
+fn done_page(
+    ns: &str,
+    title: &str,
+    outcome: &str,
+    suppressed: bool,
+) -> Result<Response, PageError> {
     let frame = Frame {
         title,
         ns,
@@ -209,12 +217,13 @@ async fn one_click(
             return Err(PageError::Status {
                 status: StatusCode::BAD_REQUEST,
                 ns: Some(ns.clone()),
-                message: "A one-click unsubscribe carries the form field List-Unsubscribe=One-Click."
-                    .into(),
+                message:
+                    "A one-click unsubscribe carries the form field List-Unsubscribe=One-Click."
+                        .into(),
             });
         }
         let token = path_param(&params, "token").unwrap_or_default();
-        let done = unsubscribe_by_token(&state, &ns, &token, client_ip).await?;
+        let done = unsubscribe_by_token(&state, &ns, token, client_ip).await?;
         let outcome = if done {
             "You are unsubscribed: no more invitations will be sent to this address."
         } else {

@@ -9,8 +9,8 @@ use super::audit::{audit_created, audit_link_returned};
 use super::backend::{self, Conn, Db};
 use super::events;
 use super::limits::{lock_mailboxes, lock_sender, sending_limit_reached};
-use super::suppressions;
 use super::rows::{NO_EMAIL, USER_COLUMNS, UserRow, db_error, load_invitation};
+use super::suppressions;
 use crate::domain::invitation::{ExistingInvitee, plan_invitation};
 use crate::domain::{EmailAddress, InvitationId, InviteKind, ProjectId, Timestamp, User, UserId};
 use crate::store::{

@@ -9,13 +9,13 @@ use sqlx::{FromRow, QueryBuilder};
 
 use super::backend::{self, Backend, Conn, Db};
 use super::events;
-use super::suppressions;
 use super::invitation_create::{INSERT_OUTBOX, replace_accept_token};
 use super::limits::{Sending, limit_reached, lock_mailboxes, lock_sender, record_extra_email};
 use super::rows::{
     INVITATION_SELECT, InvitationRow, USER_COLUMNS, UserRow, db_error, load_invitation,
     with_projects,
 };
+use super::suppressions;
 use crate::domain::token::TokenHash;
 use crate::domain::{
     EmailAddress, EventType, InvitationId, InvitationStatus, Role, Timestamp, User, UserId,

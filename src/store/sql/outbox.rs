@@ -58,8 +58,9 @@ impl Backend {
         if suppressed.is_empty() {
             return Ok(rows);
         }
-        let (dropped, kept): (Vec<ClaimedRow>, Vec<ClaimedRow>) =
-            rows.into_iter().partition(|row| suppressed.contains(&key(row)));
+        let (dropped, kept): (Vec<ClaimedRow>, Vec<ClaimedRow>) = rows
+            .into_iter()
+            .partition(|row| suppressed.contains(&key(row)));
         for row in dropped {
             sqlx::query("UPDATE outbox SET accept_token = NULL WHERE message_id = $1")
                 .bind(&row.message_id)

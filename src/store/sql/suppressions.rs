@@ -35,8 +35,9 @@ pub(super) async fn suppressed_among(
     if pairs.is_empty() {
         return Ok(BTreeSet::new());
     }
-    let mut query =
-        QueryBuilder::<Db>::new("SELECT namespace, recipient_key FROM suppressions WHERE recipient_key IN (");
+    let mut query = QueryBuilder::<Db>::new(
+        "SELECT namespace, recipient_key FROM suppressions WHERE recipient_key IN (",
+    );
     let mut list = query.separated(", ");
     for (_, key) in pairs {
         list.push_bind(key.as_str());
@@ -47,7 +48,10 @@ pub(super) async fn suppressed_among(
         .fetch_all(&mut *conn)
         .await
         .map_err(db_error("reading the suppression list"))?;
-    Ok(found.into_iter().filter(|pair| pairs.contains(pair)).collect())
+    Ok(found
+        .into_iter()
+        .filter(|pair| pairs.contains(pair))
+        .collect())
 }
 
 /// Adds the address's mailbox to the namespace's list (kept as it was if already there).

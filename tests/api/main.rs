@@ -61,6 +61,7 @@ mod session;
 mod shared_links;
 mod sqlite_writers;
 mod support;
+mod suppression;
 mod timeouts;
 mod tls_postgres;
 mod tls_smtp;

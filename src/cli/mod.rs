@@ -12,6 +12,7 @@ mod maintenance;
 mod records;
 mod secrets;
 mod serve;
+mod suppression;
 mod webhooks;
 
 use std::sync::Arc;
@@ -99,6 +100,9 @@ pub enum Command {
     /// Manage webhook endpoints and their deliveries.
     #[command(subcommand)]
     Webhook(webhooks::WebhookCommand),
+    /// The addresses that asked not to be invited again: list them, or take one off.
+    #[command(subcommand)]
+    Suppression(suppression::SuppressionCommand),
     /// Print a shell completion script (bash, zsh, fish, …) for this command.
     Completions(docs::CompletionsArgs),
     /// Print the man page (roff).
@@ -141,6 +145,7 @@ async fn run_on_database(database_url: &str, command: Command) -> anyhow::Result
         Command::Mail(command) => mail::mail(database_url, command).await,
         Command::Bounce(args) => bounce::bounce(database_url, args).await,
         Command::Webhook(command) => webhooks::webhook(&database, command).await,
+        Command::Suppression(command) => suppression::suppression(&database, command).await,
         Command::Completions(args) => docs::completions(args),
         Command::Man => docs::man(),
         Command::Dkim(command) => dkim::dkim(command),

@@ -10,6 +10,8 @@ pub enum EventType {
     InvitationResent,
     InvitationRevoked,
     InvitationAccepted,
+    /// The invitee declined (page, API or one-click unsubscribe).
+    InvitationDeclined,
     /// A message failed for good.
     EmailFailed,
     /// A message the relay accepted came back: a permanent failure (`cbh-invite bounce`).
@@ -21,11 +23,12 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 9] = [
+    pub const ALL: [EventType; 10] = [
         EventType::InvitationCreated,
         EventType::InvitationResent,
         EventType::InvitationRevoked,
         EventType::InvitationAccepted,
+        EventType::InvitationDeclined,
         EventType::EmailFailed,
         EventType::EmailBounced,
         EventType::UserActivated,
@@ -39,6 +42,7 @@ impl EventType {
             EventType::InvitationResent => "invitation.resent",
             EventType::InvitationRevoked => "invitation.revoked",
             EventType::InvitationAccepted => "invitation.accepted",
+            EventType::InvitationDeclined => "invitation.declined",
             EventType::EmailFailed => "email.failed",
             EventType::EmailBounced => "email.bounced",
             EventType::UserActivated => "user.activated",

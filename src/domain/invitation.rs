@@ -138,14 +138,17 @@ pub enum InvitationStatus {
     Accepted,
     Expired,
     Revoked,
+    /// The invitee said no (the decline page or API, or a one-click unsubscribe).
+    Declined,
 }
 
 impl InvitationStatus {
-    pub const ALL: [InvitationStatus; 4] = [
+    pub const ALL: [InvitationStatus; 5] = [
         InvitationStatus::Pending,
         InvitationStatus::Accepted,
         InvitationStatus::Expired,
         InvitationStatus::Revoked,
+        InvitationStatus::Declined,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -154,6 +157,7 @@ impl InvitationStatus {
             InvitationStatus::Accepted => "accepted",
             InvitationStatus::Expired => "expired",
             InvitationStatus::Revoked => "revoked",
+            InvitationStatus::Declined => "declined",
         }
     }
 

@@ -46,6 +46,17 @@ impl Token {
     pub fn hash(&self) -> TokenHash {
         TokenHash(Sha256::digest(self.0.as_bytes()).to_vec())
     }
+
+    /// The token of an accept link's one-click unsubscribe link (`List-Unsubscribe`, RFC 8058).
+    /// Headers are shown, logged and followed by mail providers more freely than a body's
+    /// links, so they carry this one-way derivative rather than the secret that accepts: it can
+    /// only decline and unsubscribe, and cannot be turned back into the accept token.
+    pub fn unsubscribe_token(&self) -> Token {
+        let mut digest = Sha256::new();
+        digest.update(b"cbh-invite one-click unsubscribe\0");
+        digest.update(self.0.as_bytes());
+        Self(URL_SAFE_NO_PAD.encode(digest.finalize()))
+    }
 }
 
 impl fmt::Debug for Token {
@@ -84,6 +95,18 @@ mod tests {
         ] {
             assert!(Token::parse(bad).is_none(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_unsubscribe_token_is_a_token_of_its_own() {
+        let accept = Token::generate();
+        let unsubscribe = accept.unsubscribe_token();
+        assert_eq!(
+            Token::parse(unsubscribe.expose()),
+            Some(unsubscribe.clone())
+        );
+        assert_ne!(unsubscribe, accept);
+        assert_eq!(unsubscribe, accept.unsubscribe_token());
     }
 
     #[test]

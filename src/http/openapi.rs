@@ -37,6 +37,7 @@ pub fn router() -> Router<AppState> {
         invitations::handlers::detail,
         invitations::handlers::schema,
         invitations::handlers::accept,
+        invitations::decline::decline,
         invitations::handlers::resend_handler,
         invitations::handlers::revoke_handler,
         session::current,
@@ -64,7 +65,7 @@ pub fn router() -> Router<AppState> {
     components(schemas(ErrorBody)),
     modifiers(&SecuritySchemes),
     tags(
-        (name = "invitations", description = "Invite, list, resend, revoke and accept"),
+        (name = "invitations", description = "Invite, list, resend, revoke, accept and decline"),
         (name = "session", description = "Log in and out (cookies), or send an API key instead"),
         (name = "projects", description = "The projects the caller may invite to; creating, renaming, and their members"),
         (name = "users", description = "The namespace's users, for superusers: list, deactivate, activate"),

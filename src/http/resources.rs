@@ -113,7 +113,11 @@ pub const INVITATION_FIELDS: &[FieldSpec] = &[
         "datetime",
         "When the invitation last changed (ISO 8601, UTC).",
     ),
-    field("status", "string", "pending, accepted, expired or revoked."),
+    field(
+        "status",
+        "string",
+        "pending, accepted, expired, revoked or declined.",
+    ),
     FieldSpec {
         nullable: true,
         ..field(

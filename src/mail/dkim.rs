@@ -22,6 +22,9 @@ const SIGNED_HEADERS: &[&str] = &[
     "Reply-To",
     "Auto-Submitted",
     "MIME-Version",
+    // Signed so that no one on the way can add or change where a one-click POST goes.
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
 ];
 
 /// `Auto-Submitted: auto-generated` (RFC 3834): auto-responders do not answer it.

@@ -7,6 +7,7 @@ pub mod dkim;
 pub mod outbox;
 pub mod templates;
 pub mod transport;
+pub mod unsubscribe;
 
 pub use dkim::{AutoSubmitted, Signer};
 pub use outbox::{DeliveryReport, Outbox};

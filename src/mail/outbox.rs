@@ -17,7 +17,7 @@ use lettre::message::{Mailbox, MultiPart};
 use tokio::sync::{Notify, watch};
 
 use super::templates::{EmailContext, PersonContext, ProjectContext};
-use super::{AutoSubmitted, SendError, Signer, Templates, Transport, accept_url};
+use super::{AutoSubmitted, SendError, Signer, Templates, Transport, accept_url, unsubscribe};
 use crate::config::DeliverySettings;
 use crate::domain::{InvitationId, Timestamp, User};
 use crate::store::{InvitationRecord, OutboxMessage, Store};
@@ -303,6 +303,10 @@ impl Outbox {
                 .accept_token
                 .as_ref()
                 .map(|token| accept_url(&self.public_url, ns, token)),
+            decline_url: message
+                .accept_token
+                .as_ref()
+                .map(|token| unsubscribe::decline_url(&self.public_url, ns, token)),
             expires: invitation.expires.map(Timestamp::to_iso8601),
             login_url: format!("{}/{ns}/login/", self.public_url),
             namespace: ns.clone(),
@@ -334,14 +338,25 @@ impl Outbox {
                     .context("the envelope")?,
             );
         }
-        let mut email = builder
+        let mut builder = builder
             .from(self.from.clone())
             .reply_to(reply_to)
             .to(to)
             .subject(rendered.subject)
             .message_id(Some(message.message_id.clone()))
             .date_now()
-            .header(AutoSubmitted)
+            .header(AutoSubmitted);
+        // RFC 8058 one-click unsubscribe, on every message with an accept link.
+        if let Some(url) = message
+            .accept_token
+            .as_deref()
+            .and_then(|token| unsubscribe::unsubscribe_url(&self.public_url, ns, token))
+        {
+            builder = builder
+                .header(unsubscribe::ListUnsubscribe(url))
+                .header(unsubscribe::ListUnsubscribePost);
+        }
+        let mut email = builder
             .multipart(MultiPart::alternative_plain_html(
                 rendered.text,
                 rendered.html,

@@ -74,6 +74,8 @@ pub struct EmailContext {
     pub projects: Vec<ProjectContext>,
     /// The accept link, for the kinds that carry one.
     pub accept_url: Option<String>,
+    /// The decline page of the accept link, for the kinds that carry one.
+    pub decline_url: Option<String>,
     /// When the accept link expires, ISO 8601 UTC.
     pub expires: Option<String>,
     pub login_url: String,
@@ -184,6 +186,7 @@ impl EmailContext {
                 role: "viewer",
             }],
             accept_url: Some("https://hub.example.org/chembiohub/accept/sample".into()),
+            decline_url: Some("https://hub.example.org/chembiohub/decline/sample".into()),
             expires: Some("2030-01-01T00:00:00.000Z".into()),
             login_url: "https://hub.example.org/chembiohub/login/".into(),
             namespace: "chembiohub".into(),

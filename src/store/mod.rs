@@ -23,6 +23,7 @@ mod accounts;
 pub mod backup;
 mod bounces;
 mod bulk;
+mod decline;
 mod group_commit;
 pub mod postgres;
 pub mod resource;
@@ -34,6 +35,9 @@ mod webhooks;
 
 pub use bounces::{BounceOutcome, BounceStore, BouncedMessage, NewBounce};
 pub use bulk::{BulkClaim, BulkStore};
+pub use decline::{
+    DeclineOutcome, DeclineStore, SUPPRESSED_MESSAGE, Suppression, UnsubscribeOutcome,
+};
 pub use webhooks::{NewWebhook, WebhookDeliveryRow, WebhookEndpoint, WebhookMessage, WebhookStore};
 
 pub use retention::{PrunePolicy, PruneReport, PruneRun};
@@ -172,6 +176,8 @@ pub enum CreateOutcome {
         limit: LimitKind,
         retry_after: Duration,
     },
+    /// The address is on the namespace's suppression list: nothing was written.
+    Suppressed,
 }
 
 /// A security event for the audit log.
@@ -304,6 +310,7 @@ pub trait Store:
     + WebhookStore
     + BounceStore
     + BulkStore
+    + DeclineStore
     + Send
     + Sync
     + 'static
@@ -542,6 +549,8 @@ pub enum ResendOutcome {
         limit: LimitKind,
         retry_after: Duration,
     },
+    /// The address is on the namespace's suppression list: nothing was queued.
+    Suppressed,
 }
 
 #[derive(Debug, Clone)]

@@ -104,6 +104,7 @@ pub enum InvitationState {
     Accepted,
     Expired,
     Revoked,
+    Declined,
 }
 
 /// The state of an invitation's email.

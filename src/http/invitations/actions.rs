@@ -14,7 +14,7 @@ use crate::http::{ApiError, AppState, audit, record};
 use crate::invite::{self, InviteSettings, Inviter, Refusal, ValidInvitation, limit_message};
 use crate::store::{
     AuditEvent, CreateOutcome, IdempotencyClaim, InvitationRecord, LimitKind, ResendInvitation,
-    ResendOutcome, RevokeOutcome,
+    ResendOutcome, RevokeOutcome, SUPPRESSED_MESSAGE,
 };
 
 /// The 429 for a sending limit, saying which one and when to try again.
@@ -186,6 +186,10 @@ pub(in crate::http) async fn resend(
         ResendOutcome::NotPending(InvitationStatus::Revoked) => Err(ApiError::Conflict(
             "This invitation was revoked: invite the person again instead.".into(),
         )),
+        ResendOutcome::NotPending(InvitationStatus::Declined) => Err(ApiError::Conflict(
+            "This invitation was declined: there is no link to send again.".into(),
+        )),
+        ResendOutcome::Suppressed => Err(ApiError::Conflict(SUPPRESSED_MESSAGE.into())),
         ResendOutcome::NotPending(_) => Err(ApiError::Conflict(
             "This invitation was already accepted: there is no link to send again.".into(),
         )),
@@ -215,6 +219,9 @@ pub(in crate::http) async fn revoke(
         }
         RevokeOutcome::NotPending(InvitationStatus::Revoked) => Err(ApiError::Conflict(
             "This invitation was already revoked.".into(),
+        )),
+        RevokeOutcome::NotPending(InvitationStatus::Declined) => Err(ApiError::Conflict(
+            "This invitation was declined: there is nothing left to revoke.".into(),
         )),
         RevokeOutcome::NotPending(_) => Err(ApiError::Conflict(
             "This invitation was already accepted: it can no longer be revoked.".into(),

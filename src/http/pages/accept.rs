@@ -43,7 +43,7 @@ pub fn keep_private(mut response: Response) -> Response {
 }
 
 /// Looks up the link of the path: `None` for a malformed or unknown token.
-async fn find_link(
+pub(super) async fn find_link(
     state: &AppState,
     ns: &str,
     params: &RawPathParams,
@@ -59,13 +59,16 @@ async fn find_link(
     Ok(link.map(|link| (token, link)))
 }
 
-fn person(user: &User) -> Value {
+pub(super) fn person(user: &User) -> Value {
     context! { name => user.display_name(), email => user.email.as_str() }
 }
 
 /// 410: the link has expired, was used or was revoked. Naming the inviter tells the person whom
 /// to ask for a new one; whoever holds the token was sent it, so this reveals nothing new.
-fn gone_page(ns: &str, invitation: Option<&InvitationRecord>) -> Result<Response, PageError> {
+pub(super) fn gone_page(
+    ns: &str,
+    invitation: Option<&InvitationRecord>,
+) -> Result<Response, PageError> {
     let frame = Frame {
         title: "This invitation link no longer works",
         ns,

@@ -343,6 +343,10 @@ async fn submit(
             let error = invitations::limit_error(state.config.limits, limit, retry_after);
             (error.status(), refused(error.to_string(), false))
         }
+        Ok(CreateOutcome::Suppressed) => (
+            StatusCode::CONFLICT,
+            refused(crate::store::SUPPRESSED_MESSAGE.to_owned(), false),
+        ),
         Ok(CreateOutcome::KeyReused) => {
             return Err(PageError::Internal(anyhow::anyhow!(
                 "an idempotency key was reported for a form without one"

@@ -19,6 +19,7 @@ use render::PageError;
 
 mod accept;
 mod assets;
+mod decline;
 mod forms;
 mod invite;
 mod login;
@@ -34,6 +35,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(login::router())
         .merge(invite::router())
         .merge(accept::router())
+        .merge(decline::router())
         .merge(setup::router())
         .merge(projects::router())
         .merge(users::router())

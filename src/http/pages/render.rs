@@ -63,6 +63,18 @@ const PAGES: &[(&str, &str)] = &[
         "error.html",
         include_str!("../../../templates/pages/error.html"),
     ),
+    (
+        "decline.html",
+        include_str!("../../../templates/pages/decline.html"),
+    ),
+    (
+        "declined.html",
+        include_str!("../../../templates/pages/declined.html"),
+    ),
+    (
+        "unsubscribe.html",
+        include_str!("../../../templates/pages/unsubscribe.html"),
+    ),
 ];
 
 /// Compiled once. A template that does not compile is a bug caught by the unit tests below;

@@ -13,6 +13,7 @@ use super::invitation_create::{
 };
 use super::limits::{SENT_BY, lock_mailboxes};
 use super::rows::db_error;
+use super::suppressions;
 use crate::domain::grant::GrantChange;
 use crate::domain::invitation::plan_invitation;
 use crate::domain::{ProjectId, Timestamp, User, UserId};
@@ -125,13 +126,16 @@ async fn batch_candidates(conn: &mut Conn, batch: &[&NewInvitation]) -> StoreRes
     for inviter in limited.keys() {
         backend::lock_sender(&mut *conn, *inviter).await?;
     }
-    // Then every mailbox's, in one call.
-    let mailboxes: Vec<String> = batch
-        .iter()
-        .filter(|new| new.limits.per_recipient.is_some())
-        .map(|new| new.email.recipient_key())
-        .collect();
+    // Then every mailbox's, in one call (also what serialises the suppression list's
+    // decisions with a decline: `suppressions`).
+    let mailboxes: Vec<String> = batch.iter().map(|new| new.email.recipient_key()).collect();
     lock_mailboxes(&mut *conn, mailboxes.iter().map(String::as_str)).await?;
+    // A suppressed address goes one by one, where `create_invitation_in` refuses it.
+    let pairs = batch
+        .iter()
+        .map(|new| (new.namespace.clone(), new.email.recipient_key()))
+        .collect();
+    let suppressed = suppressions::suppressed_among(&mut *conn, &pairs).await?;
     let mut within_limit = BTreeSet::new();
     for (inviter, (in_batch, max, since)) in limited {
         let (sent, _): (i64, Option<i64>) = sqlx::query_as(SENT_BY)
@@ -159,6 +163,7 @@ async fn batch_candidates(conn: &mut Conn, batch: &[&NewInvitation]) -> StoreRes
         let new = batch[*index];
         // Created together means emailed, with no audit record but `invitation_created`.
         new.idempotency.is_none()
+            && !suppressed.contains(&(new.namespace.clone(), new.email.recipient_key()))
             && new.send_email
             && !new.return_link
             && new.limits.per_recipient.is_none_or(|limit| limit.max > 0)
@@ -373,13 +378,15 @@ async fn invite_new_invitees(
     }
     // A new invitee has no older link to void.
     let query = statements.next(
-        "INSERT INTO invite_tokens (token_hash, invitation_id, user_id, state, expires) \
-         SELECT v.column2, i.id, i.invitee_id, 'live', i.expires FROM (",
+        "INSERT INTO invite_tokens (token_hash, invitation_id, user_id, state, expires, \
+         unsubscribe_hash) \
+         SELECT v.column2, i.id, i.invitee_id, 'live', i.expires, v.column3 FROM (",
     );
     query.push_values(&rows, |mut values, row| {
         values
             .push_bind(row.invitee.id.0)
-            .push_bind(row.invitation.token.hash().0);
+            .push_bind(row.invitation.token.hash().0)
+            .push_bind(row.invitation.token.unsubscribe_token().hash().0);
     });
     query.push(") AS v JOIN invitations i ON i.invitee_id = v.column1");
     let query = statements.next(

@@ -10,6 +10,7 @@ use super::backend::{self, Conn, Db};
 use super::events;
 use super::limits::{lock_mailboxes, lock_sender, sending_limit_reached};
 use super::rows::{NO_EMAIL, USER_COLUMNS, UserRow, db_error, load_invitation, parse_role};
+use super::suppressions;
 use crate::domain::grant::GrantChange;
 use crate::domain::invitation::{ExistingInvitee, plan_invitation};
 use crate::domain::{
@@ -214,13 +215,14 @@ pub(super) async fn replace_accept_token(
             .map_err(db_error("voiding older links"))?;
     }
     sqlx::query(
-        "INSERT INTO invite_tokens (token_hash, invitation_id, user_id, state, expires) \
-         VALUES ($1, $2, $3, 'live', $4)",
+        "INSERT INTO invite_tokens (token_hash, invitation_id, user_id, state, expires, \
+         unsubscribe_hash) VALUES ($1, $2, $3, 'live', $4, $5)",
     )
     .bind(token.hash().0)
     .bind(invitation_id.0)
     .bind(invitee.0)
     .bind(expires.millis())
+    .bind(token.unsubscribe_token().hash().0)
     .execute(&mut *conn)
     .await
     .map_err(db_error("storing accept link"))?;
@@ -330,9 +332,10 @@ pub(super) async fn create_invitation_in(
     new: &NewInvitation,
 ) -> StoreResult<CreateOutcome> {
     lock_sender(&mut *tx, new.inviter.id, new.limits).await?;
-    if new.limits.per_recipient.is_some() {
-        lock_mailboxes(&mut *tx, [new.email.recipient_key().as_str()]).await?;
-    }
+    // Always: the mailbox's lock also serialises this decision with a decline that adds the
+    // address to the suppression list (`suppressions`).
+    let recipient_key = new.email.recipient_key();
+    lock_mailboxes(&mut *tx, [recipient_key.as_str()]).await?;
     if let Some((request_hash, earlier)) = find_idempotent_request(&mut *tx, new).await? {
         let same_body = new
             .idempotency
@@ -347,6 +350,9 @@ pub(super) async fn create_invitation_in(
         return Ok(CreateOutcome::Replayed(record));
     }
 
+    if suppressions::is_suppressed(&mut *tx, &new.namespace, &recipient_key).await? {
+        return Ok(CreateOutcome::Suppressed);
+    }
     let existing = match find_user_by_email_key(&mut *tx, &new.namespace, &new.email.key()).await? {
         Some(user) => Some(ExistingInvitee {
             roles: granted_roles(&mut *tx, user.id).await?,

@@ -21,7 +21,7 @@ pub(super) struct UndoneGrant {
 }
 
 /// Undoes the grants the invitation `id` gave its invitee, where nothing changed them since;
-/// call it once the invitation no longer counts (revoked), so that it is not one of the "other
+/// call it once the invitation no longer counts (revoked or declined), so that it is not one of the "other
 /// invitations" whose roles are kept. Only a pending invitee is touched: an active one
 /// accepted its grants.
 pub(super) async fn undo_invitation_grants(
@@ -55,13 +55,13 @@ pub(super) async fn undo_invitation_grants(
         None,
     )
     .await?;
-    // What the invitee's other invitations (not revoked) still offer; two on one project count
+    // What the invitee's other invitations (not revoked or declined) still offer; two on one project count
     // as the higher.
     let still_offered = roles_by_project(
         conn,
         "SELECT ip.project_id, ip.role FROM invitation_projects ip \
          JOIN invitations other ON other.id = ip.invitation_id \
-         WHERE other.status <> 'revoked' AND other.invitee_id = ",
+         WHERE other.status NOT IN ('revoked', 'declined') AND other.invitee_id = ",
         invitee,
         Some(id),
     )
@@ -103,7 +103,8 @@ async fn hand_down(
     sqlx::query(
         "UPDATE invitation_projects SET previous_role = $1 \
          WHERE project_id = $2 AND gave AND previous_role = $3 AND invitation_id IN \
-           (SELECT id FROM invitations WHERE invitee_id = $4 AND id > $5 AND status <> 'revoked')",
+           (SELECT id FROM invitations WHERE invitee_id = $4 AND id > $5 \
+            AND status NOT IN ('revoked', 'declined'))",
     )
     .bind(change.previous.map(Role::as_str))
     .bind(change.project.0)

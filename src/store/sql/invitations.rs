@@ -16,6 +16,7 @@ use super::rows::{
     INVITATION_SELECT, InvitationRow, USER_COLUMNS, UserRow, db_error, load_invitation,
     with_projects,
 };
+use super::suppressions;
 use crate::domain::token::TokenHash;
 use crate::domain::{
     EmailAddress, EventType, InvitationId, InvitationStatus, Timestamp, User, UserId,
@@ -110,7 +111,7 @@ async fn requeue_email(
     Ok(())
 }
 
-async fn user_by_id(conn: &mut Conn, id: i64) -> StoreResult<User> {
+pub(super) async fn user_by_id(conn: &mut Conn, id: i64) -> StoreResult<User> {
     let user: UserRow = sqlx::query_as(&format!(
         "SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1"
     ))
@@ -380,9 +381,8 @@ impl InvitationStore for Backend {
             return Ok(ResendOutcome::NotFound);
         };
         let recipient_key = EmailAddress::from_trusted(email).recipient_key();
-        if resend.limits.per_recipient.is_some() {
-            lock_mailboxes(&mut tx, [recipient_key.as_str()]).await?;
-        }
+        // Always: it serialises the suppression list's decision too (`suppressions`).
+        lock_mailboxes(&mut tx, [recipient_key.as_str()]).await?;
         let Some(current) = invitation_state(&mut tx, &resend.namespace, resend.id).await? else {
             return Ok(ResendOutcome::NotFound);
         };
@@ -390,6 +390,9 @@ impl InvitationStore for Backend {
             return Ok(ResendOutcome::NotPending(
                 current.effective_status(resend.now),
             ));
+        }
+        if suppressions::is_suppressed(&mut tx, &resend.namespace, &recipient_key).await? {
+            return Ok(ResendOutcome::Suppressed);
         }
         let sending = Sending {
             sender: resend.sender,

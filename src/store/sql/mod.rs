@@ -35,6 +35,7 @@
 mod accounts;
 mod audit;
 mod bounces;
+mod decline;
 mod events;
 mod invitation_batch;
 mod invitation_bulk;
@@ -49,6 +50,7 @@ mod retention;
 mod rows;
 mod sessions;
 mod setup;
+mod suppressions;
 mod users;
 mod webhooks;
 

@@ -11,7 +11,8 @@ use tokio::sync::Notify;
 use super::backend::{self, Backend, Db};
 use super::events;
 use super::rows::{db_error, load_invitation};
-use crate::domain::{EventType, InvitationId, InviteKind, Timestamp};
+use super::suppressions;
+use crate::domain::{EmailAddress, EventType, InvitationId, InviteKind, Timestamp};
 use crate::store::{OutboxMessage, OutboxRow, OutboxStore, StoreResult};
 
 #[derive(FromRow)]
@@ -28,6 +29,54 @@ struct OutboxListRow {
     created: i64,
 }
 
+#[derive(FromRow)]
+struct ClaimedRow {
+    id: i64,
+    namespace: String,
+    invitation_id: i64,
+    kind: String,
+    recipient: String,
+    message_id: String,
+    accept_token: Option<String>,
+    attempts: i64,
+}
+
+impl Backend {
+    /// The last guard of the suppression list: a message queued before its address was
+    /// suppressed is not sent but failed, its link scrubbed (creation and resend already refuse
+    /// a suppressed address, and a decline cancels its own invitations' messages).
+    async fn drop_suppressed(&self, rows: Vec<ClaimedRow>) -> StoreResult<Vec<ClaimedRow>> {
+        if rows.is_empty() {
+            return Ok(rows);
+        }
+        let key = |row: &ClaimedRow| {
+            let email = EmailAddress::from_trusted(row.recipient.clone());
+            (row.namespace.clone(), email.recipient_key())
+        };
+        let pairs = rows.iter().map(key).collect();
+        let suppressed = suppressions::suppressed_among(&mut *self.read().await?, &pairs).await?;
+        if suppressed.is_empty() {
+            return Ok(rows);
+        }
+        let (dropped, kept): (Vec<ClaimedRow>, Vec<ClaimedRow>) = rows
+            .into_iter()
+            .partition(|row| suppressed.contains(&key(row)));
+        for row in dropped {
+            sqlx::query("UPDATE outbox SET accept_token = NULL WHERE message_id = $1")
+                .bind(&row.message_id)
+                .execute(self.writer())
+                .await
+                .map_err(db_error("scrubbing a suppressed message"))?;
+            self.mark_failed(
+                &row.message_id,
+                "not sent: the address is on the namespace's suppression list",
+            )
+            .await?;
+        }
+        Ok(kept)
+    }
+}
+
 #[async_trait]
 impl OutboxStore for Backend {
     async fn claim_outbox(
@@ -36,18 +85,7 @@ impl OutboxStore for Backend {
         lease: Duration,
         limit: i64,
     ) -> StoreResult<Vec<OutboxMessage>> {
-        #[derive(FromRow)]
-        struct Row {
-            id: i64,
-            namespace: String,
-            invitation_id: i64,
-            kind: String,
-            recipient: String,
-            message_id: String,
-            accept_token: Option<String>,
-            attempts: i64,
-        }
-        let rows: Vec<Row> = self
+        let rows: Vec<ClaimedRow> = self
             .on_writer(move |pool| async move {
                 sqlx::query_as(backend::CLAIM_OUTBOX)
                     .bind(now.plus(lease).millis())
@@ -58,6 +96,7 @@ impl OutboxStore for Backend {
                     .map_err(db_error("claiming outbox messages"))
             })
             .await?;
+        let rows = self.drop_suppressed(rows).await?;
         rows.into_iter()
             .map(|row| {
                 let kind = InviteKind::parse(&row.kind)
@@ -215,7 +254,7 @@ impl OutboxStore for Backend {
         );
         query.push_bind(now.millis()).push(
             " WHERE status = 'failed' AND invitation_id NOT IN \
-             (SELECT id FROM invitations WHERE status = 'revoked')",
+             (SELECT id FROM invitations WHERE status IN ('revoked', 'declined'))",
         );
         if let Some(id) = id {
             query.push(" AND id = ").push_bind(id);

@@ -6,6 +6,7 @@ mod accounts;
 mod admin;
 mod dkim;
 mod docs;
+mod invite;
 mod mail;
 mod maintenance;
 mod records;
@@ -90,6 +91,8 @@ pub enum Command {
     /// DKIM signing keys (`dkim keygen`).
     #[command(subcommand)]
     Dkim(dkim::DkimCommand),
+    /// Invite everyone on a roster (a CSV file) as one inviter; the running service sends the emails.
+    Invite(Box<invite::InviteArgs>),
     /// Manage webhook endpoints and their deliveries.
     #[command(subcommand)]
     Webhook(webhooks::WebhookCommand),
@@ -134,6 +137,7 @@ async fn run_on_database(database_url: &str, command: Command) -> anyhow::Result
         Command::Backup(args) => maintenance::backup(&database, args).await,
         Command::Mail(command) => mail::mail(database_url, command).await,
         Command::Webhook(command) => webhooks::webhook(&database, command).await,
+        Command::Invite(args) => invite::invite(&database, database_url, *args).await,
         Command::Completions(args) => docs::completions(args),
         Command::Man => docs::man(),
         Command::Dkim(command) => dkim::dkim(command),

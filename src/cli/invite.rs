@@ -1,0 +1,189 @@
+//! `invite --csv FILE`: invite everyone on a roster as one inviter, in order, each row decided
+//! as if it had been posted alone to the API. The emails are queued in the outbox, which the
+//! running service's worker sends, as for every other write of the command line.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+
+use super::{NamespaceArg, UsageError, find_user, open_store};
+use crate::config::{DatabaseUrl, ServeArgs, Settings};
+use crate::domain::roster::{self, RosterRow, RowResult, Summary};
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The roster is one address per line, or `email, first name, last name`, or a CSV file with a \
+first row naming its columns (email, first name, last name); UTF-8, `,` or `;`, at most 1,000 \
+rows. Each row is decided as if posted alone to POST /{ns}/api/invitations/ by the inviter: \
+the same checks, rights and sending limits, earlier rows counting against later ones.
+
+The emails are queued in the database's outbox: the running `cbh-invite serve` sends them \
+(this command sends nothing itself).
+
+Exit status: 0 when every row was invited, 1 when some were refused, 2 when the roster or an \
+option cannot be used (nothing is invited then).")]
+pub struct InviteArgs {
+    /// The roster: a CSV or text file
+    #[arg(long, value_name = "FILE")]
+    csv: PathBuf,
+    /// The address of the user who invites (their rights and sending limits apply)
+    #[arg(long, value_name = "EMAIL")]
+    inviter: String,
+    /// A project to invite everyone to (repeat for several); none invites to the platform alone
+    #[arg(long = "project", value_name = "ID")]
+    projects: Vec<i64>,
+    /// The role given on the projects
+    #[arg(long, value_enum)]
+    role: Option<RoleArg>,
+    /// Check every row and print what would happen; write and send nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Write the results as CSV (line, email, status, outcome) to this file
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    namespace: NamespaceArg,
+    /// The same settings as `serve` (limits, invitation lifetime, the public URL of the links).
+    #[command(flatten)]
+    serve: Box<ServeArgs>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Viewer,
+    Editor,
+    Owner,
+}
+
+impl RoleArg {
+    fn as_str(self) -> &'static str {
+        match self {
+            RoleArg::Viewer => "viewer",
+            RoleArg::Editor => "editor",
+            RoleArg::Owner => "owner",
+        }
+    }
+}
+
+/// Some rows were refused: exit status 1 after the summary.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} of {1} rows were not invited")]
+pub struct RowsRefused(usize, usize);
+
+pub async fn invite(database: &DatabaseUrl, database_url: &str, args: InviteArgs) -> anyhow::Result<()> {
+    let namespace = args.namespace.resolve()?;
+    let settings = Settings::from_args(database_url, &args.serve).map_err(UsageError)?;
+    let bytes = std::fs::read(&args.csv)
+        .map_err(|e| UsageError(format!("--csv: {}: {e}", args.csv.display())))?;
+    let rows = roster::parse_bytes(&bytes)
+        .map_err(|e| UsageError(format!("--csv: {}: {e}", args.csv.display())))?;
+    if let Some(out) = &args.out {
+        // Before any row is invited: a results file that cannot be written must not be found
+        // out only afterwards.
+        std::fs::write(out, "")
+            .map_err(|e| UsageError(format!("--out: {}: {e}", out.display())))?;
+    }
+    let store = open_store(database).await?;
+    let inviter = find_user(store.as_ref(), &namespace, &args.inviter)
+        .await
+        .map_err(|e| match e.downcast::<UsageError>() {
+            Ok(UsageError(message)) => {
+                UsageError(message.replace("--email", "--inviter")).into()
+            }
+            Err(other) => other,
+        })?;
+    let projects: Vec<serde_json::Value> = args
+        .projects
+        .iter()
+        .map(|id| match args.role {
+            Some(role) => serde_json::json!({"id": id, "role": role.as_str()}),
+            None => serde_json::json!({"id": id}),
+        })
+        .collect();
+
+    let progress = Progress::new(rows.len());
+    let results = send(&settings, &store, &inviter, &namespace, &rows, &projects, args.dry_run, &progress)
+        .await?;
+    progress.finish();
+
+    if let Some(out) = &args.out {
+        std::fs::write(out, roster::results_csv(&results))
+            .with_context(|| format!("writing the results to {}", out.display()))?;
+    }
+    let summary = Summary::of(&results);
+    if args.dry_run {
+        println!("dry run, nothing written: {summary}");
+    } else {
+        println!("{summary}");
+    }
+    if summary.refused > 0 {
+        bail!(RowsRefused(summary.refused, summary.total));
+    }
+    Ok(())
+}
+
+/// A progress bar on a terminal; otherwise one plain line per row on standard output.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        let bar = std::io::stdout().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} rows, {elapsed} ({eta} left)",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Self { bar }
+    }
+
+    /// One row decided: a line for it (on a terminal, only the refused rows, above the bar).
+    fn row(&self, result: &RowResult) {
+        let line = format!(
+            "line {}: {}: {} {}",
+            result.line,
+            roster::printable_field(&result.email),
+            result.status,
+            roster::printable_field(&result.outcome)
+        );
+        match &self.bar {
+            Some(bar) => {
+                if !result.invited() {
+                    bar.println(line);
+                }
+                bar.inc(1);
+            }
+            None => println!("{line}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send(
+    _settings: &Settings,
+    _store: &std::sync::Arc<dyn crate::store::Store>,
+    _inviter: &crate::domain::User,
+    _namespace: &str,
+    rows: &[RosterRow],
+    _projects: &[serde_json::Value],
+    _dry_run: bool,
+    progress: &Progress,
+) -> anyhow::Result<Vec<RowResult>> {
+    let results = roster::refused_rows(rows);
+    for result in &results {
+        progress.row(result);
+    }
+    Ok(results)
+}

@@ -1,12 +1,14 @@
 //! cbh-invite's benchmark. Run `cargo run --release -p bench` (about 15 minutes; writes
 //! BENCHMARKS.md and its plot) or `cargo run --release -p bench -- --quick` (under a minute;
-//! checks that the runs complete and every email arrives, and reports the figures).
+//! checks that the runs complete and every email arrives, and reports the figures). Both end
+//! with the bulk configuration (`bulk.rs`): one request of 1,000 invitations per backend.
 //!
 //! Each configuration gets a fresh database, the inviter and its API key made through the real
 //! CLI, a real SMTP server on loopback (`smtp-sink`, in this process) and the release server as
 //! a child process. Timings are reported, never asserted: the exit status only says whether
 //! every run completed and every accepted invitation's email arrived.
 
+mod bulk;
 mod load;
 mod pg;
 mod report;
@@ -53,7 +55,7 @@ struct Args {
     #[arg(long)]
     sqlite_only: bool,
     /// Run only the configurations whose label contains this text, e.g. "SQLite, SMTP 0 ms, C=32"
-    /// (to profile one, or to measure it again).
+    /// (to profile one, or to measure it again); "bulk" for the bulk configurations alone.
     #[arg(long)]
     only: Option<String>,
 }
@@ -199,7 +201,16 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                 .is_none_or(|only| s.label().contains(only.as_str()))
         })
         .collect();
-    if scenarios.is_empty() {
+    let mut bulk_backends = vec![Backend::Sqlite];
+    if pg.is_some() {
+        bulk_backends.push(Backend::Postgres);
+    }
+    bulk_backends.retain(|backend| {
+        args.only
+            .as_ref()
+            .is_none_or(|only| bulk_label(*backend).contains(only.as_str()))
+    });
+    if scenarios.is_empty() && bulk_backends.is_empty() {
         bail!("no configuration matches --only");
     }
     let context = Suite {
@@ -230,7 +241,24 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                 }
             }
         }
-        Ok(results)
+        let mut bulk_results = Vec::new();
+        for backend in &bulk_backends {
+            println!("[bulk] {} ...", bulk_label(*backend));
+            let result = bulk::run(&context.binary, context.pg.as_ref(), *backend)
+                .await
+                .map_err(|error| error.context(bulk_label(*backend)))?;
+            println!(
+                "[bulk] {} rows in {:.0} ms, {} created",
+                result.rows,
+                result.elapsed.as_secs_f64() * 1000.0,
+                result.created
+            );
+            for problem in &result.problems {
+                println!("[bulk]   FAILED: {problem}");
+            }
+            bulk_results.push(result);
+        }
+        Ok((results, bulk_results))
     };
     let outcome = tokio::select! {
         outcome = suite => outcome,
@@ -240,8 +268,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     if let Some(pg) = &pg {
         pg.drop_all().await;
     }
-    let results = outcome?;
-    let failed = results.iter().any(|r| !r.problems.is_empty());
+    let (results, bulk_results) = outcome?;
+    let failed = results.iter().any(|r| !r.problems.is_empty())
+        || bulk_results.iter().any(|r| !r.problems.is_empty());
 
     let method = format!(
         "Each configuration: a fresh database; the inviter, its project and API key made with the \
@@ -264,13 +293,14 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     println!();
     println!("{}", report::results_table(&results));
     println!("{}", report::targets_table(&results));
+    println!("{}", bulk::table(&bulk_results));
     let out = match (&args.out, args.quick) {
         (Some(out), _) => Some(out.clone()),
         (None, false) => Some(server::workspace_root().join("BENCHMARKS.md")),
         (None, true) => None,
     };
     if let Some(out) = out {
-        report::write(&out, &results, &machine, args.quick)?;
+        report::write(&out, &results, &bulk_results, &machine, args.quick)?;
         println!("wrote {}", out.display());
     }
     println!(
@@ -280,6 +310,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         if failed { "; some FAILED" } else { "" }
     );
     Ok(failed)
+}
+
+fn bulk_label(backend: Backend) -> String {
+    format!("{} bulk, {} rows", backend.label(), bulk::ROWS)
 }
 
 fn scenarios(quick: bool, postgres: bool) -> Vec<Scenario> {

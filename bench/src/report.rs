@@ -11,6 +11,7 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 use plotters::prelude::*;
 
+use crate::bulk::BulkResult;
 use crate::{Backend, RunResult};
 
 const BEGIN: &str =
@@ -480,6 +481,7 @@ pub fn targets_table(results: &[RunResult]) -> String {
 pub fn write(
     out: &Path,
     results: &[RunResult],
+    bulk: &[BulkResult],
     machine: &Machine,
     quick: bool,
 ) -> anyhow::Result<()> {
@@ -491,7 +493,7 @@ pub fn write(
     let svg_path = out.with_file_name(&svg_name);
     plot(&svg_path, results)?;
 
-    let generated = generated_section(results, machine, quick, &svg_name);
+    let generated = generated_section(results, bulk, machine, quick, &svg_name);
     let existing = std::fs::read_to_string(out).unwrap_or_default();
     let text = match (existing.find(BEGIN), existing.find(END)) {
         (Some(begin), Some(end)) if begin < end => format!(
@@ -506,6 +508,7 @@ pub fn write(
 
 fn generated_section(
     results: &[RunResult],
+    bulk: &[BulkResult],
     machine: &Machine,
     quick: bool,
     svg_name: &str,
@@ -544,6 +547,15 @@ fn generated_section(
     text.push_str("### Targets\n\n");
     text.push_str(&targets_table(results));
     text.push('\n');
+    if !bulk.is_empty() {
+        text.push_str(
+            "### Bulk invitations\n\nOne `POST /chembiohub/api/invitations/bulk/` of 1,000 new \
+             addresses on a fresh server and database (after one of 10 that warms it up), from \
+             sending to the whole answer read; then every email must arrive once.\n\n",
+        );
+        text.push_str(&crate::bulk::table(bulk));
+        text.push('\n');
+    }
     text.push_str(&format!(
         "![p99 latency of POST /chembiohub/api/invitations/ against concurrent clients]({svg_name})\n\n"
     ));

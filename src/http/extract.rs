@@ -20,8 +20,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// `projects_selected`, each with its `custom_field_config`, easily tens of KiB.
 pub const INVITATIONS_BODY_BYTES: usize = 1024 * 1024;
 
-/// The body limit of a request's path: `INVITATIONS_BODY_BYTES` on the invitation list,
-/// `MAX_BODY_BYTES` elsewhere. Decided from the path alone because the body is read (and
+/// The body limit of a request's path: `INVITATIONS_BODY_BYTES` on the invitation list and its
+/// bulk POST, `MAX_BODY_BYTES` elsewhere. Decided from the path alone because the body is read (and
 /// bounded) before routing.
 pub fn body_limit(path: &str) -> usize {
     let rest = path
@@ -29,7 +29,10 @@ pub fn body_limit(path: &str) -> usize {
         .split_once('/')
         .map(|(_, rest)| rest);
     match rest {
-        Some("api/invitations" | "api/invitations/") => INVITATIONS_BODY_BYTES,
+        Some(
+            "api/invitations" | "api/invitations/" | "api/invitations/bulk"
+            | "api/invitations/bulk/",
+        ) => INVITATIONS_BODY_BYTES,
         Some("invite/several/") => crate::http::pages::BULK_UPLOAD_BYTES,
         Some("invite/several/send/" | "invite/several/results.csv") => {
             crate::http::pages::BULK_CARRIED_BYTES
@@ -347,6 +350,8 @@ mod tests {
         for path in [
             "/chembiohub/api/invitations",
             "/chembiohub/api/invitations/",
+            "/chembiohub/api/invitations/bulk",
+            "/chembiohub/api/invitations/bulk/",
         ] {
             assert_eq!(body_limit(path), INVITATIONS_BODY_BYTES, "{path}");
         }

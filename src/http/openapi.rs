@@ -33,6 +33,7 @@ pub fn router() -> Router<AppState> {
     paths(
         invitations::handlers::list,
         invitations::handlers::create,
+        invitations::bulk::create_bulk,
         invitations::handlers::detail,
         invitations::handlers::schema,
         invitations::handlers::accept,

@@ -20,6 +20,7 @@ use crate::domain::{
 
 mod accounts;
 pub mod backup;
+mod bulk;
 mod group_commit;
 pub mod postgres;
 pub mod resource;
@@ -29,6 +30,7 @@ mod sessions;
 pub mod sqlite;
 mod webhooks;
 
+pub use bulk::{BulkAnswer, BulkStore};
 pub use webhooks::{NewWebhook, WebhookDeliveryRow, WebhookEndpoint, WebhookMessage, WebhookStore};
 
 pub use retention::{PrunePolicy, PruneReport, PruneRun};
@@ -293,6 +295,7 @@ pub trait Store:
     + AccountStore
     + RetentionStore
     + WebhookStore
+    + BulkStore
     + Send
     + Sync
     + 'static

@@ -293,6 +293,11 @@ async fn create_invitation(store: &PgStore, new: NewInvitation) -> StoreResult<C
     outcome
 }
 
+/// Wakes the other nodes' workers (`announce_queued_email`) after a commit that queued email.
+fn email_queued(store: &PgStore) {
+    store.queued.notify_one();
+}
+
 /// A committer: takes whatever invitations are waiting (while the others commit theirs) and
 /// creates them in one transaction.
 async fn commit_invitations(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<InvitationJob>>>) {

@@ -32,6 +32,7 @@ mod admin;
 mod admin_cli;
 mod admin_pages;
 mod authorization;
+mod bulk;
 mod cli;
 mod cli_options;
 mod crash;

@@ -2,7 +2,7 @@
 //! revoking. One job per file: `request.rs` reads and validates what a client sends,
 //! `actions.rs` does it (the web pages call the same functions, so a form and a JSON request
 //! follow one set of rules), `handlers.rs` holds the HTTP handlers and their OpenAPI
-//! descriptions. The representation is `crate::http::resources`.
+//! descriptions, `bulk.rs` the bulk POST. The representation is `crate::http::resources`.
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -11,6 +11,7 @@ use crate::http::AppState;
 use handlers::{accept, create, detail, list, resend_handler, revoke_handler, schema};
 
 mod actions;
+pub(super) mod bulk;
 pub(super) mod handlers;
 mod request;
 
@@ -26,6 +27,8 @@ pub fn router() -> Router<AppState> {
         .route("/{ns}/api/invitations", get(list).post(create))
         .route("/{ns}/api/invitations/schema/", get(schema))
         .route("/{ns}/api/invitations/schema", get(schema))
+        .route("/{ns}/api/invitations/bulk/", post(bulk::create_bulk))
+        .route("/{ns}/api/invitations/bulk", post(bulk::create_bulk))
         .route("/{ns}/api/invitations/accept/", post(accept))
         .route("/{ns}/api/invitations/accept", post(accept))
         .route("/{ns}/api/invitations/{id}/", get(detail))

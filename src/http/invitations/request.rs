@@ -4,7 +4,6 @@
 //! values exist.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use axum::extract::RawPathParams;
 use axum::http::HeaderMap;
@@ -18,6 +17,7 @@ use crate::domain::{EmailAddress, InvitationId, PersonName, ProjectId};
 use crate::http::ApiError;
 use crate::http::extract::{decode_json, path_param, printable};
 use crate::http::resources::{DEFAULT_LIMIT, INVITATION_FILTERING, MAX_LIMIT};
+pub use crate::invite::ValidInvitation;
 
 /// The body of `POST /{ns}/api/invitations/`; unknown fields are ignored, as Tastypie does.
 /// `firstName` and `lastName` are accepted for `first_name` and `last_name`.
@@ -74,7 +74,7 @@ pub struct InvitationRequest {
 }
 
 /// A project as the web client sends it: the whole project object; only its id matters.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct ProjectSelection {
     /// The project's id, as a number or a string of digits.
     #[schema(schema_with = project_id_schema)]
@@ -124,53 +124,6 @@ fn project_id_schema() -> utoipa::openapi::schema::Schema {
 /// Public so that the fuzz targets can call it without HTTP.
 pub fn validate_body(body: &[u8]) -> Result<ValidInvitation, ApiError> {
     decode_json::<InvitationRequest>(body)?.validate()
-}
-
-/// The request after validation.
-#[derive(Debug)]
-pub struct ValidInvitation {
-    pub(super) email: EmailAddress,
-    pub(super) first_name: PersonName,
-    pub(super) last_name: PersonName,
-    pub(super) projects: Vec<ProjectId>,
-    pub(super) remind: bool,
-    /// `expires_in`, its syntax checked; its bounds depend on the settings (`actions::invite`).
-    pub(super) expires_in: Option<Duration>,
-    pub(super) return_link: bool,
-    pub(super) send_email: bool,
-}
-
-impl ValidInvitation {
-    pub fn email(&self) -> &EmailAddress {
-        &self.email
-    }
-
-    pub fn first_name(&self) -> &PersonName {
-        &self.first_name
-    }
-
-    pub fn last_name(&self) -> &PersonName {
-        &self.last_name
-    }
-
-    /// Distinct, positive and in ascending order.
-    pub fn projects(&self) -> &[ProjectId] {
-        &self.projects
-    }
-
-    pub fn remind(&self) -> bool {
-        self.remind
-    }
-
-    pub fn expires_in(&self) -> Option<Duration> {
-        self.expires_in
-    }
-
-    /// Whether the request shares the accept link some other way than the email
-    /// (`return_link`, `send_email: false`), which `CBH_LINK_SHARING` decides.
-    pub fn shares_link(&self) -> bool {
-        self.return_link || !self.send_email
-    }
 }
 
 impl InvitationRequest {
@@ -351,6 +304,8 @@ pub(super) struct AcceptRequest {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use axum::http::StatusCode;
 
     use super::*;

@@ -20,7 +20,8 @@ use crate::store::{CreateOutcome, InvitationRecord, NewInvitation, StoreResult};
 
 /// Creates a batch of queued invitations (`store::group_commit`) and answers each.
 pub(crate) async fn commit_batch(pool: &sqlx::Pool<Db>, jobs: Vec<InvitationJob>) {
-    match create_together(pool, &jobs).await {
+    let batch: Vec<&NewInvitation> = jobs.iter().map(|(new, _)| new).collect();
+    match create_together(pool, &batch).await {
         Ok(outcomes) => {
             for ((_, reply), outcome) in jobs.into_iter().zip(outcomes) {
                 let _ = reply.send(Ok(outcome));
@@ -50,16 +51,16 @@ pub(crate) async fn commit_batch(pool: &sqlx::Pool<Db>, jobs: Vec<InvitationJob>
     }
 }
 
-async fn create_together(
+/// The batch in one transaction, outcomes in the order of `batch`.
+pub(super) async fn create_together(
     pool: &sqlx::Pool<Db>,
-    jobs: &[InvitationJob],
+    batch: &[&NewInvitation],
 ) -> Result<Vec<CreateOutcome>, Together> {
     let mut tx = pool
         .begin_with(super::backend::BEGIN)
         .await
         .map_err(|e| Together::Transaction(db_error("starting invitations")(e)))?;
-    let batch: Vec<&NewInvitation> = jobs.iter().map(|(new, _)| new).collect();
-    let outcomes = create_invitations_in(&mut tx, &batch)
+    let outcomes = create_invitations_in(&mut tx, batch)
         .await
         .map_err(Together::Invitation)?;
     tx.commit()
@@ -74,8 +75,9 @@ async fn create_together(
 /// know yet (most of them) are created together, with one statement per table for all.
 /// The others (a known invitee, an `Idempotency-Key`, an inviter near their limit, a
 /// second invitation to one new address) then go one by one and see what the first
-/// step wrote, as if they had come after it.
-async fn create_invitations_in(
+/// step wrote, as if they had come after it. That is the order of `batch` whenever it
+/// matters (`batch_candidates`), which a bulk request relies on.
+pub(super) async fn create_invitations_in(
     tx: &mut Conn,
     batch: &[&NewInvitation],
 ) -> StoreResult<Vec<CreateOutcome>> {
@@ -145,18 +147,22 @@ async fn batch_candidates(conn: &mut Conn, batch: &[&NewInvitation]) -> StoreRes
     // wait for each other in one order, never in a cycle.
     let mut first_to_mailbox = BTreeMap::new();
     for (index, new) in batch.iter().enumerate() {
+        first_to_mailbox
+            .entry(new.email.recipient_key())
+            .or_insert(index);
+    }
+    // Only the first invitation of the batch to a mailbox may go ahead of the others: one to the
+    // same mailbox that is not a candidate (it has an idempotency key, say) and came first must
+    // also be decided first, as the rows of a bulk request are, in order.
+    first_to_mailbox.retain(|_, index| {
+        let new = batch[*index];
         // Created together means emailed, with no audit record but `invitation_created`.
-        let candidate = new.idempotency.is_none()
+        new.idempotency.is_none()
             && new.send_email
             && !new.return_link
             && new.limits.per_recipient.is_none_or(|limit| limit.max > 0)
-            && (new.limits.per_inviter.is_none() || within_limit.contains(&new.inviter.id.0));
-        if candidate {
-            first_to_mailbox
-                .entry(new.email.recipient_key())
-                .or_insert(index);
-        }
-    }
+            && (new.limits.per_inviter.is_none() || within_limit.contains(&new.inviter.id.0))
+    });
     let recently_mailed = recently_mailed(&mut *conn, batch, &first_to_mailbox).await?;
     Ok(first_to_mailbox
         .into_iter()

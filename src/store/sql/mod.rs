@@ -28,12 +28,15 @@
 //! - `async fn lock_mailboxes(conn, keys)`: the same for recipients' limits;
 //! - `async fn purge_scrubbed(store)` and `async fn watch_outbox(store, wakeup)`;
 //! - `async fn create_invitation(store, new)`: the group commit, and on PostgreSQL the NOTIFY
-//!   that follows it.
+//!   that follows it;
+//! - `fn email_queued(store)`: that NOTIFY alone, after a commit that queued email outside the
+//!   group commit (`invitation_bulk`).
 
 mod accounts;
 mod audit;
 mod events;
 mod invitation_batch;
+mod invitation_bulk;
 mod invitation_create;
 mod invitations;
 mod limits;

@@ -16,7 +16,7 @@ pub(super) mod handlers;
 mod request;
 
 pub(super) use actions::{
-    accepted, invite, limit_error, manageable_invitation, resend, resent_message, revoke,
+    accepted, invite, invite_settings, inviter, limit_error, manageable_invitation, resend, resent_message, revoke,
     revoked_message,
 };
 pub use request::{InvitationRequest, ProjectSelection, ValidInvitation, validate_body};

@@ -20,9 +20,11 @@ use super::forms::{FormData, PageUser, SESSION_CSRF_FIELD};
 use super::render::{Frame, PageError, page};
 use crate::domain::roster::{self, RosterError, RosterRow, RowResult, Summary};
 use crate::domain::ProjectId;
-use crate::http::invitations::{self, InvitationRequest, ProjectSelection};
-use crate::http::{ApiError, AppState};
-use crate::store::CreateOutcome;
+use crate::domain::{EmailAddress, PersonName};
+use crate::http::invitations;
+use crate::http::AppState;
+use crate::http::metrics::Metrics;
+use crate::invite::{self, BulkRow, ValidInvitation};
 
 /// The most an upload (`/{ns}/invite/several/`) may hold: a 1,000-row CSV with long names fits
 /// with room to spare; the pages' other forms keep their 64 KiB.
@@ -273,61 +275,50 @@ fn in_line_order(rows: &[RosterRow], mut sent: Vec<RowResult>) -> Vec<RowResult>
     sent
 }
 
-/// Invites the valid rows one after the other, each exactly as the single form would.
+/// Invites the valid rows in order as the person, each decided as the single form would (the
+/// core of the bulk API), and wakes the outbox worker for the emails queued.
 async fn invite_rows(
     state: &AppState,
     user: &PageUser,
     rows: &[RosterRow],
     projects: &[ProjectId],
 ) -> Result<Vec<RowResult>, PageError> {
-    let mut sent = Vec::new();
-    for row in rows.iter().filter(|row| row.is_valid()) {
-        let request = InvitationRequest {
-            email: Some(row.email.clone()),
-            first_name: Some(row.first_name.clone()),
-            last_name: Some(row.last_name.clone()),
-            projects_selected: Some(
-                projects
-                    .iter()
-                    .map(|id| ProjectSelection {
-                        id: serde_json::json!(id.0),
-                    })
-                    .collect(),
-            ),
-            remind: None,
-            expires_in: None,
-            return_link: None,
-            send_email: None,
-        };
-        let result = match request.validate() {
-            Ok(valid) => invitations::invite(state, &user.caller, valid, None).await,
-            Err(error) => Err(error),
-        };
-        let (status, outcome) = match result {
-            Ok(CreateOutcome::Created(record) | CreateOutcome::Replayed(record)) => {
-                (201, record.message)
-            }
-            Ok(CreateOutcome::Rejected(rejection)) => (409, rejection.to_string()),
-            Ok(CreateOutcome::Limited { limit, retry_after }) => {
-                let error = invitations::limit_error(state.config.limits, limit, retry_after);
-                (error.status().as_u16(), error.to_string())
-            }
-            Ok(CreateOutcome::KeyReused) => {
-                return Err(PageError::Internal(anyhow::anyhow!(
-                    "an idempotency key was reported for a form without one"
-                )));
-            }
-            Err(error @ (ApiError::Internal(_) | ApiError::Unavailable(_))) => {
-                return Err(error.into());
-            }
-            Err(error) => (error.status().as_u16(), error.to_string()),
-        };
+    let valid: Vec<&RosterRow> = rows.iter().filter(|row| row.is_valid()).collect();
+    let requests: Vec<BulkRow> = valid.iter().map(|row| request(row, projects)).collect();
+    let decided = invite::invite_rows(
+        state.store.as_ref(),
+        &invitations::invite_settings(state),
+        &invitations::inviter(&user.caller),
+        requests,
+        false,
+    )
+    .await?;
+    let mut sent = Vec::with_capacity(valid.len());
+    for (row, outcome) in valid.iter().zip(decided) {
+        if let Some(error) = &outcome.error {
+            tracing::error!(line = row.line, error = format!("{error:#}"), "bulk row failed");
+        }
         sent.push(RowResult {
             line: row.line,
             email: row.email.clone(),
-            status,
-            outcome,
+            status: outcome.code(),
+            outcome: outcome.message,
         });
     }
+    let created = sent.iter().filter(|r| r.invited()).count();
+    if created > 0 {
+        state.outbox_wakeup.notify_one();
+        for _ in 0..created {
+            Metrics::count(&state.metrics.invitations_created);
+        }
+    }
     Ok(in_line_order(rows, sent))
+}
+
+/// A valid roster row as the core takes it.
+fn request(row: &RosterRow, projects: &[ProjectId]) -> BulkRow {
+    let email = EmailAddress::parse(&row.email).map_err(|e| e.to_string())?;
+    let first = PersonName::parse(&row.first_name, "first_name").map_err(|e| e.to_string())?;
+    let last = PersonName::parse(&row.last_name, "last_name").map_err(|e| e.to_string())?;
+    Ok(ValidInvitation::new(email, first, last, projects.iter().copied()))
 }

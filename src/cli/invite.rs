@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use clap::{Args, ValueEnum};
+use clap::{Args, Parser, ValueEnum};
 
 use super::{NamespaceArg, UsageError, find_user, open_store};
 use crate::config::{DatabaseUrl, ServeArgs, Settings};
@@ -23,7 +23,8 @@ rows. Each row is decided as if posted alone to POST /{ns}/api/invitations/ by t
 the same checks, rights and sending limits, earlier rows counting against later ones.
 
 The emails are queued in the database's outbox: the running `cbh-invite serve` sends them \
-(this command sends nothing itself).
+(this command sends nothing itself). The settings of serve are read from its environment \
+variables (CBH_INVITE_RATE, CBH_INVITE_TTL, CBH_MAIL_FROM, …).
 
 Exit status: 0 when every row was invited, 1 when some were refused, 2 when the roster or an \
 option cannot be used (nothing is invited then).")]
@@ -48,9 +49,14 @@ pub struct InviteArgs {
     out: Option<PathBuf>,
     #[command(flatten)]
     namespace: NamespaceArg,
-    /// The same settings as `serve` (limits, invitation lifetime, the public URL of the links).
+}
+
+/// The settings of `serve` from its environment variables (limits, invitation lifetime, domain
+/// rules, sender). Its flags are not taken here: `--role` means something else to `serve`.
+#[derive(Debug, clap::Parser)]
+struct ServeEnvironment {
     #[command(flatten)]
-    serve: Box<ServeArgs>,
+    serve: ServeArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -77,7 +83,9 @@ pub struct RowsRefused(usize, usize);
 
 pub async fn invite(database: &DatabaseUrl, database_url: &str, args: InviteArgs) -> anyhow::Result<()> {
     let namespace = args.namespace.resolve()?;
-    let settings = Settings::from_args(database_url, &args.serve).map_err(UsageError)?;
+    let serve = ServeEnvironment::try_parse_from(["cbh-invite"])
+        .map_err(|e| UsageError(format!("the settings of serve: {e}")))?;
+    let settings = Settings::from_args(database_url, &serve.serve).map_err(UsageError)?;
     let bytes = std::fs::read(&args.csv)
         .map_err(|e| UsageError(format!("--csv: {}: {e}", args.csv.display())))?;
     let rows = roster::parse_bytes(&bytes)

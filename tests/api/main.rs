@@ -32,6 +32,8 @@ mod admin;
 mod admin_cli;
 mod admin_pages;
 mod authorization;
+mod bulk_cli;
+mod bulk_page;
 mod bulk;
 mod cli;
 mod cli_options;

@@ -97,9 +97,11 @@ pub fn parse_text(text: &str) -> Result<Vec<RosterRow>, RosterError> {
     let mut seen: HashMap<String, usize> = HashMap::new();
     for record in reader.records() {
         let record = record.map_err(|e| RosterError::Unreadable(e.to_string()))?;
+        // The csv crate's own line count lags behind blank lines and CRLF ends: count the
+        // lines before the record's first byte instead.
         let line = record
             .position()
-            .map_or(rows.len() + 1, |p| p.line() as usize);
+            .map_or(rows.len() + 1, |p| line_of(text, p.byte() as usize));
         let fields: Vec<&str> = record.iter().collect();
         if fields.iter().all(|f| f.is_empty()) {
             continue;
@@ -167,6 +169,16 @@ fn check_row(row: &RosterRow, seen: &mut HashMap<String, usize>) -> Result<(), S
     }
     seen.insert(email.key(), row.line);
     Ok(())
+}
+
+/// The line (1-based) of the record that begins at or after `offset`, past any line ends.
+fn line_of(text: &str, offset: usize) -> usize {
+    let bytes = text.as_bytes();
+    let mut start = offset.min(bytes.len());
+    while start < bytes.len() && matches!(bytes[start], b'\r' | b'\n') {
+        start += 1;
+    }
+    1 + bytes[..start].iter().filter(|&&b| b == b'\n').count()
 }
 
 /// `;` when the first line has more of them than of `,` (a spreadsheet in a locale where the
@@ -317,11 +329,13 @@ mod tests {
 
     #[test]
     fn one_address_per_line_with_blank_lines_skipped() {
-        let rows = parse_text("ada@lab.example\n\n  bob@lab.example  \r\n").expect("roster");
-        assert_eq!(rows.len(), 2);
+        let rows = parse_text("ada@lab.example\n\n  bob@lab.example  \r\n\r\n\r\ncarl@lab.example")
+            .expect("roster");
+        assert_eq!(rows.len(), 3);
         assert_eq!(rows[0].email, "ada@lab.example");
         assert_eq!(rows[1].email, "bob@lab.example");
-        assert_eq!(rows[1].line, 3);
+        let lines: Vec<usize> = rows.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [1, 3, 6]);
         assert!(rows.iter().all(RosterRow::is_valid));
     }
 
@@ -355,6 +369,7 @@ mod tests {
         let rows = parse_bytes(csv.as_bytes()).expect("roster");
         assert_eq!(rows[0].email, "bob@lab.example");
         assert_eq!(rows[0].first_name, "Smith, Jr");
+        assert_eq!(rows[0].line, 2);
         assert!(rows[0].is_valid());
     }
 

@@ -247,7 +247,13 @@ async fn send(
 /// no browser renders, so it cannot be turned into a page of someone else's making.
 async fn download(user: PageUser, form: FormData) -> Result<Response, PageError> {
     user.check_csrf(&form)?;
-    let csv = form.get("results").unwrap_or("").to_owned();
+    // A hidden field's line ends come back as the browser chose (HTML turns CRLF into LF);
+    // no field holds a line end (`results_csv` replaces control characters), so all are rows.
+    let csv = form
+        .get("results")
+        .unwrap_or("")
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n");
     Ok((
         [
             (

@@ -81,7 +81,11 @@ impl RoleArg {
 #[error("{0} of {1} rows were not invited")]
 pub struct RowsRefused(usize, usize);
 
-pub async fn invite(database: &DatabaseUrl, database_url: &str, args: InviteArgs) -> anyhow::Result<()> {
+pub async fn invite(
+    database: &DatabaseUrl,
+    database_url: &str,
+    args: InviteArgs,
+) -> anyhow::Result<()> {
     let namespace = args.namespace.resolve()?;
     let serve = ServeEnvironment::try_parse_from(["cbh-invite"])
         .map_err(|e| UsageError(format!("the settings of serve: {e}")))?;
@@ -100,9 +104,7 @@ pub async fn invite(database: &DatabaseUrl, database_url: &str, args: InviteArgs
     let inviter = find_user(store.as_ref(), &namespace, &args.inviter)
         .await
         .map_err(|e| match e.downcast::<UsageError>() {
-            Ok(UsageError(message)) => {
-                UsageError(message.replace("--email", "--inviter")).into()
-            }
+            Ok(UsageError(message)) => UsageError(message.replace("--email", "--inviter")).into(),
             Err(other) => other,
         })?;
     if let Some(role) = args.role.filter(|role| !matches!(role, RoleArg::Viewer)) {
@@ -250,5 +252,10 @@ fn request(row: &RosterRow, projects: &[ProjectId]) -> BulkRow {
     let email = EmailAddress::parse(&row.email).map_err(|e| e.to_string())?;
     let first = PersonName::parse(&row.first_name, "first_name").map_err(|e| e.to_string())?;
     let last = PersonName::parse(&row.last_name, "last_name").map_err(|e| e.to_string())?;
-    Ok(ValidInvitation::new(email, first, last, projects.iter().copied()))
+    Ok(ValidInvitation::new(
+        email,
+        first,
+        last,
+        projects.iter().copied(),
+    ))
 }

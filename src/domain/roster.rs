@@ -148,7 +148,10 @@ fn read_row(
         error: None,
     };
     // Empty trailing fields (`bob@x.org,,,`, as spreadsheets write) are not extra data.
-    let used = fields.iter().rposition(|f| !f.is_empty()).map_or(0, |i| i + 1);
+    let used = fields
+        .iter()
+        .rposition(|f| !f.is_empty())
+        .map_or(0, |i| i + 1);
     row.error = if used > columns.width {
         Some(format!(
             "too many fields: {used}, at most {} (email, first name, last name)",
@@ -322,9 +325,7 @@ mod tests {
     use super::*;
 
     fn errors(rows: &[RosterRow]) -> Vec<(usize, Option<&str>)> {
-        rows.iter()
-            .map(|r| (r.line, r.error.as_deref()))
-            .collect()
+        rows.iter().map(|r| (r.line, r.error.as_deref())).collect()
     }
 
     #[test]
@@ -341,7 +342,8 @@ mod tests {
 
     #[test]
     fn names_follow_the_address() {
-        let rows = parse_text("ada@lab.example, Ada, Lovelace\nbob@lab.example,Bob").expect("roster");
+        let rows =
+            parse_text("ada@lab.example, Ada, Lovelace\nbob@lab.example,Bob").expect("roster");
         assert_eq!(
             (rows[0].first_name.as_str(), rows[0].last_name.as_str()),
             ("Ada", "Lovelace")
@@ -380,7 +382,12 @@ mod tests {
         let found = errors(&rows);
         assert_eq!(found[0], (1, None));
         assert_eq!(found[1].0, 2);
-        assert!(found[1].1.expect("error").contains("not a valid email address"));
+        assert!(
+            found[1]
+                .1
+                .expect("error")
+                .contains("not a valid email address")
+        );
         assert!(found[2].1.expect("error").starts_with("too many fields"));
         assert_eq!(found[3], (4, Some("the same address as line 1")));
         assert_eq!(found[4], (5, None), "empty trailing fields are not extra");
@@ -400,9 +407,13 @@ mod tests {
         );
         assert_eq!(parse_text(" \n\n"), Err(RosterError::Empty));
         assert_eq!(parse_text("email,first name\n"), Err(RosterError::Empty));
-        let many: String = (0..=MAX_ROWS).map(|i| format!("u{i}@lab.example\n")).collect();
+        let many: String = (0..=MAX_ROWS)
+            .map(|i| format!("u{i}@lab.example\n"))
+            .collect();
         assert_eq!(parse_text(&many), Err(RosterError::TooManyRows));
-        let enough: String = (0..MAX_ROWS).map(|i| format!("u{i}@lab.example\n")).collect();
+        let enough: String = (0..MAX_ROWS)
+            .map(|i| format!("u{i}@lab.example\n"))
+            .collect();
         assert_eq!(parse_text(&enough).expect("roster").len(), MAX_ROWS);
     }
 

@@ -30,7 +30,9 @@ pub fn body_limit(path: &str) -> usize {
         .map(|(_, rest)| rest);
     match rest {
         Some(
-            "api/invitations" | "api/invitations/" | "api/invitations/bulk"
+            "api/invitations"
+            | "api/invitations/"
+            | "api/invitations/bulk"
             | "api/invitations/bulk/",
         ) => INVITATIONS_BODY_BYTES,
         Some("invite/several/") => crate::http::pages::BULK_UPLOAD_BYTES,

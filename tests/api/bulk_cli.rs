@@ -173,7 +173,8 @@ async fn invite_csv_reports_each_row_and_exits_1_when_some_are_refused(backend: 
         path(&results),
     ]);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
-    let welcome = "Invite sent successfully to bob@lab.example, would you like to invite anyone else?";
+    let welcome =
+        "Invite sent successfully to bob@lab.example, would you like to invite anyone else?";
     // Not a terminal: one plain line per row, then the summary.
     assert_eq!(
         text(&output.stdout),
@@ -223,7 +224,10 @@ async fn invite_csv_reports_each_row_and_exits_1_when_some_are_refused(backend: 
 async fn invite_csv_exits_0_when_every_row_is_invited(backend: Backend) {
     let cli = Cli::new(backend).await;
     cli.editor_with_project();
-    let roster = cli.file("list.txt", b"dan@lab.example\n\neve@lab.example, Eve, Noether\n");
+    let roster = cli.file(
+        "list.txt",
+        b"dan@lab.example\n\neve@lab.example, Eve, Noether\n",
+    );
     let output = cli.run(&[
         "invite",
         "--csv",

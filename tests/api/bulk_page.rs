@@ -124,7 +124,10 @@ async fn the_bulk_form_previews_sends_and_downloads_without_javascript(backend: 
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(body.contains("<tr data-line=\"2\" class=\"invalid\">"), "{body}");
+    assert!(
+        body.contains("<tr data-line=\"2\" class=\"invalid\">"),
+        "{body}"
+    );
     assert!(body.contains("1 of 2 rows will be sent"), "{body}");
     assert!(body.contains("Projects: Kinase screen"), "{body}");
     assert_eq!(app.count_invitations().await, 0);
@@ -176,9 +179,18 @@ async fn the_bulk_form_previews_sends_and_downloads_without_javascript(backend: 
     let (status, body) = send(changed, csrf.clone()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.contains("2 invited, 2 refused, 4 in all"), "{body}");
-    assert!(body.contains("<tr data-line=\"2\" data-status=\"201\">"), "{body}");
-    assert!(body.contains("<tr data-line=\"4\" data-status=\"400\" class=\"invalid\">"), "{body}");
-    assert!(body.contains("<tr data-line=\"5\" data-status=\"400\" class=\"invalid\">"), "{body}");
+    assert!(
+        body.contains("<tr data-line=\"2\" data-status=\"201\">"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<tr data-line=\"4\" data-status=\"400\" class=\"invalid\">"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<tr data-line=\"5\" data-status=\"400\" class=\"invalid\">"),
+        "{body}"
+    );
     let listed = agent.get(&format!("/{NS}/api/invitations/")).await;
     let listed: serde_json::Value = listed.json().await.expect("JSON");
     let mut emails: Vec<&str> = listed["objects"]
@@ -214,8 +226,14 @@ async fn the_bulk_form_previews_sends_and_downloads_without_javascript(backend: 
     );
     let text = download.text().await.expect("body");
     assert!(text.starts_with("line,email,status,outcome\r\n2,carl@lab.example,201,\"Invite sent successfully to carl@lab.example, "), "{text}");
-    assert!(text.contains("\r\n4,bob@lab.example,400,the same address as line 3\r\n"), "{text}");
-    assert!(text.contains("\r\n5,not-valid@,400,'not-valid@' is not a valid email address\r\n"), "{text}");
+    assert!(
+        text.contains("\r\n4,bob@lab.example,400,the same address as line 3\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\r\n5,not-valid@,400,'not-valid@' is not a valid email address\r\n"),
+        "{text}"
+    );
     assert_eq!(text.lines().count(), 5, "{text}");
 }
 
@@ -255,11 +273,18 @@ async fn the_bulk_form_refuses_what_it_cannot_use_with_a_page(backend: Backend) 
     let roster = hidden(&body, "roster");
     let confirm = client
         .post(format!("{}/{NS}/invite/several/send/", app.base))
-        .form(&[("csrfmiddlewaretoken", "wrong"), ("roster", roster.as_str())])
+        .form(&[
+            ("csrfmiddlewaretoken", "wrong"),
+            ("roster", roster.as_str()),
+        ])
         .send()
         .await
         .expect("sent");
-    assert_eq!(confirm.status(), StatusCode::FORBIDDEN, "read, then refused");
+    assert_eq!(
+        confirm.status(),
+        StatusCode::FORBIDDEN,
+        "read, then refused"
+    );
     // Past 1 MiB: a page that says how much fits.
     let huge = vec![b'a'; 1024 * 1024 + 1];
     let (status, body) = upload(&app, &client, &token, Some(&huge)).await;
@@ -282,16 +307,16 @@ async fn in_a_browser_an_editor_pastes_uploads_previews_sends_and_downloads(back
         .fill("#roster", "bob@lab.example, Bob, Smith\nnot-an-address\n")
         .await;
     browser.submit_and_wait("#bulk-preview").await;
-    browser.wait_for_text("#bulk-summary", "1 of 2 rows will be sent").await;
+    browser
+        .wait_for_text("#bulk-summary", "1 of 2 rows will be sent")
+        .await;
     browser
         .wait_for_text("#bulk-rows tr.invalid", "not a valid email address")
         .await;
     browser.assert_accessible("bulk preview").await;
 
     // Uploaded: a CSV file, to a project.
-    browser
-        .goto(&format!("{}/{NS}/invite/", app.base))
-        .await;
+    browser.goto(&format!("{}/{NS}/invite/", app.base)).await;
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join("team.csv");
     std::fs::write(
@@ -312,11 +337,15 @@ async fn in_a_browser_an_editor_pastes_uploads_previews_sends_and_downloads(back
         .await
         .expect("file chosen");
     browser.submit_and_wait("#bulk-preview").await;
-    browser.wait_for_text("#bulk-summary", "2 of 3 rows will be sent").await;
+    browser
+        .wait_for_text("#bulk-summary", "2 of 3 rows will be sent")
+        .await;
     browser
         .wait_for_text("#bulk-rows tr.invalid td[data-label=Email]", "wrong@")
         .await;
-    browser.wait_for_text("main", "Projects: Kinase screen").await;
+    browser
+        .wait_for_text("main", "Projects: Kinase screen")
+        .await;
 
     browser.submit_and_wait("#bulk-send").await;
     browser
@@ -342,11 +371,20 @@ async fn in_a_browser_an_editor_pastes_uploads_previews_sends_and_downloads(back
             vec![],
         )
         .await;
-    assert_eq!(body[0], json!("attachment; filename=\"invitation-results.csv\""));
+    assert_eq!(
+        body[0],
+        json!("attachment; filename=\"invitation-results.csv\"")
+    );
     assert_eq!(body[1], json!("text/csv; charset=utf-8"));
     let csv = body[2].as_str().expect("CSV text");
-    assert!(csv.starts_with("line,email,status,outcome\r\n2,carl@lab.example,201,"), "{csv}");
-    assert!(csv.contains("\r\n3,wrong@,400,'wrong@' is not a valid email address\r\n"), "{csv}");
+    assert!(
+        csv.starts_with("line,email,status,outcome\r\n2,carl@lab.example,201,"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("\r\n3,wrong@,400,'wrong@' is not a valid email address\r\n"),
+        "{csv}"
+    );
     assert!(csv.contains("\r\n4,dora@lab.example,201,"), "{csv}");
     browser.quit().await;
 }

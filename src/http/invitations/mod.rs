@@ -16,8 +16,8 @@ pub(super) mod handlers;
 mod request;
 
 pub(super) use actions::{
-    accepted, invite, invite_settings, inviter, limit_error, manageable_invitation, resend, resent_message, revoke,
-    revoked_message,
+    accepted, invite, invite_settings, inviter, limit_error, manageable_invitation, resend,
+    resent_message, revoke, revoked_message,
 };
 pub use request::{InvitationRequest, ProjectSelection, ValidInvitation, validate_body};
 

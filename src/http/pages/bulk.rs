@@ -8,8 +8,8 @@
 //! results page carries its CSV the same way, for the download.
 
 use axum::Router;
-use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::extract::State;
+use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -18,11 +18,11 @@ use serde::Serialize;
 
 use super::forms::{FormData, PageUser, SESSION_CSRF_FIELD};
 use super::render::{Frame, PageError, page};
-use crate::domain::roster::{self, RosterError, RosterRow, RowResult, Summary};
 use crate::domain::ProjectId;
+use crate::domain::roster::{self, RosterError, RosterRow, RowResult, Summary};
 use crate::domain::{EmailAddress, PersonName};
-use crate::http::invitations;
 use crate::http::AppState;
+use crate::http::invitations;
 use crate::http::metrics::Metrics;
 use crate::invite::{self, BulkRow, ValidInvitation};
 
@@ -132,12 +132,12 @@ async fn preview(
     } else {
         pasted
     };
-    let parsed = roster::parse_bytes(&source).and_then(|rows| {
-        // The text carried to the confirm step: what was read, without a BOM.
+    // The text carried to the confirm step: what was read, without a BOM.
+    let parsed = roster::parse_bytes(&source).map(|rows| {
         let text = String::from_utf8_lossy(&source)
             .trim_start_matches('\u{FEFF}')
             .to_owned();
-        Ok((rows, text))
+        (rows, text)
     });
     preview_page(&state, &user, &projects, parsed).await
 }
@@ -302,7 +302,11 @@ async fn invite_rows(
     let mut sent = Vec::with_capacity(valid.len());
     for (row, outcome) in valid.iter().zip(decided) {
         if let Some(error) = &outcome.error {
-            tracing::error!(line = row.line, error = format!("{error:#}"), "bulk row failed");
+            tracing::error!(
+                line = row.line,
+                error = format!("{error:#}"),
+                "bulk row failed"
+            );
         }
         sent.push(RowResult {
             line: row.line,
@@ -326,5 +330,10 @@ fn request(row: &RosterRow, projects: &[ProjectId]) -> BulkRow {
     let email = EmailAddress::parse(&row.email).map_err(|e| e.to_string())?;
     let first = PersonName::parse(&row.first_name, "first_name").map_err(|e| e.to_string())?;
     let last = PersonName::parse(&row.last_name, "last_name").map_err(|e| e.to_string())?;
-    Ok(ValidInvitation::new(email, first, last, projects.iter().copied()))
+    Ok(ValidInvitation::new(
+        email,
+        first,
+        last,
+        projects.iter().copied(),
+    ))
 }

@@ -28,7 +28,9 @@ mod render;
 mod setup;
 mod users;
 
-pub(super) use bulk::{CARRIED_BODY_BYTES as BULK_CARRIED_BYTES, UPLOAD_BODY_BYTES as BULK_UPLOAD_BYTES};
+pub(super) use bulk::{
+    CARRIED_BODY_BYTES as BULK_CARRIED_BYTES, UPLOAD_BODY_BYTES as BULK_UPLOAD_BYTES,
+};
 pub(super) use forms::return_path;
 
 pub fn router(state: &AppState) -> Router<AppState> {

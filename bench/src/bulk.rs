@@ -80,9 +80,7 @@ async fn run_on(
     let created = answer.matches("\"status\":201").count();
     let expected = warmup.matches("\"status\":201").count() + created;
     let waiting = Instant::now();
-    let delivered = smtp
-        .wait_for_count(expected, Duration::from_secs(60))
-        .await;
+    let delivered = smtp.wait_for_count(expected, Duration::from_secs(60)).await;
     let delivered_in = (delivered >= expected).then(|| waiting.elapsed());
     server.stop().await?;
 
@@ -145,7 +143,10 @@ async fn post(
         .context("sending the bulk request")?;
     let status = response.status();
     let text = response.text().await.context("reading the bulk answer")?;
-    anyhow::ensure!(status.is_success(), "the bulk request answered {status}: {text}");
+    anyhow::ensure!(
+        status.is_success(),
+        "the bulk request answered {status}: {text}"
+    );
     Ok(text)
 }
 

@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use super::ValidInvitation;
 use super::rules::{
     InviteSettings, Inviter, Refusal, authorize_projects, check_request, limit_message,
     new_invitation,
 };
-use super::ValidInvitation;
 use crate::domain::{Project, ProjectId, Token};
 use crate::store::{CreateOutcome, InvitationRecord, Store, StoreError};
 
@@ -49,6 +49,10 @@ impl RowStatus {
         }
     }
 }
+
+/// The inviter's rights on a set of projects: the projects, or the refusal of every row that
+/// selects them.
+type Rights = Result<Vec<Project>, (RowStatus, String)>;
 
 /// The result of one row.
 #[derive(Debug)]
@@ -108,8 +112,7 @@ pub async fn invite_rows(
     let mut batch = Vec::new();
     let mut to_store: Vec<(usize, Option<Token>)> = Vec::new();
     // Rights do not change from one row to the next: read once per set of projects.
-    let mut rights: HashMap<Vec<ProjectId>, Result<Vec<Project>, (RowStatus, String)>> =
-        HashMap::new();
+    let mut rights: HashMap<Vec<ProjectId>, Rights> = HashMap::new();
     for (index, row) in rows.into_iter().enumerate() {
         let request = match row {
             Ok(request) => request,
@@ -203,10 +206,9 @@ fn stored(
             )
         },
         // Rows carry no idempotency key of their own.
-        Ok(CreateOutcome::KeyReused) => RowResult::refused(
-            RowStatus::Failed,
-            "an internal error occurred".to_owned(),
-        ),
+        Ok(CreateOutcome::KeyReused) => {
+            RowResult::refused(RowStatus::Failed, "an internal error occurred".to_owned())
+        }
         Err(error) => RowResult {
             error: Some(error),
             ..RowResult::refused(RowStatus::Failed, failed_message())

@@ -9,9 +9,7 @@ use crate::config::{InviteRules, Limits, LinkSharing, MIN_INVITE_TTL};
 use crate::domain::domain_rules;
 use crate::domain::token::random_hex;
 use crate::domain::{EmailAddress, Project, ProjectId, Role, Timestamp, Token, User};
-use crate::store::{
-    IdempotencyClaim, LimitKind, NewInvitation, SendLimits, Store, StoreError,
-};
+use crate::store::{IdempotencyClaim, LimitKind, NewInvitation, SendLimits, Store, StoreError};
 
 use super::ValidInvitation;
 

@@ -8,11 +8,15 @@ use async_trait::async_trait;
 use super::{CreateOutcome, NewInvitation, StoreResult};
 use crate::domain::{Timestamp, UserId};
 
-/// What an earlier bulk request with the same `Idempotency-Key` answered.
+/// What claiming a bulk request's `Idempotency-Key` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BulkAnswer {
-    /// The same key and body: its answer, as stored.
-    Same(String),
+pub enum BulkClaim {
+    /// The key is new (or its earlier request was abandoned): it is this request's now.
+    Claimed,
+    /// The same key and body were answered before: that answer, as stored.
+    Answered(String),
+    /// The same key and body are being worked on by another request.
+    InProgress,
     /// The key was used with another body (or for a single invitation).
     KeyReused,
 }
@@ -32,26 +36,23 @@ pub trait BulkStore: Send + Sync {
         dry_run: bool,
     ) -> StoreResult<Vec<StoreResult<CreateOutcome>>>;
 
-    /// The answer kept for the user's bulk request with this key, if any younger than
-    /// `kept_for`; a key used by a single invitation is `KeyReused`.
-    async fn bulk_answer(
+    /// Claims the user's key for a bulk request with this body, unless a request younger than
+    /// `kept_for` holds it (its answer, or `InProgress`). A claim still unanswered after
+    /// `abandoned_after` (its request died) may be taken over. A key used by a single invitation
+    /// is `KeyReused`.
+    async fn claim_bulk_key(
         &self,
         user: UserId,
         key: &str,
         request_hash: &[u8],
         now: Timestamp,
         kept_for: Duration,
-    ) -> StoreResult<Option<BulkAnswer>>;
+        abandoned_after: Duration,
+    ) -> StoreResult<BulkClaim>;
 
-    /// Keeps a bulk request's answer for its key (forgetting every answer older than
-    /// `kept_for`). A key already kept keeps its first answer.
-    async fn remember_bulk_answer(
-        &self,
-        user: UserId,
-        key: &str,
-        request_hash: &[u8],
-        answer: &str,
-        now: Timestamp,
-        kept_for: Duration,
-    ) -> StoreResult<()>;
+    /// Gives up a claim that has no answer (the request failed before any row was written).
+    async fn release_bulk_key(&self, user: UserId, key: &str) -> StoreResult<()>;
+
+    /// Keeps the answer of the request that claimed the key.
+    async fn remember_bulk_answer(&self, user: UserId, key: &str, answer: &str) -> StoreResult<()>;
 }

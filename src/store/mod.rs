@@ -30,7 +30,7 @@ mod sessions;
 pub mod sqlite;
 mod webhooks;
 
-pub use bulk::{BulkAnswer, BulkStore};
+pub use bulk::{BulkClaim, BulkStore};
 pub use webhooks::{NewWebhook, WebhookDeliveryRow, WebhookEndpoint, WebhookMessage, WebhookStore};
 
 pub use retention::{PrunePolicy, PruneReport, PruneRun};

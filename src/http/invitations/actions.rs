@@ -94,8 +94,8 @@ pub(in crate::http) async fn invite_with_token(
     let settings = invite_settings(state);
     let inviter = inviter(caller);
     let ttl = invite::check_request(&settings, &inviter, &request)?;
-    let projects = invite::authorize_projects(state.store.as_ref(), &inviter, &request.projects)
-        .await?;
+    let projects =
+        invite::authorize_projects(state.store.as_ref(), &inviter, &request.projects).await?;
     let new = invite::new_invitation(
         &settings,
         &inviter,

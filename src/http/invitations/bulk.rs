@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
@@ -20,10 +20,13 @@ use crate::http::metrics::Metrics;
 use crate::http::resources::InvitationResource;
 use crate::http::{ApiError, AppState};
 use crate::invite::{self, BulkRow, MAX_ROWS, RowResult, RowStatus};
-use crate::store::BulkAnswer;
+use crate::store::BulkClaim;
 
 /// As long as the single POST keeps its keys.
 const IDEMPOTENCY_KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// A claimed key still unanswered after this long belongs to a request that died (a thousand
+/// rows take about a second): a retry may take it over.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The body of `POST /{ns}/api/invitations/bulk/`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -36,11 +39,14 @@ const IDEMPOTENCY_KEPT_FOR: std::time::Duration = std::time::Duration::from_secs
     "dry_run": false,
 }))]
 pub struct BulkRequest {
-    /// The invitations, at most 1,000, each as the body of `POST /{ns}/api/invitations/` (the
-    /// same fields, spellings and rules). A row that is not valid is answered 400 in its place.
-    #[schema(required = true, value_type = Vec<InvitationRequest>, max_items = 1000)]
+    /// The invitations, at most 1,000, each as the body of `POST /{ns}/api/invitations/`
+    /// (`#/components/schemas/InvitationRequest`: the same fields, spellings and rules). Any
+    /// JSON value is taken here: a row that is not a valid invitation is answered 400 in its
+    /// place, and the other rows go on.
+    #[schema(required = true, value_type = Vec<Value>, max_items = 1000)]
     pub objects: Option<Vec<Value>>,
-    /// The projects of every row without `projects_selected` of its own (absent or null).
+    /// The projects of every row without `projects_selected` of its own (absent or null). A
+    /// selection that is not a project id refuses the whole request (400).
     #[serde(default)]
     pub projects_selected: Option<Vec<ProjectSelection>>,
     /// `true`: predict every row's outcome; nothing is written or sent.
@@ -115,10 +121,11 @@ pub struct BulkRowResource {
             headers(
                 ("Idempotent-Replayed" = String, description = "`true` when this answers a repeated Idempotency-Key"),
             )),
-        (status = 400, description = "Malformed body, `objects` missing or not a list, more than 1,000 rows, or bad Idempotency-Key; nothing was done", body = ErrorBody),
+        (status = 400, description = "Malformed body, `objects` missing or not a list, more than 1,000 rows, a default `projects_selected` that is not a list of project ids, or bad Idempotency-Key; nothing was done", body = ErrorBody),
         (status = 401, description = "Not logged in", body = ErrorBody),
         (status = 403, description = "Bad CSRF token", body = ErrorBody),
         (status = 404, description = "Unknown namespace", body = ErrorBody),
+        (status = 409, description = "A request with the same Idempotency-Key is still being worked on; retry once it has answered", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Idempotency-Key reused with another body (or used for a single invitation)", body = ErrorBody),
@@ -142,32 +149,68 @@ pub(super) async fn create_bulk(
     if let (Some(key), Some(hash)) = (&key, &fingerprint) {
         match state
             .store
-            .bulk_answer(
+            .claim_bulk_key(
                 caller.user.id,
                 key,
                 hash,
                 Timestamp::now(),
                 IDEMPOTENCY_KEPT_FOR,
+                ABANDONED_AFTER,
             )
             .await?
         {
-            Some(BulkAnswer::Same(answer)) => return Ok(replayed(answer)),
-            Some(BulkAnswer::KeyReused) => {
+            BulkClaim::Claimed => {}
+            BulkClaim::Answered(answer) => return Ok(replayed(answer)),
+            BulkClaim::InProgress => {
+                return Err(ApiError::Conflict(
+                    "a request with this Idempotency-Key is still being worked on: retry once it has answered".into(),
+                ));
+            }
+            BulkClaim::KeyReused => {
                 return Err(ApiError::Unprocessable(
                     "this Idempotency-Key was already used with a different request body".into(),
                 ));
             }
-            None => {}
         }
     }
-    let results = invite::invite_rows(
+    // Its own task: once the rows are being worked on they are all decided, and the answer
+    // kept for the key, even if the client goes away meanwhile (as a group commit's queued
+    // invitation is created), so that its retry finds the answer rather than half the rows.
+    let work = tokio::spawn(invite_and_answer(state, caller, key, rows, dry_run));
+    let response = work
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("the bulk request's task: {e}")))??;
+    Ok((StatusCode::OK, Json(response)).into_response())
+}
+
+/// Invites the rows and keeps the answer for the key (claimed already), without `accept_url`.
+async fn invite_and_answer(
+    state: AppState,
+    caller: Caller,
+    key: Option<String>,
+    rows: Vec<BulkRow>,
+    dry_run: bool,
+) -> Result<BulkResponse, ApiError> {
+    let results = match invite::invite_rows(
         state.store.as_ref(),
         &invite_settings(&state),
         &inviter(&caller),
         rows,
         dry_run,
     )
-    .await?;
+    .await
+    {
+        Ok(results) => results,
+        Err(error) => {
+            // Nothing was written: a retry may claim the key again.
+            if let Some(key) = &key
+                && let Err(release) = state.store.release_bulk_key(caller.user.id, key).await
+            {
+                tracing::warn!(error = %release, "an Idempotency-Key's claim was not released");
+            }
+            return Err(error.into());
+        }
+    };
     let created = results
         .iter()
         .filter(|row| row.status == RowStatus::Created)
@@ -191,7 +234,7 @@ pub(super) async fn create_bulk(
             .map(|(index, row)| row_resource(&state, &caller.namespace, index, row))
             .collect(),
     };
-    if let (Some(key), Some(hash)) = (&key, &fingerprint) {
+    if let Some(key) = &key {
         // Kept without the links, which are handed out once.
         let links: Vec<Option<String>> = response
             .objects
@@ -202,18 +245,11 @@ pub(super) async fn create_bulk(
             .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
         if let Err(error) = state
             .store
-            .remember_bulk_answer(
-                caller.user.id,
-                key,
-                hash,
-                &answer,
-                Timestamp::now(),
-                IDEMPOTENCY_KEPT_FOR,
-            )
+            .remember_bulk_answer(caller.user.id, key, &answer)
             .await
         {
             // The invitations are made: answering an error would only invite a retry, which
-            // now finds them (409) rather than the first answer.
+            // then finds the key claimed (409) until the claim is abandoned.
             tracing::error!(
                 error = format!("{:#}", anyhow::Error::new(error)),
                 "a bulk request's answer was not kept for its Idempotency-Key"
@@ -225,7 +261,7 @@ pub(super) async fn create_bulk(
             }
         }
     }
-    Ok((StatusCode::OK, Json(response)).into_response())
+    Ok(response)
 }
 
 /// The rows, each read as the single POST reads its body: a valid invitation or its 400.
@@ -243,16 +279,18 @@ fn read_rows(request: BulkRequest) -> Result<Vec<BulkRow>, ApiError> {
         )));
     }
     let default = request.projects_selected;
+    if let Some(default) = &default {
+        // Read once as a row that has only it would be (the same parsing): a bad default is
+        // the request's mistake, not every row's.
+        read_row(json!({"email": "default@example.org"}), Some(default))?;
+    }
     Ok(objects
         .into_iter()
         .map(|row| read_row(row, default.as_deref()).map_err(|e| e.to_string()))
         .collect())
 }
 
-fn read_row(
-    row: Value,
-    default: Option<&[ProjectSelection]>,
-) -> Result<ValidInvitation, ApiError> {
+fn read_row(row: Value, default: Option<&[ProjectSelection]>) -> Result<ValidInvitation, ApiError> {
     // As `decode_json`: serde would also fill the struct from an array, field by field.
     if !row.is_object() {
         return Err(ApiError::BadRequest(
@@ -298,9 +336,10 @@ fn row_resource(state: &AppState, ns: &str, index: usize, row: RowResult) -> Bul
     }
     let invitation = row.invitation.as_ref().map(|record| {
         let mut resource = InvitationResource::new(ns, record, Timestamp::now());
-        resource.accept_url = row.accept_token.as_ref().map(|token| {
-            crate::mail::accept_url(&state.config.public_url, ns, token.expose())
-        });
+        resource.accept_url = row
+            .accept_token
+            .as_ref()
+            .map(|token| crate::mail::accept_url(&state.config.public_url, ns, token.expose()));
         resource
     });
     let created = row.status == RowStatus::Created;

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::backend::{self, Backend, Db};
+use super::backend::{self, Backend, Conn, Db};
 use super::invitation_batch::{create_invitations_in, create_together};
 use super::invitation_create::create_invitation_alone;
 use super::rows::db_error;
 use crate::domain::{Timestamp, UserId};
 use crate::store::group_commit::{MAX_BATCH, Together, same_error};
-use crate::store::{BulkAnswer, BulkStore, CreateOutcome, NewInvitation, StoreResult};
+use crate::store::{BulkClaim, BulkStore, CreateOutcome, NewInvitation, StoreResult};
 
 #[async_trait]
 impl BulkStore for Backend {
@@ -39,86 +39,144 @@ impl BulkStore for Backend {
         Ok(outcomes)
     }
 
-    async fn bulk_answer(
+    async fn claim_bulk_key(
         &self,
         user: UserId,
         key: &str,
         request_hash: &[u8],
         now: Timestamp,
         kept_for: Duration,
-    ) -> StoreResult<Option<BulkAnswer>> {
-        let mut conn = self.read().await?;
-        let since = now.minus(kept_for).millis();
-        let kept: Option<(Vec<u8>, String)> = sqlx::query_as(
-            "SELECT request_hash, answer FROM bulk_requests \
-             WHERE user_id = $1 AND key = $2 AND created >= $3",
-        )
-        .bind(user.0)
-        .bind(key)
-        .bind(since)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_error("reading a bulk request's answer"))?;
-        if let Some((hash, answer)) = kept {
-            return Ok(Some(if hash == request_hash {
-                BulkAnswer::Same(answer)
-            } else {
-                BulkAnswer::KeyReused
-            }));
-        }
-        // One key, one request: a key that created a single invitation is not a bulk one's.
-        let single: Option<i64> = sqlx::query_scalar(
-            "SELECT created FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND created >= $3",
-        )
-        .bind(user.0)
-        .bind(key)
-        .bind(since)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_error("reading an idempotency key"))?;
-        Ok(single.map(|_| BulkAnswer::KeyReused))
-    }
-
-    async fn remember_bulk_answer(
-        &self,
-        user: UserId,
-        key: &str,
-        request_hash: &[u8],
-        answer: &str,
-        now: Timestamp,
-        kept_for: Duration,
-    ) -> StoreResult<()> {
-        let (key, request_hash, answer) =
-            (key.to_owned(), request_hash.to_vec(), answer.to_owned());
+        abandoned_after: Duration,
+    ) -> StoreResult<BulkClaim> {
+        let (key, request_hash) = (key.to_owned(), request_hash.to_vec());
         self.on_writer(move |pool| async move {
             let mut tx = pool
                 .begin_with(backend::BEGIN)
                 .await
-                .map_err(db_error("starting to keep a bulk answer"))?;
-            // Answers are large (up to a thousand invitations): none is kept past its time.
-            sqlx::query("DELETE FROM bulk_requests WHERE created < $1")
-                .bind(now.minus(kept_for).millis())
-                .execute(&mut *tx)
+                .map_err(db_error("starting to claim an idempotency key"))?;
+            let claim = claim_in(
+                &mut tx,
+                user,
+                &key,
+                &request_hash,
+                now,
+                kept_for,
+                abandoned_after,
+            )
+            .await?;
+            tx.commit()
                 .await
-                .map_err(db_error("forgetting old bulk answers"))?;
+                .map_err(db_error("committing an idempotency key's claim"))?;
+            Ok(claim)
+        })
+        .await
+    }
+
+    async fn release_bulk_key(&self, user: UserId, key: &str) -> StoreResult<()> {
+        let key = key.to_owned();
+        self.on_writer(move |pool| async move {
             sqlx::query(
-                "INSERT INTO bulk_requests (user_id, key, request_hash, answer, created) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, key) DO NOTHING",
+                "DELETE FROM bulk_requests WHERE user_id = $1 AND key = $2 AND answer IS NULL",
             )
             .bind(user.0)
             .bind(&key)
-            .bind(&request_hash)
-            .bind(&answer)
-            .bind(now.millis())
-            .execute(&mut *tx)
+            .execute(&pool)
             .await
-            .map_err(db_error("keeping a bulk answer"))?;
-            tx.commit()
-                .await
-                .map_err(db_error("committing a bulk answer"))?;
+            .map_err(db_error("releasing an idempotency key"))?;
             Ok(())
         })
         .await
+    }
+
+    async fn remember_bulk_answer(&self, user: UserId, key: &str, answer: &str) -> StoreResult<()> {
+        let (key, answer) = (key.to_owned(), answer.to_owned());
+        self.on_writer(move |pool| async move {
+            sqlx::query("UPDATE bulk_requests SET answer = $3 WHERE user_id = $1 AND key = $2")
+                .bind(user.0)
+                .bind(&key)
+                .bind(&answer)
+                .execute(&pool)
+                .await
+                .map_err(db_error("keeping a bulk answer"))?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// `claim_bulk_key` in its transaction. The row is locked (PostgreSQL) or the writer held
+/// (SQLite) from the read to the claim, so two requests with one key cannot both claim it.
+async fn claim_in(
+    conn: &mut Conn,
+    user: UserId,
+    key: &str,
+    request_hash: &[u8],
+    now: Timestamp,
+    kept_for: Duration,
+    abandoned_after: Duration,
+) -> StoreResult<BulkClaim> {
+    // Answers are large (up to a thousand invitations): none is kept past its time.
+    sqlx::query("DELETE FROM bulk_requests WHERE created < $1")
+        .bind(now.minus(kept_for).millis())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error("forgetting old bulk answers"))?;
+    let since = now.minus(kept_for).millis();
+    let single: Option<i64> = sqlx::query_scalar(
+        "SELECT created FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND created >= $3",
+    )
+    .bind(user.0)
+    .bind(key)
+    .bind(since)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error("reading an idempotency key"))?;
+    // One key, one request: a key that created a single invitation is not a bulk one's.
+    if single.is_some() {
+        return Ok(BulkClaim::KeyReused);
+    }
+    // A conflicting claim waits here for the other's transaction, then finds its row.
+    let claimed = sqlx::query(
+        "INSERT INTO bulk_requests (user_id, key, request_hash, answer, created) \
+         VALUES ($1, $2, $3, NULL, $4) ON CONFLICT (user_id, key) DO NOTHING",
+    )
+    .bind(user.0)
+    .bind(key)
+    .bind(request_hash)
+    .bind(now.millis())
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error("claiming an idempotency key"))?
+    .rows_affected();
+    if claimed == 1 {
+        return Ok(BulkClaim::Claimed);
+    }
+    let (hash, answer, created): (Vec<u8>, Option<String>, i64) = sqlx::query_as(&format!(
+        "SELECT request_hash, answer, created FROM bulk_requests \
+         WHERE user_id = $1 AND key = $2{}",
+        backend::FOR_UPDATE
+    ))
+    .bind(user.0)
+    .bind(key)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_error("reading an idempotency key's claim"))?;
+    if hash != request_hash {
+        return Ok(BulkClaim::KeyReused);
+    }
+    match answer {
+        Some(answer) => Ok(BulkClaim::Answered(answer)),
+        None if created < now.minus(abandoned_after).millis() => {
+            sqlx::query("UPDATE bulk_requests SET created = $3 WHERE user_id = $1 AND key = $2")
+                .bind(user.0)
+                .bind(key)
+                .bind(now.millis())
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error("taking over an abandoned claim"))?;
+            Ok(BulkClaim::Claimed)
+        }
+        None => Ok(BulkClaim::InProgress),
     }
 }
 
@@ -172,7 +230,12 @@ async fn predict(
     let mut outcomes = Vec::with_capacity(batch.len());
     for group in batch.chunks(MAX_BATCH) {
         let group: Vec<&NewInvitation> = group.iter().collect();
-        outcomes.extend(create_invitations_in(&mut tx, &group).await?.into_iter().map(Ok));
+        outcomes.extend(
+            create_invitations_in(&mut tx, &group)
+                .await?
+                .into_iter()
+                .map(Ok),
+        );
     }
     tx.rollback()
         .await

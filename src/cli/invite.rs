@@ -38,7 +38,8 @@ pub struct InviteArgs {
     /// A project to invite everyone to (repeat for several); none invites to the platform alone
     #[arg(long = "project", value_name = "ID")]
     projects: Vec<i64>,
-    /// The role given on the projects
+    /// The role given on the projects [default: viewer; editor and owner are refused (exit 2)
+    /// until invitations carry roles]
     #[arg(long, value_enum)]
     role: Option<RoleArg>,
     /// Check every row and print what would happen; write and send nothing

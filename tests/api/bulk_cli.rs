@@ -257,7 +257,7 @@ async fn invite_csv_refuses_unusable_input_with_exit_2_and_writes_nothing(backen
     let many: String = (0..1001).map(|i| format!("u{i}@lab.example\n")).collect();
     let too_many = cli.file("many.csv", many.as_bytes());
     let good = cli.file("good.csv", b"bob@lab.example\n");
-    let cases: [(Vec<&str>, &str); 5] = [
+    let cases: [(Vec<&str>, &str); 6] = [
         (
             vec!["--csv", path(&latin1), "--inviter", "ada@lab.example"],
             "not UTF-8 text (line 1)",
@@ -286,6 +286,20 @@ async fn invite_csv_refuses_unusable_input_with_exit_2_and_writes_nothing(backen
                 "admin",
             ],
             "invalid value 'admin' for '--role <ROLE>'",
+        ),
+        // Until invitations carry roles: refused, rather than invited with less than asked.
+        (
+            vec![
+                "--csv",
+                path(&good),
+                "--inviter",
+                "ada@lab.example",
+                "--project",
+                &project,
+                "--role",
+                "editor",
+            ],
+            "--role editor: this build invites as viewer only",
         ),
     ];
     for (args, expected) in cases {

@@ -7,6 +7,7 @@ mod admin;
 mod bounce;
 mod dkim;
 mod docs;
+mod invite;
 mod mail;
 mod maintenance;
 mod records;
@@ -97,6 +98,8 @@ pub enum Command {
     /// DKIM signing keys (`dkim keygen`).
     #[command(subcommand)]
     Dkim(dkim::DkimCommand),
+    /// Invite everyone on a roster (a CSV file) as one inviter; the running service sends the emails.
+    Invite(Box<invite::InviteArgs>),
     /// Manage webhook endpoints and their deliveries.
     #[command(subcommand)]
     Webhook(webhooks::WebhookCommand),
@@ -146,6 +149,7 @@ async fn run_on_database(database_url: &str, command: Command) -> anyhow::Result
         Command::Bounce(args) => bounce::bounce(database_url, args).await,
         Command::Webhook(command) => webhooks::webhook(&database, command).await,
         Command::Suppression(command) => suppression::suppression(&database, command).await,
+        Command::Invite(args) => invite::invite(&database, database_url, *args).await,
         Command::Completions(args) => docs::completions(args),
         Command::Man => docs::man(),
         Command::Dkim(command) => dkim::dkim(command),

@@ -12,6 +12,7 @@ pub mod name;
 pub mod password;
 pub mod printable;
 pub mod project;
+pub mod roster;
 pub mod time;
 pub mod token;
 pub mod user;

@@ -35,6 +35,10 @@ pub fn body_limit(path: &str) -> usize {
             | "api/invitations/bulk"
             | "api/invitations/bulk/",
         ) => INVITATIONS_BODY_BYTES,
+        Some("invite/several/") => crate::http::pages::BULK_UPLOAD_BYTES,
+        Some("invite/several/send/" | "invite/several/results.csv") => {
+            crate::http::pages::BULK_CARRIED_BYTES
+        }
         _ => MAX_BODY_BYTES,
     }
 }

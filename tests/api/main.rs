@@ -35,6 +35,8 @@ mod authorization;
 mod bounces;
 mod bounces_postfix;
 mod bulk;
+mod bulk_cli;
+mod bulk_page;
 mod cli;
 mod cli_options;
 mod crash;

@@ -66,7 +66,7 @@ async fn first_run_setup_url_creates_a_superuser_who_is_logged_in(backend: Backe
         .await;
     browser.wait_for_text("header .who", "Grace Hopper").await;
     // A superuser sees every invitation of the namespace.
-    browser.wait_for_text("h2", "All invitations").await;
+    browser.wait_for_text("#list h2", "All invitations").await;
     let created = app.user_by_email("root@lab.example").await;
     assert!(created.user.is_superuser && created.user.is_active);
 

@@ -19,8 +19,8 @@ mod request;
 mod selection;
 
 pub(super) use actions::{
-    accepted, invite, limit_error, manageable_invitation, resend, resent_message, revoke,
-    revoked_message,
+    accepted, invite, invite_settings, inviter, limit_error, manageable_invitation, resend,
+    resent_message, revoke, revoked_message,
 };
 pub(super) use decline::{NotDeclined, decline_by_token, unsubscribe_by_token};
 pub use request::{InvitationRequest, ValidInvitation, validate_body};

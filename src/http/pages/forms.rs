@@ -107,6 +107,11 @@ impl PageUser {
 pub struct FormData(Vec<(String, String)>);
 
 impl FormData {
+    /// A form read some other way (the fields of a multipart upload).
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        Self(pairs)
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()

@@ -143,6 +143,33 @@ impl InvitationRow {
     }
 }
 
+/// The projects the person may invite to (as `GET /{ns}/api/cbh_projects/` marks them), by id
+/// and name.
+pub(super) async fn offered_projects(
+    state: &AppState,
+    user: &PageUser,
+) -> Result<Vec<(i64, String)>, PageError> {
+    let me = &user.caller.user;
+    Ok(if me.is_superuser {
+        state
+            .store
+            .projects(user.ns())
+            .await?
+            .into_iter()
+            .map(|p| (p.id.0, p.name))
+            .collect()
+    } else {
+        state
+            .store
+            .memberships(me.id)
+            .await?
+            .iter()
+            .filter(|m| m.role.can_invite())
+            .map(|m| (m.project.id.0, m.project.name.clone()))
+            .collect()
+    })
+}
+
 /// Renders the whole page: the form (with `form` and `outcome`) and one page of the list.
 async fn invite_page(
     state: &AppState,
@@ -155,29 +182,16 @@ async fn invite_page(
     let ns = user.ns();
     let me = &user.caller.user;
     let everyone = me.is_superuser;
-    let memberships = state.store.memberships(me.id).await?;
-    // The projects the person may invite to (as `GET /{ns}/api/cbh_projects/` marks them).
-    let offered: Vec<(i64, String)> = if everyone {
-        state
-            .store
-            .projects(ns)
-            .await?
-            .into_iter()
-            .map(|p| (p.id.0, p.name))
-            .collect()
-    } else {
-        memberships
-            .iter()
-            .filter(|m| m.role.can_invite())
-            .map(|m| (m.project.id.0, m.project.name.clone()))
-            .collect()
-    };
+    let offered = offered_projects(state, user).await?;
     // One role for the form, up to the highest the person may give somewhere; a project where
     // they may give less refuses the higher one (403 naming it).
     let highest = if everyone {
         Role::Owner
     } else {
-        memberships
+        state
+            .store
+            .memberships(me.id)
+            .await?
             .iter()
             .map(|m| m.role)
             .max()

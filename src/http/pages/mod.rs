@@ -19,6 +19,7 @@ use render::PageError;
 
 mod accept;
 mod assets;
+mod bulk;
 mod decline;
 mod forms;
 mod invite;
@@ -28,12 +29,16 @@ mod render;
 mod setup;
 mod users;
 
+pub(super) use bulk::{
+    CARRIED_BODY_BYTES as BULK_CARRIED_BYTES, UPLOAD_BODY_BYTES as BULK_UPLOAD_BYTES,
+};
 pub(super) use forms::return_path;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let pages = Router::new()
         .merge(login::router())
         .merge(invite::router())
+        .merge(bulk::router())
         .merge(accept::router())
         .merge(decline::router())
         .merge(setup::router())

@@ -32,6 +32,18 @@ const PAGES: &[(&str, &str)] = &[
         include_str!("../../../templates/pages/invite.html"),
     ),
     (
+        "bulk_form.html",
+        include_str!("../../../templates/pages/bulk_form.html"),
+    ),
+    (
+        "bulk_preview.html",
+        include_str!("../../../templates/pages/bulk_preview.html"),
+    ),
+    (
+        "bulk_results.html",
+        include_str!("../../../templates/pages/bulk_results.html"),
+    ),
+    (
         "accept.html",
         include_str!("../../../templates/pages/accept.html"),
     ),
@@ -312,6 +324,21 @@ mod tests {
                     }],
                     everyone => false, conflict => true, notice => (), error => "User already exists",
                     newer => (), older => "/chembiohub/invite/?offset=20",
+                },
+            ),
+            (
+                "bulk_preview.html",
+                context! {
+                    rows => vec![context! { line => 2, email => "<x>@x.org", first_name => "<x>", last_name => "", error => "<x> is bad" }],
+                    valid => 1, invalid => 1, roster => "<x>@x.org\n<script>", projects => vec![1],
+                    chosen => vec!["<x>"], notice => (), error => (),
+                },
+            ),
+            (
+                "bulk_results.html",
+                context! {
+                    results => vec![context! { line => 2, email => "<x>@x.org", status => 400, outcome => "<x>", invited => false }],
+                    summary => "0 invited, 1 refused, 1 in all", csv => "<script>", notice => (), error => (),
                 },
             ),
             (

@@ -10,6 +10,8 @@ pub enum EventType {
     InvitationResent,
     InvitationRevoked,
     InvitationAccepted,
+    /// An automatic reminder (`CBH_REMINDERS`) was queued.
+    InvitationReminded,
     /// A message failed for good.
     EmailFailed,
     UserActivated,
@@ -19,11 +21,12 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 8] = [
+    pub const ALL: [EventType; 9] = [
         EventType::InvitationCreated,
         EventType::InvitationResent,
         EventType::InvitationRevoked,
         EventType::InvitationAccepted,
+        EventType::InvitationReminded,
         EventType::EmailFailed,
         EventType::UserActivated,
         EventType::UserDeactivated,
@@ -36,6 +39,7 @@ impl EventType {
             EventType::InvitationResent => "invitation.resent",
             EventType::InvitationRevoked => "invitation.revoked",
             EventType::InvitationAccepted => "invitation.accepted",
+            EventType::InvitationReminded => "invitation.reminded",
             EventType::EmailFailed => "email.failed",
             EventType::UserActivated => "user.activated",
             EventType::UserDeactivated => "user.deactivated",

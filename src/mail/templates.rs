@@ -53,6 +53,18 @@ const BUILT_IN: &[(&str, &str)] = &[
         "reminder_active.html",
         include_str!("../../templates/reminder_active.html"),
     ),
+    (
+        "reminder_auto.subject.txt",
+        include_str!("../../templates/reminder_auto.subject.txt"),
+    ),
+    (
+        "reminder_auto.txt",
+        include_str!("../../templates/reminder_auto.txt"),
+    ),
+    (
+        "reminder_auto.html",
+        include_str!("../../templates/reminder_auto.html"),
+    ),
 ];
 
 const PARTS: [&str; 3] = ["subject.txt", "txt", "html"];

@@ -233,6 +233,8 @@ pub struct InvitationRecord {
     /// `None`: no email was ever queued for it (created with `send_email: false` and not
     /// resent since).
     pub delivery: Option<DeliveryRecord>,
+    /// Automatic reminders sent (`CBH_REMINDERS`).
+    pub reminders_sent: i64,
 }
 
 impl InvitationRecord {

@@ -23,6 +23,7 @@ pub mod backup;
 mod group_commit;
 pub mod postgres;
 pub mod resource;
+mod reminders;
 mod retention;
 mod schema;
 mod sessions;
@@ -31,6 +32,9 @@ mod webhooks;
 
 pub use webhooks::{NewWebhook, WebhookDeliveryRow, WebhookEndpoint, WebhookMessage, WebhookStore};
 
+pub use reminders::{
+    NewLinkOutcome, NewLinkRequest, ReminderReport, ReminderScan, ReminderStore, SupersededLink,
+};
 pub use retention::{PrunePolicy, PruneReport, PruneRun};
 pub use schema::{SchemaState, inspect_schema};
 pub use sessions::{
@@ -294,6 +298,7 @@ pub trait Store:
     + MemberStore
     + AccountStore
     + RetentionStore
+    + ReminderStore
     + WebhookStore
     + Send
     + Sync

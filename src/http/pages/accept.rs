@@ -65,7 +65,7 @@ fn person(user: &User) -> Value {
 
 /// 410: the link has expired, was used or was revoked. Naming the inviter tells the person whom
 /// to ask for a new one; whoever holds the token was sent it, so this reveals nothing new.
-fn gone_page(ns: &str, invitation: Option<&InvitationRecord>) -> Result<Response, PageError> {
+pub(super) fn gone_page(ns: &str, invitation: Option<&InvitationRecord>) -> Result<Response, PageError> {
     let frame = Frame {
         title: "This invitation link no longer works",
         ns,
@@ -139,7 +139,13 @@ async fn show(
                 error: None,
             },
         ),
-        Ok(Some((_, link))) => gone_page(&ns, Some(&link.invitation)),
+        Ok(Some((token, link))) => {
+            match super::superseded::page_if_superseded(&state, &ns, &headers, &token).await {
+                Ok(Some(superseded)) => Ok(superseded),
+                Ok(None) => gone_page(&ns, Some(&link.invitation)),
+                Err(error) => Err(error),
+            }
+        }
         Ok(None) => gone_page(&ns, None),
         Err(error) => Err(error),
     };
@@ -170,6 +176,11 @@ async fn accept(
         return gone_page(ns, None);
     };
     if !link.live {
+        if let Some(superseded) =
+            super::superseded::page_if_superseded(state, ns, headers, &token).await?
+        {
+            return Ok(superseded);
+        }
         return gone_page(ns, Some(&link.invitation));
     }
     let refuse = |status, error: &str| {

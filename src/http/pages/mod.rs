@@ -25,6 +25,7 @@ mod login;
 mod projects;
 mod render;
 mod setup;
+mod superseded;
 mod users;
 
 pub(super) use forms::return_path;
@@ -34,6 +35,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(login::router())
         .merge(invite::router())
         .merge(accept::router())
+        .merge(superseded::router())
         .merge(setup::router())
         .merge(projects::router())
         .merge(users::router())

@@ -40,6 +40,7 @@ mod limits;
 mod members;
 mod outbox;
 mod projects;
+mod reminders;
 mod retention;
 mod rows;
 mod sessions;

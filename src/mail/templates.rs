@@ -208,6 +208,10 @@ mod tests {
             subject(InviteKind::ReminderActive),
             "Ada Lovelace would like to remind you to log on to ChemBio Hub Platform"
         );
+        assert_eq!(
+            subject(InviteKind::ReminderAuto),
+            "Reminder: Ada Lovelace invited you to ChemBio Hub Platform"
+        );
     }
 
     #[test]

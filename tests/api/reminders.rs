@@ -67,13 +67,15 @@ async fn audit_events(app: &TestApp, event: &str) -> Vec<String> {
         .collect()
 }
 
-async fn a_pending_invitation_gets_two_reminders_at_their_times_with_fresh_links(
-    backend: Backend,
-) {
+async fn a_pending_invitation_gets_two_reminders_at_their_times_with_fresh_links(backend: Backend) {
     let app = spawn_app_with(backend, every(&[2, 4])).await;
     let (editor, _) = app.editor_with_project().await;
     let sent_at = tokio::time::Instant::now();
-    let id = invite(&editor, json!({"email": "bob@example.org", "first_name": "Bob"})).await;
+    let id = invite(
+        &editor,
+        json!({"email": "bob@example.org", "first_name": "Bob"}),
+    )
+    .await;
 
     let first = app.smtp.wait_for(1, WAIT).await;
     let second = app.smtp.wait_for(2, WAIT).await;
@@ -120,7 +122,12 @@ async fn a_pending_invitation_gets_two_reminders_at_their_times_with_fresh_links
         .get(&format!("/{NS}/accept/{}", tokens[0]))
         .await;
     assert_eq!(old.status(), StatusCode::GONE);
-    assert!(old.text().await.expect("body").contains("Email me a new link"));
+    assert!(
+        old.text()
+            .await
+            .expect("body")
+            .contains("Email me a new link")
+    );
     json_with_status(app.accept(&tokens[1], "a good long password").await, 410).await;
     json_with_status(app.accept(&tokens[2], "a good long password").await, 200).await;
     assert_eq!(
@@ -134,7 +141,11 @@ async fn no_reminder_goes_once_an_invitation_is_accepted_revoked_or_expired(back
     let (editor, _) = app.editor_with_project().await;
     let accepted = invite(&editor, json!({"email": "acc@example.org"})).await;
     let revoked = invite(&editor, json!({"email": "rev@example.org"})).await;
-    let expiring = invite(&editor, json!({"email": "exp@example.org", "expires_in": "1h"})).await;
+    let expiring = invite(
+        &editor,
+        json!({"email": "exp@example.org", "expires_in": "1h"}),
+    )
+    .await;
     let waiting = invite(&editor, json!({"email": "wait@example.org"})).await;
     let mails = app.smtp.wait_for(4, WAIT).await;
     let token = to(&mails, "acc@example.org")[0]
@@ -143,7 +154,10 @@ async fn no_reminder_goes_once_an_invitation_is_accepted_revoked_or_expired(back
     json_with_status(app.accept(&token, "a good long password").await, 200).await;
     json_with_status(
         editor
-            .post(&format!("/{NS}/api/invitations/{revoked}/revoke/"), &json!({}))
+            .post(
+                &format!("/{NS}/api/invitations/{revoked}/revoke/"),
+                &json!({}),
+            )
             .await,
         200,
     )
@@ -232,7 +246,10 @@ async fn a_reminder_over_the_recipient_limit_is_skipped_and_recorded(backend: Ba
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     assert_eq!(app.smtp.received_count(), 2);
-    assert_eq!(audit_events(&app, "reminder_skipped").await, vec![id.to_string()]);
+    assert_eq!(
+        audit_events(&app, "reminder_skipped").await,
+        vec![id.to_string()]
+    );
     let invitation = app.invitation(&editor, id).await;
     assert_eq!(invitation["reminders_sent"], 1);
     assert_eq!(invitation["status"], "pending");
@@ -362,11 +379,27 @@ async fn a_superseded_link_shows_the_date_and_emails_a_new_link_to_the_stored_ad
     assert_eq!(mails[2].rcpt_to, vec!["bob@example.org".to_owned()]);
     assert!(to(&mails, "mallory@evil.example").is_empty());
     let fresh = mails[2].accept_token().expect("token");
-    assert!(!mails.iter().take(2).any(|m| m.accept_token() == Some(fresh.clone())));
+    assert!(
+        !mails
+            .iter()
+            .take(2)
+            .any(|m| m.accept_token() == Some(fresh.clone()))
+    );
     // The resend's link is superseded in turn; the fresh one works.
-    json_with_status(app.accept(&mails[1].accept_token().expect("token"), "a good long password").await, 410).await;
+    json_with_status(
+        app.accept(
+            &mails[1].accept_token().expect("token"),
+            "a good long password",
+        )
+        .await,
+        410,
+    )
+    .await;
     json_with_status(app.accept(&fresh, "a good long password").await, 200).await;
-    assert_eq!(audit_events(&app, "invitation_link_requested").await, vec![id.to_string()]);
+    assert_eq!(
+        audit_events(&app, "invitation_link_requested").await,
+        vec![id.to_string()]
+    );
 }
 
 async fn a_new_link_is_refused_for_a_revoked_invitation_and_over_the_limit(backend: Backend) {
@@ -382,8 +415,12 @@ async fn a_new_link_is_refused_for_a_revoked_invitation_and_over_the_limit(backe
     let bob = invite(&editor, json!({"email": "bob@example.org"})).await;
     let carol = invite(&editor, json!({"email": "carol@example.org"})).await;
     let mails = app.smtp.wait_for(2, WAIT).await;
-    let bob_old = to(&mails, "bob@example.org")[0].accept_token().expect("token");
-    let carol_old = to(&mails, "carol@example.org")[0].accept_token().expect("token");
+    let bob_old = to(&mails, "bob@example.org")[0]
+        .accept_token()
+        .expect("token");
+    let carol_old = to(&mails, "carol@example.org")[0]
+        .accept_token()
+        .expect("token");
     for id in [bob, carol] {
         json_with_status(
             editor
@@ -399,7 +436,13 @@ async fn a_new_link_is_refused_for_a_revoked_invitation_and_over_the_limit(backe
     let limited = ask_for_a_new_link(&app, &bob_old).await;
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(limited.headers().contains_key("retry-after"));
-    assert!(limited.text().await.expect("body").contains("Too many emails"));
+    assert!(
+        limited
+            .text()
+            .await
+            .expect("body")
+            .contains("Too many emails")
+    );
 
     // Carol's invitation is revoked while her page is open.
     let client = browser();
@@ -408,7 +451,10 @@ async fn a_new_link_is_refused_for_a_revoked_invitation_and_over_the_limit(backe
     let form_token = hidden(&page.text().await.expect("body"), "form_token");
     json_with_status(
         editor
-            .post(&format!("/{NS}/api/invitations/{carol}/revoke/"), &json!({}))
+            .post(
+                &format!("/{NS}/api/invitations/{carol}/revoke/"),
+                &json!({}),
+            )
             .await,
         200,
     )
@@ -422,7 +468,10 @@ async fn a_new_link_is_refused_for_a_revoked_invitation_and_over_the_limit(backe
     assert_eq!(refused.status(), StatusCode::GONE);
     assert!(!refused.text().await.expect("body").contains("on its way"));
     // And the link now shows today's page, without the offer.
-    let gone = app.anonymous().get(&format!("/{NS}/accept/{carol_old}")).await;
+    let gone = app
+        .anonymous()
+        .get(&format!("/{NS}/accept/{carol_old}"))
+        .await;
     assert_eq!(gone.status(), StatusCode::GONE);
     let body = gone.text().await.expect("body");
     assert!(body.contains("no longer works"), "{body}");

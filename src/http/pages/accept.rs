@@ -65,7 +65,10 @@ fn person(user: &User) -> Value {
 
 /// 410: the link has expired, was used or was revoked. Naming the inviter tells the person whom
 /// to ask for a new one; whoever holds the token was sent it, so this reveals nothing new.
-pub(super) fn gone_page(ns: &str, invitation: Option<&InvitationRecord>) -> Result<Response, PageError> {
+pub(super) fn gone_page(
+    ns: &str,
+    invitation: Option<&InvitationRecord>,
+) -> Result<Response, PageError> {
     let frame = Frame {
         title: "This invitation link no longer works",
         ns,

@@ -379,15 +379,13 @@ impl ReminderStore for Backend {
             lock_mailboxes(&mut tx, [mailbox.as_str()]).await?;
         }
         // Locked: a revoke, an accept or a second request of this invitation waits its turn.
-        let link: Option<LinkInvitation> = sqlx::query_as(&format!(
-            "{SUPERSEDED_LINK}{}",
-            backend::FOR_UPDATE
-        ))
-        .bind(&request.token_hash.0)
-        .bind(&request.namespace)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error("reading a superseded link"))?;
+        let link: Option<LinkInvitation> =
+            sqlx::query_as(&format!("{SUPERSEDED_LINK}{}", backend::FOR_UPDATE))
+                .bind(&request.token_hash.0)
+                .bind(&request.namespace)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error("reading a superseded link"))?;
         let Some(link) = link else {
             return Ok(NewLinkOutcome::NotSuperseded);
         };

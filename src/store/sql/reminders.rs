@@ -77,44 +77,45 @@ async fn audit(
     Ok(())
 }
 
+/// An email with a fresh link, about to be queued.
+struct FreshEmail<'a> {
+    namespace: &'a str,
+    id: InvitationId,
+    kind: &'a str,
+    recipient: &'a str,
+    token: &'a Token,
+    message_id: String,
+}
+
 /// Re-queues the invitation's one outbox row (`invitation_id UNIQUE`) as a new message, as a
 /// resend does (`invitations::requeue_email`), or queues one when it was pruned or never was.
-async fn queue_email(
-    conn: &mut Conn,
-    namespace: &str,
-    id: InvitationId,
-    kind: &str,
-    recipient: &str,
-    token: &Token,
-    message_id: &str,
-    now: Timestamp,
-) -> StoreResult<()> {
+async fn queue_email(conn: &mut Conn, email: &FreshEmail<'_>, now: Timestamp) -> StoreResult<()> {
     let requeued = sqlx::query(
         "UPDATE outbox SET kind = $1, recipient = $2, message_id = $3, accept_token = $4, \
          status = 'queued', attempts = 0, next_attempt_at = $5, lease_until = NULL, \
          last_error = NULL, created = $5, sent_at = NULL WHERE invitation_id = $6",
     )
-    .bind(kind)
-    .bind(recipient)
-    .bind(message_id)
-    .bind(token.expose())
+    .bind(email.kind)
+    .bind(email.recipient)
+    .bind(&email.message_id)
+    .bind(email.token.expose())
     .bind(now.millis())
-    .bind(id.0)
+    .bind(email.id.0)
     .execute(&mut *conn)
     .await
-    .map_err(db_error("queueing the reminder"))?;
+    .map_err(db_error("queueing the email"))?;
     if requeued.rows_affected() == 0 {
         sqlx::query(super::invitation_create::INSERT_OUTBOX)
-            .bind(namespace)
-            .bind(id.0)
-            .bind(kind)
-            .bind(recipient)
-            .bind(message_id)
-            .bind(token.expose())
+            .bind(email.namespace)
+            .bind(email.id.0)
+            .bind(email.kind)
+            .bind(email.recipient)
+            .bind(&email.message_id)
+            .bind(email.token.expose())
             .bind(now.millis())
             .execute(&mut *conn)
             .await
-            .map_err(db_error("queueing the reminder"))?;
+            .map_err(db_error("queueing the email"))?;
     }
     Ok(())
 }
@@ -223,18 +224,15 @@ async fn remind_one(
         now,
     )
     .await?;
-    let message_id = format!("<{}@{}>", random_hex(16), scan.mail_domain);
-    queue_email(
-        &mut tx,
-        &claimed.namespace,
+    let email = FreshEmail {
+        namespace: &claimed.namespace,
         id,
-        InviteKind::ReminderAuto.as_str(),
-        &claimed.email,
-        &token,
-        &message_id,
-        now,
-    )
-    .await?;
+        kind: InviteKind::ReminderAuto.as_str(),
+        recipient: &claimed.email,
+        token: &token,
+        message_id: format!("<{}@{}>", random_hex(16), scan.mail_domain),
+    };
+    queue_email(&mut tx, &email, now).await?;
     sqlx::query(
         "UPDATE invitations SET reminder_slot = $1, reminders_sent = reminders_sent + 1, \
          modified = $2 WHERE id = $3",
@@ -421,19 +419,16 @@ impl ReminderStore for Backend {
             now,
         )
         .await?;
-        let message_id = format!("<{}@{}>", random_hex(16), request.mail_domain);
         // The invitation's own email again, to its stored address (never one from the page).
-        queue_email(
-            &mut tx,
-            &link.namespace,
+        let email = FreshEmail {
+            namespace: &link.namespace,
             id,
-            &link.kind,
-            &link.email,
-            &token,
-            &message_id,
-            now,
-        )
-        .await?;
+            kind: &link.kind,
+            recipient: &link.email,
+            token: &token,
+            message_id: format!("<{}@{}>", random_hex(16), request.mail_domain),
+        };
+        queue_email(&mut tx, &email, now).await?;
         sqlx::query("UPDATE invitations SET modified = $1 WHERE id = $2")
             .bind(now.millis())
             .bind(id.0)

@@ -171,9 +171,13 @@ pub(super) fn inserted_record(
     }
 }
 
+/// Voids every live accept link of a user (`$1`).
+pub(super) const VOID_USER_LINKS: &str =
+    "UPDATE invite_tokens SET state = 'void' WHERE user_id = $1 AND state = 'live'";
+
 /// Voids every live accept link of a user (`$1`) because a newer email (`$2`, its time) carries
 /// a fresh one: the old links then answer the "superseded" page (`superseded_at`).
-pub(super) const VOID_USER_LINKS: &str = "UPDATE invite_tokens SET state = 'void', superseded_at = $2 \
+const SUPERSEDE_USER_LINKS: &str = "UPDATE invite_tokens SET state = 'void', superseded_at = $2 \
      WHERE user_id = $1 AND state = 'live'";
 
 /// A new link voids the user's older ones: only the latest email's link works. A user
@@ -188,7 +192,7 @@ pub(super) async fn replace_accept_token(
     now: Timestamp,
 ) -> StoreResult<()> {
     if !new_user {
-        sqlx::query(VOID_USER_LINKS)
+        sqlx::query(SUPERSEDE_USER_LINKS)
             .bind(invitee.0)
             .bind(now.millis())
             .execute(&mut *conn)

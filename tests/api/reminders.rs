@@ -192,6 +192,33 @@ async fn no_reminder_goes_once_an_invitation_is_accepted_revoked_or_expired(back
     assert_eq!((again.sent, again.skipped), (0, 0));
 }
 
+async fn a_resend_starts_the_reminder_schedule_again(backend: Backend) {
+    let app = spawn_app_with(backend, every(&[])).await;
+    let (editor, _) = app.editor_with_project().await;
+    let created = Timestamp::now();
+    let id = invite(&editor, json!({"email": "bob@example.org"})).await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    json_with_status(
+        editor
+            .post(&format!("/{NS}/api/invitations/{id}/resend/"), &json!({}))
+            .await,
+        200,
+    )
+    .await;
+    let reminders = scan(&app, &[2 * SECOND]);
+
+    // Two seconds after the creation, but not after the resend: not due.
+    let early = reminders
+        .remind_due(Timestamp(created.millis() + 2_500))
+        .await
+        .expect("scan");
+    assert_eq!(early.sent, 0);
+    let due = reminders.remind_due(later(3 * SECOND)).await.expect("scan");
+
+    assert_eq!(due.sent, 1);
+    assert_eq!(app.invitation(&editor, id).await["reminders_sent"], 1);
+}
+
 async fn each_reminder_is_sent_once_by_two_nodes_and_across_a_restart(backend: Backend) {
     let mut app = spawn_app_with(backend, every(&[2, 4])).await;
     let mut second = app.add_node(|_| {}).await;
@@ -484,6 +511,7 @@ async fn a_new_link_is_refused_for_a_revoked_invitation_and_over_the_limit(backe
 backend_tests!(
     a_pending_invitation_gets_two_reminders_at_their_times_with_fresh_links,
     no_reminder_goes_once_an_invitation_is_accepted_revoked_or_expired,
+    a_resend_starts_the_reminder_schedule_again,
     each_reminder_is_sent_once_by_two_nodes_and_across_a_restart,
     a_reminder_over_the_recipient_limit_is_skipped_and_recorded,
     a_reminder_is_announced_to_webhooks,

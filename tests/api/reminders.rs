@@ -260,6 +260,10 @@ async fn a_reminder_over_the_recipient_limit_is_skipped_and_recorded(backend: Ba
             max: 2,
             window: Duration::from_secs(3600),
         });
+        settings.limits.invitations_per_inviter = Some(Limit {
+            max: 2,
+            window: Duration::from_secs(3600),
+        });
     })
     .await;
     let (editor, _) = app.editor_with_project().await;
@@ -280,6 +284,8 @@ async fn a_reminder_over_the_recipient_limit_is_skipped_and_recorded(backend: Ba
     let invitation = app.invitation(&editor, id).await;
     assert_eq!(invitation["reminders_sent"], 1);
     assert_eq!(invitation["status"], "pending");
+    // The reminder counted against Bob's mailbox, not against the inviter's own limit.
+    invite(&editor, json!({"email": "carol@example.org"})).await;
 }
 
 async fn a_reminder_is_announced_to_webhooks(backend: Backend) {

@@ -13,7 +13,7 @@ use sqlx::FromRow;
 use super::backend::{self, Backend, Conn};
 use super::events;
 use super::invitation_create::replace_accept_token;
-use super::limits::{Sending, limit_reached, lock_mailboxes, record_extra_email};
+use super::limits::{Sending, limit_reached, lock_mailboxes};
 use super::rows::{db_error, load_invitation};
 use crate::domain::token::{TokenHash, random_hex};
 use crate::domain::{
@@ -120,6 +120,22 @@ async fn queue_email(conn: &mut Conn, email: &FreshEmail<'_>, now: Timestamp) ->
     Ok(())
 }
 
+/// Counts the email against the recipient's limit only (`extra_emails.automatic`): the inviter
+/// did not send it.
+async fn record_automatic_email(conn: &mut Conn, sending: &Sending<'_>) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO extra_emails (recipient_key, sender_id, created, automatic) \
+         VALUES ($1, $2, $3, TRUE)",
+    )
+    .bind(sending.recipient_key)
+    .bind(sending.sender.0)
+    .bind(sending.now.millis())
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error("counting the email"))?;
+    Ok(())
+}
+
 fn per_recipient_only(limits: SendLimits) -> SendLimits {
     SendLimits {
         per_inviter: None,
@@ -211,7 +227,7 @@ async fn remind_one(
             .map_err(db_error("committing a skipped reminder"))?;
         return Ok(Decided::Skipped);
     }
-    record_extra_email(&mut tx, &sending).await?;
+    record_automatic_email(&mut tx, &sending).await?;
     let token = Token::generate();
     // The fresh link keeps the invitation's expiry: a reminder does not prolong it.
     replace_accept_token(
@@ -405,7 +421,7 @@ impl ReminderStore for Backend {
                 retry_after: reached.retry_after,
             });
         }
-        record_extra_email(&mut tx, &sending).await?;
+        record_automatic_email(&mut tx, &sending).await?;
         let id = InvitationId(link.id);
         let token = Token::generate();
         // The invitee cannot prolong the invitation: the fresh link keeps its expiry.

@@ -510,8 +510,48 @@ async fn a_new_link_is_refused_for_a_revoked_invitation_and_over_the_limit(backe
     assert!(body.contains("no longer works"), "{body}");
     assert!(!body.contains("Email me a new link"));
 
+    // Dave is deactivated: his superseded link stays dead, with nothing to ask for.
+    let dave = invite(&editor, json!({"email": "dave@example.org"})).await;
+    let dave_old = app.smtp.wait_for(5, WAIT).await[4]
+        .accept_token()
+        .expect("token");
+    json_with_status(
+        editor
+            .post(&format!("/{NS}/api/invitations/{dave}/resend/"), &json!({}))
+            .await,
+        200,
+    )
+    .await;
+    app.smtp.wait_for(6, WAIT).await;
+    let client = browser();
+    let url = format!("{}/{NS}/accept/{dave_old}", app.base);
+    let page = client.get(&url).send().await.expect("sent");
+    let form_token = hidden(&page.text().await.expect("body"), "form_token");
+    let root = app
+        .add_user("root@lab.example", "Root", "Admin", true)
+        .await;
+    let dave_id = app.user_by_email("dave@example.org").await.user.id.0;
+    json_with_status(
+        app.api_key_agent(&root)
+            .await
+            .post(
+                &format!("/{NS}/api/users/{dave_id}/deactivate/"),
+                &json!({}),
+            )
+            .await,
+        200,
+    )
+    .await;
+    let refused = client
+        .post(format!("{url}/new-link"))
+        .form(&[("form_token", form_token.as_str())])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(refused.status(), StatusCode::GONE);
+
     tokio::time::sleep(SECOND).await;
-    assert_eq!(app.smtp.received_count(), 4);
+    assert_eq!(app.smtp.received_count(), 6);
 }
 
 backend_tests!(

@@ -299,12 +299,14 @@ struct LinkInvitation {
     recipient_key: String,
 }
 
-/// The invitation of a superseded link (`$1` token hash, `$2` namespace), whatever its state.
+/// The invitation of a superseded link (`$1` token hash, `$2` namespace), whatever its state,
+/// unless its invitee was deactivated (whose links all stay dead).
 const SUPERSEDED_LINK: &str = "SELECT i.id, i.status, i.expires, i.invitee_id, i.created_by, \
      i.namespace, i.kind, i.email, i.recipient_key \
      FROM invite_tokens t JOIN invitations i ON i.id = t.invitation_id \
      WHERE t.token_hash = $1 AND i.namespace = $2 AND t.state = 'void' \
-     AND t.superseded_at IS NOT NULL";
+     AND t.superseded_at IS NOT NULL \
+     AND NOT EXISTS (SELECT 1 FROM users d WHERE d.id = t.user_id AND d.deactivated)";
 
 #[async_trait]
 impl ReminderStore for Backend {

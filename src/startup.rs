@@ -15,7 +15,7 @@ use crate::config::{HttpServerSettings, ServeRole, Settings};
 use crate::deliver::WebhookWorker;
 use crate::domain::{Timestamp, Token};
 use crate::http::{self, AppState, HttpConfig, PasswordWork};
-use crate::mail::{Outbox, Signer, Templates, Transport};
+use crate::mail::{Outbox, Reminders, Signer, Templates, Transport};
 use crate::maintenance::{self, Retention};
 use crate::store::{self, Store};
 
@@ -26,6 +26,7 @@ pub struct Application {
     metrics_listener: Option<TcpListener>,
     state: AppState,
     outbox: Arc<Outbox>,
+    reminders: Arc<Reminders>,
     webhooks: Arc<WebhookWorker>,
     role: ServeRole,
     http: HttpServerSettings,
@@ -105,6 +106,13 @@ impl Application {
         };
         let wakeup = Arc::new(Notify::new());
         let transport_description = transport.describe();
+        let reminders = Arc::new(Reminders::new(
+            store.clone(),
+            settings.reminders.clone(),
+            settings.limits.emails_per_recipient,
+            from.email.domain().to_owned(),
+            wakeup.clone(),
+        ));
         let webhooks = Arc::new(WebhookWorker::new(
             store.clone(),
             settings.delivery.clone(),
@@ -137,6 +145,7 @@ impl Application {
                 in_flight: Arc::new(tokio::sync::Semaphore::new(settings.http.max_in_flight)),
             },
             outbox,
+            reminders,
             webhooks,
             role: settings.role,
             http: settings.http,
@@ -176,6 +185,11 @@ impl Application {
         self.outbox.clone()
     }
 
+    /// The reminder scan, for driving it by hand (`remind_due`).
+    pub fn reminders(&self) -> Arc<Reminders> {
+        self.reminders.clone()
+    }
+
     /// The webhook worker, for driving delivery by hand (`deliver_due`).
     pub fn webhooks(&self) -> Arc<WebhookWorker> {
         self.webhooks.clone()
@@ -199,6 +213,12 @@ impl Application {
             .role
             .delivers_mail()
             .then(|| AbortOnDrop(tokio::spawn(self.webhooks.clone().run(stop_signal.clone()))));
+        // Reminders are queued by the nodes that send email, each claimed once (`ReminderStore`).
+        let _reminders = (self.role.delivers_mail() && self.reminders.enabled()).then(|| {
+            AbortOnDrop(tokio::spawn(
+                self.reminders.clone().run(stop_signal.clone()),
+            ))
+        });
         let mut worker = self
             .role
             .delivers_mail()

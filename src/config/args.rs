@@ -71,6 +71,10 @@ pub struct ServeArgs {
     /// `expires_in`.
     #[arg(long, env = "CBH_INVITE_TTL_MAX", default_value = "30d")]
     pub invite_ttl_max: String,
+    /// Automatic reminders of a pending invitation: comma-separated times after it was created
+    /// or last resent, in increasing order (`2d,5d`), or `off`.
+    #[arg(long, env = "CBH_REMINDERS", default_value = "2d,5d")]
+    pub reminders: String,
     /// When set, the only email domains that may be invited: comma-separated `example.org`,
     /// `*.example.org` (and subdomains), optionally `namespace:` first.
     #[arg(long, env = "CBH_ALLOWED_DOMAINS")]

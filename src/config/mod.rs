@@ -36,7 +36,7 @@ pub use invite_rules::{InviteRules, MIN_INVITE_TTL};
 pub use limits::{HttpServerSettings, Limit, Limits};
 pub use mail::{DeliverySettings, SmtpSettings, SmtpTls};
 use parse::{parse_app_url, parse_public_url};
-pub use parse::{parse_duration, parse_namespaces, validate_namespace};
+pub use parse::{parse_duration, parse_namespaces, parse_reminders, validate_namespace};
 pub use retention::{RetentionSettings, parse_retention};
 pub use secrets::secret_from_file;
 pub use sharing::LinkSharing;
@@ -88,6 +88,9 @@ pub struct Settings {
     pub dkim: Option<DkimSettings>,
     pub mail_dir: PathBuf,
     pub invite_ttl: Duration,
+    /// `CBH_REMINDERS`: when a pending invitation is reminded, after it was created or last
+    /// resent, in increasing order; empty: never.
+    pub reminders: Vec<Duration>,
     /// `CBH_INVITE_TTL_MAX` and the domain rules.
     pub invite_rules: InviteRules,
     /// `CBH_LINK_SHARING`: who may take an accept link from the API.
@@ -225,6 +228,8 @@ impl Settings {
             other => return Err(format!("CBH_DEBUG (--debug): '{other}' is not 0 or 1")),
         };
         let invite_ttl = duration("CBH_INVITE_TTL", "--invite-ttl", &args.invite_ttl)?;
+        let reminders = parse_reminders(&args.reminders)
+            .map_err(|e| format!("CBH_REMINDERS (--reminders): {e}"))?;
         let invite_rules = InviteRules::parse(
             invite_ttl,
             &args.invite_ttl_max,
@@ -300,6 +305,7 @@ impl Settings {
             dkim,
             mail_dir: args.mail_dir.clone(),
             invite_ttl,
+            reminders,
             invite_rules,
             link_sharing: LinkSharing::parse(&args.link_sharing)?,
             template_dir: args.template_dir.clone(),

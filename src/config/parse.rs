@@ -27,6 +27,26 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
+/// `CBH_REMINDERS`: `off`, or durations separated by commas, each later than the one before.
+pub fn parse_reminders(raw: &str) -> Result<Vec<Duration>, String> {
+    if raw.trim().eq_ignore_ascii_case("off") {
+        return Ok(Vec::new());
+    }
+    let times = raw
+        .split(',')
+        .map(parse_duration)
+        .collect::<Result<Vec<_>, _>>()?;
+    if times.len() > 10 {
+        return Err(format!("'{raw}' has more than 10 reminders"));
+    }
+    if times.windows(2).any(|pair| pair[0] >= pair[1]) {
+        return Err(format!(
+            "'{raw}' is not in increasing order (such as 2d,5d), nor off"
+        ));
+    }
+    Ok(times)
+}
+
 pub fn parse_namespaces(raw: &str) -> Result<Vec<String>, String> {
     let namespaces: Vec<String> = raw
         .split(',')

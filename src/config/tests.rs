@@ -206,6 +206,65 @@ mod unit {
     }
 }
 
+/// `CBH_REMINDERS`: the default, `off`, and a refusal that names the variable.
+mod reminder_flags {
+    use std::time::Duration;
+
+    use clap::Parser;
+
+    use crate::config::{ServeArgs, Settings, parse_reminders};
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn settings(flags: &[&str]) -> Result<Settings, String> {
+        let serve = Serve::try_parse_from(std::iter::once("serve").chain(flags.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        Settings::from_args("sqlite://x.db", &serve.args)
+    }
+
+    #[test]
+    fn reminders_default_to_two_and_five_days_and_turn_off() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(
+            settings(&[]).expect("valid").reminders,
+            vec![2 * day, 5 * day]
+        );
+        assert!(
+            settings(&["--reminders", "off"])
+                .expect("valid")
+                .reminders
+                .is_empty()
+        );
+        assert_eq!(
+            parse_reminders("2s,4s"),
+            Ok(vec![Duration::from_secs(2), Duration::from_secs(4)])
+        );
+    }
+
+    #[test]
+    fn bad_reminders_stop_start_up_naming_the_variable() {
+        for bad in [
+            "",
+            "2d,",
+            "5d,2d",
+            "2d,2d",
+            "soon",
+            "0s",
+            "1s,2s,3s,4s,5s,6s,7s,8s,9s,10s,11s",
+        ] {
+            let error = settings(&["--reminders", bad]).expect_err(bad);
+            assert!(
+                error.starts_with("CBH_REMINDERS (--reminders): "),
+                "{error}"
+            );
+        }
+    }
+}
+
 /// The cookie flags reach `Settings` through `from_args`, and a bad one stops start-up naming
 /// its variable.
 mod cookie_flags {

@@ -12,6 +12,8 @@ pub enum EventType {
     InvitationAccepted,
     /// The invitee declined (page, API or one-click unsubscribe).
     InvitationDeclined,
+    /// An automatic reminder (`CBH_REMINDERS`) was queued.
+    InvitationReminded,
     /// A message failed for good.
     EmailFailed,
     /// A message the relay accepted came back: a permanent failure (`cbh-invite bounce`).
@@ -23,12 +25,13 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 11] = [
         EventType::InvitationCreated,
         EventType::InvitationResent,
         EventType::InvitationRevoked,
         EventType::InvitationAccepted,
         EventType::InvitationDeclined,
+        EventType::InvitationReminded,
         EventType::EmailFailed,
         EventType::EmailBounced,
         EventType::UserActivated,
@@ -43,6 +46,7 @@ impl EventType {
             EventType::InvitationRevoked => "invitation.revoked",
             EventType::InvitationAccepted => "invitation.accepted",
             EventType::InvitationDeclined => "invitation.declined",
+            EventType::InvitationReminded => "invitation.reminded",
             EventType::EmailFailed => "email.failed",
             EventType::EmailBounced => "email.bounced",
             EventType::UserActivated => "user.activated",

@@ -25,14 +25,18 @@ pub enum InviteKind {
     Reminder,
     /// An active user was reminded to log on and look at projects it already has.
     ReminderActive,
+    /// An automatic reminder of a pending invitation (`CBH_REMINDERS`), with a fresh link.
+    /// Never planned by `plan_invitation`: only the reminder scan queues it.
+    ReminderAuto,
 }
 
 impl InviteKind {
-    pub const ALL: [InviteKind; 4] = [
+    pub const ALL: [InviteKind; 5] = [
         InviteKind::NewUser,
         InviteKind::ProjectAccessChanged,
         InviteKind::Reminder,
         InviteKind::ReminderActive,
+        InviteKind::ReminderAuto,
     ];
 
     /// Also the name of the email template.
@@ -42,6 +46,7 @@ impl InviteKind {
             InviteKind::ProjectAccessChanged => "project_access_changed",
             InviteKind::Reminder => "reminder",
             InviteKind::ReminderActive => "reminder_active",
+            InviteKind::ReminderAuto => "reminder_auto",
         }
     }
 
@@ -60,7 +65,7 @@ impl InviteKind {
             InviteKind::ProjectAccessChanged => format!(
                 "Existing user {email} invited to new projects, would you like to invite anyone else?"
             ),
-            InviteKind::Reminder => {
+            InviteKind::Reminder | InviteKind::ReminderAuto => {
                 format!("Sign-up reminder sent to {email}, would you like to invite anyone else?")
             }
             InviteKind::ReminderActive => format!(

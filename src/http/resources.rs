@@ -133,9 +133,14 @@ pub const INVITATION_FIELDS: &[FieldSpec] = &[
             "dict",
             "Delivery of the email: {status: queued|sent|failed|bounced, attempts, last_error, sent_at}; \
              null when the invitation was created without its email (send_email: false) and not \
-             resent since.",
+             resent since. It describes the invitation's last email (an automatic reminder too).",
         )
     },
+    field(
+        "reminders_sent",
+        "integer",
+        "How many automatic reminders (CBH_REMINDERS) were sent for this invitation.",
+    ),
     field(
         "message",
         "string",
@@ -266,6 +271,7 @@ mod tests {
             created: Timestamp(0),
             modified: Timestamp(0),
             delivery: None,
+            reminders_sent: 0,
         };
         let value = serde_json::to_value(InvitationResource::new("ns", &record, Timestamp(0)))
             .expect("serialises");

@@ -5,12 +5,14 @@ pub mod bounce;
 pub mod bounce_notice;
 pub mod dkim;
 pub mod outbox;
+pub mod reminders;
 pub mod templates;
 pub mod transport;
 pub mod unsubscribe;
 
 pub use dkim::{AutoSubmitted, Signer};
 pub use outbox::{DeliveryReport, Outbox};
+pub use reminders::Reminders;
 
 /// An invitation's accept link, as the email carries it and as the API hands it out
 /// (`CBH_LINK_SHARING`): one format, so both always point at the same page. `public_url` is

@@ -60,6 +60,18 @@ const BUILT_IN: &[(&str, &str)] = &[
     ),
     ("bounced.txt", include_str!("../../templates/bounced.txt")),
     ("bounced.html", include_str!("../../templates/bounced.html")),
+    (
+        "reminder_auto.subject.txt",
+        include_str!("../../templates/reminder_auto.subject.txt"),
+    ),
+    (
+        "reminder_auto.txt",
+        include_str!("../../templates/reminder_auto.txt"),
+    ),
+    (
+        "reminder_auto.html",
+        include_str!("../../templates/reminder_auto.html"),
+    ),
 ];
 
 const PARTS: [&str; 3] = ["subject.txt", "txt", "html"];
@@ -218,6 +230,10 @@ mod tests {
         assert_eq!(
             subject(InviteKind::ReminderActive),
             "Ada Lovelace would like to remind you to log on to ChemBio Hub Platform"
+        );
+        assert_eq!(
+            subject(InviteKind::ReminderAuto),
+            "Reminder: Ada Lovelace invited you to ChemBio Hub Platform"
         );
     }
 

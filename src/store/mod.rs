@@ -26,6 +26,7 @@ mod bulk;
 mod decline;
 mod group_commit;
 pub mod postgres;
+mod reminders;
 pub mod resource;
 mod retention;
 mod schema;
@@ -40,6 +41,9 @@ pub use decline::{
 };
 pub use webhooks::{NewWebhook, WebhookDeliveryRow, WebhookEndpoint, WebhookMessage, WebhookStore};
 
+pub use reminders::{
+    NewLinkOutcome, NewLinkRequest, ReminderReport, ReminderScan, ReminderStore, SupersededLink,
+};
 pub use retention::{PrunePolicy, PruneReport, PruneRun};
 pub use schema::{SchemaState, inspect_schema};
 pub use sessions::{
@@ -248,6 +252,8 @@ pub struct InvitationRecord {
     /// `None`: no email was ever queued for it (created with `send_email: false` and not
     /// resent since).
     pub delivery: Option<DeliveryRecord>,
+    /// Automatic reminders sent (`CBH_REMINDERS`).
+    pub reminders_sent: i64,
 }
 
 impl InvitationRecord {
@@ -307,6 +313,7 @@ pub trait Store:
     + MemberStore
     + AccountStore
     + RetentionStore
+    + ReminderStore
     + WebhookStore
     + BounceStore
     + BulkStore

@@ -87,6 +87,8 @@ pub struct InvitationResource {
     /// Null when no email was sent: created with `send_email: false` and not resent since.
     #[schema(required = true, nullable = true)]
     pub delivery: Option<DeliveryResource>,
+    /// Automatic reminders sent (`CBH_REMINDERS`); `delivery` shows the last email.
+    pub reminders_sent: i64,
     pub message: String,
     /// The accept link, only in the answer to the request that created it with
     /// `return_link: true` (`CBH_LINK_SHARING`); never in any later answer.
@@ -142,6 +144,7 @@ impl InvitationResource {
                 last_error: d.last_error.clone(),
                 sent_at: d.sent_at.map(Timestamp::to_iso8601),
             }),
+            reminders_sent: record.reminders_sent,
             accept_url: None,
             message: record.message.clone(),
         }

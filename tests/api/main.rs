@@ -57,6 +57,7 @@ mod outbox;
 mod page_security;
 mod pages;
 mod promises;
+mod reminders;
 mod retention;
 mod revoke;
 mod roles;

@@ -268,12 +268,15 @@ async fn inviting_the_same_address_again_offers_a_reminder_whose_link_replaces_t
     let second_link = mails[1].accept_link().expect("the reminder has a link");
     assert_ne!(first_link, second_link);
 
+    // The older link was superseded: its page says so and offers a new link.
     browser.goto(&app.local(&first_link)).await;
     browser
-        .wait_for_text("h1", "This invitation link no longer works")
+        .wait_for_text("h1", "This link was replaced by a newer one")
         .await;
-    browser.wait_for_text(".ask", "Ada Lovelace").await;
-    browser.assert_accessible("dead link").await;
+    browser
+        .wait_for_text("button[type=submit]", "Email me a new link")
+        .await;
+    browser.assert_accessible("superseded link").await;
     browser.goto(&app.local(&second_link)).await;
     browser.wait_for_text(".invited-by", "Ada Lovelace").await;
     browser.quit().await;

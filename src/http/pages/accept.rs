@@ -146,7 +146,13 @@ async fn show(
                 error: None,
             },
         ),
-        Ok(Some((_, link))) => gone_page(&ns, Some(&link.invitation)),
+        Ok(Some((token, link))) => {
+            match super::superseded::page_if_superseded(&state, &ns, &headers, &token).await {
+                Ok(Some(superseded)) => Ok(superseded),
+                Ok(None) => gone_page(&ns, Some(&link.invitation)),
+                Err(error) => Err(error),
+            }
+        }
         Ok(None) => gone_page(&ns, None),
         Err(error) => Err(error),
     };
@@ -177,6 +183,11 @@ async fn accept(
         return gone_page(ns, None);
     };
     if !link.live {
+        if let Some(superseded) =
+            super::superseded::page_if_superseded(state, ns, headers, &token).await?
+        {
+            return Ok(superseded);
+        }
         return gone_page(ns, Some(&link.invitation));
     }
     let refuse = |status, error: &str| {

@@ -27,6 +27,7 @@ mod login;
 mod projects;
 mod render;
 mod setup;
+mod superseded;
 mod users;
 
 pub(super) use bulk::{
@@ -41,6 +42,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(bulk::router())
         .merge(accept::router())
         .merge(decline::router())
+        .merge(superseded::router())
         .merge(setup::router())
         .merge(projects::router())
         .merge(users::router())

@@ -52,6 +52,10 @@ const PAGES: &[(&str, &str)] = &[
         include_str!("../../../templates/pages/gone.html"),
     ),
     (
+        "superseded.html",
+        include_str!("../../../templates/pages/superseded.html"),
+    ),
+    (
         "welcome.html",
         include_str!("../../../templates/pages/welcome.html"),
     ),
@@ -348,6 +352,10 @@ mod tests {
             (
                 "gone.html",
                 context! { explanation => "gone", inviter => person.clone(), ask => () },
+            ),
+            (
+                "superseded.html",
+                context! { sent_on => "2026-01-01 10:00 UTC", sent_on_iso => "2026-01-01T10:00:00.000Z", offer => true, token => "tok", form_token => "t", notice => (), error => "<x>" },
             ),
             (
                 "welcome.html",

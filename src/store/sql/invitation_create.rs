@@ -190,12 +190,18 @@ pub(super) fn inserted_record(
             last_error: None,
             sent_at: None,
         }),
+        reminders_sent: 0,
     }
 }
 
 /// Voids every live accept link of a user (`$1`).
 pub(super) const VOID_USER_LINKS: &str =
     "UPDATE invite_tokens SET state = 'void' WHERE user_id = $1 AND state = 'live'";
+
+/// Voids every live accept link of a user (`$1`) because a newer email (`$2`, its time) carries
+/// a fresh one: the old links then answer the "superseded" page (`superseded_at`).
+const SUPERSEDE_USER_LINKS: &str = "UPDATE invite_tokens SET state = 'void', superseded_at = $2 \
+     WHERE user_id = $1 AND state = 'live'";
 
 /// A new link voids the user's older ones: only the latest email's link works. A user
 /// created in this transaction has none.
@@ -206,10 +212,12 @@ pub(super) async fn replace_accept_token(
     invitee: UserId,
     new_user: bool,
     expires: Timestamp,
+    now: Timestamp,
 ) -> StoreResult<()> {
     if !new_user {
-        sqlx::query(VOID_USER_LINKS)
+        sqlx::query(SUPERSEDE_USER_LINKS)
             .bind(invitee.0)
+            .bind(now.millis())
             .execute(&mut *conn)
             .await
             .map_err(db_error("voiding older links"))?;
@@ -406,7 +414,7 @@ pub(super) async fn create_invitation_in(
     .await?;
     if let Some(expires) = expires {
         replace_accept_token(
-            &mut *tx, &new.token, record.id, invitee.id, new_user, expires,
+            &mut *tx, &new.token, record.id, invitee.id, new_user, expires, new.now,
         )
         .await?;
     }

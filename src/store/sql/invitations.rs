@@ -420,15 +420,20 @@ impl InvitationStore for Backend {
             UserId(current.invitee_id),
             false,
             expires,
+            resend.now,
         )
         .await?;
-        sqlx::query("UPDATE invitations SET expires = $1, modified = $2 WHERE id = $3")
-            .bind(expires.millis())
-            .bind(resend.now.millis())
-            .bind(resend.id.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error("renewing invitation expiry"))?;
+        // A resend starts the reminder schedule again (`CBH_REMINDERS`).
+        sqlx::query(
+            "UPDATE invitations SET expires = $1, modified = $2, reminder_base = $2, \
+             reminder_slot = 0 WHERE id = $3",
+        )
+        .bind(expires.millis())
+        .bind(resend.now.millis())
+        .bind(resend.id.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("renewing invitation expiry"))?;
         requeue_email(&mut tx, &resend, &current).await?;
         let record = load_invitation(&mut tx, &resend.namespace, resend.id)
             .await?

@@ -10,11 +10,13 @@ use crate::domain::{Timestamp, UserId};
 use crate::store::{CreateOutcome, Limit, LimitKind, NewInvitation, SendLimits, StoreResult};
 
 /// Emails sent by one inviter (`$1`) since `$2`, and when the oldest of them was queued.
-/// An invitation created without its email (`rows::NO_EMAIL`) is not counted.
+/// An invitation created without its email (`rows::NO_EMAIL`) is not counted, nor an automatic
+/// reminder or a link the invitee asked for (`automatic`).
 pub(super) const SENT_BY: &str = "SELECT COUNT(*), MIN(created) FROM (\
      SELECT created FROM invitations WHERE created_by = $1 AND created > $2 \
      AND COALESCE(delivery_status, '') <> 'none' \
-     UNION ALL SELECT created FROM extra_emails WHERE sender_id = $1 AND created > $2) AS sent";
+     UNION ALL SELECT created FROM extra_emails WHERE sender_id = $1 AND created > $2 \
+     AND NOT automatic) AS sent";
 
 /// Emails queued to one mailbox (`$1`, a recipient key) since `$2`, in every namespace.
 const SENT_TO: &str = "SELECT COUNT(*), MIN(created) FROM (\

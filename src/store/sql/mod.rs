@@ -46,6 +46,7 @@ mod limits;
 mod members;
 mod outbox;
 mod projects;
+mod reminders;
 mod retention;
 mod rows;
 mod sessions;

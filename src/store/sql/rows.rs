@@ -83,6 +83,7 @@ pub(super) struct InvitationRow {
     delivery_attempts: Option<i64>,
     delivery_last_error: Option<String>,
     delivery_sent_at: Option<i64>,
+    reminders_sent: i64,
 }
 
 /// `invitations.delivery_status` of an invitation created without its email
@@ -99,7 +100,8 @@ pub(super) const INVITATION_SELECT: &str = "SELECT i.id, i.email, i.first_name, 
        ELSE COALESCE(o.status, i.delivery_status) END AS delivery_status, \
      CASE WHEN o.id IS NULL THEN i.delivery_attempts ELSE o.attempts END AS delivery_attempts, \
      CASE WHEN o.id IS NULL THEN i.delivery_last_error ELSE o.last_error END AS delivery_last_error, \
-     CASE WHEN o.id IS NULL THEN i.delivery_sent_at ELSE o.sent_at END AS delivery_sent_at \
+     CASE WHEN o.id IS NULL THEN i.delivery_sent_at ELSE o.sent_at END AS delivery_sent_at, \
+     i.reminders_sent \
      FROM invitations i JOIN users u ON u.id = i.created_by \
      LEFT JOIN outbox o ON o.invitation_id = i.id";
 
@@ -145,6 +147,7 @@ impl InvitationRow {
                     sent_at: None,
                 }),
             },
+            reminders_sent: self.reminders_sent,
         }
     }
 }

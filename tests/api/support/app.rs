@@ -85,6 +85,8 @@ pub fn test_settings(database: DatabaseUrl, dir: &std::path::Path, smtp_port: u1
         dkim: None,
         mail_dir: dir.join("mail"),
         invite_ttl: Duration::from_secs(7 * 86_400),
+        // The reminder tests set their own schedule; the others see no reminder.
+        reminders: Vec::new(),
         invite_rules: cbh_invite::config::InviteRules::default(),
         link_sharing: Default::default(),
         template_dir: None,

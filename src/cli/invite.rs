@@ -162,15 +162,23 @@ struct Progress {
 
 impl Progress {
     fn new(total: usize) -> Self {
-        let bar = std::io::stdout().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new(total as u64);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} rows, {elapsed} ({eta} left)",
-            ) {
-                bar.set_style(style);
-            }
-            bar
-        });
+        // On standard output, beside the summary. A terminal indicatif will not draw on (no
+        // `TERM`, say: cron, `env -i`) would swallow the refused rows: plain lines there too.
+        let bar = std::io::stdout()
+            .is_terminal()
+            .then(|| {
+                let bar = indicatif::ProgressBar::with_draw_target(
+                    Some(total as u64),
+                    indicatif::ProgressDrawTarget::stdout(),
+                );
+                if let Ok(style) = indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} rows, {elapsed} ({eta} left)",
+                ) {
+                    bar.set_style(style);
+                }
+                bar
+            })
+            .filter(|bar| !bar.is_hidden());
         Self { bar }
     }
 

@@ -307,7 +307,58 @@ backend_tests!(
     invite_csv_exits_0_when_every_row_is_invited,
     invite_csv_refuses_unusable_input_with_exit_2_and_writes_nothing,
     invite_csv_gives_the_role_asked_within_the_inviters_own,
+    on_a_terminal_invite_csv_shows_only_the_refused_rows_above_its_bar,
 );
+
+/// On a terminal (a pseudo-terminal that util-linux's `script` gives the command), the rows that
+/// went through are the bar's to count, not lines: only the refused ones are printed, above it,
+/// then the summary; the exit status is the same as elsewhere. A terminal without `TERM`, where
+/// no bar is drawn, gets the plain lines, refused rows included.
+async fn on_a_terminal_invite_csv_shows_only_the_refused_rows_above_its_bar(backend: Backend) {
+    let cli = Cli::new(backend).await;
+    let project = cli.editor_with_project();
+    let roster = cli.file("team.csv", MIXED.as_bytes());
+    let on_a_terminal = |term: Option<&str>, dry_run: bool| {
+        let command = format!(
+            "{} invite --csv {} --inviter ada@lab.example --project {project}{}",
+            crate::support::binary::BIN,
+            path(&roster),
+            if dry_run { " --dry-run" } else { "" }
+        );
+        let mut script = std::process::Command::new("script");
+        script
+            .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+            .current_dir(cli.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("CBH_DATABASE_URL", &cli.url)
+            .stdin(std::process::Stdio::null());
+        if let Some(term) = term {
+            script.env("TERM", term);
+        }
+        let output = script.output().expect("script (util-linux) runs");
+        let shown = text(&output.stdout);
+        assert_eq!(output.status.code(), Some(1), "{shown}");
+        for refused in [
+            "line 3: not an address: 400",
+            "line 5: BOB@lab.example: 400 the same address as line 2",
+            "line 6: ada@lab.example: 409",
+            "2 invited, 3 refused, 5 in all",
+        ] {
+            assert!(shown.contains(refused), "{refused} in {shown}");
+        }
+        shown
+    };
+    let plain = on_a_terminal(None, true);
+    assert!(plain.contains("line 2: bob@lab.example: 201"), "{plain}");
+    let drawn = on_a_terminal(Some("xterm"), false);
+    assert!(drawn.contains(" 5/5 rows"), "the bar was drawn: {drawn}");
+    assert!(
+        !drawn.contains("line 2: bob@lab.example"),
+        "an invited row is counted by the bar, not printed: {drawn}"
+    );
+    assert_eq!(cli.invitations().await.len(), 2);
+}
 
 /// `--role` is offered on every `--project`, by the API's rule: an editor gives editor, and a
 /// row asking for owner is refused (403, exit 1) with nothing written for it.

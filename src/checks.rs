@@ -48,6 +48,7 @@ pub async fn run_all(settings: &Settings) -> Vec<Check> {
     vec![
         templates(settings),
         dkim(settings),
+        bounces(settings),
         database(settings).await,
         relay(settings).await,
     ]
@@ -72,6 +73,24 @@ pub fn dkim(settings: &Settings) -> Check {
             Err(error) => Check::fail("dkim", format!("{error:#}")),
         },
         None => Check::pass("dkim", "not configured: messages are not signed"),
+    }
+}
+
+/// `CBH_BOUNCE_ADDRESS`: where reports of bounced messages come back, for `cbh-invite bounce`.
+pub fn bounces(settings: &Settings) -> Check {
+    match &settings.delivery.bounce_address {
+        Some(address) => Check::pass(
+            "bounces",
+            format!(
+                "envelope sender {}+{{id}}@{} (pipe that address to `cbh-invite bounce`)",
+                address.user(),
+                address.domain()
+            ),
+        ),
+        None => Check::pass(
+            "bounces",
+            "not configured: bounces go to the From address and are not read",
+        ),
     }
 }
 

@@ -104,13 +104,14 @@ async fn check_passes_with_a_live_relay_and_fails_in_words_when_it_is_closed() {
     assert_eq!(ready.code, Some(0), "{}{}", ready.stdout, ready.stderr);
     assert_eq!(
         ready.stdout.lines().count(),
-        5,
+        6,
         "one line per check:\n{}",
         ready.stdout
     );
     assert!(line(&ready, "ok   settings").contains("valid"));
     assert!(line(&ready, "ok   templates").contains("built-in"));
     assert!(line(&ready, "ok   dkim").contains("not configured"));
+    assert!(line(&ready, "ok   bounces").contains("not configured"));
     assert!(line(&ready, "ok   database").contains("no migration pending"));
     assert!(
         line(&ready, "ok   mail").contains(&format!("127.0.0.1:{} answered EHLO", smtp.port)),
@@ -118,6 +119,13 @@ async fn check_passes_with_a_live_relay_and_fails_in_words_when_it_is_closed() {
         ready.stdout
     );
     assert_eq!(smtp.received_count(), 0, "check sends no message");
+    let mut bounces = env.clone();
+    bounces.push(("CBH_BOUNCE_ADDRESS", "bounces@lab.example".into()));
+    let with_bounces = cbh(d, &bounces, &["check"]).await;
+    assert_eq!(
+        line(&with_bounces, "ok   bounces"),
+        "ok   bounces: envelope sender bounces+{id}@lab.example (pipe that address to `cbh-invite bounce`)"
+    );
 
     let closed = free_port();
     env[1] = ("CBH_SMTP_URL", format!("smtp://127.0.0.1:{closed}"));

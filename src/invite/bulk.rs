@@ -10,7 +10,9 @@ use super::rules::{
     new_invitation,
 };
 use crate::domain::{Project, ProjectId, Role, Token};
-use crate::store::{CreateOutcome, InvitationRecord, SUPPRESSED_MESSAGE, Store, StoreError};
+use crate::store::{
+    CreateOutcome, DEACTIVATED_MESSAGE, InvitationRecord, SUPPRESSED_MESSAGE, Store, StoreError,
+};
 
 /// The most rows one request may hold.
 pub const MAX_ROWS: usize = 1000;
@@ -209,6 +211,9 @@ fn stored(
         }
         Ok(CreateOutcome::Suppressed) => {
             RowResult::refused(RowStatus::AlreadyInvited, SUPPRESSED_MESSAGE.to_owned())
+        }
+        Ok(CreateOutcome::Deactivated) => {
+            RowResult::refused(RowStatus::AlreadyInvited, DEACTIVATED_MESSAGE.to_owned())
         }
         Ok(CreateOutcome::Limited { limit, retry_after }) => RowResult {
             retry_after: Some(retry_after),

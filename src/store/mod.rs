@@ -182,7 +182,14 @@ pub enum CreateOutcome {
     },
     /// The address is on the namespace's suppression list: nothing was written.
     Suppressed,
+    /// The address is a deactivated account's: its link could never be used, so nothing was
+    /// written.
+    Deactivated,
 }
+
+/// The 409 of an invitation to a deactivated account.
+pub const DEACTIVATED_MESSAGE: &str =
+    "This person's account is deactivated; a superuser can activate it again";
 
 /// A security event for the audit log.
 #[derive(Debug, Clone)]

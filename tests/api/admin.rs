@@ -605,4 +605,57 @@ backend_tests!(
     a_deactivated_user_cannot_authenticate_by_any_means,
     hostile_bodies_get_json_errors_and_change_nothing,
     concurrent_removals_never_leave_a_project_without_an_owner,
+    inviting_a_deactivated_account_is_409_and_sends_nothing,
 );
+
+/// A deactivated account's link could never be used: inviting its address (alone, by remind,
+/// in bulk or on the page) is a 409 saying so, with nothing written or queued; once activated
+/// again, it may be invited.
+async fn inviting_a_deactivated_account_is_409_and_sends_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, root) = superuser(&app).await;
+    let project = create_project(&root, "Kinase screen").await;
+    let ada = app
+        .add_user("ada@lab.example", "Ada", "Lovelace", false)
+        .await;
+    json_with_status(root.post(&deactivate_path(ada.id.0), &json!({})).await, 200).await;
+    let before = app.count_invitations().await;
+    let message = "This person's account is deactivated; a superuser can activate it again";
+    for body in [
+        json!({"email": "ada@lab.example", "projects_selected": [{"id": project}]}),
+        json!({"email": "Ada@Lab.example", "projects_selected": [], "remind": true}),
+    ] {
+        let refused = json_with_status(root.invite(body).await, 409).await;
+        assert_eq!(refused["error"], message);
+    }
+    let bulk = json_with_status(
+        root.post(
+            &format!("/{NS}/api/invitations/bulk/"),
+            &json!({"objects": [{"email": "ada@lab.example"}, {"email": "bob@lab.example"}]}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(bulk["objects"][0]["status"], 409, "{bulk:#}");
+    assert_eq!(bulk["objects"][0]["error"], message);
+    assert_eq!(bulk["objects"][1]["status"], 201, "{bulk:#}");
+    assert_eq!(app.count_invitations().await, before + 1, "only bob's");
+    let queued: Vec<String> = app
+        .store
+        .list_outbox(None, 100)
+        .await
+        .expect("outbox")
+        .into_iter()
+        .map(|row| row.recipient)
+        .collect();
+    assert_eq!(queued, ["bob@lab.example"]);
+
+    json_with_status(root.post(&activate_path(ada.id.0), &json!({})).await, 200).await;
+    json_with_status(
+        root.invite(json!({"email": "ada@lab.example", "projects_selected": [{"id": project}]}))
+            .await,
+        201,
+    )
+    .await;
+}

@@ -29,8 +29,8 @@ use crate::http::resources::{
 };
 use crate::http::{ApiError, AppState};
 use crate::store::{
-    AcceptOutcome, CreateOutcome, IdempotencyClaim, InvitationFilter, InvitationRecord,
-    SUPPRESSED_MESSAGE,
+    AcceptOutcome, CreateOutcome, DEACTIVATED_MESSAGE, IdempotencyClaim, InvitationFilter,
+    InvitationRecord, SUPPRESSED_MESSAGE,
 };
 
 const IDEMPOTENCY_KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
@@ -71,7 +71,7 @@ const GONE_MESSAGE: &str = "This invitation link is no longer valid: it has expi
         (status = 401, description = "Not logged in", body = ErrorBody),
         (status = 403, description = "The address's domain is outside `CBH_ALLOWED_DOMAINS`/`CBH_DENIED_DOMAINS` (`Invitations to addresses at {domain} are not allowed here`), not editor or owner of a selected project (or, with none selected, of any project), a `role` above the inviter's own on a project (an editor gives viewer or editor; the message names the project), `return_link` or `send_email: false` where `CBH_LINK_SHARING` does not allow it (the message names the setting), or bad CSRF token", body = ErrorBody),
         (status = 404, description = "Unknown namespace", body = ErrorBody),
-        (status = 409, description = "The user already has every selected project with the role asked or a higher one (send `remind: true`), or the address is on the namespace's suppression list (`This person has asked not to receive invitations`)", body = ErrorBody),
+        (status = 409, description = "The user already has every selected project with the role asked or a higher one (send `remind: true`), the address is on the namespace's suppression list (`This person has asked not to receive invitations`), or it is a deactivated account's", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Idempotency-Key reused with another body", body = ErrorBody),
@@ -113,6 +113,7 @@ pub(super) async fn create(
             Err(limit_error(state.config.limits, limit, retry_after))
         }
         CreateOutcome::Suppressed => Err(ApiError::Conflict(SUPPRESSED_MESSAGE.into())),
+        CreateOutcome::Deactivated => Err(ApiError::Conflict(DEACTIVATED_MESSAGE.into())),
     }
 }
 

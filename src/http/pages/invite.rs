@@ -361,6 +361,10 @@ async fn submit(
             StatusCode::CONFLICT,
             refused(crate::store::SUPPRESSED_MESSAGE.to_owned(), false),
         ),
+        Ok(CreateOutcome::Deactivated) => (
+            StatusCode::CONFLICT,
+            refused(crate::store::DEACTIVATED_MESSAGE.to_owned(), false),
+        ),
         Ok(CreateOutcome::KeyReused) => {
             return Err(PageError::Internal(anyhow::anyhow!(
                 "an idempotency key was reported for a form without one"

@@ -38,6 +38,14 @@ async fn find_user_by_email_key(
     Ok(row.map(User::from))
 }
 
+async fn is_deactivated(conn: &mut Conn, user: UserId) -> StoreResult<bool> {
+    sqlx::query_scalar("SELECT deactivated FROM users WHERE id = $1")
+        .bind(user.0)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_error("reading the invitee's account"))
+}
+
 async fn granted_roles(conn: &mut Conn, user: UserId) -> StoreResult<BTreeMap<ProjectId, Role>> {
     let rows: Vec<(i64, String)> =
         sqlx::query_as("SELECT project_id, role FROM grants WHERE user_id = $1")
@@ -362,6 +370,9 @@ pub(super) async fn create_invitation_in(
         return Ok(CreateOutcome::Suppressed);
     }
     let existing = match find_user_by_email_key(&mut *tx, &new.namespace, &new.email.key()).await? {
+        Some(user) if is_deactivated(&mut *tx, user.id).await? => {
+            return Ok(CreateOutcome::Deactivated);
+        }
         Some(user) => Some(ExistingInvitee {
             roles: granted_roles(&mut *tx, user.id).await?,
             user,

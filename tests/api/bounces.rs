@@ -232,11 +232,11 @@ async fn a_permanent_bounce_marks_the_email_bounced_and_tells_the_creator_once(b
         .expect("email.bounced");
     assert!(event.verified, "the event's signature checks out");
     let data = &event.json()["data"];
-    assert_eq!(data["invitation"]["id"], id);
-    assert_eq!(data["invitation"]["delivery"]["status"], "bounced");
-    assert_eq!(data["email"]["status"], "5.1.1");
-    assert_eq!(data["email"]["reason"], "the address does not exist");
-    assert_eq!(data["email"]["recipient"], "nobody@example.org");
+    assert_eq!(data["id"], id);
+    assert_eq!(data["delivery"]["status"], "bounced");
+    assert_eq!(data["mail"]["status"], "5.1.1");
+    assert_eq!(data["mail"]["reason"], "the address does not exist");
+    assert_eq!(data["mail"]["recipient"], "nobody@example.org");
 
     // The same report again (a mail server may deliver it twice): nothing new.
     let before = app.smtp.received_count();

@@ -363,9 +363,9 @@ async fn a_reminder_is_announced_to_webhooks(backend: Backend) {
     let events: Vec<Value> = receiver.accepted().iter().map(|r| r.json()).collect();
     assert_eq!(events.len(), 1, "only the subscribed event: {events:?}");
     assert_eq!(events[0]["type"], "invitation.reminded");
-    assert_eq!(events[0]["data"]["invitation"]["id"], id);
-    assert_eq!(events[0]["data"]["invitation"]["reminders_sent"], 1);
-    assert!(events[0]["data"]["invitation"]["delivery"].is_object());
+    assert_eq!(events[0]["data"]["id"], id);
+    assert_eq!(events[0]["data"]["reminders_sent"], 1);
+    assert!(events[0]["data"]["delivery"].is_object());
 }
 
 fn hidden(body: &str, name: &str) -> String {

@@ -423,8 +423,8 @@ async fn webhooks_carry_the_roles_given_and_taken_back(backend: Backend) {
         .wait_for("the invitation with its role", WAIT, |r| {
             let body = r.json();
             r.event() == "invitation.created"
-                && body["data"]["invitation"]["id"] == raised["id"]
-                && body["data"]["invitation"]["projects_selected"][0]["role"] == "editor"
+                && body["data"]["id"] == raised["id"]
+                && body["data"]["projects_selected"][0]["role"] == "editor"
         })
         .await;
     let changed = |old: &'static str, new: &'static str| {

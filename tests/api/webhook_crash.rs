@@ -147,7 +147,7 @@ async fn sigkill_between_commit_and_delivery_still_delivers_after_restart() {
     let _server = start(&db, &log).await;
     receiver
         .wait_for("the event after the restart", WAIT, |r| {
-            r.json()["data"]["invitation"]["email"] == "bob@example.org"
+            r.json()["data"]["email"] == "bob@example.org"
         })
         .await;
     let accepted = receiver.accepted();

@@ -172,7 +172,7 @@ async fn every_event_type_arrives_signed_with_the_api_shapes(backend: Backend) {
     receiver
         .wait_for("Dave's email failed", WAIT, |r| {
             r.event() == "email.failed"
-                && r.json()["data"]["invitation"]["email"] == "dave@example.org"
+                && r.json()["data"]["email"] == "dave@example.org"
         })
         .await;
     // Four membership changes: editor and Bob's and Carol's viewer grants given, Carol's taken.
@@ -235,7 +235,7 @@ async fn every_event_type_arrives_signed_with_the_api_shapes(backend: Backend) {
     ));
 
     // Invitation events carry the invitation as the API shows it.
-    let revoked = &by_event["invitation.revoked"][0]["data"]["invitation"];
+    let revoked = &by_event["invitation.revoked"][0]["data"];
     let carol_now = json_with_status(
         editor
             .get(&format!("/{NS}/api/invitations/{carol_id}/"))
@@ -249,7 +249,7 @@ async fn every_event_type_arrives_signed_with_the_api_shapes(backend: Backend) {
     );
     let created_bob = by_event["invitation.created"]
         .iter()
-        .find(|b| b["data"]["invitation"]["id"] == bob_id)
+        .find(|b| b["data"]["id"] == bob_id)
         .expect("Bob's invitation.created");
     let stable = [
         "id",
@@ -264,11 +264,11 @@ async fn every_event_type_arrives_signed_with_the_api_shapes(backend: Backend) {
         .chain(&["projects_selected", "created", "status", "expires"])
     {
         assert_eq!(
-            created_bob["data"]["invitation"][field], bob[field],
+            created_bob["data"][field], bob[field],
             "field {field}"
         );
     }
-    let accepted = &by_event["invitation.accepted"][0]["data"]["invitation"];
+    let accepted = &by_event["invitation.accepted"][0]["data"];
     assert_eq!(accepted["id"], bob_id);
     assert_eq!(accepted["status"], "accepted");
     let activated = &by_event["user.activated"][0]["data"]["user"];
@@ -279,10 +279,10 @@ async fn every_event_type_arrives_signed_with_the_api_shapes(backend: Backend) {
     // one refused for sure.
     let failed = &by_event["email.failed"]
         .iter()
-        .find(|b| b["data"]["invitation"]["email"] == "dave@example.org")
+        .find(|b| b["data"]["email"] == "dave@example.org")
         .expect("Dave's email.failed")["data"];
     assert!(
-        failed["email"]["last_error"]
+        failed["mail"]["last_error"]
             .as_str()
             .expect("error")
             .contains("550")
@@ -327,7 +327,7 @@ async fn a_receiver_that_fails_hangs_or_is_down_gets_each_event_later_once(backe
     let (editor, _) = app.editor_with_project().await;
     let is_for = |email: &'static str| {
         move |r: &crate::support::webhooks::Received| {
-            r.json()["data"]["invitation"]["email"] == email
+            r.json()["data"]["email"] == email
         }
     };
 
@@ -645,7 +645,7 @@ async fn invitations_created_together_or_one_by_one_each_announce_once(backend: 
         .filter(|r| r.event() == "invitation.created")
     {
         assert!(message.verified);
-        let email = message.json()["data"]["invitation"]["email"]
+        let email = message.json()["data"]["email"]
             .as_str()
             .expect("email")
             .to_owned();

@@ -126,14 +126,14 @@ impl BounceStore for Backend {
             row.bounce_status.clone().unwrap_or_default()
         };
         if first {
-            let mut data = events::invitation_data(&row.namespace, &invitation, now);
-            data["email"] = json!({
+            let mail = json!({
                 "kind": row.kind,
                 "recipient": row.recipient,
                 "status": status,
                 "reason": StatusCode::parse(&status).map(|s| s.reason().words()),
                 "diagnostic": bounce.diagnostic,
             });
+            let data = events::invitation_mail_data(&row.namespace, &invitation, now, mail);
             events::emit(&mut tx, &row.namespace, EventType::EmailBounced, &data, now).await?;
         }
         // The notice is claimed here, in the transaction that holds the row: of two copies of

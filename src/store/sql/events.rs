@@ -61,7 +61,7 @@ pub(super) async fn emit(
     Ok(())
 }
 
-/// `emit` for an invitation event: `{"invitation": <the invitation as the API shows it>}`.
+/// `emit` for an invitation event, whose `data` is the invitation (`invitation_data`).
 pub(super) async fn emit_invitation(
     conn: &mut Conn,
     namespace: &str,
@@ -73,8 +73,25 @@ pub(super) async fn emit_invitation(
     emit(conn, namespace, event, &data, now).await
 }
 
+/// The `data` of every invitation event: the invitation exactly as the API shows it, so a
+/// receiver reads `data.id` and `data.status` as it would read `GET …/invitations/{id}/`.
 pub(super) fn invitation_data(namespace: &str, record: &InvitationRecord, now: Timestamp) -> Value {
-    json!({ "invitation": InvitationResource::new(namespace, record, now) })
+    json!(InvitationResource::new(namespace, record, now))
+}
+
+/// The `data` of an email event (`email.failed`, `email.bounced`): the invitation's fields, as
+/// `invitation_data`, plus `mail`, the message concerned. A superset of the invitation, so one
+/// receiver reads every invitation event alike; `mail` rather than `email`, which is already
+/// the invitee's address.
+pub(super) fn invitation_mail_data(
+    namespace: &str,
+    record: &InvitationRecord,
+    now: Timestamp,
+    mail: Value,
+) -> Value {
+    let mut data = invitation_data(namespace, record, now);
+    data["mail"] = mail;
+    data
 }
 
 /// A user, as user events and `membership.changed` show them.

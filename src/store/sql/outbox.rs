@@ -182,13 +182,13 @@ impl OutboxStore for Backend {
                 load_invitation(&mut tx, &namespace, InvitationId(invitation_id)).await?
         {
             let now = Timestamp::now();
-            let mut data = events::invitation_data(&namespace, &record, now);
-            data["email"] = serde_json::json!({
+            let mail = serde_json::json!({
                 "kind": kind,
                 "recipient": recipient,
                 "attempts": attempts,
                 "last_error": error,
             });
+            let data = events::invitation_mail_data(&namespace, &record, now, mail);
             events::emit(&mut tx, &namespace, EventType::EmailFailed, &data, now).await?;
         }
         tx.commit()

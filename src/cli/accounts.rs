@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use crate::config::DatabaseUrl;
 use crate::domain::project::parse_project_name;
 use crate::domain::{EmailAddress, PersonName, Role, Timestamp, Token, User, password};
-use crate::store::{self, AuditEvent, NewUser, Store};
+use crate::store::{self, AuditEvent, ChangedBy, NewUser, Store};
 
 use super::{NamespaceArg, UsageError, admin, find_user, open_store};
 
@@ -61,6 +61,9 @@ pub enum ProjectCommand {
     Add {
         #[arg(long)]
         name: String,
+        /// Make this user (an existing one) the project's owner.
+        #[arg(long, value_name = "EMAIL")]
+        owner: Option<String>,
         #[command(flatten)]
         namespace: NamespaceArg,
     },
@@ -167,7 +170,7 @@ async fn add_user(database: &DatabaseUrl, args: UserArgs, namespace: &str) -> an
     };
     let store = open_store(database).await?;
     let user = store
-        .create_user(
+        .add_account(
             namespace,
             NewUser {
                 email,
@@ -176,6 +179,8 @@ async fn add_user(database: &DatabaseUrl, args: UserArgs, namespace: &str) -> an
                 password_hash,
                 is_superuser: superuser,
             },
+            ChangedBy::default(),
+            Timestamp::now(),
         )
         .await
         .map_err(|e| match e {
@@ -187,8 +192,12 @@ async fn add_user(database: &DatabaseUrl, args: UserArgs, namespace: &str) -> an
 }
 
 pub async fn project(database: &DatabaseUrl, command: ProjectCommand) -> anyhow::Result<()> {
-    let (name, namespace) = match command {
-        ProjectCommand::Add { name, namespace } => (name, namespace),
+    let (name, owner, namespace) = match command {
+        ProjectCommand::Add {
+            name,
+            owner,
+            namespace,
+        } => (name, owner, namespace),
         ProjectCommand::List { json, namespace } => {
             return admin::list_projects(database, &namespace.resolve()?, json).await;
         }
@@ -196,8 +205,18 @@ pub async fn project(database: &DatabaseUrl, command: ProjectCommand) -> anyhow:
     let namespace = namespace.resolve()?;
     let name = parse_project_name(&name).map_err(|e| UsageError(format!("--{e}")))?;
     let store = open_store(database).await?;
+    let owner = match owner {
+        Some(email) => Some(find_user(store.as_ref(), &namespace, &email).await?.id),
+        None => None,
+    };
     let project = store
-        .create_project(&namespace, &name, Timestamp::now())
+        .create_owned_project(
+            &namespace,
+            &name,
+            owner,
+            ChangedBy::default(),
+            Timestamp::now(),
+        )
         .await?;
     println!("{}", project.id.0);
     Ok(())

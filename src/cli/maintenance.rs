@@ -33,9 +33,15 @@ pub struct BackupArgs {
     file: PathBuf,
 }
 
-/// Prints one line per check; exit status 1 when any fails.
-pub async fn check(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
-    let settings = match Settings::from_args(database_url, args) {
+/// Prints one line per check; exit status 1 when any fails. `secret_error`: a `*_FILE`
+/// variable that could not be used, a failure of the settings like any other.
+pub async fn check(
+    database_url: &str,
+    args: &ServeArgs,
+    secret_error: Option<String>,
+) -> anyhow::Result<()> {
+    let settings = match secret_error.map_or_else(|| Settings::from_args(database_url, args), Err)
+    {
         Ok(settings) => settings,
         Err(error) => {
             // Nothing else can be checked without valid settings.

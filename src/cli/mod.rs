@@ -58,6 +58,10 @@ pub struct Cli {
     pub database_url: String,
     #[command(subcommand)]
     pub command: Command,
+    /// A `*_FILE` variable that could not be used: `check` reports it as its failed settings
+    /// check (exit 1); every other command refuses to start (exit 2).
+    #[arg(skip)]
+    pub secret_error: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,6 +127,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Completions(args) => docs::completions(args),
         Command::Man => docs::man(),
         Command::Dkim(command) => dkim::dkim(command),
+        // Before the database URL is parsed: a bad one is `check`'s failed settings line.
+        Command::Check(args) => {
+            maintenance::check(&cli.database_url, &args, cli.secret_error).await
+        }
         command => run_on_database(&cli.database_url, command).await,
     }
 }
@@ -142,7 +150,7 @@ async fn run_on_database(database_url: &str, command: Command) -> anyhow::Result
         Command::Apikey(command) => accounts::apikey(&database, command).await,
         Command::Audit(args) => records::audit(&database, args).await,
         Command::Outbox(command) => records::outbox(&database, command).await,
-        Command::Check(args) => maintenance::check(database_url, &args).await,
+        Command::Check(args) => maintenance::check(database_url, &args, None).await,
         Command::Prune(args) => maintenance::prune(database_url, args).await,
         Command::Backup(args) => maintenance::backup(&database, args).await,
         Command::Mail(command) => mail::mail(database_url, command).await,

@@ -14,7 +14,13 @@ impl Cli {
     pub fn parse_with_secret_files() -> Result<Self, UsageError> {
         let matches = Cli::command().get_matches();
         let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-        cli.read_secret_files(&matches, |var| std::env::var_os(var))?;
+        if let Err(error) = cli.read_secret_files(&matches, |var| std::env::var_os(var)) {
+            // `check` says what is wrong among its other lines, and exits 1 as for any failure.
+            if !matches!(cli.command, Command::Check(_)) {
+                return Err(error);
+            }
+            cli.secret_error = Some(error.0);
+        }
         Ok(cli)
     }
 

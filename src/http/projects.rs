@@ -144,7 +144,7 @@ pub(super) async fn create_project(
         .create_owned_project(
             &caller.namespace,
             &name,
-            caller.user.id,
+            Some(caller.user.id),
             ChangedBy {
                 user: Some(caller.user.id),
                 client_ip: caller.client_ip.clone(),

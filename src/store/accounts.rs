@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::StoreResult;
+use super::{NewUser, StoreResult};
 use crate::domain::{Project, ProjectId, Role, Timestamp, User, UserId};
 
 /// Who made a change, for its audit record.
@@ -99,12 +99,13 @@ pub enum AccountOutcome {
 /// Projects as administration creates and renames them, and their members.
 #[async_trait]
 pub trait MemberStore: Send + Sync {
-    /// Creates a project whose owner is `owner`.
+    /// Creates a project whose owner is `owner` (`None`: no owner yet, as the command line
+    /// may create one), recording `project_created` and the owner's `membership_changed`.
     async fn create_owned_project(
         &self,
         namespace: &str,
         name: &str,
-        owner: UserId,
+        owner: Option<UserId>,
         by: ChangedBy,
         now: Timestamp,
     ) -> StoreResult<Project>;
@@ -134,6 +135,15 @@ pub trait AccountStore: Send + Sync {
     async fn account(&self, namespace: &str, user: UserId) -> StoreResult<Option<Account>>;
     /// Users of the namespace by email, with the total count.
     async fn list_accounts(&self, namespace: &str, filter: &UserFilter) -> StoreResult<UserPage>;
+    /// Creates a user, recording `user_created`; a user created with a password is active at
+    /// once, which is announced as `user.activated`.
+    async fn add_account(
+        &self,
+        namespace: &str,
+        user: NewUser,
+        by: ChangedBy,
+        now: Timestamp,
+    ) -> StoreResult<User>;
     /// Deactivates (ending the user's sessions and voiding its accept links) or activates
     /// again.
     async fn set_deactivated(

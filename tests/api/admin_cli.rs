@@ -39,7 +39,11 @@ impl Cli {
     fn run(&self, args: &[&str], stdin: Option<&str>) -> std::process::Output {
         run(
             self.dir(),
-            &[("CBH_DATABASE_URL", self.url.clone())],
+            &[
+                ("CBH_DATABASE_URL", self.url.clone()),
+                // For `webhook add` of a receiver on loopback.
+                ("CBH_WEBHOOK_ALLOW_PRIVATE", "true".into()),
+            ],
             args,
             stdin,
         )
@@ -149,6 +153,9 @@ async fn the_cli_lists_deactivates_and_removes_roles(backend: Backend) {
     assert_eq!(
         events,
         [
+            "user_created",
+            "user_created",
+            "user_created",
             "membership_changed",
             "membership_changed",
             "membership_changed",
@@ -156,6 +163,90 @@ async fn the_cli_lists_deactivates_and_removes_roles(backend: Backend) {
             "user_activated"
         ]
     );
+}
+
+/// `project add` and `user add` are changes like the API's: each is in the audit log and emits
+/// its webhook event, and `project add --owner` gives the project its owner.
+async fn project_and_user_add_are_audited_and_announced(backend: Backend) {
+    let cli = Cli::new(backend).await;
+    cli.ok(&["migrate"], None);
+    cli.ok(&["webhook", "add", "--url", "http://127.0.0.1:9/hook"], None);
+    let password = Some("a long enough password\n");
+    cli.ok(
+        &["user", "add", "--email", "ada@lab.example", "--password-stdin"],
+        password,
+    );
+    cli.ok(&["user", "add", "--email", "carl@lab.example"], None);
+    let owned = cli.ok(
+        &[
+            "project",
+            "add",
+            "--name",
+            "Kinase screen",
+            "--owner",
+            "ada@lab.example",
+        ],
+        None,
+    );
+    let unowned = cli.ok(&["project", "add", "--name", "Spare"], None);
+    let unknown = cli.run(
+        &[
+            "project",
+            "add",
+            "--name",
+            "Ghost",
+            "--owner",
+            "nobody@lab.example",
+        ],
+        None,
+    );
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("nobody@lab.example"));
+
+    let projects = cli.json_lines(&["project", "list", "--json"]);
+    let names: Vec<&str> = projects.iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names, ["Kinase screen", "Spare"], "no project Ghost");
+    assert_eq!(projects[0]["members"][0]["email"], "ada@lab.example");
+    assert_eq!(projects[0]["members"][0]["role"], "owner");
+    assert_eq!(projects[1]["members"].as_array().map(Vec::len), Some(0));
+
+    let audit = cli.json_lines(&["audit", "--json"]);
+    let records: Vec<(&str, &str)> = audit
+        .iter()
+        .filter(|e| e["event"] != "webhook_added")
+        .map(|e| {
+            (
+                e["event"].as_str().expect("event"),
+                e["subject"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    for expected in [
+        ("user_created", "ada@lab.example"),
+        ("user_created", "carl@lab.example"),
+        ("project_created", owned.as_str()),
+        ("project_created", unowned.as_str()),
+    ] {
+        assert!(records.contains(&expected), "{expected:?} in {records:?}");
+    }
+    assert_eq!(
+        records
+            .iter()
+            .filter(|(e, _)| *e == "membership_changed")
+            .count(),
+        1,
+        "{records:?}"
+    );
+
+    // Ada, active at once, is announced as activated; Carl, pending, is not; Ada's ownership
+    // is a membership change.
+    let deliveries = cli.json_lines(&["webhook", "deliveries", "--json"]);
+    let mut events: Vec<&str> = deliveries
+        .iter()
+        .filter_map(|d| d["event"].as_str())
+        .collect();
+    events.sort_unstable();
+    assert_eq!(events, ["membership.changed", "user.activated"]);
 }
 
 async fn outbox_list_prints_json_lines(backend: Backend) {
@@ -189,5 +280,6 @@ async fn outbox_list_prints_json_lines(backend: Backend) {
 
 backend_tests!(
     the_cli_lists_deactivates_and_removes_roles,
+    project_and_user_add_are_audited_and_announced,
     outbox_list_prints_json_lines,
 );

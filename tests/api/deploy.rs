@@ -191,6 +191,71 @@ async fn check_fails_on_a_broken_template_override_a_bad_setting_and_an_unreacha
     );
 }
 
+/// A database URL or a `*_FILE` variable that cannot be used is a failed settings check like any
+/// other: one `FAIL settings` line on standard output and exit 1 (other commands: exit 2).
+#[tokio::test]
+async fn check_reports_a_bad_database_url_or_secret_file_as_a_failed_settings_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    let url = sqlite_url(&d.join("check.db"));
+    let url_file = d.join("database-url");
+    std::fs::write(&url_file, &url).expect("url file");
+    let url_file = url_file.display().to_string();
+    let missing = d.join("missing").display().to_string();
+    let cases: Vec<(Vec<(&str, String)>, &str)> = vec![
+        (
+            vec![("CBH_DATABASE_URL", "mysql://db.example/cbh".into())],
+            "mysql://",
+        ),
+        (
+            vec![(
+                "CBH_DATABASE_URL",
+                "postgres://cbh@127.0.0.1:1/cbh?sslmode=sometimes".into(),
+            )],
+            "sslmode=sometimes",
+        ),
+        (
+            vec![(
+                "CBH_DATABASE_URL",
+                format!("postgres://cbh@127.0.0.1:1/cbh?sslmode=verify-ca&sslrootcert={missing}"),
+            )],
+            "cannot be read",
+        ),
+        (
+            vec![
+                ("CBH_DATABASE_URL", url.clone()),
+                ("CBH_DATABASE_URL_FILE", url_file.clone()),
+            ],
+            "CBH_DATABASE_URL and CBH_DATABASE_URL_FILE are both set",
+        ),
+        (
+            vec![("CBH_DATABASE_URL_FILE", missing.clone())],
+            "CBH_DATABASE_URL_FILE: cannot read",
+        ),
+        (
+            vec![
+                ("CBH_DATABASE_URL", url.clone()),
+                ("CBH_SMTP_URL_FILE", missing.clone()),
+            ],
+            "CBH_SMTP_URL_FILE: cannot read",
+        ),
+    ];
+    for (env, expected) in cases {
+        let ran = cbh(d, &env, &["check"]).await;
+        assert_eq!(ran.code, Some(1), "{env:?}: {}{}", ran.stdout, ran.stderr);
+        let failure = line(&ran, "FAIL settings");
+        assert!(failure.contains(expected), "{env:?}: {failure}");
+    }
+    // A command other than `check` keeps refusing to start with a usage error.
+    let migrate = cbh(
+        d,
+        &[("CBH_DATABASE_URL", "mysql://db.example/cbh".into())],
+        &["migrate"],
+    )
+    .await;
+    assert_eq!(migrate.code, Some(2), "{}", migrate.stderr);
+}
+
 #[tokio::test]
 async fn mail_test_sends_one_message_and_prints_the_relays_reply() {
     let dir = tempfile::tempdir().expect("temp dir");

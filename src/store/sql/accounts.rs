@@ -9,9 +9,11 @@ use super::backend::{self, Backend, Conn, Db};
 use super::events;
 use super::invitation_create::VOID_USER_LINKS;
 use super::rows::{UserRow, db_error};
+use super::users::insert_user;
 use crate::domain::{EventType, Timestamp, User, UserId};
 use crate::store::{
-    Account, AccountOutcome, AccountStore, ChangedBy, StoreResult, UserFilter, UserPage,
+    Account, AccountOutcome, AccountStore, ChangedBy, NewUser, StoreError, StoreResult,
+    UserFilter, UserPage,
 };
 
 /// The columns of `AccountRow`, of `users u`: `rows::USER_COLUMNS` and two more.
@@ -144,6 +146,46 @@ impl AccountStore for Backend {
             total_count,
             objects: rows.into_iter().map(Account::from).collect(),
         })
+    }
+
+    async fn add_account(
+        &self,
+        namespace: &str,
+        user: NewUser,
+        by: ChangedBy,
+        now: Timestamp,
+    ) -> StoreResult<User> {
+        let mut tx = self
+            .writer()
+            .begin_with(super::backend::BEGIN)
+            .await
+            .map_err(db_error("starting to create a user"))?;
+        let id = insert_user(&mut tx, namespace, &user, now)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => {
+                    StoreError::Conflict(format!("a user with email {} already exists", user.email))
+                }
+                other => other,
+            })?;
+        let user = User {
+            id,
+            is_active: user.password_hash.is_some(),
+            email: user.email,
+            first_name: user.first_name,
+            last_name: user.last_name,
+            is_superuser: user.is_superuser,
+        };
+        let detail = user.is_superuser.then(|| "superuser".to_owned());
+        audit_in(&mut tx, namespace, now, "user_created", &by, user.email.key(), detail).await?;
+        if user.is_active {
+            let data = events::user_data(&user);
+            events::emit(&mut tx, namespace, EventType::UserActivated, &data, now).await?;
+        }
+        tx.commit()
+            .await
+            .map_err(db_error("committing the new user"))?;
+        Ok(user)
     }
 
     async fn set_deactivated(

@@ -92,7 +92,7 @@ impl MemberStore for Backend {
         &self,
         namespace: &str,
         name: &str,
-        owner: UserId,
+        owner: Option<UserId>,
         by: ChangedBy,
         now: Timestamp,
     ) -> StoreResult<Project> {
@@ -101,9 +101,12 @@ impl MemberStore for Backend {
             .begin_with(super::backend::BEGIN)
             .await
             .map_err(db_error("starting to create a project"))?;
-        let account = load_account(&mut tx, namespace, owner, false)
-            .await?
-            .ok_or_else(|| StoreError::Other(anyhow::anyhow!("the project's owner is gone")))?;
+        let account = match owner {
+            Some(owner) => Some(load_account(&mut tx, namespace, owner, false).await?.ok_or_else(
+                || StoreError::Other(anyhow::anyhow!("the project's owner is gone")),
+            )?),
+            None => None,
+        };
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO projects (namespace, name, created) VALUES ($1, $2, $3) RETURNING id",
         )
@@ -117,12 +120,6 @@ impl MemberStore for Backend {
             id: ProjectId(id),
             name: name.to_owned(),
         };
-        sqlx::query("INSERT INTO grants (user_id, project_id, role) VALUES ($1, $2, 'owner')")
-            .bind(owner.0)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error("making the creator owner"))?;
         audit_in(
             &mut tx,
             namespace,
@@ -133,17 +130,27 @@ impl MemberStore for Backend {
             Some(name.to_owned()),
         )
         .await?;
-        record_role_change(
-            &mut tx,
-            namespace,
-            &project,
-            &account,
-            None,
-            Some(Role::Owner),
-            &by,
-            now,
-        )
-        .await?;
+        if let Some(account) = account {
+            sqlx::query(
+                "INSERT INTO grants (user_id, project_id, role) VALUES ($1, $2, 'owner')",
+            )
+            .bind(account.user.id.0)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("making the creator owner"))?;
+            record_role_change(
+                &mut tx,
+                namespace,
+                &project,
+                &account,
+                None,
+                Some(Role::Owner),
+                &by,
+                now,
+            )
+            .await?;
+        }
         tx.commit()
             .await
             .map_err(db_error("committing the new project"))?;

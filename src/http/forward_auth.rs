@@ -120,8 +120,8 @@ fn login_redirect(state: &AppState, ns: &str, headers: &HeaderMap) -> Response {
         _ => None,
     };
     let next = absolute
-        .and_then(|url| return_path(&state.config, ns, &url))
-        .or_else(|| original.and_then(|uri| return_path(&state.config, ns, uri)));
+        .and_then(|url| return_path(&state.config, &url))
+        .or_else(|| original.and_then(|uri| return_path(&state.config, uri)));
     let mut location = format!("{}/{ns}/login/", state.config.public_url);
     if let Some(next) = next {
         let query: String = url::form_urlencoded::Serializer::new(String::new())

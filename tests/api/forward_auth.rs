@@ -130,9 +130,15 @@ async fn verify_redirects_to_the_login_page_only_with_a_returnable_next(backend:
             "/chembiohub/invite/",
             format!("{login}?next=%2Fchembiohub%2Finvite%2F"),
         ),
-        // Elsewhere, or not a path: the login page without `next`.
-        ("x-forwarded-uri", "/other/", login.to_owned()),
+        // Any path of this origin: the platform's apps live beside the namespace.
+        (
+            "x-forwarded-uri",
+            "/other/",
+            format!("{login}?next=%2Fother%2F"),
+        ),
+        // Another origin, or not a path: the login page without `next`.
         ("x-forwarded-uri", "//evil.example/app/", login.to_owned()),
+        ("x-forwarded-uri", "/\\evil.example/app/", login.to_owned()),
         (
             "x-forwarded-uri",
             "https://evil.example/app/",
@@ -152,6 +158,18 @@ async fn verify_redirects_to_the_login_page_only_with_a_returnable_next(backend:
         .await
         .expect("sent");
     json_with_status(plain, 401).await;
+
+    // Without CBH_APP_URL an app on this origin still gets its `next`.
+    let bare = spawn_app_with(backend, |settings| settings.app_url = None).await;
+    let answer = client
+        .get(format!("{}/{NS}/auth/verify?redirect=1", bare.base))
+        .header("x-forwarded-uri", "/lab/runs/7")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(answer.status(), 302);
+    let location = header(&answer, "location");
+    assert!(location.ends_with("/login/?next=%2Flab%2Fruns%2F7"), "{location}");
 }
 
 async fn verify_returns_to_an_app_on_another_host_under_the_app_url(backend: Backend) {

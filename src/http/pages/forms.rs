@@ -235,20 +235,26 @@ pub fn local_path(ns: &str, next: &str) -> Option<String> {
     path_under(&format!("/{ns}/"), next)
 }
 
-/// Where the login page may send a person back to: a local path of the namespace, or one
-/// under `CBH_APP_URL`: a path when the platform's app is served on this service's own origin,
-/// else an absolute URL on the app's origin (forward-auth in front of an app on a host of its
-/// own, sharing the cookies through `CBH_COOKIE_DOMAIN`).
-pub fn return_path(config: &HttpConfig, ns: &str, next: &str) -> Option<String> {
-    local_path(ns, next).or_else(|| {
+/// Where the login page may send a person back to: any path on this origin (the platform's
+/// apps behind forward-auth live beside the namespace, not under it), or an absolute URL under
+/// `CBH_APP_URL` when the app is on an origin of its own (sharing the cookies through
+/// `CBH_COOKIE_DOMAIN`).
+///
+/// Open-redirect protection: a path must start with a single `/`, so never an absolute URL of
+/// another origin (`https://evil.example`), a scheme-relative one (`//evil.example`) or the
+/// backslash form browsers treat as one (`/\evil.example`); no spaces or control characters,
+/// and no `.` or `..` segment, plain or percent-encoded.
+pub fn return_path(config: &HttpConfig, next: &str) -> Option<String> {
+    path_under("/", next).or_else(|| {
         let app = url::Url::parse(config.app_url.as_deref()?).ok()?;
         let public = url::Url::parse(&config.public_url).ok()?;
+        if app.origin() == public.origin() {
+            // Its paths are this origin's, which the first rule already judged.
+            return None;
+        }
         let mut prefix = app.path().to_owned();
         if !prefix.ends_with('/') {
             prefix.push('/');
-        }
-        if app.origin() == public.origin() {
-            return path_under(&prefix, next);
         }
         // The exact text of the app's origin, then a path under the app's: nothing can slip
         // between the two (`https://app.example.evil.org/`, `https://app.example@evil.org/`).
@@ -378,24 +384,42 @@ mod tests {
     }
 
     #[test]
-    fn paths_under_the_app_url_are_followed_on_its_own_origin_too() {
+    fn any_path_of_this_origin_is_followed_but_never_another_origin() {
         let same = config("https://hub.example", "https://hub.example/app/");
-        assert_eq!(
-            return_path(&same, "ns", "/app/x?y=1").as_deref(),
-            Some("/app/x?y=1")
-        );
-        assert_eq!(return_path(&same, "ns", "https://hub.example/app/x"), None);
+        for good in ["/app/x?y=1", "/other/", "/ns/invite/", "/", "/x:y/z"] {
+            assert_eq!(return_path(&same, good).as_deref(), Some(good), "{good}");
+        }
+        for bad in [
+            "https://hub.example/app/x",
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example",
+            "\\/evil.example",
+            "/ x",
+            "/a\r\nLocation: x",
+            "/a\tb",
+            "javascript:alert(1)",
+            "evil.example/",
+            "",
+            "/../other/",
+            "/%2e%2e/other/",
+        ] {
+            assert_eq!(return_path(&same, bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn urls_under_the_app_url_are_followed_on_its_own_origin() {
         let other = config("https://auth.hub.example", "https://app.hub.example/lab/");
         assert_eq!(
-            return_path(&other, "ns", "https://app.hub.example/lab/x?y=1").as_deref(),
+            return_path(&other, "https://app.hub.example/lab/x?y=1").as_deref(),
             Some("https://app.hub.example/lab/x?y=1")
         );
         assert_eq!(
-            return_path(&other, "ns", "/ns/invite/").as_deref(),
+            return_path(&other, "/ns/invite/").as_deref(),
             Some("/ns/invite/")
         );
         for bad in [
-            "/lab/x",
             "https://app.hub.example/other/",
             "https://app.hub.example.evil.org/lab/",
             "https://app.hub.example@evil.org/lab/",
@@ -404,7 +428,7 @@ mod tests {
             "https://app.hub.example/lab/../admin/",
             "https://app.hub.example//evil.org/lab/",
         ] {
-            assert_eq!(return_path(&other, "ns", bad), None, "{bad}");
+            assert_eq!(return_path(&other, bad), None, "{bad}");
         }
     }
 

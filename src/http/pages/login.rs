@@ -64,7 +64,7 @@ async fn show(
 ) -> Result<Response, PageError> {
     let next = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .find(|(name, _)| name == "next")
-        .and_then(|(_, value)| return_path(&state.config, &ns, &value));
+        .and_then(|(_, value)| return_path(&state.config, &value));
     login_page(
         &state,
         &ns,
@@ -87,7 +87,7 @@ async fn submit(
 ) -> Result<Response, PageError> {
     let next = form
         .get("next")
-        .and_then(|next| return_path(&state.config, &ns, next));
+        .and_then(|next| return_path(&state.config, next));
     let email = form.text("email");
     let refuse = |status, error: &str| {
         login_page(

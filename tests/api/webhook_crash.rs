@@ -1,22 +1,69 @@
-//! Webhooks with the real binary: the `webhook` commands, and an event whose delivery was
-//! committed but not yet made when the process was killed (SIGKILL) is delivered after restart.
+//! Webhooks with the real binary, on both backends: the `webhook` commands, an event whose
+//! delivery was committed but not yet made when the process was killed (SIGKILL) is delivered
+//! after restart, and `webhook retry` sends a delivery that really failed once more.
 
 use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::binary::{Server, on_sqlite, run, stdout_of};
-use crate::support::webhooks::Receiver;
-use crate::support::{NS, json_with_status};
+use crate::support::binary::{Server, run, stdout_of};
+use crate::support::postgres::TestDatabase;
+use crate::support::webhooks::{Mode, Receiver};
+use crate::support::{Backend, NS, json_with_status};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn cli(db: &Path, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
-    let dir = db.parent().unwrap_or(Path::new("."));
-    let mut vars = vec![("CBH_DATABASE_URL", format!("sqlite://{}", db.display()))];
+/// A database of either backend for the binary, and a folder for its mail and log.
+struct Db {
+    dir: tempfile::TempDir,
+    url: String,
+    _database: Option<TestDatabase>,
+}
+
+impl Db {
+    async fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (url, database) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("hooks.db").display()),
+                None,
+            ),
+            Backend::Postgres => {
+                let database = TestDatabase::create().await;
+                (database.url.clone(), Some(database))
+            }
+        };
+        Self {
+            dir,
+            url,
+            _database: database,
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+fn cli(db: &Db, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    cli_in(db, env, args, None)
+}
+
+fn cli_in(
+    db: &Db,
+    env: &[(&str, &str)],
+    args: &[&str],
+    stdin: Option<&str>,
+) -> std::process::Output {
+    let mut vars = vec![("CBH_DATABASE_URL", db.url.clone())];
     vars.extend(env.iter().map(|(k, v)| (*k, (*v).to_owned())));
-    run(dir, &vars, args, None)
+    run(db.dir(), &vars, args, stdin)
+}
+
+/// A command that must succeed; its standard output.
+fn ok(db: &Db, args: &[&str]) -> String {
+    stdout_of(&cli(db, &[], args))
 }
 
 fn json_lines(text: &str) -> Vec<Value> {
@@ -25,29 +72,51 @@ fn json_lines(text: &str) -> Vec<Value> {
         .collect()
 }
 
-async fn start(db: &Path, log: &Path) -> Server {
-    let env = [
-        ("CBH_DATABASE_URL", format!("sqlite://{}", db.display())),
-        (
-            "CBH_MAIL_DIR",
-            db.with_extension("mail").display().to_string(),
-        ),
+/// `ok` off the test's runtime, which meanwhile serves the receiver: a receiver blocked by a
+/// running command would time out requests that it means to answer.
+async fn ok_off_runtime(db: &Db, args: &[&str]) -> String {
+    let url = db.url.clone();
+    let dir = db.dir().to_owned();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let output = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&dir, &[("CBH_DATABASE_URL", url)], &args, None)
+    })
+    .await
+    .expect("the command ran");
+    stdout_of(&output)
+}
+
+async fn deliveries(db: &Db, status: &str) -> Vec<Value> {
+    json_lines(
+        &ok_off_runtime(
+            db,
+            &["webhook", "deliveries", "--status", status, "--json"],
+        )
+        .await,
+    )
+}
+
+/// `serve` on `db`; `extra` adds or overrides variables.
+async fn start(db: &Db, extra: &[(&str, &str)]) -> Server {
+    let mut env = vec![
+        ("CBH_DATABASE_URL", db.url.clone()),
+        ("CBH_MAIL_DIR", db.dir().join("mail").display().to_string()),
         ("CBH_WEBHOOK_ALLOW_PRIVATE", "true".to_owned()),
         ("CBH_OUTBOX_LEASE", "2s".to_owned()),
         ("CBH_SMTP_RETRY_BASE", "1s".to_owned()),
         ("CBH_SMTP_RETRY_MAX", "1s".to_owned()),
         ("CBH_WEBHOOK_TIMEOUT", "1s".to_owned()),
     ];
-    Server::start(&env, log).await
+    env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    Server::start(&env, &db.dir().join("serve.log")).await
 }
 
-#[tokio::test]
-async fn sigkill_between_commit_and_delivery_still_delivers_after_restart() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("hooks.db");
-    let log = dir.path().join("serve.log");
-    on_sqlite(
-        &db,
+/// Ada, an editor of one project, and her API key.
+fn set_up(db: &Db) -> String {
+    stdout_of(&cli_in(
+        db,
+        &[],
         &[
             "user",
             "add",
@@ -56,23 +125,63 @@ async fn sigkill_between_commit_and_delivery_still_delivers_after_restart() {
             "--password-stdin",
         ],
         Some("a long enough password\n"),
+    ));
+    let project = ok(db, &["project", "add", "--name", "Kinase screen"]);
+    ok(
+        db,
+        &[
+            "grant",
+            "--email",
+            "ada@lab.example",
+            "--project",
+            &project,
+            "--role",
+            "editor",
+        ],
     );
-    let project = on_sqlite(&db, &["project", "add", "--name", "Kinase screen"], None);
-    let grant = [
-        "grant",
-        "--email",
-        "ada@lab.example",
-        "--project",
-        &project,
-        "--role",
-        "editor",
-    ];
-    on_sqlite(&db, &grant, None);
-    let key = on_sqlite(
-        &db,
-        &["apikey", "create", "--email", "ada@lab.example"],
-        None,
-    );
+    ok(db, &["apikey", "create", "--email", "ada@lab.example"])
+}
+
+/// Adds an endpoint for `invitation.created` to the receiver; its id.
+fn add_endpoint(db: &Db, receiver: &Receiver) -> String {
+    let added = stdout_of(&cli(
+        db,
+        &[("CBH_WEBHOOK_ALLOW_PRIVATE", "true")],
+        &[
+            "webhook",
+            "add",
+            "--url",
+            &receiver.url(),
+            "--events",
+            "invitation.created",
+        ],
+    ));
+    let mut lines = added.lines();
+    let id = lines.next().expect("id line").to_owned();
+    let secret = lines.next().expect("secret line").to_owned();
+    assert!(secret.starts_with("whsec_"));
+    receiver.set_secret(&secret);
+    id
+}
+
+async fn invite(server: &Server, key: &str, email: &str) {
+    let client = crate::support::agent::client();
+    json_with_status(
+        client
+            .post(format!("{}/{NS}/api/invitations/", server.base))
+            .header("authorization", format!("ApiKey ada@lab.example:{key}"))
+            .json(&json!({"email": email}))
+            .send()
+            .await
+            .expect("sent"),
+        201,
+    )
+    .await;
+}
+
+async fn sigkill_between_commit_and_delivery_still_delivers_after_restart(backend: Backend) {
+    let db = Db::new(backend).await;
+    let key = set_up(&db);
     let mut receiver = Receiver::start().await;
 
     // Without CBH_WEBHOOK_ALLOW_PRIVATE a loopback URL is a usage error.
@@ -93,50 +202,19 @@ async fn sigkill_between_commit_and_delivery_still_delivers_after_restart() {
     );
     assert_eq!(bad_event.status.code(), Some(2));
 
-    let added = stdout_of(&cli(
-        &db,
-        &[("CBH_WEBHOOK_ALLOW_PRIVATE", "true")],
-        &[
-            "webhook",
-            "add",
-            "--url",
-            &receiver.url(),
-            "--events",
-            "invitation.created",
-        ],
-    ));
-    let mut lines = added.lines();
-    let id = lines.next().expect("id line").to_owned();
-    let secret = lines.next().expect("secret line").to_owned();
-    assert!(secret.starts_with("whsec_"));
-    receiver.set_secret(&secret);
-    let listed = json_lines(&stdout_of(&cli(&db, &[], &["webhook", "list", "--json"])));
+    let id = add_endpoint(&db, &receiver);
+    let listed = json_lines(&ok(&db, &["webhook", "list", "--json"]));
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["id"].to_string(), id);
     assert_eq!(listed[0]["events"], json!(["invitation.created"]));
-    assert!(!listed[0].to_string().contains(&secret));
+    assert!(!listed[0].to_string().contains("whsec_"));
 
     // The receiver is down: the event is committed with the invitation and waits.
     receiver.stop();
-    let mut server = start(&db, &log).await;
-    let client = crate::support::agent::client();
-    json_with_status(
-        client
-            .post(format!("{}/{NS}/api/invitations/", server.base))
-            .header("authorization", format!("ApiKey ada@lab.example:{key}"))
-            .json(&json!({"email": "bob@example.org"}))
-            .send()
-            .await
-            .expect("sent"),
-        201,
-    )
-    .await;
+    let mut server = start(&db, &[]).await;
+    invite(&server, &key, "bob@example.org").await;
     crate::support::wait::until("a refused attempt recorded", WAIT, || async {
-        let rows = json_lines(&stdout_of(&cli(
-            &db,
-            &[],
-            &["webhook", "deliveries", "--status", "queued", "--json"],
-        )));
+        let rows = deliveries(&db, "queued").await;
         rows.iter().any(|row| row["attempts"].as_i64() >= Some(1))
     })
     .await;
@@ -144,7 +222,7 @@ async fn sigkill_between_commit_and_delivery_still_delivers_after_restart() {
     server.child.wait().expect("reaped");
 
     receiver.restart().await;
-    let _server = start(&db, &log).await;
+    let _server = start(&db, &[]).await;
     receiver
         .wait_for("the event after the restart", WAIT, |r| {
             r.json()["data"]["email"] == "bob@example.org"
@@ -154,11 +232,7 @@ async fn sigkill_between_commit_and_delivery_still_delivers_after_restart() {
     assert_eq!(accepted.len(), 1);
     assert!(accepted[0].verified);
     crate::support::wait::until("the delivery marked sent", WAIT, || async {
-        let rows = json_lines(&stdout_of(&cli(
-            &db,
-            &[],
-            &["webhook", "deliveries", "--status", "sent", "--json"],
-        )));
+        let rows = deliveries(&db, "sent").await;
         rows.len() == 1 && rows[0]["webhook_id"] == accepted[0].id.as_str()
     })
     .await;
@@ -167,11 +241,106 @@ async fn sigkill_between_commit_and_delivery_still_delivers_after_restart() {
     let retry = cli(&db, &[], &["webhook", "retry", "1"]);
     assert_eq!(retry.status.code(), Some(2));
     assert_eq!(cli(&db, &[], &["webhook", "retry"]).status.code(), Some(2));
-    stdout_of(&cli(&db, &[], &["webhook", "retry", "--failed"]));
-    stdout_of(&cli(&db, &[], &["webhook", "remove", &id]));
-    assert!(stdout_of(&cli(&db, &[], &["webhook", "list", "--json"])).is_empty());
+    ok(&db, &["webhook", "retry", "--failed"]);
+    ok(&db, &["webhook", "remove", &id]);
+    assert!(ok(&db, &["webhook", "list", "--json"]).is_empty());
     assert_eq!(
         cli(&db, &[], &["webhook", "remove", &id]).status.code(),
         Some(2)
     );
 }
+
+/// A delivery that really failed (the receiver answered 500 until its attempts ran out) is sent
+/// again by `webhook retry ID`, and the others by `webhook retry --failed`: once each, with the
+/// same `webhook-id`.
+async fn webhook_retry_sends_a_delivery_that_really_failed_once_more(backend: Backend) {
+    let db = Db::new(backend).await;
+    let key = set_up(&db);
+    let receiver = Receiver::start().await;
+    add_endpoint(&db, &receiver);
+    receiver.set_mode(Mode::Fail);
+    let server = start(
+        &db,
+        &[
+            ("CBH_SMTP_MAX_ATTEMPTS", "2"),
+            // Each refusal is the receiver's 500, never a timeout.
+            ("CBH_WEBHOOK_TIMEOUT", "10s"),
+        ],
+    )
+    .await;
+
+    invite(&server, &key, "bob@example.org").await;
+    crate::support::wait::until("Bob's delivery failed", WAIT, || async {
+        deliveries(&db, "failed").await.len() == 1
+    })
+    .await;
+    let failed = deliveries(&db, "failed").await;
+    assert_eq!(failed[0]["attempts"], 2, "{failed:?}");
+    assert!(
+        failed[0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("500")),
+        "{failed:?}"
+    );
+    let bob_id = failed[0]["webhook_id"].as_str().expect("webhook id").to_owned();
+    let refused = |id: &str| {
+        receiver
+            .received()
+            .iter()
+            .filter(|r| r.id == id && !r.accepted)
+            .count()
+    };
+    assert_eq!(refused(&bob_id), 2, "one request per attempt");
+    assert!(receiver.accepted().is_empty());
+
+    // The receiver recovers; `retry ID` queues that delivery, and it is sent once.
+    receiver.set_mode(Mode::Ok);
+    let delivery = failed[0]["id"].to_string();
+    ok_off_runtime(&db, &["webhook", "retry", &delivery]).await;
+    receiver
+        .wait_for("Bob's event after retry", WAIT, |r| r.id == bob_id)
+        .await;
+    crate::support::wait::until("Bob's delivery sent", WAIT, || async {
+        deliveries(&db, "sent").await.len() == 1
+    })
+    .await;
+    assert!(deliveries(&db, "failed").await.is_empty());
+
+    // Two more fail; `retry --failed` sends both.
+    receiver.set_mode(Mode::Fail);
+    invite(&server, &key, "carol@example.org").await;
+    invite(&server, &key, "dave@example.org").await;
+    crate::support::wait::until("two more deliveries failed", WAIT, || async {
+        deliveries(&db, "failed").await.len() == 2
+    })
+    .await;
+    receiver.set_mode(Mode::Ok);
+    ok_off_runtime(&db, &["webhook", "retry", "--failed"]).await;
+    crate::support::wait::until("every delivery sent", WAIT, || async {
+        deliveries(&db, "sent").await.len() == 3
+    })
+    .await;
+    let accepted = receiver.accepted();
+    let mut emails: Vec<String> = accepted
+        .iter()
+        .map(|r| {
+            assert!(r.verified, "signed");
+            r.json()["data"]["email"].as_str().expect("email").to_owned()
+        })
+        .collect();
+    emails.sort();
+    assert_eq!(
+        emails,
+        ["bob@example.org", "carol@example.org", "dave@example.org"],
+        "each event delivered once"
+    );
+    for row in deliveries(&db, "sent").await {
+        let id = row["webhook_id"].as_str().expect("webhook id");
+        assert_eq!(refused(id), 2, "{row}");
+    }
+}
+
+backend_tests!(
+    sigkill_between_commit_and_delivery_still_delivers_after_restart,
+    webhook_retry_sends_a_delivery_that_really_failed_once_more,
+);

@@ -13,6 +13,7 @@ use crate::crash::{set_up, start_server};
 use crate::support::NS;
 use crate::support::binary::run;
 use crate::support::smtp::SmtpServer;
+use crate::support::tls::TestCa;
 use crate::support::wait::{free_port, until};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -189,6 +190,95 @@ async fn check_fails_on_a_broken_template_override_a_bad_setting_and_an_unreacha
         !down.stdout.contains("secret-pw"),
         "the password is never shown"
     );
+}
+
+/// `check` against a relay over TLS (STARTTLS, `smtps://`) that wants a login, whose
+/// certificate comes from a CA the test made: each line says how far it got; wrong credentials
+/// fail the check in words (the relay's 535), never showing the password.
+#[tokio::test]
+async fn check_talks_tls_and_auth_to_the_relay_and_fails_on_wrong_credentials() {
+    const USER: &str = "mailer@lab.example";
+    const PASSWORD: &str = "p@ss word:1";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    let ca = TestCa::new("check relay CA");
+    let ca_file = ca.write(d, "relay-ca.pem").display().to_string();
+    let sink = |starttls: bool| {
+        let cert = ca.server_cert();
+        smtp_sink::Options {
+            tls: Some(smtp_sink::TlsIdentity {
+                cert_pem: cert.cert_pem,
+                key_pem: cert.key_pem,
+            }),
+            starttls,
+            implicit_tls: !starttls,
+            auth: Some((USER.into(), PASSWORD.into())),
+            ..smtp_sink::Options::default()
+        }
+    };
+    let starttls = SmtpServer::start_with(sink(true)).await;
+    let implicit = SmtpServer::start_with(sink(false)).await;
+    let db = sqlite_url(&d.join("check.db"));
+    let env = |url: String| {
+        vec![
+            ("CBH_DATABASE_URL", db.clone()),
+            ("CBH_SMTP_URL", url),
+            ("CBH_SMTP_CA_FILE", ca_file.clone()),
+        ]
+    };
+    let login = "mailer%40lab.example:p%40ss%20word%3A1";
+
+    let upgraded = cbh(
+        d,
+        &env(format!(
+            "smtp://{login}@127.0.0.1:{}?tls=starttls",
+            starttls.port
+        )),
+        &["check"],
+    )
+    .await;
+    assert_eq!(upgraded.code, Some(0), "{}{}", upgraded.stdout, upgraded.stderr);
+    let mail = line(&upgraded, "ok   mail");
+    assert!(
+        mail.contains("STARTTLS done") && mail.contains(&format!("logged in as {USER}")),
+        "{mail}"
+    );
+
+    let over_tls = cbh(
+        d,
+        &env(format!("smtps://{login}@127.0.0.1:{}", implicit.port)),
+        &["check"],
+    )
+    .await;
+    assert_eq!(over_tls.code, Some(0), "{}{}", over_tls.stdout, over_tls.stderr);
+    let mail = line(&over_tls, "ok   mail");
+    assert!(
+        mail.contains("over TLS") && mail.contains(&format!("logged in as {USER}")),
+        "{mail}"
+    );
+
+    let wrong = cbh(
+        d,
+        &env(format!(
+            "smtps://mailer%40lab.example:not-the-password@127.0.0.1:{}",
+            implicit.port
+        )),
+        &["check"],
+    )
+    .await;
+    assert_eq!(wrong.code, Some(1), "{}{}", wrong.stdout, wrong.stderr);
+    let failure = line(&wrong, "FAIL mail");
+    assert!(
+        failure.contains("535") && failure.contains("credentials invalid"),
+        "{failure}"
+    );
+    assert!(failure.contains(&format!("127.0.0.1:{}", implicit.port)), "{failure}");
+    assert!(
+        !wrong.stdout.contains("not-the-password") && !wrong.stderr.contains("not-the-password"),
+        "the password is never shown"
+    );
+    assert_eq!(implicit.auth_failures(), 1);
+    assert_eq!(starttls.received_count() + implicit.received_count(), 0);
 }
 
 /// A database URL or a `*_FILE` variable that cannot be used is a failed settings check like any

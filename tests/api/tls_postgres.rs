@@ -1,7 +1,8 @@
 //! PostgreSQL over TLS: a cluster of the test's own with `ssl = on` and a certificate from a CA
 //! the test made. `sslmode=verify-full` with that CA carries invitations, and the server shows
-//! every connection of the service as encrypted; another CA, or `sslmode=require` against a
-//! server without TLS, stops the service at start-up with one clear line.
+//! every connection of the service as encrypted, as with `require`, `verify-ca` and `prefer`
+//! (`disable`: plain); another CA (through `migrate` and `serve`), or `sslmode=require`
+//! against a server without TLS, stops the service at start-up with one clear line.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -48,6 +49,40 @@ async fn encrypted(conn: &mut sqlx::PgConnection) -> bool {
         .fetch_one(conn)
         .await
         .expect("pg_stat_ssl")
+}
+
+/// The service on `url` (a database of its own, `database`) sends an invitation and its
+/// invitee accepts; whether the server saw every connection of the service encrypted (all or
+/// none: a mix fails).
+async fn invitation_over(url: &str, observer: &mut sqlx::PgConnection, database: &str) -> bool {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.database = DatabaseUrl::Postgres(url.to_owned());
+    })
+    .await;
+    let (editor, project) = app.editor_with_project().await;
+    let (created, mail) = app
+        .invite_and_wait_for_mail(
+            &editor,
+            json!({"email": "bob@example.org", "projects_selected": [{"id": project.0}]}),
+            WAIT,
+        )
+        .await;
+    let token = mail.accept_token().expect("token");
+    json_with_status(app.accept(&token, "a good long password").await, 200).await;
+    let id = created["id"].as_i64().expect("id");
+    assert_eq!(app.invitation(&editor, id).await["status"], "accepted", "{url}");
+    let (total, tls): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE s.ssl) FROM pg_stat_activity a \
+         JOIN pg_stat_ssl s USING (pid) \
+         WHERE a.application_name = 'cbh-invite' AND a.datname = $1",
+    )
+    .bind(database)
+    .fetch_one(observer)
+    .await
+    .expect("pg_stat_activity");
+    assert!(total > 0, "{url}: the service holds no connection");
+    assert!(tls == 0 || tls == total, "{url}: {tls} of {total} encrypted");
+    tls == total
 }
 
 #[tokio::test]
@@ -107,6 +142,27 @@ async fn postgres_over_verified_tls_carries_invitations_and_a_wrong_ca_stops_sta
         assert!(encrypted(&mut client).await);
         drop(app);
 
+        // The other modes, each on a database of its own in the same cluster: the service
+        // carries an invitation, encrypted except with `disable`.
+        let ca_param = format!("sslrootcert={}", ca_file.display());
+        for (database, query, tls_expected) in [
+            ("cbh_require", "sslmode=require".to_owned(), true),
+            ("cbh_verify_ca", format!("sslmode=verify-ca&{ca_param}"), true),
+            ("cbh_prefer", "sslmode=prefer".to_owned(), true),
+            ("cbh_disable", "sslmode=disable".to_owned(), false),
+        ] {
+            sqlx::query(&format!("CREATE DATABASE {database}"))
+                .execute(&mut observer)
+                .await
+                .expect("create database");
+            let url = format!(
+                "{}?{query}",
+                cluster.url().replace("/postgres", &format!("/{database}"))
+            );
+            let tls = invitation_over(&url, &mut observer, database).await;
+            assert_eq!(tls, tls_expected, "{query}: encrypted {tls}");
+        }
+
         // A CA that did not sign the server's certificate: refused at start-up, at once.
         let stranger = TestCa::new("another CA");
         let wrong_ca = stranger.write(dir.path(), "other-ca.pem");
@@ -121,6 +177,25 @@ async fn postgres_over_verified_tls_carries_invitations_and_a_wrong_ca_stops_sta
         // The same with verify-ca, which checks the issuer but not the name.
         let error = migrate_fails(dir.path(), &wrong.replace("verify-full", "verify-ca"), &server);
         assert!(error.contains("certificate"), "{error}");
+        // And `serve`: it does not start, and its last line says why.
+        let serve = binary::run(
+            dir.path(),
+            &[
+                ("CBH_DATABASE_URL", wrong.clone()),
+                ("CBH_LISTEN", format!("127.0.0.1:{}", wait::free_port())),
+            ],
+            &["serve"],
+            None,
+        );
+        let stderr = String::from_utf8_lossy(&serve.stderr);
+        assert!(!serve.status.success(), "serve started: {stderr}");
+        let last = stderr.trim().lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("error: CBH_DATABASE_URL")
+                && last.contains(&server)
+                && last.contains("certificate"),
+            "{stderr}"
+        );
 
         // A server without TLS: sslmode=require refuses to go on in plain text.
         sqlx::query("ALTER SYSTEM SET ssl = off")

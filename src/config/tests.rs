@@ -379,3 +379,39 @@ mod properties {
         }
     }
 }
+
+/// `--webhook-timeout` (`CBH_WEBHOOK_TIMEOUT`) reaches the webhook settings.
+mod webhook_flags {
+    use std::time::Duration;
+
+    use clap::Parser;
+
+    use crate::config::{ServeArgs, Settings};
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn settings(flags: &[&str]) -> Result<Settings, String> {
+        let serve = Serve::try_parse_from(std::iter::once("serve").chain(flags.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        Settings::from_args("sqlite://x.db", &serve.args)
+    }
+
+    #[test]
+    fn the_webhook_timeout_defaults_to_ten_seconds_and_is_read() {
+        let timeout = |flags: &[&str]| settings(flags).expect("valid").webhooks.timeout;
+        assert_eq!(timeout(&[]), Duration::from_secs(10));
+        assert_eq!(
+            timeout(&["--webhook-timeout", "3s"]),
+            Duration::from_secs(3)
+        );
+        let error = settings(&["--webhook-timeout", "0"]).expect_err("no unit");
+        assert!(
+            error.starts_with("CBH_WEBHOOK_TIMEOUT (--webhook-timeout): "),
+            "{error}"
+        );
+    }
+}

@@ -281,6 +281,35 @@ async fn check_talks_tls_and_auth_to_the_relay_and_fails_on_wrong_credentials() 
     assert_eq!(starttls.received_count() + implicit.received_count(), 0);
 }
 
+/// `CBH_WEBHOOK_TIMEOUT` is read from the environment: a duration is accepted, anything else
+/// stops `serve` and fails `check`, naming the variable.
+#[tokio::test]
+async fn the_webhook_timeout_is_read_and_a_bad_one_is_refused_in_words() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    let env = |timeout: &str| {
+        vec![
+            ("CBH_DATABASE_URL", sqlite_url(&d.join("hooks.db"))),
+            ("CBH_MAIL_DIR", d.join("mail").display().to_string()),
+            ("CBH_WEBHOOK_TIMEOUT", timeout.to_owned()),
+            ("CBH_LISTEN", format!("127.0.0.1:{}", free_port())),
+        ]
+    };
+    let good = cbh(d, &env("3s"), &["check"]).await;
+    assert_eq!(good.code, Some(0), "{}{}", good.stdout, good.stderr);
+    assert!(line(&good, "ok   settings").contains("valid"));
+    let bad = cbh(d, &env("soon"), &["check"]).await;
+    assert_eq!(bad.code, Some(1), "{}{}", bad.stdout, bad.stderr);
+    let failure = line(&bad, "FAIL settings");
+    assert!(
+        failure.contains("CBH_WEBHOOK_TIMEOUT (--webhook-timeout)") && failure.contains("soon"),
+        "{failure}"
+    );
+    let serve = cbh(d, &env("soon"), &["serve"]).await;
+    assert_eq!(serve.code, Some(2), "{}", serve.stderr);
+    assert!(serve.stderr.contains("CBH_WEBHOOK_TIMEOUT"), "{}", serve.stderr);
+}
+
 /// A database URL or a `*_FILE` variable that cannot be used is a failed settings check like any
 /// other: one `FAIL settings` line on standard output and exit 1 (other commands: exit 2).
 #[tokio::test]

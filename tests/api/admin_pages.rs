@@ -254,6 +254,37 @@ async fn administration_pages_refuse_other_callers_and_forms_without_a_token(bac
         .expect("account")
         .expect("ada");
     assert!(account.deactivated);
+
+    // The users page offers to activate her again, and its button does.
+    let activate = format!("/{NS}/users/{}/activate/", ada.id.0);
+    let (_, html) = html_of(&admin, &format!("/{NS}/users/")).await;
+    assert!(html.contains(&format!("action=\"{activate}\"")), "{html}");
+    assert_eq!(post_form(&admin, &activate, &[], false).await, 403);
+    assert_eq!(post_form(&admin, &activate, &[], true).await, 200);
+    let account = app
+        .store
+        .account(NS, ada.id)
+        .await
+        .expect("account")
+        .expect("ada");
+    assert!(!account.deactivated);
+    let (_, html) = html_of(&admin, &format!("/{NS}/users/")).await;
+    assert!(!html.contains(&format!("action=\"{activate}\"")));
+    assert!(html.contains(&format!("action=\"{deactivate}\"")));
+
+    // The project page's remove button takes a member off the project.
+    let remove = format!("/{NS}/projects/{}/members/{}/remove/", project.0, ada.id.0);
+    assert_eq!(post_form(&admin, &remove, &[], true).await, 200);
+    assert!(
+        app.store
+            .memberships(ada.id)
+            .await
+            .expect("memberships")
+            .is_empty()
+    );
+    let (status, html) = html_of(&admin, &format!("/{NS}/projects/{}/", project.0)).await;
+    assert_eq!(status, 200);
+    assert!(!html.contains("ada@lab.example"), "{html}");
 }
 
 backend_tests!(

@@ -153,6 +153,22 @@ async fn every_event_type_arrives_signed_with_the_api_shapes(backend: Backend) {
         200,
     )
     .await;
+    // user.activated again, by a superuser this time; membership.changed (none to owner) for
+    // the superuser who creates a project.
+    json_with_status(
+        admin
+            .post(&format!("/{NS}/api/users/{bob_user}/activate/"), &json!({}))
+            .await,
+        200,
+    )
+    .await;
+    let assay = json_with_status(
+        admin
+            .post(&format!("/{NS}/api/cbh_projects/"), &json!({"name": "Assay"}))
+            .await,
+        201,
+    )
+    .await;
 
     let expected = [
         "invitation.created",
@@ -180,6 +196,17 @@ async fn every_event_type_arrives_signed_with_the_api_shapes(backend: Backend) {
         .wait_for("Carol's grant removed", WAIT, |r| {
             let body = r.json();
             r.event() == "membership.changed" && body["data"]["old_role"] == "viewer"
+        })
+        .await;
+
+    receiver
+        .wait_for("the superuser's new project", WAIT, |r| {
+            r.event() == "membership.changed" && r.json()["data"]["project"]["name"] == "Assay"
+        })
+        .await;
+    receiver
+        .wait_for("Bob activated by the superuser", WAIT, |r| {
+            r.event() == "user.activated" && r.json()["data"]["user"]["id"] == bob_user
         })
         .await;
 
@@ -287,6 +314,9 @@ async fn every_event_type_arrives_signed_with_the_api_shapes(backend: Backend) {
             .expect("error")
             .contains("550")
     );
+    // The invitation's own fields, as for every invitation event, plus `mail`.
+    assert!(failed["id"].is_i64() && failed["status"].is_string(), "{failed}");
+    assert_eq!(failed["mail"]["recipient"], "dave@example.org");
     let memberships = &by_event["membership.changed"];
     let removed = memberships
         .iter()
@@ -306,6 +336,21 @@ async fn every_event_type_arrives_signed_with_the_api_shapes(backend: Backend) {
     assert_eq!(deactivated["id"], bob_user);
     assert_eq!(deactivated["email"], "bob@example.org");
     assert_eq!(deactivated["is_active"], false);
+    // Bob accepted, then was activated again by the superuser: two user.activated.
+    let bob_activated: Vec<&Value> = by_event["user.activated"]
+        .iter()
+        .filter(|b| b["data"]["user"]["id"] == bob_user)
+        .collect();
+    assert_eq!(bob_activated.len(), 2, "{bob_activated:?}");
+    assert_eq!(bob_activated[1]["data"]["user"]["is_active"], true);
+    let owner = memberships
+        .iter()
+        .find(|b| b["data"]["project"]["id"] == assay["id"])
+        .expect("membership.changed of the new project");
+    assert!(owner["data"]["old_role"].is_null());
+    assert_eq!(owner["data"]["new_role"], "owner");
+    assert_eq!(owner["data"]["user"]["email"], "root@lab.example");
+    assert_eq!(owner["data"]["project"]["name"], "Assay");
 }
 
 /// The newest delivery (the one just queued): status, attempts, last error.

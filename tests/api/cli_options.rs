@@ -272,3 +272,63 @@ fn completions_and_the_man_page_come_from_the_command_tree() {
     let unknown = run(dir.path(), &[], &["completions", "tcsh"], None);
     assert_eq!(unknown.status.code(), Some(2));
 }
+
+/// The top-level commands with a `--namespace` option somewhere below them.
+fn commands_with_a_namespace() -> Vec<String> {
+    fn takes_namespace(command: &clap::Command) -> bool {
+        command.get_arguments().any(|a| a.get_id() == "namespace")
+            || command.get_subcommands().any(takes_namespace)
+    }
+    let tree = <cbh_invite::cli::Cli as clap::CommandFactory>::command();
+    tree.get_subcommands()
+        .filter(|c| takes_namespace(c))
+        .map(|c| c.get_name().to_owned())
+        .collect()
+}
+
+/// The README's `CBH_NAMESPACE` row names every command that takes `--namespace`, and the
+/// example environment file of the package (`/etc/cbh-invite/env`) lists, commented out, every
+/// setting of the README's configuration table.
+#[test]
+fn the_readme_and_the_example_environment_file_name_every_command_and_setting() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README");
+    let row = readme
+        .lines()
+        .find(|l| l.starts_with("| `CBH_NAMESPACE` "))
+        .expect("the CBH_NAMESPACE row");
+    let commands = commands_with_a_namespace();
+    assert!(commands.len() >= 7, "{commands:?}");
+    for command in &commands {
+        assert!(row.contains(&format!(" {command}")), "{command} missing in: {row}");
+    }
+
+    let env = std::fs::read_to_string(root.join("debian/env")).expect("debian/env");
+    let table = readme
+        .split("\n## Configuration\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("the Configuration section");
+    let mut variables: Vec<String> = Vec::new();
+    for line in table.lines().filter(|l| l.starts_with("| `")) {
+        let first = line.split('|').nth(1).unwrap_or_default();
+        for name in first.split('`').skip(1).step_by(2) {
+            let name = name.split('=').next().unwrap_or_default();
+            // `CBH_SMTP_RETRY_BASE` / `_MAX`: the second is CBH_SMTP_RETRY_MAX.
+            let name = match name {
+                "_MAX" => "CBH_SMTP_RETRY_MAX".to_owned(),
+                other => other.to_owned(),
+            };
+            if name.starts_with("CBH_") || name == "RUST_LOG" {
+                variables.push(name);
+            }
+        }
+    }
+    assert!(variables.len() > 40, "{variables:?}");
+    for name in &variables {
+        assert!(
+            env.lines().any(|l| l.starts_with(&format!("#{name}="))),
+            "debian/env does not list {name}"
+        );
+    }
+}

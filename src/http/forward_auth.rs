@@ -99,6 +99,18 @@ pub(super) async fn verify(
     Ok(response)
 }
 
+/// `host[:port]` of the public URL, as a proxy's `X-Forwarded-Host` names it.
+fn public_authority(public_url: &str) -> String {
+    let Ok(url) = url::Url::parse(public_url) else {
+        return String::new();
+    };
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
 fn wants_redirect(query: Option<&str>) -> bool {
     url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .any(|(name, value)| name == "redirect" && matches!(&*value, "1" | "true" | "yes"))
@@ -119,9 +131,17 @@ fn login_redirect(state: &AppState, ns: &str, headers: &HeaderMap) -> Response {
         (Some(proto), Some(host), Some(uri)) => Some(format!("{proto}://{host}{uri}")),
         _ => None,
     };
+    // A path is this origin's only when the request was for this origin: a path of another
+    // host (named by X-Forwarded-Host) would lead nowhere here.
+    let elsewhere = text("x-forwarded-host")
+        .is_some_and(|host| !host.eq_ignore_ascii_case(&public_authority(&state.config.public_url)));
     let next = absolute
         .and_then(|url| return_path(&state.config, &url))
-        .or_else(|| original.and_then(|uri| return_path(&state.config, uri)));
+        .or_else(|| {
+            original
+                .filter(|_| !elsewhere)
+                .and_then(|uri| return_path(&state.config, uri))
+        });
     let mut location = format!("{}/{ns}/login/", state.config.public_url);
     if let Some(next) = next {
         let query: String = url::form_urlencoded::Serializer::new(String::new())

@@ -324,7 +324,7 @@ async fn check_reports_a_bad_database_url_or_secret_file_as_a_failed_settings_li
     let cases: Vec<(Vec<(&str, String)>, &str)> = vec![
         (
             vec![("CBH_DATABASE_URL", "mysql://db.example/cbh".into())],
-            "mysql://",
+            "CBH_DATABASE_URL (--database-url): expected sqlite://",
         ),
         (
             vec![(

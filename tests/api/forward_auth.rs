@@ -191,7 +191,13 @@ async fn verify_returns_to_an_app_on_another_host_under_the_app_url(backend: Bac
             "/runs/7?tab=a",
             format!("{login}?next=https%3A%2F%2Flab.hub.example%2Fruns%2F7%3Ftab%3Da"),
         ),
-        // Another host is not the app: no `next`.
+        // This service's own host: a path of this origin.
+        (
+            "auth.hub.example",
+            "/other/x",
+            format!("{login}?next=%2Fother%2Fx"),
+        ),
+        // Another host is not the app, and its path is not this origin's: no `next`.
         ("evil.example", "/runs/7", login.to_owned()),
         ("lab.hub.example.evil.example", "/runs/7", login.to_owned()),
     ] {

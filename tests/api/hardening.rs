@@ -323,7 +323,8 @@ async fn login_next_with_dot_segments_goes_to_the_default_page() {
         (format!("/{NS}/.%2e/other/invite/"), landing.clone()),
         (format!("/{NS}/%252e%252e/other/"), landing.clone()),
         ("/app/../other/".to_owned(), landing.clone()),
-        ("/apple/".to_owned(), landing.clone()),
+        // Any path of this origin, not only the namespace's or the app's.
+        ("/apple/".to_owned(), "/apple/".to_owned()),
         (format!("/{NS}/welcome/"), format!("/{NS}/welcome/")),
         // CBH_APP_URL is on this service's origin: its paths are local too.
         ("/app/projects/7".to_owned(), "/app/projects/7".to_owned()),
@@ -339,9 +340,15 @@ async fn login_next_with_dot_segments_goes_to_the_default_page() {
     elsewhere
         .add_user("ada@lab.example", "Ada", "", false)
         .await;
-    let location = login_page_redirect(&page_client(), &elsewhere.base, "/app/projects/7").await;
-    assert_eq!(
-        location, landing,
-        "an app on another origin is not a local path"
-    );
+    // A path stays on this origin (never turned into the app's); the app is reached by its
+    // absolute URL, and no other origin is.
+    let client = page_client();
+    let location = login_page_redirect(&client, &elsewhere.base, "/app/projects/7").await;
+    assert_eq!(location, "/app/projects/7");
+    let app_page = "https://app.example.org/app/projects/7";
+    let location = login_page_redirect(&client, &elsewhere.base, app_page).await;
+    assert_eq!(location, app_page);
+    let other = "https://other.example.org/app/projects/7";
+    let location = login_page_redirect(&client, &elsewhere.base, other).await;
+    assert_eq!(location, landing, "another origin is never followed");
 }

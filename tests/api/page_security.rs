@@ -290,7 +290,7 @@ async fn accepting_on_the_page_logs_in_and_goes_to_the_app_url_when_set(backend:
     assert_eq!(me.status, StatusCode::OK, "logged in: {}", me.body);
 }
 
-async fn the_login_page_follows_only_local_paths_of_its_namespace(backend: Backend) {
+async fn the_login_page_follows_only_paths_of_its_own_origin(backend: Backend) {
     let app = spawn_app(backend).await;
     app.add_user("ada@lab.example", "Ada", "", false).await;
     let browser = PageClient::new(&app);
@@ -305,7 +305,10 @@ async fn the_login_page_follows_only_local_paths_of_its_namespace(backend: Backe
         ("https://evil.example/".to_owned(), format!("/{NS}/invite/")),
         ("//evil.example/x".to_owned(), format!("/{NS}/invite/")),
         ("/\\evil.example".to_owned(), format!("/{NS}/invite/")),
-        ("/other/invite/".to_owned(), format!("/{NS}/invite/")),
+        ("/\\/evil.example".to_owned(), format!("/{NS}/invite/")),
+        ("/a\tb".to_owned(), format!("/{NS}/invite/")),
+        // Any path of this origin: the platform's apps live beside the namespace.
+        ("/other/invite/".to_owned(), "/other/invite/".to_owned()),
         (format!("/{NS}/welcome/"), format!("/{NS}/welcome/")),
     ] {
         let done = browser
@@ -483,7 +486,7 @@ backend_tests!(
     every_page_has_a_strict_csp_and_nosniff_and_the_assets_are_served,
     the_accept_page_is_private_and_a_dead_link_answers_410_naming_the_inviter,
     accepting_on_the_page_logs_in_and_goes_to_the_app_url_when_set,
-    the_login_page_follows_only_local_paths_of_its_namespace,
+    the_login_page_follows_only_paths_of_its_own_origin,
     a_form_without_its_csrf_token_is_refused,
     page_errors_are_html_with_the_form_and_the_message,
     the_setup_link_works_once_and_none_is_issued_once_a_user_exists,

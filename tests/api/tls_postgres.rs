@@ -155,10 +155,9 @@ async fn postgres_over_verified_tls_carries_invitations_and_a_wrong_ca_stops_sta
                 .execute(&mut observer)
                 .await
                 .expect("create database");
-            let url = format!(
-                "{}?{query}",
-                cluster.url().replace("/postgres", &format!("/{database}"))
-            );
+            let base = cluster.url();
+            let server_url = base.strip_suffix("/postgres").expect("…/postgres");
+            let url = format!("{server_url}/{database}?{query}");
             let tls = invitation_over(&url, &mut observer, database).await;
             assert_eq!(tls, tls_expected, "{query}: encrypted {tls}");
         }

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cbh_invite::config::ServeRole;
 use cbh_invite::domain::{InvitationId, Timestamp};
 use cbh_invite::mail::Reminders;
 use cbh_invite::maintenance::sweep_expired;
@@ -108,9 +109,6 @@ async fn the_janitors_of_two_nodes_mark_an_expired_invitation_once_and_announce_
     let receiver = expiry_receiver(&app).await;
     let (editor, _) = app.editor_with_project().await;
     let id = invite(&editor, "bob@example.org").await;
-    let token = app.smtp.wait_for(1, WAIT).await[0]
-        .accept_token()
-        .expect("token");
 
     receiver
         .wait_for("invitation.expired", WAIT, |r| {
@@ -135,12 +133,52 @@ async fn the_janitors_of_two_nodes_mark_an_expired_invitation_once_and_announce_
     assert_eq!(events[0]["data"]["invitation"]["status"], "expired");
     assert_eq!(audit_subjects(&app, "invitation_expired").await, vec![id.to_string()]);
     assert_eq!(stored(&app, id).await.stored_status, "expired");
-    app.restart().await;
+}
+
+async fn the_unsent_email_of_an_expired_invitation_is_not_sent_and_its_link_is_dead(
+    backend: Backend,
+) {
+    // No worker: the email stays queued until the test delivers.
+    let app = spawn_app_with(backend, |s| s.role = ServeRole::Api).await;
+    let (editor, _) = app.editor_with_project().await;
+    let id = invite(&editor, "bob@example.org").await;
+    // Read its link as a worker would, leaving it due again at once.
+    let claimed = app
+        .store
+        .claim_outbox(Timestamp::now(), Duration::ZERO, 10)
+        .await
+        .expect("claim");
+    let token = claimed[0].accept_token.clone().expect("the queued link");
+
+    let swept = sweep_expired(app.store.as_ref(), Timestamp::now().plus(8 * DAY))
+        .await
+        .expect("sweep");
+
+    assert_eq!(swept, 1);
+    let claimed = app
+        .store
+        .claim_outbox(Timestamp::now(), Duration::ZERO, 10)
+        .await
+        .expect("claim");
+    assert!(claimed.is_empty(), "{claimed:?}");
+    assert_eq!(app.outbox.deliver_due().await.expect("delivery").sent, 0);
+    assert!(app.smtp.received().is_empty());
+    let rows = app.store.list_outbox(None, 10).await.expect("outbox");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].status, "failed");
+    assert_eq!(
+        rows[0].last_error.as_deref(),
+        Some("not sent: the invitation expired")
+    );
+    let invitation = app.invitation(&editor, id).await;
+    assert_eq!(invitation["status"], "expired");
+    assert_eq!(invitation["delivery"]["status"], "failed");
     json_with_status(app.accept(&token, "a good long password").await, 410).await;
 }
 
 async fn two_sweeps_racing_mark_each_invitation_once(backend: Backend) {
-    let app = spawn_app(backend).await;
+    // The janitor ran at start, before any invitation, and not again (every 10 minutes).
+    let app = spawn_app_with(backend, |s| s.invite_ttl = Duration::from_millis(300)).await;
     let receiver = expiry_receiver(&app).await;
     let (editor, _) = app.editor_with_project().await;
     let mut ids = HashSet::new();
@@ -152,8 +190,13 @@ async fn two_sweeps_racing_mark_each_invitation_once(backend: Backend) {
         .await
         .expect("store");
 
-    // Both sweep as if the invitations' week had passed; each marks a share, none twice.
-    let when = Timestamp::now().plus(8 * DAY);
+    crate::support::wait::until("every invitation reads expired", WAIT, || async {
+        listed(&editor, "expired").await.len() == ids.len()
+    })
+    .await;
+
+    // Both sweep at once; each marks a share, none twice.
+    let when = Timestamp::now();
     let (a, b) = tokio::join!(
         sweep_expired(app.store.as_ref(), when),
         sweep_expired(other.as_ref(), when)
@@ -329,6 +372,7 @@ async fn the_decline_page_of_a_superseded_link_shows_the_superseded_page(backend
 
 backend_tests!(
     the_janitors_of_two_nodes_mark_an_expired_invitation_once_and_announce_it,
+    the_unsent_email_of_an_expired_invitation_is_not_sent_and_its_link_is_dead,
     two_sweeps_racing_mark_each_invitation_once,
     an_expired_link_stays_dead_after_a_resend_and_the_new_link_works,
     no_reminder_follows_the_sweep,

@@ -2,6 +2,11 @@
 //! (idempotency keys, expired sessions, old audit records and failed logins, the outbox rows of
 //! long-sent emails), at start and then every `CBH_PRUNE_INTERVAL`. `cbh-invite prune` runs the
 //! same thing once. Nothing an invitation shows is lost (see `store::RetentionStore`).
+//!
+//! Each run first sweeps expiry: pending invitations past their expiry are marked `expired`
+//! (`store::ExpiryStore`). Clients see such an invitation as expired from the moment it
+//! expires; the sweep stores it, kills its links for good and announces it
+//! (`invitation.expired`), so the interval only delays the announcement.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +20,23 @@ use crate::store::{PrunePolicy, PruneRun, Store, StoreResult};
 /// How long an `Idempotency-Key` answers replays; the HTTP layer keeps them as long
 /// (`http::invitations::handlers`, 24 hours).
 const IDEMPOTENCY_KEYS_KEPT_FOR: Duration = Duration::from_secs(24 * 3600);
+
+/// The most invitations the sweep marks in one transaction; it goes on until none is left.
+const EXPIRY_BATCH: i64 = 500;
+
+/// Marks every pending invitation past its expiry at `now` as `expired`, batch by batch, and
+/// returns how many this call marked (another node sweeping at once marks the others).
+pub async fn sweep_expired(store: &dyn Store, now: Timestamp) -> StoreResult<usize> {
+    let mut total = 0;
+    loop {
+        let marked = store.expire_due(now, EXPIRY_BATCH).await?.len();
+        total += marked;
+        // A short batch: nothing left, or the rest is held by another sweep (PostgreSQL).
+        if i64::try_from(marked).unwrap_or(i64::MAX) < EXPIRY_BATCH {
+            return Ok(total);
+        }
+    }
+}
 
 /// What retention allows at `now`.
 #[derive(Debug, Clone, Copy)]
@@ -58,14 +80,21 @@ impl Retention {
     }
 }
 
-/// Runs the janitor until `stop` turns true: once at once, then every interval. A failed run
-/// is logged and tried again at the next.
+/// Runs the janitor (the expiry sweep, then pruning) until `stop` turns true: once at once,
+/// then every interval. A failed run is logged and tried again at the next.
 pub async fn run_janitor(
     store: Arc<dyn Store>,
     retention: Retention,
     mut stop: watch::Receiver<bool>,
 ) {
     while !*stop.borrow() {
+        match sweep_expired(store.as_ref(), Timestamp::now()).await {
+            Ok(0) => {}
+            Ok(expired) => tracing::info!(expired, "janitor: invitations marked expired"),
+            Err(error) => {
+                tracing::warn!(error = format!("{error:#}"), "janitor: expiry sweep failed")
+            }
+        }
         match retention.prune(store.as_ref(), false).await {
             Ok(PruneRun::Done(report)) if report.total() > 0 => {
                 tracing::info!(

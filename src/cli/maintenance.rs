@@ -1,5 +1,6 @@
-//! Keeping a deployment healthy: `check` (can it run?), `prune` (delete what is kept no longer)
-//! and `backup` (a consistent copy of a SQLite database while `serve` runs).
+//! Keeping a deployment healthy: `check` (can it run?), `prune` (mark expired invitations, delete
+//! what is kept no longer) and `backup` (a consistent copy of a SQLite database while `serve`
+//! runs).
 
 use std::path::PathBuf;
 
@@ -9,7 +10,8 @@ use clap::Args;
 use super::UsageError;
 use crate::checks::{self, Check};
 use crate::config::{DatabaseUrl, ServeArgs, Settings};
-use crate::maintenance::Retention;
+use crate::domain::Timestamp;
+use crate::maintenance::{self, Retention};
 use crate::store::{self, PruneRun};
 
 /// `check`'s failures were printed on standard output already: exit status 1.
@@ -65,6 +67,15 @@ pub async fn prune(database_url: &str, args: PruneArgs) -> anyhow::Result<()> {
     let settings = Settings::from_args(database_url, &args.serve).map_err(UsageError)?;
     let store = store::connect(&settings.database, &settings.pool).await?;
     let retention = Retention::new(settings.retention, &settings.limits);
+    // The expiry sweep first, as the janitor runs it; a dry run counts what it would mark.
+    let now = Timestamp::now();
+    if args.dry_run {
+        let due = store.count_expiry_due(now).await?;
+        println!("would mark {due} invitations expired");
+    } else {
+        let marked = maintenance::sweep_expired(store.as_ref(), now).await?;
+        println!("marked {marked} invitations expired");
+    }
     let report = match retention.prune(store.as_ref(), args.dry_run).await? {
         PruneRun::Done(report) => report,
         PruneRun::Skipped => bail!("another node is pruning right now; try again in a moment"),

@@ -89,7 +89,8 @@ pub enum Command {
     Outbox(records::OutboxCommand),
     /// Check the settings, templates, database and mail relay; one line each, exit 1 on a failure.
     Check(Box<ServeArgs>),
-    /// Delete what is kept no longer (what serve's janitor does), and print how much.
+    /// Mark expired invitations and delete what is kept no longer (what serve's janitor does),
+    /// and print how much.
     Prune(maintenance::PruneArgs),
     /// Copy the SQLite database to a new file while serve runs, and check the copy.
     Backup(maintenance::BackupArgs),

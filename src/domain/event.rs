@@ -14,6 +14,8 @@ pub enum EventType {
     InvitationDeclined,
     /// An automatic reminder (`CBH_REMINDERS`) was queued.
     InvitationReminded,
+    /// A pending invitation passed its expiry and the sweep marked it `expired`.
+    InvitationExpired,
     /// A message failed for good.
     EmailFailed,
     /// A message the relay accepted came back: a permanent failure (`cbh-invite bounce`).
@@ -25,13 +27,14 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 11] = [
+    pub const ALL: [EventType; 12] = [
         EventType::InvitationCreated,
         EventType::InvitationResent,
         EventType::InvitationRevoked,
         EventType::InvitationAccepted,
         EventType::InvitationDeclined,
         EventType::InvitationReminded,
+        EventType::InvitationExpired,
         EventType::EmailFailed,
         EventType::EmailBounced,
         EventType::UserActivated,
@@ -47,6 +50,7 @@ impl EventType {
             EventType::InvitationAccepted => "invitation.accepted",
             EventType::InvitationDeclined => "invitation.declined",
             EventType::InvitationReminded => "invitation.reminded",
+            EventType::InvitationExpired => "invitation.expired",
             EventType::EmailFailed => "email.failed",
             EventType::EmailBounced => "email.bounced",
             EventType::UserActivated => "user.activated",

@@ -170,7 +170,8 @@ impl InvitationStatus {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
-    /// Expiry is derived, not stored: a pending invitation past its expiry is expired.
+    /// A pending invitation past its expiry is expired, whether or not the expiry sweep has
+    /// stored that yet (`expired`): the sweep never changes what a client sees.
     pub fn effective(stored: &str, expires: Option<Timestamp>, now: Timestamp) -> Self {
         match Self::parse(stored) {
             Some(InvitationStatus::Pending) if expires.is_some_and(|e| e <= now) => {
@@ -313,6 +314,10 @@ mod tests {
         assert_eq!(
             InvitationStatus::effective("revoked", Some(Timestamp(1)), now),
             InvitationStatus::Revoked
+        );
+        assert_eq!(
+            InvitationStatus::effective("expired", Some(Timestamp(1)), now),
+            InvitationStatus::Expired
         );
     }
 }

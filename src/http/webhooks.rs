@@ -73,7 +73,8 @@ struct WebhookRequest {
     /// DNS, at each delivery) unless `CBH_WEBHOOK_ALLOW_PRIVATE=true`.
     url: String,
     /// Event types to receive (default: every event): `invitation.created`,
-    /// `invitation.resent`, `invitation.revoked`, `invitation.accepted`, `email.failed`, `email.bounced`,
+    /// `invitation.resent`, `invitation.revoked`, `invitation.accepted`, `invitation.declined`,
+    /// `invitation.reminded`, `invitation.expired`, `email.failed`, `email.bounced`,
     /// `user.activated`, `user.deactivated`, `membership.changed`.
     #[serde(default)]
     events: Vec<String>,

@@ -24,6 +24,7 @@ pub mod backup;
 mod bounces;
 mod bulk;
 mod decline;
+mod expiry;
 mod group_commit;
 pub mod postgres;
 mod reminders;
@@ -39,6 +40,7 @@ pub use bulk::{BulkClaim, BulkStore};
 pub use decline::{
     DeclineOutcome, DeclineStore, SUPPRESSED_MESSAGE, Suppression, UnsubscribeOutcome,
 };
+pub use expiry::ExpiryStore;
 pub use webhooks::{NewWebhook, WebhookDeliveryRow, WebhookEndpoint, WebhookMessage, WebhookStore};
 
 pub use reminders::{
@@ -325,6 +327,7 @@ pub trait Store:
     + BounceStore
     + BulkStore
     + DeclineStore
+    + ExpiryStore
     + Send
     + Sync
     + 'static

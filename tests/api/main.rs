@@ -45,6 +45,7 @@ mod deploy;
 mod dkim;
 mod email;
 mod errors;
+mod expiry;
 mod forward_auth;
 mod hardening;
 mod invitations;

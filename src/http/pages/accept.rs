@@ -6,7 +6,7 @@
 
 use axum::Router;
 use axum::extract::{RawPathParams, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use minijinja::{Value, context};
@@ -14,72 +14,20 @@ use minijinja::{Value, context};
 use super::forms::{
     FORM_EXPIRED, FormData, FormToken, PageNamespace, PageUser, form_token_matches,
 };
+use super::link::{gone_page, live_link, person, private};
 use super::render::{Frame, PageError, page};
 use crate::domain::password::{self, MIN_PASSWORD_CHARS};
 use crate::domain::token::TokenHash;
-use crate::domain::{Role, Timestamp, Token, User};
+use crate::domain::{Role, Timestamp, Token};
 use crate::http::extract::ClientIp;
-use crate::http::extract::path_param;
 use crate::http::session::{set_cookies, start_session};
 use crate::http::{ApiError, AppState};
-use crate::store::{AcceptLink, AcceptOutcome, InvitationRecord};
+use crate::store::{AcceptOutcome, InvitationRecord};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/{ns}/accept/{token}", get(show).post(submit))
         .route("/{ns}/welcome/", get(welcome))
-}
-
-/// Marks a response that carries or answers a secret link: not stored by any cache, and the
-/// link is not sent as the referrer of anything the page loads or links to.
-pub fn keep_private(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    response
-}
-
-/// Looks up the link of the path: `None` for a malformed or unknown token.
-pub(super) async fn find_link(
-    state: &AppState,
-    ns: &str,
-    params: &RawPathParams,
-) -> Result<Option<(Token, AcceptLink)>, PageError> {
-    let Some(token) = path_param(params, "token").and_then(Token::parse) else {
-        return Ok(None);
-    };
-    let link = state
-        .store
-        .accept_link(ns, &token.hash(), Timestamp::now())
-        .await
-        .map_err(ApiError::from)?;
-    Ok(link.map(|link| (token, link)))
-}
-
-pub(super) fn person(user: &User) -> Value {
-    context! { name => user.display_name(), email => user.email.as_str() }
-}
-
-/// 410: the link has expired, was used or was revoked. Naming the inviter tells the person whom
-/// to ask for a new one; whoever holds the token was sent it, so this reveals nothing new.
-pub(super) fn gone_page(
-    ns: &str,
-    invitation: Option<&InvitationRecord>,
-) -> Result<Response, PageError> {
-    let frame = Frame {
-        title: "This invitation link no longer works",
-        ns,
-        session: None,
-    };
-    let values = context! {
-        explanation => "It has expired, been used already, or been revoked.",
-        inviter => invitation.map(|i| person(&i.created_by)),
-        ask => "Ask the person who invited you for a new invitation.",
-    };
-    page(StatusCode::GONE, "gone.html", &frame, values)
 }
 
 struct AcceptForm<'a> {
@@ -134,29 +82,20 @@ async fn show(
     params: RawPathParams,
     headers: HeaderMap,
 ) -> Response {
-    let response = match find_link(&state, &ns, &params).await {
-        Ok(Some((token, link))) if link.live => accept_page(
-            &state,
-            &ns,
-            &headers,
-            StatusCode::OK,
-            AcceptForm {
-                token: &token,
-                invitation: &link.invitation,
-                error: None,
-            },
-        ),
-        Ok(Some((token, link))) => {
-            match super::superseded::page_if_superseded(&state, &ns, &headers, &token).await {
-                Ok(Some(superseded)) => Ok(superseded),
-                Ok(None) => gone_page(&ns, Some(&link.invitation)),
-                Err(error) => Err(error),
-            }
-        }
-        Ok(None) => gone_page(&ns, None),
-        Err(error) => Err(error),
-    };
-    keep_private(response.unwrap_or_else(IntoResponse::into_response))
+    let response = async {
+        let (token, link) = match live_link(&state, &ns, &params, &headers).await? {
+            Ok(live) => live,
+            Err(dead) => return Ok(dead),
+        };
+        let form = AcceptForm {
+            token: &token,
+            invitation: &link.invitation,
+            error: None,
+        };
+        accept_page(&state, &ns, &headers, StatusCode::OK, form)
+    }
+    .await;
+    private(response)
 }
 
 async fn submit(
@@ -167,8 +106,7 @@ async fn submit(
     headers: HeaderMap,
     form: FormData,
 ) -> Response {
-    let response = accept(&state, &ns, &params, &headers, &form, client_ip).await;
-    keep_private(response.unwrap_or_else(IntoResponse::into_response))
+    private(accept(&state, &ns, &params, &headers, &form, client_ip).await)
 }
 
 async fn accept(
@@ -179,17 +117,10 @@ async fn accept(
     form: &FormData,
     client_ip: Option<String>,
 ) -> Result<Response, PageError> {
-    let Some((token, link)) = find_link(state, ns, params).await? else {
-        return gone_page(ns, None);
+    let (token, link) = match live_link(state, ns, params, headers).await? {
+        Ok(live) => live,
+        Err(dead) => return Ok(dead),
     };
-    if !link.live {
-        if let Some(superseded) =
-            super::superseded::page_if_superseded(state, ns, headers, &token).await?
-        {
-            return Ok(superseded);
-        }
-        return gone_page(ns, Some(&link.invitation));
-    }
     let refuse = |status, error: &str| {
         accept_page(
             state,

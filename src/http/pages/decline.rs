@@ -11,11 +11,11 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{RawPathParams, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use minijinja::context;
 
-use super::accept::{find_link, gone_page, keep_private, person};
+use super::link::{gone_page, live_link, person, private};
 use super::forms::{FORM_EXPIRED, FormData, FormToken, PageNamespace, form_token_matches};
 use super::render::{Frame, PageError, page};
 use crate::domain::Token;
@@ -97,21 +97,16 @@ async fn show_decline(
     params: RawPathParams,
     headers: HeaderMap,
 ) -> Response {
-    let response = match find_link(&state, &ns, &params).await {
-        Ok(Some((token, link))) if link.live => decline_page(
-            &state,
-            &ns,
-            &headers,
-            StatusCode::OK,
-            &token,
-            &link.invitation,
-            None,
-        ),
-        Ok(Some((_, link))) => gone_page(&ns, Some(&link.invitation)),
-        Ok(None) => gone_page(&ns, None),
-        Err(error) => Err(error),
-    };
-    keep_private(response.unwrap_or_else(IntoResponse::into_response))
+    let response = async {
+        let (token, link) = match live_link(&state, &ns, &params, &headers).await? {
+            Ok(live) => live,
+            Err(dead) => return Ok(dead),
+        };
+        let invitation = &link.invitation;
+        decline_page(&state, &ns, &headers, StatusCode::OK, &token, invitation, None)
+    }
+    .await;
+    private(response)
 }
 
 async fn submit_decline(
@@ -123,7 +118,7 @@ async fn submit_decline(
     form: FormData,
 ) -> Response {
     let response = decline(&state, &ns, &params, &headers, &form, client_ip).await;
-    keep_private(response.unwrap_or_else(IntoResponse::into_response))
+    private(response)
 }
 
 async fn decline(
@@ -134,12 +129,10 @@ async fn decline(
     form: &FormData,
     client_ip: Option<String>,
 ) -> Result<Response, PageError> {
-    let Some((token, link)) = find_link(state, ns, params).await? else {
-        return gone_page(ns, None);
+    let (token, link) = match live_link(state, ns, params, headers).await? {
+        Ok(live) => live,
+        Err(dead) => return Ok(dead),
     };
-    if !link.live {
-        return gone_page(ns, Some(&link.invitation));
-    }
     if !form_token_matches(headers, ns, &state.config, form) {
         return decline_page(
             state,
@@ -170,7 +163,7 @@ async fn show_unsubscribe(
     params: RawPathParams,
 ) -> Response {
     let response = unsubscribe_page(&state, &ns, &params).await;
-    keep_private(response.unwrap_or_else(IntoResponse::into_response))
+    private(response)
 }
 
 async fn unsubscribe_page(
@@ -232,7 +225,7 @@ async fn one_click(
         done_page(&ns, "Unsubscribed", outcome, done)
     }
     .await;
-    keep_private(response.unwrap_or_else(IntoResponse::into_response))
+    private(response)
 }
 
 /// Whether the body is RFC 8058's: `List-Unsubscribe=One-Click`, form-encoded or as a field of

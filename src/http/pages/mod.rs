@@ -23,6 +23,7 @@ mod bulk;
 mod decline;
 mod forms;
 mod invite;
+mod link;
 mod login;
 mod projects;
 mod render;

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use minijinja::context;
 
-use super::accept::keep_private;
+use super::link::{Gone, gone, private};
 use super::forms::{
     FORM_EXPIRED, FormData, FormToken, PageNamespace, form_token_matches, landing_page,
 };
@@ -27,17 +27,13 @@ pub fn router() -> Router<AppState> {
 }
 
 fn gone_page(ns: &str) -> Result<Response, PageError> {
-    let frame = Frame {
+    let words = Gone {
         title: "This setup link no longer works",
-        ns,
-        session: None,
+        explanation: "The first administrator has been created already, or the link expired.",
+        inviter: None,
+        ask: "Log in with an existing account. While there is still no user, restarting the service prints a new setup link.",
     };
-    let values = context! {
-        explanation => "The first administrator has been created already, or the link expired.",
-        inviter => (),
-        ask => "Log in with an existing account. While there is still no user, restarting the service prints a new setup link.",
-    };
-    page(StatusCode::GONE, "gone.html", &frame, values)
+    gone(ns, words)
 }
 
 struct SetupForm<'a> {
@@ -116,7 +112,7 @@ async fn show(
         Ok(None) => gone_page(&ns),
         Err(error) => Err(error),
     };
-    keep_private(response.unwrap_or_else(IntoResponse::into_response))
+    private(response)
 }
 
 async fn submit(
@@ -128,7 +124,7 @@ async fn submit(
     form: FormData,
 ) -> Response {
     let response = create_first_user(&state, &ns, &params, &headers, &form, client_ip).await;
-    keep_private(response.unwrap_or_else(IntoResponse::into_response))
+    private(response)
 }
 
 async fn create_first_user(

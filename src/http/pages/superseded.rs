@@ -2,16 +2,17 @@
 //! the plain 410, a page that says when the newer email was sent and offers **Email me a new
 //! link** (`POST /{ns}/accept/{token}/new-link`). The new link goes to the invitation's stored
 //! address only, counts against the per-recipient limit, and is refused once the invitation is
-//! no longer pending. Expired, revoked and used links keep the plain 410 page (`accept`).
+//! no longer pending. Expired, revoked and used links keep the plain 410 page (`link`), and the
+//! accept and decline pages answer this one alike (`link::dead_link_page`).
 
 use axum::Router;
 use axum::extract::{RawPathParams, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
 use minijinja::context;
 
-use super::accept::{gone_page, keep_private};
+use super::link::{gone_page, private};
 use super::forms::{FORM_EXPIRED, FormData, FormToken, PageNamespace, form_token_matches};
 use super::render::{Frame, PageError, page};
 use crate::domain::{Timestamp, Token};
@@ -103,7 +104,7 @@ async fn new_link(
     form: FormData,
 ) -> Response {
     let response = request_new_link(&state, &ns, &params, &headers, &form).await;
-    keep_private(response.unwrap_or_else(IntoResponse::into_response))
+    private(response)
 }
 
 async fn request_new_link(

@@ -57,9 +57,10 @@ async fn find_link(
 }
 
 /// Declines every pending invitation to the person (`user_id`) in the namespace, the link's own
-/// (`first`) first: status `declined`, links void, queued emails cancelled, the grants only
-/// they gave removed (revoke's rule; a pending user stays pending), and the events. The
-/// caller holds the mailbox's lock.
+/// (`first`) first, and the expired ones, swept or not (the sweep changes nothing a client
+/// sees): status `declined`, links void, queued emails cancelled, the grants only they gave
+/// removed (revoke's rule; a pending user stays pending), and the events. The caller holds the
+/// mailbox's lock.
 async fn decline_pending(
     conn: &mut Conn,
     namespace: &str,
@@ -69,7 +70,8 @@ async fn decline_pending(
 ) -> StoreResult<Vec<InvitationRecord>> {
     let mut ids: Vec<i64> = sqlx::query_scalar(
         "UPDATE invitations SET status = 'declined', modified = $1 \
-         WHERE invitee_id = $2 AND namespace = $3 AND status = 'pending' RETURNING id",
+         WHERE invitee_id = $2 AND namespace = $3 AND status IN ('pending', 'expired') \
+         RETURNING id",
     )
     .bind(now.millis())
     .bind(user_id)

@@ -45,6 +45,12 @@ struct InvitationState {
 }
 
 impl InvitationState {
+    /// Resend and revoke apply to a pending invitation, and to an expired one whether the
+    /// sweep marked it (`expired`) or not yet (`pending` past its expiry).
+    fn can_change(&self) -> bool {
+        matches!(self.status.as_str(), "pending" | "expired")
+    }
+
     fn effective_status(&self, now: Timestamp) -> InvitationStatus {
         InvitationStatus::effective(&self.status, self.expires.map(Timestamp), now)
     }
@@ -236,10 +242,12 @@ impl InvitationStore for Backend {
                         .push_bind(now.millis())
                         .push(")");
                 }
+                // Marked by the sweep, or past its expiry and not swept yet.
                 Some(InvitationStatus::Expired) => {
                     query
-                        .push(" AND i.status = 'pending' AND i.expires <= ")
-                        .push_bind(now.millis());
+                        .push(" AND (i.status = 'expired' OR (i.status = 'pending' AND i.expires <= ")
+                        .push_bind(now.millis())
+                        .push("))");
                 }
                 Some(status) => {
                     query.push(" AND i.status = ").push_bind(status.as_str());
@@ -329,9 +337,11 @@ impl InvitationStore for Backend {
         .execute(&mut *tx)
         .await
         .map_err(db_error("using accept link"))?;
+        // Expired ones too, swept or not (the sweep changes nothing a client sees): their
+        // grants were given when they were created, and the invitee now holds them.
         let accepted: Vec<i64> = sqlx::query_scalar(
             "UPDATE invitations SET status = 'accepted', modified = $1 \
-             WHERE invitee_id = $2 AND status = 'pending' RETURNING id",
+             WHERE invitee_id = $2 AND status IN ('pending', 'expired') RETURNING id",
         )
         .bind(now.millis())
         .bind(user_id)
@@ -386,7 +396,7 @@ impl InvitationStore for Backend {
         let Some(current) = invitation_state(&mut tx, &resend.namespace, resend.id).await? else {
             return Ok(ResendOutcome::NotFound);
         };
-        if current.status != "pending" {
+        if !current.can_change() {
             return Ok(ResendOutcome::NotPending(
                 current.effective_status(resend.now),
             ));
@@ -423,10 +433,11 @@ impl InvitationStore for Backend {
             resend.now,
         )
         .await?;
-        // A resend starts the reminder schedule again (`CBH_REMINDERS`).
+        // A resend starts the reminder schedule again (`CBH_REMINDERS`), and makes an
+        // invitation the sweep marked expired pending again.
         sqlx::query(
-            "UPDATE invitations SET expires = $1, modified = $2, reminder_base = $2, \
-             reminder_slot = 0 WHERE id = $3",
+            "UPDATE invitations SET status = 'pending', expires = $1, modified = $2, \
+             reminder_base = $2, reminder_slot = 0 WHERE id = $3",
         )
         .bind(expires.millis())
         .bind(resend.now.millis())
@@ -464,7 +475,7 @@ impl InvitationStore for Backend {
         let Some(current) = invitation_state(&mut tx, namespace, id).await? else {
             return Ok(RevokeOutcome::NotFound);
         };
-        if current.status != "pending" {
+        if !current.can_change() {
             return Ok(RevokeOutcome::NotPending(current.effective_status(now)));
         }
         sqlx::query("UPDATE invitations SET status = 'revoked', modified = $1 WHERE id = $2")

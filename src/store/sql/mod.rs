@@ -37,6 +37,7 @@ mod audit;
 mod bounces;
 mod decline;
 mod events;
+mod expiry;
 mod invitation_batch;
 mod invitation_bulk;
 mod invitation_create;

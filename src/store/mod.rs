@@ -25,6 +25,7 @@ mod bounces;
 mod bulk;
 mod decline;
 mod group_commit;
+mod notices;
 pub mod postgres;
 mod reminders;
 pub mod resource;
@@ -39,6 +40,7 @@ pub use bulk::{BulkClaim, BulkStore};
 pub use decline::{
     DeclineOutcome, DeclineStore, SUPPRESSED_MESSAGE, Suppression, UnsubscribeOutcome,
 };
+pub use notices::{NoticeMessage, NoticeRow, NoticeStore};
 pub use webhooks::{NewWebhook, WebhookDeliveryRow, WebhookEndpoint, WebhookMessage, WebhookStore};
 
 pub use reminders::{
@@ -325,6 +327,7 @@ pub trait Store:
     + BounceStore
     + BulkStore
     + DeclineStore
+    + NoticeStore
     + Send
     + Sync
     + 'static

@@ -73,7 +73,9 @@ impl BounceReason {
             BounceReason::NoSuchAddress => "the address does not exist",
             BounceReason::MailboxFull => "the mailbox is full",
             BounceReason::Refused => "the receiving mail server refused the message",
-            BounceReason::GaveUp => "the mail server could not take the message, after several tries",
+            BounceReason::GaveUp => {
+                "the mail server could not take the message, after several tries"
+            }
         }
     }
 
@@ -134,7 +136,10 @@ mod tests {
             of("permanent error (550): 5.1.1 <bob@example.org>: no such user"),
             BounceReason::NoSuchAddress
         );
-        assert_eq!(of("permanent error (552): quota"), BounceReason::MailboxFull);
+        assert_eq!(
+            of("permanent error (552): quota"),
+            BounceReason::MailboxFull
+        );
         assert_eq!(of("550 5.7.1 spam"), BounceReason::Refused);
         assert_eq!(of("permanent error (554): go away"), BounceReason::Refused);
         assert_eq!(

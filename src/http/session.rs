@@ -19,7 +19,9 @@ use super::extract::{ApiJson, Caller, ClientIp, Credential, Namespace, Namespace
 use super::resources::UserResource;
 use super::{ApiError, AppState, HttpConfig, audit};
 use crate::domain::{EmailAddress, Timestamp, Token, User, password};
-use crate::store::{AuditEvent, LoginAttempt, LoginAttemptId, LoginLimits, LoginReservation, NewSession};
+use crate::store::{
+    AuditEvent, LoginAttempt, LoginAttemptId, LoginLimits, LoginReservation, NewSession,
+};
 
 /// Django's default session age: two weeks.
 const SESSION_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
@@ -134,9 +136,9 @@ async fn update(
     caller: Caller,
     ApiJson(body): ApiJson<SessionSettings>,
 ) -> Result<Json<SessionResource>, ApiError> {
-    let on = body.notify_outcomes.ok_or_else(|| {
-        ApiError::BadRequest("notify_outcomes is required: true or false".into())
-    })?;
+    let on = body
+        .notify_outcomes
+        .ok_or_else(|| ApiError::BadRequest("notify_outcomes is required: true or false".into()))?;
     set_notify_outcomes(&state, &caller, on).await?;
     Ok(Json(
         session_body(&state, &caller.namespace, &caller.user).await?,

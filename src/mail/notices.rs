@@ -160,7 +160,10 @@ pub(super) async fn deliver_due(
         }
     }
     report.sent = sent.len();
-    outbox.store.mark_notices_sent(&sent, Timestamp::now()).await?;
+    outbox
+        .store
+        .mark_notices_sent(&sent, Timestamp::now())
+        .await?;
     Ok(report)
 }
 
@@ -250,12 +253,62 @@ mod tests {
         let email = templates
             .render_named("invitation_failed", &failed)
             .expect("renders");
-        assert!(email.text.contains("the address does not exist"), "{}", email.text);
+        assert!(
+            email.text.contains("the address does not exist"),
+            "{}",
+            email.text
+        );
         assert!(email.text.contains("no such user"));
         assert_eq!(
             email.subject,
             "Your invitation to bob@example.org could not be delivered"
         );
         assert_eq!(minutes("2026-01-31T09:05:00.000Z"), "2026-01-31 09:05 UTC");
+    }
+
+    #[test]
+    fn outcome_notices_name_the_invitee_and_the_projects() {
+        let templates = Templates::load(None).expect("built-in templates load");
+        let sample = EmailContext::sample();
+        let mut context = OutcomeContext {
+            platform: sample.platform.clone(),
+            inviter: sample.inviter.clone(),
+            invitee: sample.invitee.clone(),
+            projects: sample.projects.clone(),
+            when: "2030-01-01 09:05 UTC".into(),
+            when_iso: "2030-01-01T09:05:00.000Z".into(),
+            invite_url: "https://hub.example.org/chembiohub/invite/".into(),
+            settings_url: "https://hub.example.org/chembiohub/welcome/".into(),
+            namespace: sample.namespace.clone(),
+        };
+        for (kind, subject) in [
+            (
+                NoticeKind::Accepted,
+                "Bob Smith accepted your invitation to ChemBio Hub Platform",
+            ),
+            (
+                NoticeKind::Declined,
+                "Bob Smith declined your invitation to ChemBio Hub Platform",
+            ),
+        ] {
+            let email = templates
+                .render_named(kind.as_str(), &context)
+                .expect("renders");
+            assert_eq!(email.subject, subject);
+            assert!(
+                email.text.contains("Bob Smith (bob@example.org)"),
+                "{}",
+                email.text
+            );
+            assert!(email.text.contains("Kinase screen"));
+            assert!(email.text.contains("2030-01-01 09:05 UTC"));
+            assert!(email.html.contains("Kinase screen"));
+        }
+        context.invitee.name = "<b>Bob</b>".into();
+        let email = templates
+            .render_named("invitation_accepted", &context)
+            .expect("renders");
+        assert!(email.html.contains("&lt;b&gt;Bob"));
+        assert!(!email.html.contains("<b>Bob"));
     }
 }

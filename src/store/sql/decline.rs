@@ -13,7 +13,9 @@ use super::notices;
 use super::rows::{db_error, load_invitation};
 use super::suppressions;
 use crate::domain::token::TokenHash;
-use crate::domain::{EmailAddress, EventType, InvitationId, InvitationStatus, NoticeKind, Timestamp, UserId};
+use crate::domain::{
+    EmailAddress, EventType, InvitationId, InvitationStatus, NoticeKind, Timestamp, UserId,
+};
 use crate::store::{
     DeclineOutcome, DeclineStore, InvitationRecord, StoreResult, Suppression, UnsubscribeOutcome,
 };

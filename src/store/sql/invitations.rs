@@ -12,11 +12,11 @@ use super::events;
 use super::invitation_create::{INSERT_OUTBOX, replace_accept_token};
 use super::invitation_grants::{UndoneGrant, undo_invitation_grants};
 use super::limits::{Sending, limit_reached, lock_mailboxes, lock_sender, record_extra_email};
+use super::notices;
 use super::rows::{
     INVITATION_SELECT, InvitationRow, USER_COLUMNS, UserRow, db_error, load_invitation,
     with_projects,
 };
-use super::notices;
 use super::suppressions;
 use crate::domain::token::TokenHash;
 use crate::domain::{
@@ -342,8 +342,8 @@ impl InvitationStore for Backend {
         let user = user_by_id(&mut tx, user_id).await?;
         let mut told = false;
         for id in &accepted {
-            told |= notices::queue(&mut tx, InvitationId(*id), NoticeKind::Accepted, None, now)
-                .await?;
+            told |=
+                notices::queue(&mut tx, InvitationId(*id), NoticeKind::Accepted, None, now).await?;
         }
         if events::has_endpoints(&mut tx, namespace).await? {
             for id in accepted {

@@ -155,8 +155,7 @@ impl NoticeStore for Backend {
         for row in rows {
             let kind = NoticeKind::parse(&row.kind);
             let invitation =
-                load_invitation(&mut conn, &row.namespace, InvitationId(row.invitation_id))
-                    .await?;
+                load_invitation(&mut conn, &row.namespace, InvitationId(row.invitation_id)).await?;
             let deactivated: Option<bool> =
                 sqlx::query_scalar("SELECT deactivated FROM users WHERE id = $1")
                     .bind(row.recipient_id)

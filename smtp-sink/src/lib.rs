@@ -143,6 +143,9 @@ struct Shared {
     delay_ms: AtomicU64,
     /// Replaces the "250" after DATA, e.g. "550 5.1.1 no such user".
     data_reply: Mutex<Option<String>>,
+    /// Replaces the "250" after RCPT for these addresses (lower-cased): one recipient refused
+    /// while the others are delivered.
+    recipient_replies: Mutex<std::collections::HashMap<String, String>>,
     /// Messages whose DATA has started but not yet been answered.
     in_data: AtomicU64,
     /// The fault to act out, if any.
@@ -229,6 +232,16 @@ impl SmtpServer {
 
     pub fn set_data_reply(&self, reply: Option<&str>) {
         *self.shared.data_reply.lock().expect("lock") = reply.map(str::to_owned);
+    }
+
+    /// From now on, `RCPT TO:<address>` is answered with `reply` (e.g. "550 5.1.1 no such
+    /// user") instead of a 250; `None` accepts it again. Other recipients are unaffected.
+    pub fn set_recipient_reply(&self, address: &str, reply: Option<&str>) {
+        let mut replies = self.shared.recipient_replies.lock().expect("lock");
+        match reply {
+            Some(reply) => replies.insert(address.to_ascii_lowercase(), reply.to_owned()),
+            None => replies.remove(&address.to_ascii_lowercase()),
+        };
     }
 
     /// Messages read in full and then refused with the `set_data_reply` reply, in order: what a
@@ -431,7 +444,18 @@ async fn session(stream: Box<dyn Io>, tls: bool, shared: Arc<Shared>) -> std::io
                 conn.write_all(b"250 2.1.0 OK\r\n").await?;
             }
             "RCPT" => {
-                session.rcpt_to.push(address_of(&command));
+                let address = address_of(&command);
+                let refusal = shared
+                    .recipient_replies
+                    .lock()
+                    .expect("lock")
+                    .get(&address.to_ascii_lowercase())
+                    .cloned();
+                if let Some(reply) = refusal {
+                    conn.write_all(format!("{reply}\r\n").as_bytes()).await?;
+                    continue;
+                }
+                session.rcpt_to.push(address);
                 conn.write_all(b"250 2.1.5 OK\r\n").await?;
             }
             "DATA" => {

@@ -62,6 +62,9 @@ pub enum BounceReason {
     NoSuchAddress,
     MailboxFull,
     Refused,
+    /// Every attempt failed for a reason that was not final (no answer, "try again later"):
+    /// the outbox gave up.
+    GaveUp,
 }
 
 impl BounceReason {
@@ -70,6 +73,36 @@ impl BounceReason {
             BounceReason::NoSuchAddress => "the address does not exist",
             BounceReason::MailboxFull => "the mailbox is full",
             BounceReason::Refused => "the receiving mail server refused the message",
+            BounceReason::GaveUp => {
+                "the mail server could not take the message, after several tries"
+            }
+        }
+    }
+
+    /// Why our relay (or the server behind it) would not take a message, from the error the
+    /// outbox kept: an enhanced status code when the reply has one (`550 5.1.1 …`), else the
+    /// reply code (`552`), else the outbox gave up on a failure that was never final.
+    pub fn of_relay_error(error: &str) -> Self {
+        let words = || {
+            error
+                .split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | ':' | ',' | ';'))
+                .filter(|w| !w.is_empty())
+        };
+        if let Some(code) = words()
+            .filter(|w| w.contains('.'))
+            .find_map(StatusCode::parse)
+        {
+            return if code.is_permanent() {
+                code.reason()
+            } else {
+                BounceReason::GaveUp
+            };
+        }
+        match words().find(|w| w.len() == 3 && w.bytes().all(|b| b.is_ascii_digit())) {
+            Some("552") => BounceReason::MailboxFull,
+            Some("551" | "553") => BounceReason::NoSuchAddress,
+            Some(code) if code.starts_with('5') => BounceReason::Refused,
+            _ => BounceReason::GaveUp,
         }
     }
 }
@@ -94,5 +127,26 @@ mod tests {
         assert!(StatusCode::parse("4.4.7").expect("code").is_temporary());
         assert_eq!(StatusCode::parse("9.1.1"), None);
         assert_eq!(StatusCode::parse("5.1"), None);
+    }
+
+    #[test]
+    fn relay_errors_are_worded() {
+        let of = BounceReason::of_relay_error;
+        assert_eq!(
+            of("permanent error (550): 5.1.1 <bob@example.org>: no such user"),
+            BounceReason::NoSuchAddress
+        );
+        assert_eq!(
+            of("permanent error (552): quota"),
+            BounceReason::MailboxFull
+        );
+        assert_eq!(of("550 5.7.1 spam"), BounceReason::Refused);
+        assert_eq!(of("permanent error (554): go away"), BounceReason::Refused);
+        assert_eq!(
+            of("transient error (421): 4.3.2 shutting down"),
+            BounceReason::GaveUp
+        );
+        assert_eq!(of("connection refused"), BounceReason::GaveUp);
+        assert_eq!(of("connecting to 127.0.0.1:25"), BounceReason::GaveUp);
     }
 }

@@ -42,6 +42,7 @@ pub fn router() -> Router<AppState> {
         invitations::handlers::revoke_handler,
         session::current,
         session::login,
+        session::update,
         session::logout,
         session::change_password,
         forward_auth::verify,

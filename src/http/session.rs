@@ -1,4 +1,4 @@
-//! `/{ns}/api/session/`: log in (POST), who am I (GET), log out (DELETE).
+//! `/{ns}/api/session/`: log in (POST), who am I (GET), my settings (PATCH), log out (DELETE).
 //!
 //! Sessions live in the database, so any node can serve any request. The login needs no CSRF
 //! token: it only takes JSON, which a cross-site form cannot send.
@@ -19,7 +19,9 @@ use super::extract::{ApiJson, Caller, ClientIp, Credential, Namespace, Namespace
 use super::resources::UserResource;
 use super::{ApiError, AppState, HttpConfig, audit};
 use crate::domain::{EmailAddress, Timestamp, Token, User, password};
-use crate::store::{LoginAttempt, LoginAttemptId, LoginLimits, LoginReservation, NewSession};
+use crate::store::{
+    AuditEvent, LoginAttempt, LoginAttemptId, LoginLimits, LoginReservation, NewSession,
+};
 
 /// Django's default session age: two weeks.
 const SESSION_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
@@ -29,9 +31,12 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/{ns}/api/session/",
-            get(current).post(login).delete(logout),
+            get(current).post(login).patch(update).delete(logout),
         )
-        .route("/{ns}/api/session", get(current).post(login).delete(logout))
+        .route(
+            "/{ns}/api/session",
+            get(current).post(login).patch(update).delete(logout),
+        )
         .route("/{ns}/api/session/password/", post(change_password))
         .route("/{ns}/api/session/password", post(change_password))
 }
@@ -47,18 +52,35 @@ struct LoginRequest {
     password: Option<String>,
 }
 
-/// Who is logged in.
+/// Who is logged in, and their settings.
 #[derive(Debug, Serialize, ToSchema)]
 struct SessionResource {
     user: UserResource,
     is_superuser: bool,
+    /// Whether the user gets an email when an invitation they created is accepted or
+    /// declined. (The email that an invitation could not be delivered always goes.)
+    notify_outcomes: bool,
 }
 
-fn session_body(ns: &str, user: &User) -> SessionResource {
-    SessionResource {
+async fn session_body(
+    state: &AppState,
+    ns: &str,
+    user: &User,
+) -> Result<SessionResource, ApiError> {
+    Ok(SessionResource {
         user: UserResource::new(ns, user),
         is_superuser: user.is_superuser,
-    }
+        notify_outcomes: state.store.notify_outcomes(user.id).await?,
+    })
+}
+
+/// The settings a user changes on their own session (`PATCH`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct SessionSettings {
+    /// `false`: no email when an invitation the user created is accepted or declined.
+    #[schema(required = true, value_type = bool)]
+    notify_outcomes: Option<bool>,
 }
 
 /// Who am I.
@@ -76,8 +98,71 @@ fn session_body(ns: &str, user: &User) -> SessionResource {
     ),
     security(("session" = []), ("api_key" = [])),
 )]
-async fn current(caller: Caller) -> Json<SessionResource> {
-    Json(session_body(&caller.namespace, &caller.user))
+async fn current(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<SessionResource>, ApiError> {
+    Ok(Json(
+        session_body(&state, &caller.namespace, &caller.user).await?,
+    ))
+}
+
+/// Change the caller's settings.
+///
+/// `notify_outcomes: false` stops the emails about the caller's invitations being accepted or
+/// declined; the email that an invitation could not be delivered still goes. The welcome page
+/// has the same switch.
+#[utoipa::path(
+    patch,
+    path = "/{ns}/api/session/",
+    operation_id = "update_session",
+    tag = "session",
+    params(NamespaceParam),
+    request_body = SessionSettings,
+    responses(
+        (status = 200, description = "Changed", body = SessionResource),
+        (status = 400, description = "Malformed body, unknown field, or `notify_outcomes` missing or not a boolean", body = ErrorBody),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Bad CSRF token", body = ErrorBody),
+        (status = 404, description = "Unknown namespace", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ),
+    security(("session" = [], "csrf" = []), ("api_key" = [])),
+)]
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<SessionSettings>,
+) -> Result<Json<SessionResource>, ApiError> {
+    let on = body
+        .notify_outcomes
+        .ok_or_else(|| ApiError::BadRequest("notify_outcomes is required: true or false".into()))?;
+    set_notify_outcomes(&state, &caller, on).await?;
+    Ok(Json(
+        session_body(&state, &caller.namespace, &caller.user).await?,
+    ))
+}
+
+/// Turns the caller's accepted and declined notices on or off; also used by the welcome page.
+pub(super) async fn set_notify_outcomes(
+    state: &AppState,
+    caller: &Caller,
+    on: bool,
+) -> Result<(), ApiError> {
+    state.store.set_notify_outcomes(caller.user.id, on).await?;
+    let event = AuditEvent {
+        namespace: caller.namespace.clone(),
+        at: Timestamp::now(),
+        event: "settings_changed",
+        actor: Some(caller.user.id),
+        subject: Some(caller.user.email.to_string()),
+        client_ip: caller.client_ip.clone(),
+        detail: Some(format!("notify_outcomes={on}")),
+    };
+    super::record(state, event).await;
+    Ok(())
 }
 
 /// Log in.
@@ -121,7 +206,7 @@ async fn login(
     )
     .await?;
     let cookies = start_session(&state, &ns, &user).await?;
-    let mut response = Json(session_body(&ns, &user)).into_response();
+    let mut response = Json(session_body(&state, &ns, &user).await?).into_response();
     set_cookies(&mut response, cookies);
     Ok(response)
 }

@@ -11,7 +11,7 @@ use super::templates::{EmailContext, PersonContext};
 use super::{AutoSubmitted, Signer, Templates};
 use crate::domain::bounce::{BounceReason, StatusCode};
 use crate::domain::token::random_hex;
-use crate::store::BouncedMessage;
+use crate::store::{BouncedMessage, InvitationRecord};
 
 /// The variables of the `bounced.*` templates.
 #[derive(Debug, Clone, Serialize)]
@@ -51,6 +51,23 @@ pub(super) fn check(templates: &Templates) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The invitee, as the creator's notices name them: by name, else by address.
+pub(super) fn invitee_of(invitation: &InvitationRecord) -> PersonContext {
+    let name = format!("{} {}", invitation.first_name, invitation.last_name)
+        .trim()
+        .to_owned();
+    PersonContext {
+        email: invitation.email.clone(),
+        first_name: invitation.first_name.clone(),
+        last_name: invitation.last_name.clone(),
+        name: if name.is_empty() {
+            invitation.email.clone()
+        } else {
+            name
+        },
+    }
+}
+
 /// The notice for a bounced message, to its invitation's creator.
 pub fn compose(
     templates: &Templates,
@@ -61,9 +78,6 @@ pub fn compose(
 ) -> anyhow::Result<Message> {
     let invitation = &bounced.invitation;
     let creator = &invitation.created_by;
-    let name = format!("{} {}", invitation.first_name, invitation.last_name)
-        .trim()
-        .to_owned();
     let context = BounceNoticeContext {
         platform: PLATFORM_NAME.into(),
         inviter: PersonContext {
@@ -72,16 +86,7 @@ pub fn compose(
             last_name: creator.last_name.to_string(),
             name: creator.display_name(),
         },
-        invitee: PersonContext {
-            email: invitation.email.clone(),
-            first_name: invitation.first_name.clone(),
-            last_name: invitation.last_name.clone(),
-            name: if name.is_empty() {
-                invitation.email.clone()
-            } else {
-                name
-            },
-        },
+        invitee: invitee_of(invitation),
         reason: StatusCode::parse(&bounced.status)
             .map_or(BounceReason::Refused, StatusCode::reason)
             .words()

@@ -4,6 +4,7 @@
 pub mod bounce;
 pub mod bounce_notice;
 pub mod dkim;
+pub mod notices;
 pub mod outbox;
 pub mod reminders;
 pub mod templates;

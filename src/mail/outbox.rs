@@ -62,14 +62,14 @@ pub struct DeliveryCounters {
 }
 
 pub struct Outbox {
-    store: Arc<dyn Store>,
-    transport: Transport,
-    templates: Templates,
-    settings: DeliverySettings,
-    public_url: String,
-    from: Mailbox,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) transport: Transport,
+    pub(super) templates: Templates,
+    pub(super) settings: DeliverySettings,
+    pub(super) public_url: String,
+    pub(super) from: Mailbox,
     /// `CBH_DKIM_*`: signs every message.
-    signer: Option<Signer>,
+    pub(super) signer: Option<Signer>,
     wakeup: Arc<Notify>,
     counters: Arc<DeliveryCounters>,
     purge: std::sync::Mutex<PurgeState>,
@@ -125,16 +125,16 @@ impl Outbox {
     /// Delivers one batch of due messages. Tests call this to drive delivery without waiting.
     pub async fn deliver_due(&self) -> anyhow::Result<DeliveryReport> {
         let now = Timestamp::now();
+        // The creators' notices first: few, and each is news about an outcome.
+        let mut report = super::notices::deliver_due(self, now, BATCH_SIZE).await?;
         let batch = self
             .store
             .claim_outbox(now, self.settings.lease, BATCH_SIZE)
             .await
             .context("claiming outbox messages")?;
-        let mut report = DeliveryReport {
-            claimed: batch.len(),
-            ..DeliveryReport::default()
-        };
+        report.claimed += batch.len();
         if batch.is_empty() {
+            self.count(&report);
             if self.purge_due(false) {
                 self.store.purge_scrubbed().await?;
             }
@@ -161,17 +161,21 @@ impl Outbox {
                 }
             }
         }
-        report.sent = sent.len();
+        report.sent += sent.len();
         self.store.mark_sent(&sent, Timestamp::now()).await?;
-        // Counted once recorded, so /metrics never shows a send the outbox does not.
-        let count = |counter: &AtomicU64, n: usize| counter.fetch_add(n as u64, Ordering::Relaxed);
-        count(&self.counters.sent, report.sent);
-        count(&self.counters.failed, report.failed);
-        count(&self.counters.retried, report.retried);
+        self.count(&report);
         if self.purge_due(report.sent + report.failed > 0) {
             self.store.purge_scrubbed().await?;
         }
         Ok(report)
+    }
+
+    /// Counted once recorded, so /metrics never shows a send the outbox does not.
+    fn count(&self, report: &DeliveryReport) {
+        let count = |counter: &AtomicU64, n: usize| counter.fetch_add(n as u64, Ordering::Relaxed);
+        count(&self.counters.sent, report.sent);
+        count(&self.counters.failed, report.failed);
+        count(&self.counters.retried, report.retried);
     }
 
     /// Whether to purge now; `scrubbed` says tokens were just scrubbed.
@@ -424,7 +428,7 @@ impl Outbox {
     }
 }
 
-fn person(user: &User) -> PersonContext {
+pub(super) fn person(user: &User) -> PersonContext {
     PersonContext {
         email: user.email.to_string(),
         first_name: user.first_name.to_string(),
@@ -434,7 +438,7 @@ fn person(user: &User) -> PersonContext {
 }
 
 /// The file name for a Message-ID such as `<abc@host>`.
-fn file_stem(message_id: &str) -> String {
+pub(super) fn file_stem(message_id: &str) -> String {
     message_id
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@'))

@@ -72,6 +72,43 @@ const BUILT_IN: &[(&str, &str)] = &[
         "reminder_auto.html",
         include_str!("../../templates/reminder_auto.html"),
     ),
+    // The notices to an invitation's creator (`mail::notices`).
+    (
+        "invitation_accepted.subject.txt",
+        include_str!("../../templates/invitation_accepted.subject.txt"),
+    ),
+    (
+        "invitation_accepted.txt",
+        include_str!("../../templates/invitation_accepted.txt"),
+    ),
+    (
+        "invitation_accepted.html",
+        include_str!("../../templates/invitation_accepted.html"),
+    ),
+    (
+        "invitation_declined.subject.txt",
+        include_str!("../../templates/invitation_declined.subject.txt"),
+    ),
+    (
+        "invitation_declined.txt",
+        include_str!("../../templates/invitation_declined.txt"),
+    ),
+    (
+        "invitation_declined.html",
+        include_str!("../../templates/invitation_declined.html"),
+    ),
+    (
+        "invitation_failed.subject.txt",
+        include_str!("../../templates/invitation_failed.subject.txt"),
+    ),
+    (
+        "invitation_failed.txt",
+        include_str!("../../templates/invitation_failed.txt"),
+    ),
+    (
+        "invitation_failed.html",
+        include_str!("../../templates/invitation_failed.html"),
+    ),
 ];
 
 const PARTS: [&str; 3] = ["subject.txt", "txt", "html"];
@@ -143,6 +180,7 @@ impl Templates {
                 .with_context(|| format!("rendering the {} templates", kind.as_str()))?;
         }
         super::bounce_notice::check(&templates)?;
+        super::notices::check(&templates)?;
         Ok(templates)
     }
 

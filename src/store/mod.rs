@@ -26,6 +26,7 @@ mod bulk;
 mod decline;
 mod expiry;
 mod group_commit;
+mod notices;
 pub mod postgres;
 mod reminders;
 pub mod resource;
@@ -41,6 +42,7 @@ pub use decline::{
     DeclineOutcome, DeclineStore, SUPPRESSED_MESSAGE, Suppression, UnsubscribeOutcome,
 };
 pub use expiry::ExpiryStore;
+pub use notices::{NoticeMessage, NoticeRow, NoticeStore};
 pub use webhooks::{NewWebhook, WebhookDeliveryRow, WebhookEndpoint, WebhookMessage, WebhookStore};
 
 pub use reminders::{
@@ -328,6 +330,7 @@ pub trait Store:
     + BulkStore
     + DeclineStore
     + ExpiryStore
+    + NoticeStore
     + Send
     + Sync
     + 'static

@@ -52,6 +52,7 @@ mod invitations;
 mod invite_rules;
 mod listing;
 mod login_throttle;
+mod notices;
 mod openapi;
 mod operations;
 mod outbox;

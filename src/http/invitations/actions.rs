@@ -252,6 +252,8 @@ pub(in crate::http) async fn accepted(
     client_ip: Option<String>,
 ) {
     Metrics::count(&state.metrics.invitations_accepted);
+    // The creators' notices were queued with the accept.
+    state.outbox_wakeup.notify_one();
     record(
         state,
         AuditEvent {

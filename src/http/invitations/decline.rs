@@ -131,6 +131,8 @@ async fn audit_declined(
     detail: &str,
     client_ip: Option<String>,
 ) {
+    // The creators' notices were queued with the decline.
+    state.outbox_wakeup.notify_one();
     for declined in records {
         record(
             state,

@@ -5,8 +5,8 @@
 //! referrer, and the request log shows the path as `/{ns}/accept/<token>`.
 
 use axum::Router;
-use axum::extract::{RawPathParams, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{RawPathParams, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use minijinja::{Value, context};
@@ -27,7 +27,7 @@ use crate::store::{AcceptOutcome, InvitationRecord};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/{ns}/accept/{token}", get(show).post(submit))
-        .route("/{ns}/welcome/", get(welcome))
+        .route("/{ns}/welcome/", get(welcome).post(save_notices))
 }
 
 struct AcceptForm<'a> {
@@ -186,8 +186,15 @@ fn capitalised(message: &str) -> String {
     }
 }
 
-async fn welcome(State(state): State<AppState>, user: PageUser) -> Result<Response, PageError> {
+async fn welcome(
+    State(state): State<AppState>,
+    user: PageUser,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let saved = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .any(|(name, value)| name == "done" && value == "notices");
     let me = &user.caller.user;
+    let notify_outcomes = state.store.notify_outcomes(me.id).await?;
     let memberships = state.store.memberships(me.id).await?;
     let can_invite = me.is_superuser || memberships.iter().any(|m| m.role.can_invite());
     let rows: Vec<Value> = memberships
@@ -203,8 +210,27 @@ async fn welcome(State(state): State<AppState>, user: PageUser) -> Result<Respon
         StatusCode::OK,
         "welcome.html",
         &frame,
-        context! { memberships => rows, can_invite => can_invite },
+        context! {
+            memberships => rows,
+            can_invite => can_invite,
+            notify_outcomes => notify_outcomes,
+            notice => saved.then_some("Your email settings are saved."),
+            error => (),
+        },
     )
+}
+
+/// The welcome page's email settings form: a checkbox, so an unticked box (absent from the
+/// form) turns the notices off.
+async fn save_notices(
+    State(state): State<AppState>,
+    user: PageUser,
+    form: FormData,
+) -> Result<Response, PageError> {
+    user.check_csrf(&form)?;
+    let on = form.get("notify_outcomes").is_some();
+    crate::http::session::set_notify_outcomes(&state, &user.caller, on).await?;
+    Ok(Redirect::to(&format!("/{}/welcome/?done=notices", user.ns())).into_response())
 }
 
 #[cfg(test)]

@@ -359,7 +359,7 @@ mod tests {
             ),
             (
                 "welcome.html",
-                context! { memberships => vec![context! { name => "P1", role => "viewer" }], can_invite => false },
+                context! { memberships => vec![context! { name => "P1", role => "viewer" }], can_invite => false, notify_outcomes => true, notice => "<x>", error => () },
             ),
             (
                 "setup.html",

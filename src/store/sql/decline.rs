@@ -3,16 +3,19 @@
 use anyhow::Context;
 use async_trait::async_trait;
 
-use super::backend::{Backend, Conn};
+use super::backend::{self, Backend, Conn};
 use super::events;
 use super::invitation_create::VOID_USER_LINKS;
 use super::invitation_grants::{UndoneGrant, undo_invitation_grants};
 use super::invitations::user_by_id;
 use super::limits::lock_mailboxes;
+use super::notices;
 use super::rows::{db_error, load_invitation};
 use super::suppressions;
 use crate::domain::token::TokenHash;
-use crate::domain::{EmailAddress, EventType, InvitationId, InvitationStatus, Timestamp, UserId};
+use crate::domain::{
+    EmailAddress, EventType, InvitationId, InvitationStatus, NoticeKind, Timestamp, UserId,
+};
 use crate::store::{
     DeclineOutcome, DeclineStore, InvitationRecord, StoreResult, Suppression, UnsubscribeOutcome,
 };
@@ -102,6 +105,7 @@ async fn decline_pending(
             .await?
             .context("the declined invitation is missing")?;
         announce_declined(&mut *conn, namespace, &record, user_id, &undone, now).await?;
+        notices::queue(&mut *conn, id, NoticeKind::Declined, None, now).await?;
         records.push(record);
     }
     Ok(records)
@@ -177,6 +181,7 @@ impl DeclineStore for Backend {
                 .await?;
         }
         tx.commit().await.map_err(db_error("committing decline"))?;
+        backend::email_queued(self);
         Ok(DeclineOutcome::Declined(declined))
     }
 
@@ -204,6 +209,7 @@ impl DeclineStore for Backend {
         tx.commit()
             .await
             .map_err(db_error("committing unsubscribe"))?;
+        backend::email_queued(self);
         Ok(UnsubscribeOutcome::Suppressed {
             email: link.email,
             declined,

@@ -12,6 +12,7 @@ use super::events;
 use super::invitation_create::{INSERT_OUTBOX, replace_accept_token};
 use super::invitation_grants::{UndoneGrant, undo_invitation_grants};
 use super::limits::{Sending, limit_reached, lock_mailboxes, lock_sender, record_extra_email};
+use super::notices;
 use super::rows::{
     INVITATION_SELECT, InvitationRow, USER_COLUMNS, UserRow, db_error, load_invitation,
     with_projects,
@@ -19,7 +20,7 @@ use super::rows::{
 use super::suppressions;
 use crate::domain::token::TokenHash;
 use crate::domain::{
-    EmailAddress, EventType, InvitationId, InvitationStatus, Timestamp, User, UserId,
+    EmailAddress, EventType, InvitationId, InvitationStatus, NoticeKind, Timestamp, User, UserId,
 };
 use crate::store::{
     AcceptLink, AcceptOutcome, CreateOutcome, InvitationFilter, InvitationPage, InvitationRecord,
@@ -349,6 +350,11 @@ impl InvitationStore for Backend {
         .await
         .map_err(db_error("marking invitations accepted"))?;
         let user = user_by_id(&mut tx, user_id).await?;
+        let mut told = false;
+        for id in &accepted {
+            told |=
+                notices::queue(&mut tx, InvitationId(*id), NoticeKind::Accepted, None, now).await?;
+        }
         if events::has_endpoints(&mut tx, namespace).await? {
             for id in accepted {
                 if let Some(record) = load_invitation(&mut tx, namespace, InvitationId(id)).await? {
@@ -368,6 +374,9 @@ impl InvitationStore for Backend {
             }
         }
         tx.commit().await.map_err(db_error("committing accept"))?;
+        if told {
+            backend::email_queued(self);
+        }
         Ok(AcceptOutcome::Accepted(user))
     }
 

@@ -45,6 +45,7 @@ mod invitation_grants;
 mod invitations;
 mod limits;
 mod members;
+mod notices;
 mod outbox;
 mod projects;
 mod reminders;

@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 
 use super::backend::{self, Backend, Db};
 use super::events;
+use super::notices;
 use super::rows::{db_error, load_invitation};
 use super::suppressions;
 use crate::domain::{EmailAddress, EventType, InvitationId, InviteKind, Timestamp};
@@ -67,13 +68,67 @@ impl Backend {
                 .execute(self.writer())
                 .await
                 .map_err(db_error("scrubbing a suppressed message"))?;
-            self.mark_failed(
+            // Not a delivery failure: the creator is not told.
+            self.fail_message(
                 &row.message_id,
                 "not sent: the address is on the namespace's suppression list",
+                false,
             )
             .await?;
         }
         Ok(kept)
+    }
+
+    /// Marks the message failed for good, with its `email.failed` event, and (`tell_creator`)
+    /// queues the creator's failure notice in the same transaction.
+    async fn fail_message(
+        &self,
+        message_id: &str,
+        error: &str,
+        tell_creator: bool,
+    ) -> StoreResult<()> {
+        let mut tx = self
+            .writer()
+            .begin_with(super::backend::BEGIN)
+            .await
+            .map_err(db_error("starting to mark a message failed"))?;
+        let failed: Option<(String, i64, String, String, i64)> = sqlx::query_as(
+            "UPDATE outbox SET status = 'failed', lease_until = NULL, \
+             last_error = $1 WHERE message_id = $2 \
+             RETURNING namespace, invitation_id, kind, recipient, attempts",
+        )
+        .bind(error)
+        .bind(message_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error("marking message failed"))?;
+        let failed_invitation = failed.as_ref().map(|row| InvitationId(row.1));
+        if let Some((namespace, invitation_id, kind, recipient, attempts)) = failed
+            && events::has_endpoints(&mut tx, &namespace).await?
+            && let Some(record) =
+                load_invitation(&mut tx, &namespace, InvitationId(invitation_id)).await?
+        {
+            let now = Timestamp::now();
+            let mail = serde_json::json!({
+                "kind": kind,
+                "recipient": recipient,
+                "attempts": attempts,
+                "last_error": error,
+            });
+            let data = events::invitation_mail_data(&namespace, &record, now, mail);
+            events::emit(&mut tx, &namespace, EventType::EmailFailed, &data, now).await?;
+        }
+        let mut told = false;
+        if tell_creator && let Some(id) = failed_invitation {
+            told = notices::queue_failure(&mut tx, id, error, Timestamp::now()).await?;
+        }
+        tx.commit()
+            .await
+            .map_err(db_error("committing a failed message"))?;
+        if told {
+            backend::email_queued(self);
+        }
+        Ok(())
     }
 }
 
@@ -161,40 +216,7 @@ impl OutboxStore for Backend {
     }
 
     async fn mark_failed(&self, message_id: &str, error: &str) -> StoreResult<()> {
-        let mut tx = self
-            .writer()
-            .begin_with(super::backend::BEGIN)
-            .await
-            .map_err(db_error("starting to mark a message failed"))?;
-        let failed: Option<(String, i64, String, String, i64)> = sqlx::query_as(
-            "UPDATE outbox SET status = 'failed', lease_until = NULL, \
-             last_error = $1 WHERE message_id = $2 \
-             RETURNING namespace, invitation_id, kind, recipient, attempts",
-        )
-        .bind(error)
-        .bind(message_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error("marking message failed"))?;
-        if let Some((namespace, invitation_id, kind, recipient, attempts)) = failed
-            && events::has_endpoints(&mut tx, &namespace).await?
-            && let Some(record) =
-                load_invitation(&mut tx, &namespace, InvitationId(invitation_id)).await?
-        {
-            let now = Timestamp::now();
-            let mail = serde_json::json!({
-                "kind": kind,
-                "recipient": recipient,
-                "attempts": attempts,
-                "last_error": error,
-            });
-            let data = events::invitation_mail_data(&namespace, &record, now, mail);
-            events::emit(&mut tx, &namespace, EventType::EmailFailed, &data, now).await?;
-        }
-        tx.commit()
-            .await
-            .map_err(db_error("committing a failed message"))?;
-        Ok(())
+        self.fail_message(message_id, error, true).await
     }
 
     async fn purge_scrubbed(&self) -> StoreResult<()> {

@@ -6,7 +6,7 @@
 
 use axum::Router;
 use axum::extract::{RawPathParams, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use minijinja::{Value, context};

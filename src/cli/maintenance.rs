@@ -42,8 +42,7 @@ pub async fn check(
     args: &ServeArgs,
     secret_error: Option<String>,
 ) -> anyhow::Result<()> {
-    let settings = match secret_error.map_or_else(|| Settings::from_args(database_url, args), Err)
-    {
+    let settings = match secret_error.map_or_else(|| Settings::from_args(database_url, args), Err) {
         Ok(settings) => settings,
         Err(error) => {
             // Nothing else can be checked without valid settings.

@@ -133,8 +133,9 @@ fn login_redirect(state: &AppState, ns: &str, headers: &HeaderMap) -> Response {
     };
     // A path is this origin's only when the request was for this origin: a path of another
     // host (named by X-Forwarded-Host) would lead nowhere here.
-    let elsewhere = text("x-forwarded-host")
-        .is_some_and(|host| !host.eq_ignore_ascii_case(&public_authority(&state.config.public_url)));
+    let elsewhere = text("x-forwarded-host").is_some_and(|host| {
+        !host.eq_ignore_ascii_case(&public_authority(&state.config.public_url))
+    });
     let next = absolute
         .and_then(|url| return_path(&state.config, &url))
         .or_else(|| {

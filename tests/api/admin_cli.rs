@@ -170,10 +170,19 @@ async fn the_cli_lists_deactivates_and_removes_roles(backend: Backend) {
 async fn project_and_user_add_are_audited_and_announced(backend: Backend) {
     let cli = Cli::new(backend).await;
     cli.ok(&["migrate"], None);
-    cli.ok(&["webhook", "add", "--url", "http://127.0.0.1:9/hook"], None);
+    cli.ok(
+        &["webhook", "add", "--url", "http://127.0.0.1:9/hook"],
+        None,
+    );
     let password = Some("a long enough password\n");
     cli.ok(
-        &["user", "add", "--email", "ada@lab.example", "--password-stdin"],
+        &[
+            "user",
+            "add",
+            "--email",
+            "ada@lab.example",
+            "--password-stdin",
+        ],
         password,
     );
     cli.ok(&["user", "add", "--email", "carl@lab.example"], None);

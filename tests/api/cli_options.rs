@@ -300,7 +300,10 @@ fn the_readme_and_the_example_environment_file_name_every_command_and_setting() 
     let commands = commands_with_a_namespace();
     assert!(commands.len() >= 7, "{commands:?}");
     for command in &commands {
-        assert!(row.contains(&format!(" {command}")), "{command} missing in: {row}");
+        assert!(
+            row.contains(&format!(" {command}")),
+            "{command} missing in: {row}"
+        );
     }
 
     let env = std::fs::read_to_string(root.join("debian/env")).expect("debian/env");

@@ -454,9 +454,7 @@ async fn declining_delivers_an_invitation_declined_webhook(backend: Backend) {
 
     receiver
         .wait_for("invitation.declined", WAIT, |r| {
-            r.verified
-                && r.event() == "invitation.declined"
-                && r.json()["data"]["id"] == id
+            r.verified && r.event() == "invitation.declined" && r.json()["data"]["id"] == id
         })
         .await;
     let declined = receiver

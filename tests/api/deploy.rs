@@ -237,7 +237,13 @@ async fn check_talks_tls_and_auth_to_the_relay_and_fails_on_wrong_credentials() 
         &["check"],
     )
     .await;
-    assert_eq!(upgraded.code, Some(0), "{}{}", upgraded.stdout, upgraded.stderr);
+    assert_eq!(
+        upgraded.code,
+        Some(0),
+        "{}{}",
+        upgraded.stdout,
+        upgraded.stderr
+    );
     let mail = line(&upgraded, "ok   mail");
     assert!(
         mail.contains("STARTTLS done") && mail.contains(&format!("logged in as {USER}")),
@@ -250,7 +256,13 @@ async fn check_talks_tls_and_auth_to_the_relay_and_fails_on_wrong_credentials() 
         &["check"],
     )
     .await;
-    assert_eq!(over_tls.code, Some(0), "{}{}", over_tls.stdout, over_tls.stderr);
+    assert_eq!(
+        over_tls.code,
+        Some(0),
+        "{}{}",
+        over_tls.stdout,
+        over_tls.stderr
+    );
     let mail = line(&over_tls, "ok   mail");
     assert!(
         mail.contains("over TLS") && mail.contains(&format!("logged in as {USER}")),
@@ -272,7 +284,10 @@ async fn check_talks_tls_and_auth_to_the_relay_and_fails_on_wrong_credentials() 
         failure.contains("535") && failure.contains("credentials invalid"),
         "{failure}"
     );
-    assert!(failure.contains(&format!("127.0.0.1:{}", implicit.port)), "{failure}");
+    assert!(
+        failure.contains(&format!("127.0.0.1:{}", implicit.port)),
+        "{failure}"
+    );
     assert!(
         !wrong.stdout.contains("not-the-password") && !wrong.stderr.contains("not-the-password"),
         "the password is never shown"
@@ -307,7 +322,11 @@ async fn the_webhook_timeout_is_read_and_a_bad_one_is_refused_in_words() {
     );
     let serve = cbh(d, &env("soon"), &["serve"]).await;
     assert_eq!(serve.code, Some(2), "{}", serve.stderr);
-    assert!(serve.stderr.contains("CBH_WEBHOOK_TIMEOUT"), "{}", serve.stderr);
+    assert!(
+        serve.stderr.contains("CBH_WEBHOOK_TIMEOUT"),
+        "{}",
+        serve.stderr
+    );
 }
 
 /// A database URL or a `*_FILE` variable that cannot be used is a failed settings check like any

@@ -169,7 +169,10 @@ async fn verify_redirects_to_the_login_page_only_with_a_returnable_next(backend:
         .expect("sent");
     assert_eq!(answer.status(), 302);
     let location = header(&answer, "location");
-    assert!(location.ends_with("/login/?next=%2Flab%2Fruns%2F7"), "{location}");
+    assert!(
+        location.ends_with("/login/?next=%2Flab%2Fruns%2F7"),
+        "{location}"
+    );
 }
 
 async fn verify_returns_to_an_app_on_another_host_under_the_app_url(backend: Backend) {

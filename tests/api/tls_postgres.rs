@@ -70,7 +70,11 @@ async fn invitation_over(url: &str, observer: &mut sqlx::PgConnection, database:
     let token = mail.accept_token().expect("token");
     json_with_status(app.accept(&token, "a good long password").await, 200).await;
     let id = created["id"].as_i64().expect("id");
-    assert_eq!(app.invitation(&editor, id).await["status"], "accepted", "{url}");
+    assert_eq!(
+        app.invitation(&editor, id).await["status"],
+        "accepted",
+        "{url}"
+    );
     let (total, tls): (i64, i64) = sqlx::query_as(
         "SELECT count(*), count(*) FILTER (WHERE s.ssl) FROM pg_stat_activity a \
          JOIN pg_stat_ssl s USING (pid) \
@@ -81,7 +85,10 @@ async fn invitation_over(url: &str, observer: &mut sqlx::PgConnection, database:
     .await
     .expect("pg_stat_activity");
     assert!(total > 0, "{url}: the service holds no connection");
-    assert!(tls == 0 || tls == total, "{url}: {tls} of {total} encrypted");
+    assert!(
+        tls == 0 || tls == total,
+        "{url}: {tls} of {total} encrypted"
+    );
     tls == total
 }
 

@@ -88,13 +88,7 @@ async fn ok_off_runtime(db: &Db, args: &[&str]) -> String {
 }
 
 async fn deliveries(db: &Db, status: &str) -> Vec<Value> {
-    json_lines(
-        &ok_off_runtime(
-            db,
-            &["webhook", "deliveries", "--status", status, "--json"],
-        )
-        .await,
-    )
+    json_lines(&ok_off_runtime(db, &["webhook", "deliveries", "--status", status, "--json"]).await)
 }
 
 /// `serve` on `db`; `extra` adds or overrides variables.
@@ -282,7 +276,10 @@ async fn webhook_retry_sends_a_delivery_that_really_failed_once_more(backend: Ba
             .is_some_and(|e| e.contains("500")),
         "{failed:?}"
     );
-    let bob_id = failed[0]["webhook_id"].as_str().expect("webhook id").to_owned();
+    let bob_id = failed[0]["webhook_id"]
+        .as_str()
+        .expect("webhook id")
+        .to_owned();
     let refused = |id: &str| {
         receiver
             .received()
@@ -325,7 +322,10 @@ async fn webhook_retry_sends_a_delivery_that_really_failed_once_more(backend: Ba
         .iter()
         .map(|r| {
             assert!(r.verified, "signed");
-            r.json()["data"]["email"].as_str().expect("email").to_owned()
+            r.json()["data"]["email"]
+                .as_str()
+                .expect("email")
+                .to_owned()
         })
         .collect();
     emails.sort();

@@ -164,7 +164,10 @@ async fn every_event_type_arrives_signed_with_the_api_shapes(backend: Backend) {
     .await;
     let assay = json_with_status(
         admin
-            .post(&format!("/{NS}/api/cbh_projects/"), &json!({"name": "Assay"}))
+            .post(
+                &format!("/{NS}/api/cbh_projects/"),
+                &json!({"name": "Assay"}),
+            )
             .await,
         201,
     )
@@ -187,8 +190,7 @@ async fn every_event_type_arrives_signed_with_the_api_shapes(backend: Backend) {
     .await;
     receiver
         .wait_for("Dave's email failed", WAIT, |r| {
-            r.event() == "email.failed"
-                && r.json()["data"]["email"] == "dave@example.org"
+            r.event() == "email.failed" && r.json()["data"]["email"] == "dave@example.org"
         })
         .await;
     // Four membership changes: editor and Bob's and Carol's viewer grants given, Carol's taken.
@@ -290,10 +292,7 @@ async fn every_event_type_arrives_signed_with_the_api_shapes(backend: Backend) {
         .iter()
         .chain(&["projects_selected", "created", "status", "expires"])
     {
-        assert_eq!(
-            created_bob["data"][field], bob[field],
-            "field {field}"
-        );
+        assert_eq!(created_bob["data"][field], bob[field], "field {field}");
     }
     let accepted = &by_event["invitation.accepted"][0]["data"];
     assert_eq!(accepted["id"], bob_id);
@@ -315,7 +314,10 @@ async fn every_event_type_arrives_signed_with_the_api_shapes(backend: Backend) {
             .contains("550")
     );
     // The invitation's own fields, as for every invitation event, plus `mail`.
-    assert!(failed["id"].is_i64() && failed["status"].is_string(), "{failed}");
+    assert!(
+        failed["id"].is_i64() && failed["status"].is_string(),
+        "{failed}"
+    );
     assert_eq!(failed["mail"]["recipient"], "dave@example.org");
     let memberships = &by_event["membership.changed"];
     let removed = memberships
@@ -371,9 +373,7 @@ async fn a_receiver_that_fails_hangs_or_is_down_gets_each_event_later_once(backe
     let (_admin, _) = admin_with_webhook(&app, &receiver, &["invitation.created"]).await;
     let (editor, _) = app.editor_with_project().await;
     let is_for = |email: &'static str| {
-        move |r: &crate::support::webhooks::Received| {
-            r.json()["data"]["email"] == email
-        }
+        move |r: &crate::support::webhooks::Received| r.json()["data"]["email"] == email
     };
 
     // Answers 500: retried until it answers 2xx.

@@ -12,8 +12,8 @@ use super::rows::{UserRow, db_error};
 use super::users::insert_user;
 use crate::domain::{EventType, Timestamp, User, UserId};
 use crate::store::{
-    Account, AccountOutcome, AccountStore, ChangedBy, NewUser, StoreError, StoreResult,
-    UserFilter, UserPage,
+    Account, AccountOutcome, AccountStore, ChangedBy, NewUser, StoreError, StoreResult, UserFilter,
+    UserPage,
 };
 
 /// The columns of `AccountRow`, of `users u`: `rows::USER_COLUMNS` and two more.
@@ -177,7 +177,16 @@ impl AccountStore for Backend {
             is_superuser: user.is_superuser,
         };
         let detail = user.is_superuser.then(|| "superuser".to_owned());
-        audit_in(&mut tx, namespace, now, "user_created", &by, user.email.key(), detail).await?;
+        audit_in(
+            &mut tx,
+            namespace,
+            now,
+            "user_created",
+            &by,
+            user.email.key(),
+            detail,
+        )
+        .await?;
         if user.is_active {
             let data = events::user_data(&user);
             events::emit(&mut tx, namespace, EventType::UserActivated, &data, now).await?;

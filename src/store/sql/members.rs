@@ -102,9 +102,13 @@ impl MemberStore for Backend {
             .await
             .map_err(db_error("starting to create a project"))?;
         let account = match owner {
-            Some(owner) => Some(load_account(&mut tx, namespace, owner, false).await?.ok_or_else(
-                || StoreError::Other(anyhow::anyhow!("the project's owner is gone")),
-            )?),
+            Some(owner) => Some(
+                load_account(&mut tx, namespace, owner, false)
+                    .await?
+                    .ok_or_else(|| {
+                        StoreError::Other(anyhow::anyhow!("the project's owner is gone"))
+                    })?,
+            ),
             None => None,
         };
         let id: i64 = sqlx::query_scalar(
@@ -131,14 +135,12 @@ impl MemberStore for Backend {
         )
         .await?;
         if let Some(account) = account {
-            sqlx::query(
-                "INSERT INTO grants (user_id, project_id, role) VALUES ($1, $2, 'owner')",
-            )
-            .bind(account.user.id.0)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error("making the creator owner"))?;
+            sqlx::query("INSERT INTO grants (user_id, project_id, role) VALUES ($1, $2, 'owner')")
+                .bind(account.user.id.0)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("making the creator owner"))?;
             record_role_change(
                 &mut tx,
                 namespace,

@@ -242,13 +242,22 @@ async fn an_expired_link_stays_dead_after_a_resend_and_the_new_link_works(backen
         .expect("sweep");
     assert_eq!(swept, 2);
     assert_eq!(app.invitation(&editor, id).await["status"], "expired");
-    assert_eq!(listed(&editor, "expired").await, HashSet::from([id, revoked]));
+    assert_eq!(
+        listed(&editor, "expired").await,
+        HashSet::from([id, revoked])
+    );
     assert!(listed(&editor, "pending").await.is_empty());
     json_with_status(app.accept(&old, "a good long password").await, 410).await;
-    for path in [format!("/{NS}/accept/{old}"), format!("/{NS}/decline/{old}")] {
+    for path in [
+        format!("/{NS}/accept/{old}"),
+        format!("/{NS}/decline/{old}"),
+    ] {
         let (status, body) = page(&app, &path).await;
         assert_eq!(status, StatusCode::GONE, "{path}");
-        assert!(body.contains(GONE) && !body.contains(NEW_LINK), "{path}: {body}");
+        assert!(
+            body.contains(GONE) && !body.contains(NEW_LINK),
+            "{path}: {body}"
+        );
     }
 
     // An expired invitation can be revoked …
@@ -309,7 +318,12 @@ async fn no_reminder_follows_the_sweep(backend: Backend) {
     let expires = stored(&app, id).await.expires.expect("expires");
 
     // Swept at its expiry, while the reminder is due an hour before it by the schedule.
-    assert_eq!(sweep_expired(app.store.as_ref(), expires).await.expect("sweep"), 1);
+    assert_eq!(
+        sweep_expired(app.store.as_ref(), expires)
+            .await
+            .expect("sweep"),
+        1
+    );
     let scan = reminders
         .remind_due(expires.minus(Duration::from_secs(3600)))
         .await
@@ -344,7 +358,10 @@ async fn an_invitation_past_its_expiry_reads_expired_before_and_after_prune_mark
     assert_eq!(after["expires"], before["expires"]);
     assert_eq!(listed(&editor, "expired").await, HashSet::from([id]));
     assert!(listed(&editor, "pending").await.is_empty());
-    assert_eq!(audit_subjects(&app, "invitation_expired").await, vec![id.to_string()]);
+    assert_eq!(
+        audit_subjects(&app, "invitation_expired").await,
+        vec![id.to_string()]
+    );
 }
 
 async fn the_decline_page_of_a_superseded_link_shows_the_superseded_page(backend: Backend) {
@@ -363,7 +380,10 @@ async fn the_decline_page_of_a_superseded_link_shows_the_superseded_page(backend
     .await;
     app.smtp.wait_for(2, WAIT).await;
 
-    for path in [format!("/{NS}/decline/{old}"), format!("/{NS}/accept/{old}")] {
+    for path in [
+        format!("/{NS}/decline/{old}"),
+        format!("/{NS}/accept/{old}"),
+    ] {
         let (status, body) = page(&app, &path).await;
         assert_eq!(status, StatusCode::GONE, "{path}");
         assert!(body.contains(NEW_LINK), "{path}: {body}");

@@ -15,8 +15,8 @@ use axum::response::Response;
 use axum::routing::get;
 use minijinja::context;
 
-use super::link::{gone_page, live_link, person, private};
 use super::forms::{FORM_EXPIRED, FormData, FormToken, PageNamespace, form_token_matches};
+use super::link::{gone_page, live_link, person, private};
 use super::render::{Frame, PageError, page};
 use crate::domain::Token;
 use crate::http::extract::{ClientIp, path_param};
@@ -103,7 +103,15 @@ async fn show_decline(
             Err(dead) => return Ok(dead),
         };
         let invitation = &link.invitation;
-        decline_page(&state, &ns, &headers, StatusCode::OK, &token, invitation, None)
+        decline_page(
+            &state,
+            &ns,
+            &headers,
+            StatusCode::OK,
+            &token,
+            invitation,
+            None,
+        )
     }
     .await;
     private(response)

@@ -122,11 +122,9 @@ pub(super) async fn live_link(
 ) -> Result<Result<(Token, AcceptLink), Response>, PageError> {
     match find_link(state, ns, params).await? {
         Some((token, link)) if link.live => Ok(Ok((token, link))),
-        Some((token, link)) => {
-            dead_link_page(state, ns, headers, &token, &link.invitation)
-                .await
-                .map(Err)
-        }
+        Some((token, link)) => dead_link_page(state, ns, headers, &token, &link.invitation)
+            .await
+            .map(Err),
         None => gone_page(ns, None).map(Err),
     }
 }

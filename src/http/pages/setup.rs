@@ -9,10 +9,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use minijinja::context;
 
-use super::link::{Gone, gone, private};
 use super::forms::{
     FORM_EXPIRED, FormData, FormToken, PageNamespace, form_token_matches, landing_page,
 };
+use super::link::{Gone, gone, private};
 use super::render::{Frame, PageError, page};
 use crate::domain::password::{self, MIN_PASSWORD_CHARS};
 use crate::domain::{EmailAddress, PersonName, Timestamp, Token};

@@ -112,13 +112,12 @@ impl ExpiryStore for Backend {
     }
 
     async fn count_expiry_due(&self, now: Timestamp) -> StoreResult<u64> {
-        let count: i64 = sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM invitations WHERE {DUE}"
-        ))
-        .bind(now.millis())
-        .fetch_one(&mut *self.read().await?)
-        .await
-        .map_err(db_error("counting expired invitations"))?;
+        let count: i64 =
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM invitations WHERE {DUE}"))
+                .bind(now.millis())
+                .fetch_one(&mut *self.read().await?)
+                .await
+                .map_err(db_error("counting expired invitations"))?;
         Ok(u64::try_from(count).unwrap_or(0))
     }
 }

@@ -246,7 +246,9 @@ impl InvitationStore for Backend {
                 // Marked by the sweep, or past its expiry and not swept yet.
                 Some(InvitationStatus::Expired) => {
                     query
-                        .push(" AND (i.status = 'expired' OR (i.status = 'pending' AND i.expires <= ")
+                        .push(
+                            " AND (i.status = 'expired' OR (i.status = 'pending' AND i.expires <= ",
+                        )
                         .push_bind(now.millis())
                         .push("))");
                 }

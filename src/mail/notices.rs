@@ -103,7 +103,7 @@ fn minutes(iso: &str) -> String {
         .unwrap_or_else(|| iso.to_owned())
 }
 
-/// Claims and sends the due notices; the counts go into the worker's report.
+/// Claims and sends the due notices; their own counts (the worker reports how many were sent).
 pub(super) async fn deliver_due(
     outbox: &Outbox,
     now: Timestamp,

@@ -41,6 +41,9 @@ pub struct DeliveryReport {
     pub sent: usize,
     pub retried: usize,
     pub failed: usize,
+    /// The creators' notices sent in the same round (`mail::notices`): counted apart, so that
+    /// the counts above and /metrics' email counters stay those of the invitations' emails.
+    pub notices_sent: usize,
 }
 
 /// A batch's invitations by id, or why they could not be read.
@@ -126,13 +129,17 @@ impl Outbox {
     pub async fn deliver_due(&self) -> anyhow::Result<DeliveryReport> {
         let now = Timestamp::now();
         // The creators' notices first: few, and each is news about an outcome.
-        let mut report = super::notices::deliver_due(self, now, BATCH_SIZE).await?;
+        let notices = super::notices::deliver_due(self, now, BATCH_SIZE).await?;
         let batch = self
             .store
             .claim_outbox(now, self.settings.lease, BATCH_SIZE)
             .await
             .context("claiming outbox messages")?;
-        report.claimed += batch.len();
+        let mut report = DeliveryReport {
+            claimed: batch.len(),
+            notices_sent: notices.sent,
+            ..DeliveryReport::default()
+        };
         if batch.is_empty() {
             self.count(&report);
             if self.purge_due(false) {
@@ -161,7 +168,7 @@ impl Outbox {
                 }
             }
         }
-        report.sent += sent.len();
+        report.sent = sent.len();
         self.store.mark_sent(&sent, Timestamp::now()).await?;
         self.count(&report);
         if self.purge_due(report.sent + report.failed > 0) {

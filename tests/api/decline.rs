@@ -190,6 +190,12 @@ async fn block_future_makes_later_invitations_409_and_queues_nothing(backend: Ba
     )
     .await;
     assert_eq!(suppressed_mailboxes(&app).await, ["bob@example.org"]);
+    // The creator's notice of the decline (queued with it) is out before the count.
+    crate::support::wait::until("the decline's notices sent", WAIT, || async {
+        let notices = app.store.list_notices(NS, None).await.expect("notices");
+        !notices.is_empty() && notices.iter().all(|n| n.status == "sent")
+    })
+    .await;
     let sent_before = app.smtp.received_count();
 
     // Side by side, so that the group commit decides them together: the mailbox's addresses

@@ -104,8 +104,13 @@ async fn a_message_queued_before_its_address_was_suppressed_is_not_sent(backend:
     .await;
 
     let report = app.outbox.deliver_due().await.expect("delivery");
+    // Only the creator's notice of the decline: nothing to the suppressed mailbox.
     assert_eq!(report.sent, 0);
-    assert!(app.smtp.received().is_empty());
+    assert_eq!(report.notices_sent, 1);
+    let received = app.smtp.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].rcpt_to, ["ada@lab.example"]);
+    assert!(received[0].subject().contains("declined your invitation"));
     let invitation = app
         .wait_for_invitation(&editor, queued_id, WAIT, |inv| {
             inv["delivery"]["status"] == "failed"

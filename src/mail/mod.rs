@@ -5,10 +5,12 @@ pub mod bounce;
 pub mod bounce_notice;
 pub mod dkim;
 pub mod outbox;
+pub mod pacing;
 pub mod reminders;
 pub mod templates;
 pub mod transport;
 pub mod unsubscribe;
+mod worker;
 
 pub use dkim::{AutoSubmitted, Signer};
 pub use outbox::{DeliveryReport, Outbox};

@@ -82,7 +82,8 @@ mod unit {
             None
         );
         for bad in ["0", "-1", "many", "1025", ""] {
-            let error = settings(&["--smtp-connections", bad]).expect_err(bad);
+            let flag = format!("--smtp-connections={bad}");
+            let error = settings(&[flag.as_str()]).expect_err(bad);
             assert!(
                 error.starts_with("CBH_SMTP_CONNECTIONS (--smtp-connections): "),
                 "{error}"
@@ -91,7 +92,8 @@ mod unit {
         for bad in [
             "14", "0/1s", "14/0s", "14/s", "fast", "14/1sec", "-1/1s", "",
         ] {
-            let error = settings(&["--smtp-rate", bad]).expect_err(bad);
+            let flag = format!("--smtp-rate={bad}");
+            let error = settings(&[flag.as_str()]).expect_err(bad);
             assert!(
                 error.starts_with("CBH_SMTP_RATE (--smtp-rate): "),
                 "{error}"

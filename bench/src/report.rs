@@ -151,14 +151,10 @@ fn outbox_empty(result: &RunResult) -> String {
                 .accepted
                 .len()
                 .saturating_sub(delivery.delivered);
-            if delivery.rate > 0.0 {
-                format!(
-                    "{left} left; ~{:.0} s at that rate",
-                    left as f64 / delivery.rate
-                )
-            } else {
-                format!("{left} left")
-            }
+            format!(
+                "not within {} s: {left} left",
+                crate::delivery::bound(delivery.backlog).as_secs()
+            )
         }
     }
 }

@@ -1,15 +1,16 @@
 //! A real SMTP server on loopback, run in-process: it speaks the protocol over TCP to the
 //! service's real lettre transport. It can be slowed down, made to refuse, stopped and started
-//! again on the same port. With a certificate (`Options::tls`) it offers STARTTLS or speaks TLS
-//! from the first byte, and with `Options::auth` it asks for AUTH PLAIN or LOGIN. Used by
-//! cbh-invite's tests and its benchmark.
+//! again on the same port, or greet every connection with 421 for a while; it counts its
+//! connections, and the most that were open and the most messages answered at once. With a
+//! certificate (`Options::tls`) it offers STARTTLS or speaks TLS from the first byte, and with
+//! `Options::auth` it asks for AUTH PLAIN or LOGIN. Used by cbh-invite's tests and its benchmark.
 
 pub use mail_parser;
 
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -88,6 +89,8 @@ pub struct ReceivedMail {
     pub tls: bool,
     /// The user that logged in with AUTH, if any.
     pub user: Option<String>,
+    /// When its MAIL command came: the moment the client started sending it.
+    pub started: Instant,
 }
 
 impl ReceivedMail {
@@ -161,6 +164,17 @@ struct Shared {
     mail_commands: AtomicU64,
     /// Failed AUTH attempts.
     auth_failures: AtomicU64,
+    /// Connections accepted, whatever became of them.
+    connections: AtomicU64,
+    /// Connections open now, and the most that were ever open at once.
+    open: AtomicU64,
+    most_open: AtomicU64,
+    /// The most messages that were between DATA and its answer at once.
+    most_in_data: AtomicU64,
+    /// While set, every new connection is greeted with 421 and closed.
+    refusing: AtomicBool,
+    /// Connections greeted with 421.
+    refused_connections: AtomicU64,
     options: Options,
     acceptor: Option<TlsAcceptor>,
 }
@@ -202,6 +216,33 @@ impl SmtpServer {
     /// AUTH attempts refused so far.
     pub fn auth_failures(&self) -> u64 {
         self.shared.auth_failures.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted so far (refused ones included).
+    pub fn connections(&self) -> u64 {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// The most connections that were open at once.
+    pub fn most_open_connections(&self) -> u64 {
+        self.shared.most_open.load(Ordering::SeqCst)
+    }
+
+    /// The most messages that were being answered at once (between DATA and the reply): the
+    /// sessions that really sent side by side.
+    pub fn most_in_data(&self) -> u64 {
+        self.shared.most_in_data.load(Ordering::SeqCst)
+    }
+
+    /// While `true`, every new connection is greeted with `421 4.3.2` and closed, as a relay
+    /// that is overloaded or throttling this client does.
+    pub fn set_refusing(&self, refusing: bool) {
+        self.shared.refusing.store(refusing, Ordering::SeqCst);
+    }
+
+    /// Connections greeted with 421 so far.
+    pub fn refused_connections(&self) -> u64 {
+        self.shared.refused_connections.load(Ordering::SeqCst)
     }
 
     /// Stops listening and drops every open connection: the server is down.
@@ -333,7 +374,33 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-async fn connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
+/// Counts a connection as open until it ends, however it ends (an aborted server drops it).
+struct OpenConnection(Arc<Shared>);
+
+impl OpenConnection {
+    fn new(shared: Arc<Shared>) -> Self {
+        shared.connections.fetch_add(1, Ordering::SeqCst);
+        let open = shared.open.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.most_open.fetch_max(open, Ordering::SeqCst);
+        Self(shared)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn connection(mut stream: tokio::net::TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
+    let _open = OpenConnection::new(shared.clone());
+    if shared.refusing.load(Ordering::SeqCst) {
+        shared.refused_connections.fetch_add(1, Ordering::SeqCst);
+        stream
+            .write_all(b"421 4.3.2 too busy, try again later\r\n")
+            .await?;
+        return stream.shutdown().await;
+    }
     match (&shared.acceptor, shared.options.implicit_tls) {
         (Some(acceptor), true) => {
             let stream = acceptor.accept(stream).await?;
@@ -349,6 +416,7 @@ struct Session {
     user: Option<String>,
     mail_from: String,
     rcpt_to: Vec<String>,
+    started: Instant,
 }
 
 impl Session {
@@ -359,6 +427,7 @@ impl Session {
             data,
             tls: self.tls,
             user: self.user.clone(),
+            started: self.started,
         }
     }
 }
@@ -378,6 +447,7 @@ async fn session(stream: Box<dyn Io>, tls: bool, shared: Arc<Shared>) -> std::io
         user: None,
         mail_from: String::new(),
         rcpt_to: Vec::new(),
+        started: Instant::now(),
     };
     let mut line = String::new();
     loop {
@@ -426,6 +496,7 @@ async fn session(stream: Box<dyn Io>, tls: bool, shared: Arc<Shared>) -> std::io
                     user: None,
                     mail_from: String::new(),
                     rcpt_to: Vec::new(),
+                    started: Instant::now(),
                 };
             }
             "AUTH" => {
@@ -441,6 +512,7 @@ async fn session(stream: Box<dyn Io>, tls: bool, shared: Arc<Shared>) -> std::io
                 }
                 session.mail_from = address_of(&command);
                 session.rcpt_to.clear();
+                session.started = Instant::now();
                 conn.write_all(b"250 2.1.0 OK\r\n").await?;
             }
             "RCPT" => {
@@ -461,7 +533,8 @@ async fn session(stream: Box<dyn Io>, tls: bool, shared: Arc<Shared>) -> std::io
             "DATA" => {
                 conn.write_all(b"354 end data with <CR><LF>.<CR><LF>\r\n")
                     .await?;
-                shared.in_data.fetch_add(1, Ordering::SeqCst);
+                let in_data = shared.in_data.fetch_add(1, Ordering::SeqCst) + 1;
+                shared.most_in_data.fetch_max(in_data, Ordering::SeqCst);
                 let mut data = String::new();
                 loop {
                     line.clear();

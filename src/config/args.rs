@@ -159,6 +159,13 @@ pub struct ServeArgs {
     /// failure, retried later).
     #[arg(long, env = "CBH_SMTP_TIMEOUT", default_value = "30s")]
     pub smtp_timeout: String,
+    /// SMTP sessions open to the relay at once, each reused for many messages (1 to 1024).
+    #[arg(long, env = "CBH_SMTP_CONNECTIONS", default_value = "32")]
+    pub smtp_connections: String,
+    /// At most this many messages per period across all of this node's connections, e.g. 14/1s
+    /// or 1000/1h (unset: as fast as the relay takes them).
+    #[arg(long, env = "CBH_SMTP_RATE")]
+    pub smtp_rate: Option<String>,
     /// Attempts before a message is marked failed.
     #[arg(long, env = "CBH_SMTP_MAX_ATTEMPTS", default_value = "10")]
     pub smtp_max_attempts: String,

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use url::Url;
 
+use super::Limit;
+
 /// How the outbox worker retries.
 #[derive(Debug, Clone)]
 pub struct DeliverySettings {
@@ -23,6 +25,44 @@ pub struct DeliverySettings {
     /// `CBH_BOUNCE_ADDRESS`: the envelope sender, with each message's id added (VERP); `None`:
     /// the From address.
     pub bounce_address: Option<lettre::Address>,
+    /// `CBH_SMTP_CONNECTIONS`: SMTP sessions open to the relay at once, each reused for many
+    /// messages; also how many messages are in flight.
+    pub smtp_connections: usize,
+    /// `CBH_SMTP_RATE`: at most this many messages per period across the node's connections;
+    /// `None`: as fast as the relay takes them.
+    pub smtp_rate: Option<Limit>,
+}
+
+/// `CBH_SMTP_CONNECTIONS` accepts 1 to this: a relay takes few sessions per client, and each
+/// holds a socket and a task.
+pub const MAX_SMTP_CONNECTIONS: usize = 1024;
+
+/// `CBH_SMTP_CONNECTIONS`: a whole number from 1 to `MAX_SMTP_CONNECTIONS`.
+pub fn parse_smtp_connections(raw: &str) -> Result<usize, String> {
+    raw.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=MAX_SMTP_CONNECTIONS).contains(n))
+        .ok_or_else(|| {
+            format!(
+                "CBH_SMTP_CONNECTIONS (--smtp-connections): '{raw}' is not a number from 1 to \
+                 {MAX_SMTP_CONNECTIONS}"
+            )
+        })
+}
+
+/// `CBH_SMTP_RATE`: unset or `off`, unlimited; otherwise `N/DURATION` such as `14/1s`.
+pub fn parse_smtp_rate(raw: Option<&str>) -> Result<Option<Limit>, String> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    Limit::parse(raw).map_err(|_| {
+        format!(
+            "CBH_SMTP_RATE (--smtp-rate): '{raw}' is not a rate such as 14/1s or 1000/1h \
+             (messages per period, a whole number above 0 and a duration from 1s to 365d), \
+             nor off"
+        )
+    })
 }
 
 impl Default for DeliverySettings {
@@ -36,6 +76,8 @@ impl Default for DeliverySettings {
             smtp_timeout: Duration::from_secs(30),
             poll_interval: Duration::from_secs(1),
             bounce_address: None,
+            smtp_connections: 32,
+            smtp_rate: None,
         }
     }
 }

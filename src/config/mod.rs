@@ -324,6 +324,8 @@ impl Settings {
                 max_attempts,
                 lease: duration("CBH_OUTBOX_LEASE", "--outbox-lease", &args.outbox_lease)?,
                 smtp_timeout: duration("CBH_SMTP_TIMEOUT", "--smtp-timeout", &args.smtp_timeout)?,
+                smtp_connections: mail::parse_smtp_connections(&args.smtp_connections)?,
+                smtp_rate: mail::parse_smtp_rate(args.smtp_rate.as_deref())?,
                 bounce_address: args
                     .bounce_address
                     .as_deref()

@@ -45,6 +45,64 @@ mod unit {
     }
 
     #[test]
+    fn smtp_connections_and_rate_are_checked_at_start_up() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let settings = |args: &[&str]| {
+            let cli = Cli::parse_from(std::iter::once("x").chain(args.iter().copied()));
+            Settings::from_args("sqlite://x.db", &cli.serve)
+        };
+        let defaults = settings(&[]).expect("valid").delivery;
+        assert_eq!(defaults.smtp_connections, 32);
+        assert_eq!(defaults.smtp_rate, None);
+        let set = settings(&["--smtp-connections", "128", "--smtp-rate", "14/1s"])
+            .expect("valid")
+            .delivery;
+        assert_eq!(set.smtp_connections, 128);
+        assert_eq!(
+            set.smtp_rate,
+            Some(Limit {
+                max: 14,
+                window: Duration::from_secs(1)
+            })
+        );
+        let hourly = settings(&["--smtp-rate", "1000/1h"])
+            .expect("valid")
+            .delivery;
+        assert_eq!(hourly.smtp_rate.map(|r| r.window.as_secs()), Some(3_600));
+        assert_eq!(
+            settings(&["--smtp-rate", "off"])
+                .expect("valid")
+                .delivery
+                .smtp_rate,
+            None
+        );
+        for bad in ["0", "-1", "many", "1025", ""] {
+            let flag = format!("--smtp-connections={bad}");
+            let error = settings(&[flag.as_str()]).expect_err(bad);
+            assert!(
+                error.starts_with("CBH_SMTP_CONNECTIONS (--smtp-connections): "),
+                "{error}"
+            );
+        }
+        for bad in [
+            "14", "0/1s", "14/0s", "14/s", "fast", "14/1sec", "-1/1s", "",
+        ] {
+            let flag = format!("--smtp-rate={bad}");
+            let error = settings(&[flag.as_str()]).expect_err(bad);
+            assert!(
+                error.starts_with("CBH_SMTP_RATE (--smtp-rate): "),
+                "{error}"
+            );
+            assert!(error.contains("such as 14/1s"), "{error}");
+        }
+    }
+
+    #[test]
     fn the_retention_settings_name_their_variable_when_wrong() {
         use clap::Parser;
         #[derive(Parser)]

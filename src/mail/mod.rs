@@ -6,10 +6,12 @@ pub mod bounce_notice;
 pub mod dkim;
 pub mod notices;
 pub mod outbox;
+pub mod pacing;
 pub mod reminders;
 pub mod templates;
 pub mod transport;
 pub mod unsubscribe;
+mod worker;
 
 pub use dkim::{AutoSubmitted, Signer};
 pub use outbox::{DeliveryReport, Outbox};

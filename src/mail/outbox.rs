@@ -14,7 +14,7 @@ use anyhow::Context;
 use futures_util::StreamExt;
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 use super::templates::{EmailContext, PersonContext, ProjectContext};
 use super::{AutoSubmitted, SendError, Signer, Templates, Transport, accept_url, unsubscribe};
@@ -23,12 +23,8 @@ use crate::domain::{InvitationId, Timestamp, User};
 use crate::store::{InvitationRecord, OutboxMessage, Store};
 
 pub const PLATFORM_NAME: &str = "ChemBio Hub Platform";
-/// Messages claimed at once; also how many are sent side by side.
+/// Messages `deliver_due` claims at once (the running worker claims as connections free up).
 const BATCH_SIZE: i64 = 32;
-const SENDS_IN_FLIGHT: usize = 8;
-/// After a batch that was not full, how long the worker waits for more messages before it
-/// claims again. A new message after an idle spell is claimed at once.
-const LINGER: Duration = Duration::from_millis(20);
 /// Checkpointing the SQLite WAL after scrubbing is not cheap: it copies the WAL into the
 /// database, syncs it to disk and blocks the writer meanwhile. After a send it runs at most this
 /// often, busy or not; a worker that keeps up with the requests empties the outbox after every
@@ -47,10 +43,10 @@ pub struct DeliveryReport {
 }
 
 /// A batch's invitations by id, or why they could not be read.
-type Invitations = Result<HashMap<InvitationId, InvitationRecord>, String>;
+pub(super) type Invitations = Result<HashMap<InvitationId, InvitationRecord>, String>;
 
 /// The result of one send, keyed by the Message-ID that was sent.
-enum Outcome {
+pub(super) enum Outcome {
     Sent(String),
     Retry(String, Timestamp, String),
     Failed(String, String),
@@ -64,6 +60,7 @@ pub struct DeliveryCounters {
     pub retried: AtomicU64,
 }
 
+/// The outbox worker; its loop (`run`) is in `mail::worker`.
 pub struct Outbox {
     pub(super) store: Arc<dyn Store>,
     pub(super) transport: Transport,
@@ -73,7 +70,7 @@ pub struct Outbox {
     pub(super) from: Mailbox,
     /// `CBH_DKIM_*`: signs every message.
     pub(super) signer: Option<Signer>,
-    wakeup: Arc<Notify>,
+    pub(super) wakeup: Arc<Notify>,
     counters: Arc<DeliveryCounters>,
     purge: std::sync::Mutex<PurgeState>,
 }
@@ -127,62 +124,99 @@ impl Outbox {
 
     /// Delivers one batch of due messages. Tests call this to drive delivery without waiting.
     pub async fn deliver_due(&self) -> anyhow::Result<DeliveryReport> {
-        let now = Timestamp::now();
         // The creators' notices first: few, and each is news about an outcome.
-        let notices = super::notices::deliver_due(self, now, BATCH_SIZE).await?;
-        let batch = self
-            .store
-            .claim_outbox(now, self.settings.lease, BATCH_SIZE)
-            .await
-            .context("claiming outbox messages")?;
-        let mut report = DeliveryReport {
-            claimed: batch.len(),
-            notices_sent: notices.sent,
-            ..DeliveryReport::default()
-        };
+        let notices = self.deliver_notices().await?;
+        let (batch, invitations) = self.claim(BATCH_SIZE as usize).await?;
+        let claimed = batch.len();
         if batch.is_empty() {
-            self.count(&report);
-            if self.purge_due(false) {
-                self.store.purge_scrubbed().await?;
-            }
-            return Ok(report);
+            self.purge_if_owed().await?;
+            return Ok(DeliveryReport {
+                notices_sent: notices.sent,
+                ..DeliveryReport::default()
+            });
         }
-        let invitations = self.invitations_of(&batch).await;
         let outcomes: Vec<Outcome> = futures_util::stream::iter(batch)
             .map(|message| self.deliver_one(message, &invitations))
-            .buffer_unordered(SENDS_IN_FLIGHT)
+            .buffer_unordered(self.settings.smtp_connections)
             .collect()
             .await;
+        Ok(DeliveryReport {
+            claimed,
+            notices_sent: notices.sent,
+            ..self.record(outcomes).await?
+        })
+    }
 
+    /// Sends the creators' due notices (`mail::notices`); their own counts.
+    pub(super) async fn deliver_notices(&self) -> anyhow::Result<DeliveryReport> {
+        super::notices::deliver_due(self, Timestamp::now(), BATCH_SIZE).await
+    }
+
+    /// Claims up to `limit` due messages, with their invitations as they are now.
+    pub(super) async fn claim(
+        &self,
+        limit: usize,
+    ) -> anyhow::Result<(Vec<OutboxMessage>, Arc<Invitations>)> {
+        let batch = self
+            .store
+            .claim_outbox(
+                Timestamp::now(),
+                self.settings.lease,
+                i64::try_from(limit).unwrap_or(i64::MAX),
+            )
+            .await
+            .context("claiming outbox messages")?;
+        let invitations = if batch.is_empty() {
+            Ok(HashMap::new())
+        } else {
+            self.invitations_of(&batch).await
+        };
+        Ok((batch, Arc::new(invitations)))
+    }
+
+    /// Records what the sends did: the sent first (in one statement), then the retries and
+    /// failures. Counted once recorded, so /metrics never shows a send the outbox does not.
+    pub(super) async fn record(&self, outcomes: Vec<Outcome>) -> anyhow::Result<DeliveryReport> {
+        let mut report = DeliveryReport::default();
         let mut sent = Vec::new();
+        let mut others = Vec::new();
         for outcome in outcomes {
             match outcome {
                 Outcome::Sent(message_id) => sent.push(message_id),
+                other => others.push(other),
+            }
+        }
+        self.store.mark_sent(&sent, Timestamp::now()).await?;
+        report.sent = sent.len();
+        let count = |counter: &AtomicU64, n: usize| counter.fetch_add(n as u64, Ordering::Relaxed);
+        count(&self.counters.sent, report.sent);
+        for outcome in others {
+            match outcome {
+                Outcome::Sent(_) => {}
                 Outcome::Retry(message_id, at, error) => {
-                    report.retried += 1;
                     self.store.mark_retry(&message_id, at, &error).await?;
+                    report.retried += 1;
+                    count(&self.counters.retried, 1);
                 }
                 Outcome::Failed(message_id, error) => {
-                    report.failed += 1;
                     self.store.mark_failed(&message_id, &error).await?;
+                    report.failed += 1;
+                    count(&self.counters.failed, 1);
                 }
             }
         }
-        report.sent = sent.len();
-        self.store.mark_sent(&sent, Timestamp::now()).await?;
-        self.count(&report);
         if self.purge_due(report.sent + report.failed > 0) {
             self.store.purge_scrubbed().await?;
         }
         Ok(report)
     }
 
-    /// Counted once recorded, so /metrics never shows a send the outbox does not.
-    fn count(&self, report: &DeliveryReport) {
-        let count = |counter: &AtomicU64, n: usize| counter.fetch_add(n as u64, Ordering::Relaxed);
-        count(&self.counters.sent, report.sent);
-        count(&self.counters.failed, report.failed);
-        count(&self.counters.retried, report.retried);
+    /// After an empty claim: the purge owed by earlier sends, if its time has come.
+    pub(super) async fn purge_if_owed(&self) -> anyhow::Result<()> {
+        if self.purge_due(false) {
+            self.store.purge_scrubbed().await?;
+        }
+        Ok(())
     }
 
     /// Whether to purge now; `scrubbed` says tokens were just scrubbed.
@@ -222,7 +256,11 @@ impl Outbox {
         Ok(found)
     }
 
-    async fn deliver_one(&self, message: OutboxMessage, invitations: &Invitations) -> Outcome {
+    pub(super) async fn deliver_one(
+        &self,
+        message: OutboxMessage,
+        invitations: &Invitations,
+    ) -> Outcome {
         let id = message.id;
         let sent = match self.compose(&message, invitations) {
             Ok(email) => {
@@ -377,61 +415,6 @@ impl Outbox {
             signer.sign(&mut email);
         }
         Ok(email)
-    }
-
-    /// Runs until `stop` turns true: delivers whatever is due, then sleeps until woken by a
-    /// new message, until the next retry is due, or for the poll interval.
-    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        // Other nodes' new messages wake this worker too (PostgreSQL LISTEN/NOTIFY); the poll
-        // interval below stays as the fallback.
-        let watcher = {
-            let store = self.store.clone();
-            let wakeup = self.wakeup.clone();
-            tokio::spawn(async move { store.watch_outbox(wakeup).await })
-        };
-        while !*stop.borrow() {
-            let claimed = match self.deliver_due().await {
-                Ok(report) => report.claimed,
-                Err(error) => {
-                    tracing::error!(error = format!("{error:#}"), "outbox delivery failed");
-                    0
-                }
-            };
-            if claimed == BATCH_SIZE as usize {
-                continue;
-            }
-            if claimed > 0 {
-                // Messages are arriving: let the next ones gather for a moment, so that a claim
-                // and its mark-sent (a commit each, and on SQLite turns at the one writer) serve
-                // a batch rather than one or two emails (BENCHMARKS.md).
-                tokio::select! {
-                    () = tokio::time::sleep(LINGER) => {}
-                    _ = stop.changed() => {}
-                }
-                continue;
-            }
-            let nap = self.idle_time().await;
-            tokio::select! {
-                () = self.wakeup.notified() => {}
-                () = tokio::time::sleep(nap) => {}
-                _ = stop.changed() => {}
-            }
-        }
-        watcher.abort();
-    }
-
-    async fn idle_time(&self) -> Duration {
-        let poll = self.settings.poll_interval;
-        match self.store.next_due().await {
-            Ok(Some(due)) => {
-                let wait = due
-                    .millis()
-                    .saturating_sub(Timestamp::now().millis())
-                    .max(0);
-                poll.min(Duration::from_millis(wait.unsigned_abs()))
-            }
-            _ => poll,
-        }
     }
 }
 

@@ -8,6 +8,9 @@
 //! took 40 ms per connection, 180 emails/s at most with 8 connections (see BENCHMARKS.md). On our
 //! own socket the `.` goes out at once. lettre still speaks the protocol (EHLO, STARTTLS, AUTH,
 //! MAIL/RCPT/DATA, reply codes).
+//!
+//! Up to `CBH_SMTP_CONNECTIONS` sessions are open at once. A relay that is unavailable (refuses
+//! or drops connections, answers 421) pauses every send of the node (`pacing::RelayBackoff`).
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -21,10 +24,9 @@ use lettre::transport::smtp::extension::ClientId;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
-use crate::config::{Settings, SmtpSettings, SmtpTls};
+use super::pacing::{Admission, RelayBackoff};
+use crate::config::{DeliverySettings, Settings, SmtpSettings, SmtpTls};
 
-/// Connections open to the relay at once; also bounds the sends in flight.
-pub const SMTP_POOL_SIZE: usize = 8;
 /// A connection unused for this long is closed rather than reused: relays drop idle clients.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -68,14 +70,17 @@ pub struct SmtpRelay {
     description: String,
     /// Open connections not in use, with the time each was last used.
     idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    /// `CBH_SMTP_CONNECTIONS`: sessions open at once (in use or idle).
     slots: Semaphore,
+    /// The node's pause after the relay was unavailable (refused, 421).
+    backoff: Mutex<RelayBackoff>,
     /// Bounds connecting (with its greeting, TLS and login) and each send, so a stalled server
     /// cannot hang a worker (`CBH_SMTP_TIMEOUT`).
     timeout: Duration,
 }
 
 impl SmtpRelay {
-    fn new(settings: &SmtpSettings, timeout: Duration) -> anyhow::Result<Self> {
+    fn new(settings: &SmtpSettings, delivery: &DeliverySettings) -> anyhow::Result<Self> {
         let tls_parameters = match settings.tls {
             SmtpTls::None => None,
             SmtpTls::StartTls | SmtpTls::Implicit => Some(tls_parameters(settings)?),
@@ -93,8 +98,9 @@ impl SmtpRelay {
             hello: ClientId::default(),
             description: settings.describe(),
             idle: Mutex::new(Vec::new()),
-            slots: Semaphore::new(SMTP_POOL_SIZE),
-            timeout,
+            slots: Semaphore::new(delivery.smtp_connections),
+            backoff: Mutex::new(RelayBackoff::new(delivery)),
+            timeout: delivery.smtp_timeout,
         })
     }
 
@@ -104,33 +110,97 @@ impl SmtpRelay {
             .acquire()
             .await
             .map_err(|_| SendError::Temporary("the SMTP transport is shut down".into()))?;
+        // The worker starts no send during a pause; one that was on its way when the pause
+        // began does not knock on the relay either.
+        if let Admission::Paused(left) = self.admission() {
+            return Err(SendError::Temporary(format!(
+                "not tried: the SMTP server {}:{} was unavailable, delivery resumes in {}s",
+                self.host,
+                self.port,
+                left.as_secs().max(1)
+            )));
+        }
+        let (sent, unavailable) = self.exchange(message).await;
+        let Ok(mut backoff) = self.backoff.lock() else {
+            return sent;
+        };
+        if unavailable {
+            if let Some(pause) = backoff.failed(Instant::now(), super::outbox::random_unit()) {
+                let error = sent
+                    .as_ref()
+                    .err()
+                    .map_or_else(String::new, ToString::to_string);
+                tracing::warn!(
+                    %error,
+                    ?pause,
+                    "the SMTP server is unavailable: this node pauses delivery"
+                );
+            }
+        } else if backoff.answered() {
+            tracing::info!("the SMTP server answers again: delivery resumes");
+        }
+        sent
+    }
+
+    /// Whether sends may start: the pause after the relay was unavailable.
+    fn admission(&self) -> Admission {
+        self.backoff
+            .lock()
+            .map_or(Admission::Open, |backoff| backoff.admission(Instant::now()))
+    }
+
+    /// Sends on an idle connection, or a new one; says whether the relay itself was unavailable
+    /// (a connection refused or cut off before it answered, or a 421, "closing the channel"):
+    /// then the whole node pauses rather than try again on every connection.
+    async fn exchange(&self, message: &Message) -> (Result<(), SendError>, bool) {
         let envelope = message.envelope();
         let body = message.formatted();
         if let Some(mut conn) = self.reusable() {
-            match bounded(self.timeout, conn.send(envelope, &body)).await {
-                Ok(_) => {
+            match tokio::time::timeout(self.timeout, conn.send(envelope, &body)).await {
+                Ok(Ok(_)) => {
                     self.park(conn);
-                    return Ok(());
+                    return (Ok(()), false);
                 }
-                Err(SendError::Permanent(error)) => {
+                Ok(Err(error)) if error.is_permanent() => {
                     self.park_or_close(conn).await;
-                    return Err(SendError::Permanent(error));
+                    return (Err(error.into()), false);
+                }
+                Ok(Err(error)) if says_unavailable(&error) => {
+                    self.close(conn).await;
+                    return (Err(error.into()), true);
                 }
                 // The relay may have closed the connection while it sat idle: try a new one,
                 // as lettre's pool does after its NOOP check (which cost a round trip on
                 // every message).
-                Err(SendError::Temporary(_)) => self.close(conn).await,
+                _ => self.close(conn).await,
             }
         }
-        let mut conn = bounded(self.timeout, self.connect()).await?;
-        let sent = bounded(self.timeout, conn.send(envelope, &body)).await;
-        match &sent {
-            Ok(_) | Err(SendError::Permanent(_)) => self.park_or_close(conn).await,
-            // After a timeout or a broken exchange the connection's state is unknown: a stalled
-            // relay would stall the next message too.
-            Err(SendError::Temporary(_)) => self.close(conn).await,
+        let mut conn = match bounded(self.timeout, self.connect()).await {
+            Ok(conn) => conn,
+            Err(error @ SendError::Temporary(_)) => return (Err(error), true),
+            Err(error) => return (Err(error), false),
+        };
+        match tokio::time::timeout(self.timeout, conn.send(envelope, &body)).await {
+            Ok(Ok(_)) => {
+                self.park_or_close(conn).await;
+                (Ok(()), false)
+            }
+            Ok(Err(error)) if error.is_permanent() => {
+                self.park_or_close(conn).await;
+                (Err(error.into()), false)
+            }
+            // After a broken exchange the connection's state is unknown.
+            Ok(Err(error)) => {
+                let unavailable = says_unavailable(&error);
+                self.close(conn).await;
+                (Err(error.into()), unavailable)
+            }
+            // A stalled relay would stall the next message too.
+            Err(_) => {
+                self.close(conn).await;
+                (Err(timed_out(self.timeout)), false)
+            }
         }
-        sent.map(drop)
     }
 
     /// Says goodbye, but never waits longer than the timeout for a stalled relay to answer.
@@ -249,23 +319,40 @@ async fn bounded<T, E: Into<SendError>>(
 ) -> Result<T, SendError> {
     match tokio::time::timeout(timeout, step).await {
         Ok(result) => result.map_err(Into::into),
-        Err(_) => Err(SendError::Temporary(format!(
-            "the SMTP server did not answer within {timeout:?}"
-        ))),
+        Err(_) => Err(timed_out(timeout)),
     }
+}
+
+fn timed_out(timeout: Duration) -> SendError {
+    SendError::Temporary(format!("the SMTP server did not answer within {timeout:?}"))
+}
+
+/// 421: the relay is closing the channel (overloaded, shutting down, throttling this client),
+/// whatever the message.
+fn says_unavailable(error: &lettre::transport::smtp::Error) -> bool {
+    error.status().is_some_and(|code| u16::from(code) == 421)
 }
 
 impl Transport {
     /// The transport the settings name: the relay of `CBH_SMTP_URL`, or the mail folder.
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         match &settings.smtp {
-            Some(smtp) => Self::smtp(smtp, settings.delivery.smtp_timeout),
+            Some(smtp) => Self::smtp(smtp, &settings.delivery),
             None => Self::files(settings.mail_dir.clone()),
         }
     }
 
-    pub fn smtp(settings: &SmtpSettings, timeout: Duration) -> anyhow::Result<Self> {
-        Ok(Self::Smtp(Box::new(SmtpRelay::new(settings, timeout)?)))
+    pub fn smtp(settings: &SmtpSettings, delivery: &DeliverySettings) -> anyhow::Result<Self> {
+        Ok(Self::Smtp(Box::new(SmtpRelay::new(settings, delivery)?)))
+    }
+
+    /// Whether the worker may start sends: the relay's pause after it was unavailable (a
+    /// folder is always open).
+    pub fn admission(&self) -> Admission {
+        match self {
+            Transport::Smtp(relay) => relay.admission(),
+            Transport::Files(_) => Admission::Open,
+        }
     }
 
     pub fn files(dir: PathBuf) -> anyhow::Result<Self> {

@@ -68,6 +68,7 @@ mod secret_files;
 mod sending_limits;
 mod session;
 mod shared_links;
+mod smtp_delivery;
 mod sqlite_writers;
 mod support;
 mod suppression;

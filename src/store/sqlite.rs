@@ -31,8 +31,6 @@ pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: Readers,
-    /// The hot reads of every request, answered on the calling thread (`read_direct`).
-    direct: DirectReaders,
     /// To the group commit (`commit_invitations`).
     invitations: GroupCommit,
     /// The runtime of the writer's thread.
@@ -72,7 +70,6 @@ impl SqliteStore {
             .await
             .context("applying SQLite migrations")?;
         let reader = Readers::open(&options, READERS).await?;
-        let direct = DirectReaders::new(path);
         let (invitations, queue) = GroupCommit::new();
         let committer = writer.clone();
         // The writer is used only from a thread and runtime of its own (`on_writer`), so that
@@ -92,7 +89,6 @@ impl SqliteStore {
         Ok(Self {
             writer,
             reader,
-            direct,
             invitations,
             writer_runtime,
         })
@@ -123,88 +119,8 @@ impl SqliteStore {
     }
 }
 
-/// Answers a read on the calling thread with a connection of its own (rusqlite, on the same
-/// SQLite library as sqlx), or `None` when it cannot: the caller then reads through `read`.
-///
-/// Each request makes two reads (its API key, the caller's roles on the projects it names).
-/// Through sqlx, each is a hand-off to the connection's thread and back: two wake-ups of a
-/// thread for an indexed lookup (BENCHMARKS.md, "Where the time goes": skipping one of the two
-/// reads raised throughput by about 30%). Here a read is a few microseconds of the calling
-/// thread, with its statement prepared once per connection. A WAL reader does
-/// not wait for the writer; should it find the database busy (a checkpoint restarting the WAL),
-/// it gives up after `DIRECT_BUSY_TIMEOUT` and the read goes the usual way, which waits.
-fn read_direct<T>(
-    store: &SqliteStore,
-    context: &'static str,
-    work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
-) -> Option<StoreResult<T>> {
-    store.direct.read(context, work)
-}
-
 /// Reader connections.
 const READERS: usize = 4;
-/// Idle direct readers kept: about one per thread that reads at a time.
-const DIRECT_READERS: usize = 4;
-/// How long a direct read waits for a busy database before handing the read over.
-const DIRECT_BUSY_TIMEOUT: Duration = Duration::from_millis(20);
-
-/// The connections of `read_direct`, opened when first needed.
-struct DirectReaders {
-    path: std::path::PathBuf,
-    idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
-}
-
-impl DirectReaders {
-    fn new(path: &Path) -> Self {
-        Self {
-            path: path.to_path_buf(),
-            idle: std::sync::Mutex::new(Vec::with_capacity(DIRECT_READERS)),
-        }
-    }
-
-    fn open(&self) -> rusqlite::Result<rusqlite::Connection> {
-        use rusqlite::OpenFlags;
-        // Read-only, and used by one thread at a time (`idle` hands it out).
-        let conn = rusqlite::Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(DIRECT_BUSY_TIMEOUT)?;
-        Ok(conn)
-    }
-
-    fn read<T>(
-        &self,
-        context: &'static str,
-        work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
-    ) -> Option<StoreResult<T>> {
-        let idle = self.idle.lock().ok()?.pop();
-        let conn = match idle {
-            Some(conn) => conn,
-            None => self.open().ok()?,
-        };
-        let result = work(&conn);
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < DIRECT_READERS
-        {
-            idle.push(conn);
-        }
-        match result {
-            Ok(value) => Some(Ok(value)),
-            Err(rusqlite::Error::SqliteFailure(error, _))
-                if matches!(
-                    error.code,
-                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-                ) =>
-            {
-                None
-            }
-            Err(error) => Some(Err(StoreError::Other(
-                anyhow::Error::new(error).context(context),
-            ))),
-        }
-    }
-}
 
 /// The readers, handed out without sqlx's pool: it sends each connection that comes back a
 /// ping, a round trip to the connection's thread that doubled the cost of every read (each

@@ -183,12 +183,12 @@ impl Search {
             .iter()
             .filter(|s| s.sustainable())
             .map(|s| s.rate)
-            .fold(None, |best: Option<f64>, r| Some(best.map_or(r, |b| b.max(r))));
+            .reduce(f64::max);
         let failed = steps
             .iter()
             .filter(|s| !s.sustainable())
             .map(|s| s.rate)
-            .fold(None, |low: Option<f64>, r| Some(low.map_or(r, |l| l.min(r))));
+            .reduce(f64::min);
         match (passed, failed) {
             (None, None) => Some(self.start),
             (Some(passed), None) => Some(passed * 2.0),

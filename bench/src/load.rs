@@ -120,7 +120,7 @@ pub async fn run(base_url: &str, inviter: &Inviter, plan: &LoadPlan) -> anyhow::
 }
 
 /// CPU time (user + system) of the server and of this process between `from` and `to`.
-async fn cpu_over(
+pub async fn cpu_over(
     server: Option<u32>,
     from: Instant,
     to: Instant,

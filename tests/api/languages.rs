@@ -166,7 +166,7 @@ async fn a_malformed_language_is_400_and_writes_nothing(backend: Backend) {
     let app = spawn_app(backend).await;
     let (editor, _) = app.editor_with_project().await;
     for bad in [
-        json!("english"),
+        json!("en_GB"),
         json!("de_AT"),
         json!(""),
         json!(42),

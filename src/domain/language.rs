@@ -99,7 +99,7 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should be refused");
         }
-        let error = Language::parse("de_AT", "language").err().expect("refused");
+        let error = Language::parse("de_AT", "language").expect_err("refused");
         assert_eq!(
             error.to_string(),
             "language: 'de_AT' is not a BCP 47 language tag such as en, de or pt-BR"

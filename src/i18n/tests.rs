@@ -197,8 +197,7 @@ fn a_template_without_lang_is_an_error() {
     catalogs.register(&mut env);
     let error = env
         .render_str("{{ t('month-1') }}", minijinja::context! {})
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(error.to_string().contains("lang"), "{error}");
 }
 

@@ -1,4 +1,5 @@
-//! Records the git commit the binary is built from, for `cbh-invite --version`.
+//! Records the git commit the binary is built from, for `cbh-invite --version`, and lists the
+//! message catalogs under `locales/` for `src/i18n/catalog.rs` to build in.
 //!
 //! Outside a git checkout of this repository (a source tarball, a vendored copy inside another
 //! repository) the commit is "unknown" rather than someone else's.
@@ -31,6 +32,46 @@ fn main() {
         }
     }
     println!("cargo:rerun-if-changed=build.rs");
+    write_catalog_list(&manifest_dir);
+}
+
+/// `$OUT_DIR/catalogs.rs`: `&[(language, file name, contents)]` for every `locales/{lang}/*.ftl`,
+/// sorted, so that a catalog file is built in by adding it (no list to keep by hand).
+fn write_catalog_list(manifest_dir: &Path) {
+    let locales = manifest_dir.join("locales");
+    // A directory is watched whole: a new, changed or removed file reruns the script.
+    println!("cargo:rerun-if-changed={}", locales.display());
+    let mut files = Vec::new();
+    for dir in std::fs::read_dir(&locales)
+        .expect("locales/ exists")
+        .flatten()
+    {
+        let Ok(lang) = dir.file_name().into_string() else {
+            continue;
+        };
+        if !dir.path().is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(dir.path()).expect("readable").flatten() {
+            let Ok(name) = file.file_name().into_string() else {
+                continue;
+            };
+            if name.ends_with(".ftl") {
+                files.push((lang.clone(), name, file.path()));
+            }
+        }
+    }
+    files.sort();
+    let mut out = String::from("&[\n");
+    for (lang, name, path) in files {
+        out.push_str(&format!(
+            "    ({lang:?}, {name:?}, include_str!({:?})),\n",
+            path.display().to_string()
+        ));
+    }
+    out.push_str("]\n");
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR is set"));
+    std::fs::write(out_dir.join("catalogs.rs"), out).expect("writing catalogs.rs");
 }
 
 /// The trimmed output of a git command that succeeded, or None (no git, not a checkout).

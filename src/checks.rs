@@ -6,7 +6,7 @@
 use std::fmt;
 
 use crate::config::Settings;
-use crate::mail::{Templates, Transport};
+use crate::mail::Transport;
 use crate::store::{self, SchemaState};
 
 /// The result of one check, printed as one line.
@@ -59,8 +59,18 @@ pub fn templates(settings: &Settings) -> Check {
         Some(dir) => format!("built-in and overrides from {}", dir.display()),
         None => "built-in".to_owned(),
     };
-    match Templates::load(settings.template_dir.as_deref()) {
-        Ok(_) => Check::pass("templates", format!("{source}: every template renders")),
+    let catalogs = match crate::startup::load_catalogs(settings) {
+        Ok(catalogs) => catalogs,
+        Err(error) => return Check::fail("templates", format!("{source}: {error:#}")),
+    };
+    match crate::startup::load_templates(settings, &catalogs) {
+        Ok(_) => Check::pass(
+            "templates",
+            format!(
+                "{source}: every template renders in {}",
+                catalogs.languages().join(", ")
+            ),
+        ),
         Err(error) => Check::fail("templates", format!("{source}: {error:#}")),
     }
 }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod deliver;
 pub mod domain;
 pub mod http;
+pub mod i18n;
 pub mod invite;
 pub mod mail;
 pub mod maintenance;

@@ -15,6 +15,7 @@ use crate::config::{HttpServerSettings, ServeRole, Settings};
 use crate::deliver::WebhookWorker;
 use crate::domain::{Timestamp, Token};
 use crate::http::{self, AppState, HttpConfig, PasswordWork};
+use crate::i18n::Catalogs;
 use crate::mail::{Outbox, Reminders, Signer, Templates, Transport};
 use crate::maintenance::{self, Retention};
 use crate::store::{self, Store};
@@ -43,6 +44,33 @@ pub struct SetupLink {
     pub url: String,
 }
 
+/// The message catalogs (built in, and `CBH_TEMPLATE_DIR/locales` over them), with a check
+/// that `CBH_DEFAULT_LANGUAGE` is one of their languages.
+pub fn load_catalogs(settings: &Settings) -> anyhow::Result<Arc<Catalogs>> {
+    let catalogs = Catalogs::load(settings.template_dir.as_deref())
+        .context("CBH_TEMPLATE_DIR (--template-dir): the message catalogs do not load")?;
+    let languages = catalogs.languages();
+    if !languages.contains(&settings.default_language) {
+        anyhow::bail!(
+            "CBH_DEFAULT_LANGUAGE (--default-language): there is no catalog for '{}' (available: {})",
+            settings.default_language,
+            languages.join(", ")
+        );
+    }
+    Ok(Arc::new(catalogs))
+}
+
+/// The email templates (built in, and `CBH_TEMPLATE_DIR` over them), each checked in every
+/// language of `catalogs`.
+pub fn load_templates(settings: &Settings, catalogs: &Arc<Catalogs>) -> anyhow::Result<Templates> {
+    Templates::load(
+        settings.template_dir.as_deref(),
+        catalogs.clone(),
+        &settings.default_language,
+    )
+    .context("CBH_TEMPLATE_DIR (--template-dir): templates do not load")
+}
+
 /// How long a first-run setup link works; a restart prints a new one.
 const SETUP_LINK_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
@@ -57,8 +85,8 @@ impl Application {
         settings: Settings,
         store: Arc<dyn Store>,
     ) -> anyhow::Result<Self> {
-        let templates = Templates::load(settings.template_dir.as_deref())
-            .context("CBH_TEMPLATE_DIR (--template-dir): templates do not load")?;
+        let catalogs = load_catalogs(&settings)?;
+        let templates = load_templates(&settings, &catalogs)?;
         let transport = Transport::from_settings(&settings)?;
         let signer = settings.dkim.as_ref().map(Signer::new).transpose()?;
         let listener = TcpListener::bind(settings.listen).await.with_context(|| {
@@ -98,6 +126,7 @@ impl Application {
             body_timeout: settings.http.body_timeout,
             metrics_public: settings.metrics_listen.is_none(),
             webhook_allow_private: settings.webhooks.allow_private,
+            default_language: settings.default_language.clone(),
         };
         let setup_links = if settings.role.serves_api() {
             issue_setup_links(store.as_ref(), &settings.namespaces, &public_url).await?
@@ -143,6 +172,7 @@ impl Application {
                 webhook_delivery: webhooks.counters(),
                 password_work: Arc::new(PasswordWork::for_this_machine()),
                 in_flight: Arc::new(tokio::sync::Semaphore::new(settings.http.max_in_flight)),
+                catalogs,
             },
             outbox,
             reminders,

@@ -123,7 +123,10 @@ struct Notifier {
 impl Notifier {
     fn new(settings: &Settings) -> anyhow::Result<Self> {
         Ok(Self {
-            templates: Templates::load(settings.template_dir.as_deref())?,
+            templates: crate::startup::load_templates(
+                settings,
+                &crate::startup::load_catalogs(settings)?,
+            )?,
             from: settings.sender().map_err(UsageError)?,
             signer: settings.dkim.as_ref().map(Signer::new).transpose()?,
             public_url: settings

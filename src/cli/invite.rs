@@ -11,14 +11,14 @@ use clap::{Args, Parser, ValueEnum};
 use super::{NamespaceArg, UsageError, find_user, open_store};
 use crate::config::{DatabaseUrl, ServeArgs, Settings};
 use crate::domain::roster::{self, RosterRow, RowResult, Summary};
-use crate::domain::{EmailAddress, PersonName, ProjectId, Role};
+use crate::domain::{EmailAddress, Language, PersonName, ProjectId, Role};
 use crate::invite::{self, BulkRow, InviteSettings, Inviter, ValidInvitation};
 use crate::store::Store;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
 The roster is one address per line, or `email, first name, last name`, or a CSV file with a \
-first row naming its columns (email, first name, last name); UTF-8, `,` or `;`, at most 1,000 \
+first row naming its columns (email, first name, last name, language); UTF-8, `,` or `;`, at most 1,000 \
 rows. Each row is decided as if posted alone to POST /{ns}/api/invitations/ by the inviter: \
 the same checks, rights and sending limits, earlier rows counting against later ones.
 
@@ -42,6 +42,10 @@ pub struct InviteArgs {
     /// [default: viewer]
     #[arg(long, value_enum)]
     role: Option<RoleArg>,
+    /// The language of the emails of rows without a `language` column of their own (a BCP 47
+    /// tag such as de or fr) [default: CBH_DEFAULT_LANGUAGE]
+    #[arg(long, value_name = "TAG")]
+    language: Option<String>,
     /// Check every row and print what would happen; write and send nothing
     #[arg(long)]
     dry_run: bool,
@@ -91,6 +95,8 @@ pub async fn invite(
     let serve = ServeEnvironment::try_parse_from(["cbh-invite"])
         .map_err(|e| UsageError(format!("the settings of serve: {e}")))?;
     let settings = Settings::from_args(database_url, &serve.serve).map_err(UsageError)?;
+    // As serve would refuse to start: CBH_DEFAULT_LANGUAGE needs a catalog.
+    crate::startup::load_catalogs(&settings).map_err(|e| UsageError(format!("{e:#}")))?;
     let bytes = std::fs::read(&args.csv)
         .map_err(|e| UsageError(format!("--csv: {}: {e}", args.csv.display())))?;
     let rows = roster::parse_bytes(&bytes)
@@ -111,6 +117,12 @@ pub async fn invite(
     let offer = Offer {
         projects: args.projects.iter().copied().map(ProjectId).collect(),
         role: args.role.map_or(Role::Viewer, Role::from),
+        language: args
+            .language
+            .as_deref()
+            .map(|raw| Language::parse(raw, "--language"))
+            .transpose()
+            .map_err(|e| UsageError(e.to_string()))?,
     };
     let sender = settings.sender().map_err(UsageError)?;
     let invite_settings = InviteSettings {
@@ -119,6 +131,7 @@ pub async fn invite(
         link_sharing: settings.link_sharing,
         limits: settings.limits,
         mail_domain: sender.email.domain(),
+        default_language: &settings.default_language,
     };
     let inviter = Inviter {
         namespace: &namespace,
@@ -248,10 +261,12 @@ async fn send(
 /// bar to move.
 const CHUNK: usize = 25;
 
-/// What every row is invited to: `--project` (each) with `--role`.
+/// What every row is invited to: `--project` (each) with `--role`, in `--language` unless the
+/// row names its own.
 struct Offer {
     projects: Vec<ProjectId>,
     role: Role,
+    language: Option<Language>,
 }
 
 /// A roster row as the core takes it: valid, or its 400 message (the parser's).
@@ -262,8 +277,14 @@ fn request(row: &RosterRow, offer: &Offer) -> BulkRow {
     let email = EmailAddress::parse(&row.email).map_err(|e| e.to_string())?;
     let first = PersonName::parse(&row.first_name, "first_name").map_err(|e| e.to_string())?;
     let last = PersonName::parse(&row.last_name, "last_name").map_err(|e| e.to_string())?;
+    let language = Some(row.language.as_str())
+        .filter(|l| !l.is_empty())
+        .map(|l| Language::parse(l, "language"))
+        .transpose()
+        .map_err(|e| e.to_string())?;
     Ok(
         ValidInvitation::new(email, first, last, offer.projects.iter().copied())
-            .with_role(offer.role),
+            .with_role(offer.role)
+            .with_language(language.or_else(|| offer.language.clone())),
     )
 }

@@ -86,9 +86,14 @@ pub struct ServeArgs {
     /// create one without its email ("send_email": false): off, superusers or editors.
     #[arg(long, env = "CBH_LINK_SHARING", default_value = "off")]
     pub link_sharing: String,
-    /// Folder of email templates that override the built-in ones.
+    /// Folder of email templates that override the built-in ones, and of message catalogs
+    /// (locales/{lang}/*.ftl) that override or add languages.
     #[arg(long, env = "CBH_TEMPLATE_DIR")]
     pub template_dir: Option<PathBuf>,
+    /// Language of an invitation that names none, and of pages and notices when the reader's
+    /// is unknown (a BCP 47 tag with a catalog: en, de, fr, or one CBH_TEMPLATE_DIR adds).
+    #[arg(long, env = "CBH_DEFAULT_LANGUAGE", default_value = "en")]
+    pub default_language: String,
     /// PostgreSQL: connections in the pool.
     #[arg(long, env = "CBH_DB_POOL_SIZE", default_value = "10")]
     pub db_pool_size: String,

@@ -96,6 +96,9 @@ pub struct Settings {
     /// `CBH_LINK_SHARING`: who may take an accept link from the API.
     pub link_sharing: LinkSharing,
     pub template_dir: Option<PathBuf>,
+    /// `CBH_DEFAULT_LANGUAGE`, normalized (`de-at` → `de-AT`); that a catalog exists for it is
+    /// checked once the catalogs are loaded (`startup::load_catalogs`).
+    pub default_language: String,
     pub debug: bool,
     pub delivery: DeliverySettings,
     pub retention: RetentionSettings,
@@ -309,6 +312,13 @@ impl Settings {
             invite_rules,
             link_sharing: LinkSharing::parse(&args.link_sharing)?,
             template_dir: args.template_dir.clone(),
+            default_language: crate::i18n::normalize_tag(args.default_language.trim())
+                .ok_or_else(|| {
+                    format!(
+                        "CBH_DEFAULT_LANGUAGE (--default-language): '{}' is not a BCP 47 language tag (such as en or de)",
+                        args.default_language
+                    )
+                })?,
             debug,
             delivery: DeliverySettings {
                 retry_base: duration(

@@ -4,7 +4,8 @@
 //!
 //! Accepted: one address per line; or `email, first name, last name` per line; or a CSV file
 //! with an optional header row that names the email column (`email`, `e-mail`, `email address`)
-//! and, optionally, `first name` and `last name` in any order. UTF-8 only (a leading BOM is
+//! and, optionally, `first name`, `last name` and `language` (a BCP 47 tag: the language of
+//! that person's emails) in any order. UTF-8 only (a leading BOM is
 //! dropped); the delimiter is `;` or `,`, whichever the first line uses more.
 //!
 //! A row that cannot be sent keeps its place with an error (invalid address or name, too many
@@ -15,7 +16,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use super::{EmailAddress, PersonName};
+use super::{EmailAddress, Language, PersonName};
 
 /// The most rows one roster may hold: the bulk API's limit.
 pub const MAX_ROWS: usize = 1000;
@@ -29,6 +30,8 @@ pub struct RosterRow {
     pub email: String,
     pub first_name: String,
     pub last_name: String,
+    /// The `language` column (empty: none, the default applies).
+    pub language: String,
     /// Why this row cannot be sent; `None` for a valid row.
     pub error: Option<String>,
 }
@@ -58,6 +61,7 @@ struct Columns {
     email: usize,
     first_name: Option<usize>,
     last_name: Option<usize>,
+    language: Option<usize>,
     /// Without a header, the three positional fields; with one, the header's width.
     width: usize,
 }
@@ -66,6 +70,7 @@ const POSITIONAL: Columns = Columns {
     email: 0,
     first_name: Some(1),
     last_name: Some(2),
+    language: None,
     width: 3,
 };
 
@@ -145,6 +150,7 @@ fn read_row(
         email: field(Some(columns.email)),
         first_name: field(columns.first_name),
         last_name: field(columns.last_name),
+        language: field(columns.language),
         error: None,
     };
     // Empty trailing fields (`bob@x.org,,,`, as spreadsheets write) are not extra data.
@@ -167,6 +173,9 @@ fn check_row(row: &RosterRow, seen: &mut HashMap<String, usize>) -> Result<(), S
     let email = EmailAddress::parse(&row.email).map_err(|e| e.to_string())?;
     PersonName::parse(&row.first_name, "first name").map_err(|e| e.to_string())?;
     PersonName::parse(&row.last_name, "last name").map_err(|e| e.to_string())?;
+    if !row.language.is_empty() {
+        Language::parse(&row.language, "language").map_err(|e| e.to_string())?;
+    }
     if let Some(first) = seen.get(&email.key()) {
         return Err(format!("the same address as line {first}"));
     }
@@ -211,6 +220,7 @@ fn header_columns(fields: &[&str]) -> Option<Columns> {
         email,
         first_name: find(&["firstname", "givenname", "forename", "first"]),
         last_name: find(&["lastname", "surname", "familyname", "last"]),
+        language: find(&["language", "lang", "locale"]),
         width: fields.len().max(3),
     })
 }
@@ -363,6 +373,25 @@ mod tests {
         assert_eq!(rows[0].first_name, "Ada");
         assert_eq!(rows[0].last_name, "Lovelace");
         assert_eq!(rows[0].line, 2);
+    }
+
+    #[test]
+    fn a_header_may_name_a_language_column() {
+        let csv = "email,language,first name\nada@lab.example,de-at,Ada\nbob@lab.example,,Bob\ncarl@lab.example,de_DE,Carl\n";
+        let rows = parse_text(csv).expect("roster");
+        assert_eq!(rows[0].language, "de-at");
+        assert!(rows[0].is_valid());
+        assert_eq!(rows[1].language, "");
+        assert!(rows[1].is_valid());
+        assert!(
+            rows[2]
+                .error
+                .as_deref()
+                .expect("error")
+                .starts_with("language: 'de_DE' is not a BCP 47 language tag"),
+            "{:?}",
+            rows[2].error
+        );
     }
 
     #[test]

@@ -62,6 +62,8 @@ pub struct HttpConfig {
     /// The sender's domain (`CBH_MAIL_FROM`, or the public URL's host): the domain part of the
     /// Message-IDs we generate, as DKIM and DMARC align on it.
     pub mail_domain: String,
+    /// `CBH_DEFAULT_LANGUAGE`: one of the catalogs' languages.
+    pub default_language: String,
 }
 
 impl HttpConfig {
@@ -103,6 +105,8 @@ pub struct AppState {
     pub password_work: Arc<PasswordWork>,
     /// One permit per request being handled (`CBH_HTTP_MAX_IN_FLIGHT`).
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// The message catalogs (`CBH_TEMPLATE_DIR/locales` over the built-in ones).
+    pub catalogs: Arc<crate::i18n::Catalogs>,
 }
 
 /// Where argon2 runs: on threads of its own, one per two cores, never on the runtime's.

@@ -146,6 +146,16 @@ pub const INVITATION_FIELDS: &[FieldSpec] = &[
         "string",
         "What happened, worded for the person who sent the invitation.",
     ),
+    FieldSpec {
+        nullable: true,
+        blank: true,
+        readonly: false,
+        ..field(
+            "language",
+            "string",
+            "The language of the invitee's emails, a BCP 47 tag such as de or pt-BR; absent, CBH_DEFAULT_LANGUAGE. A tag without a catalog is kept as given, its emails written in the closest language there is. Null for invitations from before languages.",
+        )
+    },
 ];
 
 /// Request-only fields: part of the schema, not of the stored object.
@@ -272,6 +282,8 @@ mod tests {
             modified: Timestamp(0),
             delivery: None,
             reminders_sent: 0,
+            language: Some("de".into()),
+            creator_language: None,
         };
         let value = serde_json::to_value(InvitationResource::new("ns", &record, Timestamp(0)))
             .expect("serialises");

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::domain::grant::ProjectRoles;
-use crate::domain::{EmailAddress, PersonName, ProjectId, Role};
+use crate::domain::{EmailAddress, Language, PersonName, ProjectId, Role};
 
 #[derive(Debug, Clone)]
 pub struct ValidInvitation {
@@ -23,6 +23,8 @@ pub struct ValidInvitation {
     pub(crate) expires_in: Option<Duration>,
     pub(crate) return_link: bool,
     pub(crate) send_email: bool,
+    /// The language of the invitee's emails; `None`: `CBH_DEFAULT_LANGUAGE`.
+    pub(crate) language: Option<Language>,
 }
 
 impl ValidInvitation {
@@ -45,7 +47,14 @@ impl ValidInvitation {
             expires_in: None,
             return_link: false,
             send_email: true,
+            language: None,
         }
+    }
+
+    /// The language of the invitee's emails (a CSV line's `language`, `--language`).
+    pub fn with_language(mut self, language: Option<Language>) -> Self {
+        self.language = language;
+        self
     }
 
     /// `role` offered on every project (a CSV import's `--role`).
@@ -98,6 +107,10 @@ impl ValidInvitation {
 
     pub fn send_email(&self) -> bool {
         self.send_email
+    }
+
+    pub fn language(&self) -> Option<&Language> {
+        self.language.as_ref()
     }
 
     /// Whether the request shares the accept link some other way than the email

@@ -27,6 +27,8 @@ pub struct InviteSettings<'a> {
     pub limits: Limits,
     /// The domain part of the Message-IDs (as DKIM and DMARC align on it).
     pub mail_domain: &'a str,
+    /// `CBH_DEFAULT_LANGUAGE`: the language of an invitation that names none.
+    pub default_language: &'a str,
 }
 
 /// Who invites, and where.
@@ -227,6 +229,9 @@ pub fn new_invitation(
         now: Timestamp::now(),
         ttl,
         expires_in: request.expires_in,
+        language: request
+            .language
+            .map_or_else(|| settings.default_language.to_owned(), |l| l.to_string()),
         idempotency,
         limits: send_limits(settings.limits),
         client_ip: inviter.client_ip.map(str::to_owned),

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::outbox::PLATFORM_NAME;
 use super::templates::{EmailContext, PersonContext};
-use super::{AutoSubmitted, Signer, Templates};
+use super::{AutoSubmitted, ContentLanguage, Signer, Templates};
 use crate::domain::bounce::{BounceReason, StatusCode};
 use crate::domain::token::random_hex;
 use crate::store::{BouncedMessage, InvitationRecord};
@@ -16,6 +16,8 @@ use crate::store::{BouncedMessage, InvitationRecord};
 /// The variables of the `bounced.*` templates.
 #[derive(Debug, Clone, Serialize)]
 pub struct BounceNoticeContext {
+    /// The creator's language (`users.language`, else `CBH_DEFAULT_LANGUAGE`).
+    pub lang: String,
     pub platform: String,
     /// The invitation's creator, who receives the notice.
     pub inviter: PersonContext,
@@ -33,13 +35,14 @@ pub struct BounceNoticeContext {
 
 /// Renders the templates once with sample values (at load, so a broken override stops
 /// start-up rather than a notice).
-pub(super) fn check(templates: &Templates) -> anyhow::Result<()> {
+pub(super) fn check(templates: &Templates, lang: &str) -> anyhow::Result<()> {
     let sample = EmailContext::sample();
     let context = BounceNoticeContext {
+        lang: lang.to_owned(),
         platform: sample.platform,
         inviter: sample.inviter,
         invitee: sample.invitee,
-        reason: BounceReason::NoSuchAddress.words().into(),
+        reason: reason_words(templates, lang, BounceReason::NoSuchAddress),
         status: "5.1.1".into(),
         diagnostic: "550 5.1.1 <bob@example.org>: Recipient address rejected".into(),
         invite_url: "https://hub.example.org/chembiohub/invite/".into(),
@@ -47,7 +50,7 @@ pub(super) fn check(templates: &Templates) -> anyhow::Result<()> {
     };
     templates
         .render_named("bounced", &context)
-        .context("rendering the bounced templates")?;
+        .with_context(|| format!("rendering the bounced templates in {lang}"))?;
     Ok(())
 }
 
@@ -68,6 +71,17 @@ pub(super) fn invitee_of(invitation: &InvitationRecord) -> PersonContext {
     }
 }
 
+/// Why the message bounced, in words of the reader's language.
+fn reason_words(templates: &Templates, lang: &str, reason: BounceReason) -> String {
+    let key = match reason {
+        BounceReason::NoSuchAddress => "bounce-reason-no-such-address",
+        BounceReason::MailboxFull => "bounce-reason-mailbox-full",
+        BounceReason::Refused => "bounce-reason-refused",
+        BounceReason::GaveUp => "bounce-reason-gave-up",
+    };
+    templates.catalogs().text(lang, key, &[])
+}
+
 /// The notice for a bounced message, to its invitation's creator.
 pub fn compose(
     templates: &Templates,
@@ -78,7 +92,12 @@ pub fn compose(
 ) -> anyhow::Result<Message> {
     let invitation = &bounced.invitation;
     let creator = &invitation.created_by;
+    let lang = templates.language_for(invitation.creator_language.as_deref());
+    let reason =
+        StatusCode::parse(&bounced.status).map_or(BounceReason::Refused, StatusCode::reason);
     let context = BounceNoticeContext {
+        reason: reason_words(templates, &lang, reason),
+        lang,
         platform: PLATFORM_NAME.into(),
         inviter: PersonContext {
             email: creator.email.to_string(),
@@ -87,10 +106,6 @@ pub fn compose(
             name: creator.display_name(),
         },
         invitee: invitee_of(invitation),
-        reason: StatusCode::parse(&bounced.status)
-            .map_or(BounceReason::Refused, StatusCode::reason)
-            .words()
-            .into(),
         status: bounced.status.clone(),
         diagnostic: invitation
             .delivery
@@ -120,6 +135,7 @@ pub fn compose(
         )))
         .date_now()
         .header(AutoSubmitted)
+        .header(ContentLanguage(context.lang))
         .multipart(MultiPart::alternative_plain_html(
             rendered.text,
             rendered.html,

@@ -25,6 +25,8 @@ const SIGNED_HEADERS: &[&str] = &[
     // Signed so that no one on the way can add or change where a one-click POST goes.
     "List-Unsubscribe",
     "List-Unsubscribe-Post",
+    // The language the message is written in (`mail::ContentLanguage`).
+    "Content-Language",
 ];
 
 /// `Auto-Submitted: auto-generated` (RFC 3834): auto-responders do not answer it.

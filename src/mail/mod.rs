@@ -3,6 +3,7 @@
 
 pub mod bounce;
 pub mod bounce_notice;
+pub mod content_language;
 pub mod dkim;
 pub mod notices;
 pub mod outbox;
@@ -13,6 +14,7 @@ pub mod transport;
 pub mod unsubscribe;
 mod worker;
 
+pub use content_language::ContentLanguage;
 pub use dkim::{AutoSubmitted, Signer};
 pub use outbox::{DeliveryReport, Outbox};
 pub use reminders::Reminders;
@@ -25,3 +27,6 @@ pub fn accept_url(public_url: &str, namespace: &str, token: &str) -> String {
 }
 pub use templates::{EmailContext, RenderedEmail, Templates};
 pub use transport::{SendError, Transport};
+
+#[cfg(test)]
+mod language_tests;

@@ -17,7 +17,10 @@ use lettre::message::{Mailbox, MultiPart};
 use tokio::sync::Notify;
 
 use super::templates::{EmailContext, PersonContext, ProjectContext};
-use super::{AutoSubmitted, SendError, Signer, Templates, Transport, accept_url, unsubscribe};
+use super::{
+    AutoSubmitted, ContentLanguage, SendError, Signer, Templates, Transport, accept_url,
+    unsubscribe,
+};
 use crate::config::DeliverySettings;
 use crate::domain::{InvitationId, Timestamp, User};
 use crate::store::{InvitationRecord, OutboxMessage, Store};
@@ -329,6 +332,8 @@ impl Outbox {
     ) -> anyhow::Result<Message> {
         let ns = &message.namespace;
         let context = EmailContext {
+            // The invitation's language, or the closest we have (`de-AT` is written in German).
+            lang: self.templates.language_for(invitation.language.as_deref()),
             platform: PLATFORM_NAME.into(),
             inviter: person(&invitation.created_by),
             invitee: PersonContext {
@@ -394,7 +399,8 @@ impl Outbox {
             .subject(rendered.subject)
             .message_id(Some(message.message_id.clone()))
             .date_now()
-            .header(AutoSubmitted);
+            .header(AutoSubmitted)
+            .header(ContentLanguage(context.lang));
         // RFC 8058 one-click unsubscribe, on every message with an accept link.
         if let Some(url) = message
             .accept_token

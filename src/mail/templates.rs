@@ -1,14 +1,19 @@
 //! Email templates (Jinja syntax via minijinja). Each kind of invitation has three templates,
 //! `{kind}.subject.txt`, `{kind}.txt` and `{kind}.html`; an operator overrides any of them by
 //! putting a file of that name in `CBH_TEMPLATE_DIR`. HTML templates escape every value.
+//!
+//! The words are not in the templates but in the message catalogs (`locales/*/emails.ftl`, read
+//! with `t("key", …)`): one template serves every language, in the context's `lang`.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
 use minijinja::Environment;
 use serde::Serialize;
 
 use crate::domain::InviteKind;
+use crate::i18n::Catalogs;
 
 const BUILT_IN: &[(&str, &str)] = &[
     (
@@ -116,6 +121,8 @@ const PARTS: [&str; 3] = ["subject.txt", "txt", "html"];
 /// The variables every template can use (documented in the README).
 #[derive(Debug, Clone, Serialize)]
 pub struct EmailContext {
+    /// The language it is written in: one of the catalogs' (`en`, `de`, …).
+    pub lang: String,
     /// "ChemBio Hub Platform".
     pub platform: String,
     pub inviter: PersonContext,
@@ -157,13 +164,22 @@ pub struct RenderedEmail {
 
 pub struct Templates {
     env: Environment<'static>,
+    catalogs: Arc<Catalogs>,
+    /// `CBH_DEFAULT_LANGUAGE`: for a reader whose language is not known.
+    default_language: String,
 }
 
 impl Templates {
     /// Loads the built-in templates and the operator's overrides, and renders each once with
-    /// sample values, so that a broken override stops start-up instead of failing every email.
-    pub fn load(override_dir: Option<&Path>) -> anyhow::Result<Self> {
+    /// sample values in every language, so that a broken override stops start-up instead of
+    /// failing every email.
+    pub fn load(
+        override_dir: Option<&Path>,
+        catalogs: Arc<Catalogs>,
+        default_language: &str,
+    ) -> anyhow::Result<Self> {
         let mut env = Environment::new();
+        catalogs.register(&mut env);
         for (name, source) in BUILT_IN {
             let source = match override_dir.map(|dir| dir.join(name)) {
                 Some(path) if path.is_file() => std::fs::read_to_string(&path)
@@ -173,15 +189,35 @@ impl Templates {
             env.add_template_owned(*name, source)
                 .with_context(|| format!("compiling template {name}"))?;
         }
-        let templates = Self { env };
-        for kind in InviteKind::ALL {
-            templates
-                .render(kind, &EmailContext::sample())
-                .with_context(|| format!("rendering the {} templates", kind.as_str()))?;
+        let templates = Self {
+            env,
+            catalogs,
+            default_language: default_language.to_owned(),
+        };
+        for lang in templates.catalogs.languages() {
+            for kind in InviteKind::ALL {
+                let mut sample = EmailContext::sample();
+                sample.lang.clone_from(&lang);
+                templates.render(kind, &sample).with_context(|| {
+                    format!("rendering the {} templates in {lang}", kind.as_str())
+                })?;
+            }
+            super::bounce_notice::check(&templates, &lang)?;
         }
-        super::bounce_notice::check(&templates)?;
         super::notices::check(&templates)?;
         Ok(templates)
+    }
+
+    /// The catalogs the templates read their words from.
+    pub fn catalogs(&self) -> &Arc<Catalogs> {
+        &self.catalogs
+    }
+
+    /// The language of ours an email to a reader of `wanted` (an invitation's or a user's
+    /// `language`, None when not known) is written in: the closest we have, else the default.
+    pub fn language_for(&self, wanted: Option<&str>) -> String {
+        let requested: Vec<&str> = wanted.into_iter().collect();
+        self.catalogs.negotiate(&requested, &self.default_language)
     }
 
     pub fn render(
@@ -227,6 +263,7 @@ impl EmailContext {
             name: format!("{first} {last}"),
         };
         Self {
+            lang: "en".into(),
             platform: "ChemBio Hub Platform".into(),
             inviter: person("ada@example.org", "Ada", "Lovelace"),
             invitee: person("bob@example.org", "Bob", "Smith"),
@@ -248,9 +285,14 @@ impl EmailContext {
 mod tests {
     use super::*;
 
+    fn load(dir: Option<&Path>) -> anyhow::Result<Templates> {
+        let catalogs = Arc::new(Catalogs::load(dir)?);
+        Templates::load(dir, catalogs, "en")
+    }
+
     #[test]
     fn built_in_templates_render_the_original_subjects() {
-        let templates = Templates::load(None).expect("built-in templates load");
+        let templates = load(None).expect("built-in templates load");
         let context = EmailContext::sample();
         let subject = |kind| templates.render(kind, &context).expect("renders").subject;
         assert_eq!(
@@ -277,7 +319,7 @@ mod tests {
 
     #[test]
     fn html_escapes_names_and_text_does_not() {
-        let templates = Templates::load(None).expect("built-in templates load");
+        let templates = load(None).expect("built-in templates load");
         let mut context = EmailContext::sample();
         context.inviter.name = "<script>alert(1)</script>".into();
         let email = templates
@@ -296,7 +338,7 @@ mod tests {
             "Join us, {{ invitee.first_name }}\n",
         )
         .expect("write");
-        let templates = Templates::load(Some(dir.path())).expect("loads");
+        let templates = load(Some(dir.path())).expect("loads");
         let email = templates
             .render(InviteKind::NewUser, &EmailContext::sample())
             .expect("renders");
@@ -308,7 +350,7 @@ mod tests {
     fn a_broken_override_is_refused_at_load() {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("reminder.html"), "{% if %}").expect("write");
-        let error = Templates::load(Some(dir.path())).err().expect("refused");
+        let error = load(Some(dir.path())).err().expect("refused");
         assert!(format!("{error:#}").contains("reminder.html"));
     }
 }

@@ -133,6 +133,8 @@ pub struct NewInvitation {
     /// The `expires_in` of the request, kept with the invitation so that a resend gives the
     /// same lifetime again; `None`: the default at the time of each send.
     pub expires_in: Option<Duration>,
+    /// The language of the invitee's emails (a BCP 47 tag, the request's or the default).
+    pub language: String,
     pub idempotency: Option<IdempotencyClaim>,
     pub limits: SendLimits,
     /// Where the request came from, for the `invitation_created` audit record (written in the
@@ -265,6 +267,12 @@ pub struct InvitationRecord {
     pub delivery: Option<DeliveryRecord>,
     /// Automatic reminders sent (`CBH_REMINDERS`).
     pub reminders_sent: i64,
+    /// The language of the invitee's emails, as asked for (a BCP 47 tag); `None` for an
+    /// invitation from before languages (its emails use `CBH_DEFAULT_LANGUAGE`).
+    pub language: Option<String>,
+    /// The creator's language (`users.language`, from their last page visit), for the notices
+    /// they receive; `None`: not known.
+    pub creator_language: Option<String>,
 }
 
 impl InvitationRecord {

@@ -90,6 +90,10 @@ pub struct InvitationResource {
     /// Automatic reminders sent (`CBH_REMINDERS`); `delivery` shows the last email.
     pub reminders_sent: i64,
     pub message: String,
+    /// The language of the invitee's emails (a BCP 47 tag, as asked for); null for invitations
+    /// from before languages, whose emails use `CBH_DEFAULT_LANGUAGE`.
+    #[schema(required = true, example = "de")]
+    pub language: Option<String>,
     /// The accept link, only in the answer to the request that created it with
     /// `return_link: true` (`CBH_LINK_SHARING`); never in any later answer.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -145,6 +149,7 @@ impl InvitationResource {
                 sent_at: d.sent_at.map(Timestamp::to_iso8601),
             }),
             reminders_sent: record.reminders_sent,
+            language: record.language.clone(),
             accept_url: None,
             message: record.message.clone(),
         }

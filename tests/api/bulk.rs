@@ -368,6 +368,7 @@ async fn the_core_invites_rows_without_http(backend: Backend) {
         link_sharing: app.settings.link_sharing,
         limits: app.settings.limits,
         mail_domain: "invite.test.example",
+        default_language: "en",
     };
     let who = Inviter {
         namespace: NS,

@@ -50,6 +50,7 @@ mod forward_auth;
 mod hardening;
 mod invitations;
 mod invite_rules;
+mod languages;
 mod listing;
 mod login_throttle;
 mod notices;

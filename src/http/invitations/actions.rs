@@ -44,6 +44,7 @@ pub(in crate::http) fn invite_settings(state: &AppState) -> InviteSettings<'_> {
         link_sharing: state.config.link_sharing,
         limits: state.config.limits,
         mail_domain: &state.config.mail_domain,
+        default_language: &state.config.default_language,
     }
 }
 

@@ -50,6 +50,11 @@ pub struct BulkRequest {
     /// selection that is not a project id refuses the whole request (400).
     #[serde(default)]
     pub projects_selected: Option<Vec<ProjectSelection>>,
+    /// The `language` of every row without one of its own (absent or null); a tag that is not
+    /// well formed refuses the whole request (400).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "de")]
+    pub language: Option<Value>,
     /// `true`: predict every row's outcome; nothing is written or sent.
     #[serde(default)]
     pub dry_run: Option<bool>,
@@ -279,19 +284,28 @@ fn read_rows(request: BulkRequest) -> Result<Vec<BulkRow>, ApiError> {
             objects.len()
         )));
     }
-    let default = request.projects_selected;
-    if let Some(default) = &default {
-        // Read once as a row that has only it would be (the same parsing): a bad default is
+    let defaults = Defaults {
+        projects: request.projects_selected,
+        language: request.language.filter(|language| !language.is_null()),
+    };
+    if defaults.projects.is_some() || defaults.language.is_some() {
+        // Read once as a row that has only them would be (the same parsing): a bad default is
         // the request's mistake, not every row's.
-        read_row(json!({"email": "default@example.org"}), Some(default))?;
+        read_row(json!({"email": "default@example.org"}), &defaults)?;
     }
     Ok(objects
         .into_iter()
-        .map(|row| read_row(row, default.as_deref()).map_err(|e| e.to_string()))
+        .map(|row| read_row(row, &defaults).map_err(|e| e.to_string()))
         .collect())
 }
 
-fn read_row(row: Value, default: Option<&[ProjectSelection]>) -> Result<ValidInvitation, ApiError> {
+/// What a row without its own takes from the request.
+struct Defaults {
+    projects: Option<Vec<ProjectSelection>>,
+    language: Option<Value>,
+}
+
+fn read_row(row: Value, defaults: &Defaults) -> Result<ValidInvitation, ApiError> {
     // As `decode_json`: serde would also fill the struct from an array, field by field.
     if !row.is_object() {
         return Err(ApiError::BadRequest(
@@ -301,7 +315,10 @@ fn read_row(row: Value, default: Option<&[ProjectSelection]>) -> Result<ValidInv
     let mut request: InvitationRequest = serde_json::from_value(row)
         .map_err(|e| ApiError::BadRequest(format!("malformed row: {e}")))?;
     if request.projects_selected.is_none() {
-        request.projects_selected = default.map(<[ProjectSelection]>::to_vec);
+        request.projects_selected.clone_from(&defaults.projects);
+    }
+    if request.language.as_ref().is_none_or(Value::is_null) {
+        request.language.clone_from(&defaults.language);
     }
     request.validate()
 }

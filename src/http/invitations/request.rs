@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::selection::{ProjectSelection, parse_selections};
 use crate::config::parse_duration;
-use crate::domain::{EmailAddress, InvitationId, PersonName};
+use crate::domain::{EmailAddress, InvitationId, Language, PersonName};
 use crate::http::ApiError;
 use crate::http::extract::{decode_json, path_param, printable};
 use crate::http::resources::{DEFAULT_LIMIT, INVITATION_FILTERING, MAX_LIMIT};
@@ -71,6 +71,12 @@ pub struct InvitationRequest {
     /// some other way.
     #[serde(default)]
     pub send_email: Option<bool>,
+    /// The language of the invitee's emails, a BCP 47 tag (`de`, `fr-CH`, `pt-BR`); absent or
+    /// null, `CBH_DEFAULT_LANGUAGE`. A tag we have no catalog for is kept as given and its
+    /// emails are written in the closest language we have (`de-AT` in German, else the default).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9]{1,8}(-[A-Za-z0-9]{1,8})*$", example = "de")]
+    pub language: Option<Value>,
 }
 
 /// A name: a string (or null) without the characters `PersonName` refuses, whose pattern is
@@ -125,7 +131,21 @@ impl InvitationRequest {
                 )));
             }
         };
+        let language = match &self.language {
+            None | Some(Value::Null) => None,
+            Some(Value::String(raw)) => Some(
+                Language::parse(raw, "language")
+                    .map_err(|e| ApiError::BadRequest(printable(&e.to_string())))?,
+            ),
+            Some(_) => {
+                return Err(ApiError::BadRequest(
+                    "language: must be a BCP 47 language tag (a string) such as en, de or pt-BR"
+                        .into(),
+                ));
+            }
+        };
         Ok(ValidInvitation {
+            language,
             expires_in,
             email,
             first_name,
@@ -162,6 +182,11 @@ impl ValidInvitation {
             format!("{canonical}\n{}\n{}", self.return_link, self.send_email)
         } else {
             canonical
+        };
+        // Likewise the language: only when the request names one.
+        let canonical = match &self.language {
+            Some(language) => format!("{canonical}\nlanguage {language}"),
+            None => canonical,
         };
         // Likewise roles: only those above viewer (the default) count.
         let raised: Vec<String> = self

@@ -20,7 +20,7 @@ use super::forms::{FormData, PageUser, SESSION_CSRF_FIELD};
 use super::render::{Frame, PageError, page};
 use crate::domain::ProjectId;
 use crate::domain::roster::{self, RosterError, RosterRow, RowResult, Summary};
-use crate::domain::{EmailAddress, PersonName};
+use crate::domain::{EmailAddress, Language, PersonName};
 use crate::http::AppState;
 use crate::http::invitations;
 use crate::http::metrics::Metrics;
@@ -330,10 +330,10 @@ fn request(row: &RosterRow, projects: &[ProjectId]) -> BulkRow {
     let email = EmailAddress::parse(&row.email).map_err(|e| e.to_string())?;
     let first = PersonName::parse(&row.first_name, "first_name").map_err(|e| e.to_string())?;
     let last = PersonName::parse(&row.last_name, "last_name").map_err(|e| e.to_string())?;
-    Ok(ValidInvitation::new(
-        email,
-        first,
-        last,
-        projects.iter().copied(),
-    ))
+    let language = Some(row.language.as_str())
+        .filter(|l| !l.is_empty())
+        .map(|l| Language::parse(l, "language"))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    Ok(ValidInvitation::new(email, first, last, projects.iter().copied()).with_language(language))
 }

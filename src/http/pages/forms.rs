@@ -380,6 +380,7 @@ mod tests {
             metrics_public: true,
             webhook_allow_private: false,
             mail_domain: "hub.example".into(),
+            default_language: "en".into(),
         }
     }
 

@@ -330,6 +330,11 @@ async fn submit(
         expires_in: None,
         return_link: None,
         send_email: None,
+        // A `language` field, when the form has one; empty: the default.
+        language: form
+            .get("language")
+            .filter(|language| !language.is_empty())
+            .map(|language| json!(language)),
     };
     let result = match request.validate() {
         Ok(valid) => invitations::invite(&state, &user.caller, valid, None).await,

@@ -341,7 +341,7 @@ async fn invite_new_invitees(
     let query = statements.next_returning(
         "INSERT INTO invitations (namespace, invitee_id, email, email_key, recipient_key, \
          first_name, last_name, created_by, kind, message, status, expires, created, modified, \
-         ttl_seconds) ",
+         ttl_seconds, language) ",
     );
     query.push_values(&rows, |mut values, row| {
         let new = row.invitation;
@@ -360,7 +360,8 @@ async fn invite_new_invitees(
             .push_bind(row.expires.map(Timestamp::millis))
             .push_bind(new.now.millis())
             .push_bind(new.now.millis())
-            .push_bind(ttl_seconds(new));
+            .push_bind(ttl_seconds(new))
+            .push_bind(new.language.as_str());
     });
     // The only rows the statements return; in no promised order.
     query.push(" RETURNING id, invitee_id");

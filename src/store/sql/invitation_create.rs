@@ -129,8 +129,9 @@ async fn insert_invitation(
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO invitations (namespace, invitee_id, email, email_key, recipient_key, \
          first_name, last_name, created_by, kind, message, status, expires, created, modified, \
-         ttl_seconds, delivery_status) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15) RETURNING id",
+         ttl_seconds, delivery_status, language) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, $16) \
+         RETURNING id",
     )
     .bind(&new.namespace)
     .bind(row.invitee.id.0)
@@ -147,6 +148,7 @@ async fn insert_invitation(
     .bind(new.now.millis())
     .bind(ttl_seconds(new))
     .bind((!new.send_email).then_some(NO_EMAIL))
+    .bind(&new.language)
     .fetch_one(&mut *conn)
     .await
     .map_err(db_error("storing invitation"))?;
@@ -199,6 +201,9 @@ pub(super) fn inserted_record(
             sent_at: None,
         }),
         reminders_sent: 0,
+        language: Some(new.language.clone()),
+        // Read with the invitation when a notice needs it; not kept with the inviter here.
+        creator_language: None,
     }
 }
 

@@ -84,6 +84,8 @@ pub(super) struct InvitationRow {
     delivery_last_error: Option<String>,
     delivery_sent_at: Option<i64>,
     reminders_sent: i64,
+    language: Option<String>,
+    creator_language: Option<String>,
 }
 
 /// `invitations.delivery_status` of an invitation created without its email
@@ -101,7 +103,7 @@ pub(super) const INVITATION_SELECT: &str = "SELECT i.id, i.email, i.first_name, 
      CASE WHEN o.id IS NULL THEN i.delivery_attempts ELSE o.attempts END AS delivery_attempts, \
      CASE WHEN o.id IS NULL THEN i.delivery_last_error ELSE o.last_error END AS delivery_last_error, \
      CASE WHEN o.id IS NULL THEN i.delivery_sent_at ELSE o.sent_at END AS delivery_sent_at, \
-     i.reminders_sent \
+     i.reminders_sent, i.language, u.language AS creator_language \
      FROM invitations i JOIN users u ON u.id = i.created_by \
      LEFT JOIN outbox o ON o.invitation_id = i.id";
 
@@ -148,6 +150,8 @@ impl InvitationRow {
                 }),
             },
             reminders_sent: self.reminders_sent,
+            language: self.language,
+            creator_language: self.creator_language,
         }
     }
 }

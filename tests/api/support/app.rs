@@ -90,6 +90,7 @@ pub fn test_settings(database: DatabaseUrl, dir: &std::path::Path, smtp_port: u1
         invite_rules: cbh_invite::config::InviteRules::default(),
         link_sharing: Default::default(),
         template_dir: None,
+        default_language: "en".into(),
         debug: false,
         delivery: DeliverySettings {
             retry_base: Duration::from_millis(200),

@@ -240,3 +240,6 @@ error-form-unreadable = Das Formular konnte nicht gelesen werden.
 error-form-too-large = Das Formular ist größer als { $limit } Bytes.
 error-unavailable = Der Dienst ist vorübergehend nicht verfügbar, bitte versuchen Sie es gleich noch einmal
 error-internal = Ein interner Fehler ist aufgetreten
+delivery-none = keine
+users-done-activated = { $email } ist aktiviert.
+users-done-deactivated = { $email } ist deaktiviert.

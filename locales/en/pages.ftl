@@ -243,3 +243,6 @@ error-form-unreadable = The form could not be read.
 error-form-too-large = The form is larger than { $limit } bytes.
 error-unavailable = the service is temporarily unavailable, try again shortly
 error-internal = an internal error occurred
+delivery-none = none
+users-done-activated = { $email } is activated.
+users-done-deactivated = { $email } is deactivated.

@@ -237,3 +237,6 @@ error-form-unreadable = Le formulaire n’a pas pu être lu.
 error-form-too-large = Le formulaire dépasse { $limit } octets.
 error-unavailable = Le service est momentanément indisponible, veuillez réessayer dans un instant
 error-internal = Une erreur interne s’est produite
+delivery-none = aucune
+users-done-activated = { $email } est activé.
+users-done-deactivated = { $email } est désactivé.

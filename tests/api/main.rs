@@ -54,6 +54,7 @@ mod login_throttle;
 mod openapi;
 mod operations;
 mod outbox;
+mod page_languages;
 mod page_security;
 mod pages;
 mod promises;

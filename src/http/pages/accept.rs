@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use minijinja::{Value, context};
 
+use super::language;
 use super::forms::{
     FORM_EXPIRED, FormData, FormToken, PageNamespace, PageUser, form_token_matches,
 };
@@ -70,14 +71,14 @@ pub(super) fn gone_page(
     invitation: Option<&InvitationRecord>,
 ) -> Result<Response, PageError> {
     let frame = Frame {
-        title: "This invitation link no longer works",
+        title: language::text("gone-title"),
         ns,
         session: None,
     };
     let values = context! {
-        explanation => "It has expired, been used already, or been revoked.",
+        explanation => language::text("gone-explanation"),
         inviter => invitation.map(|i| person(&i.created_by)),
-        ask => "Ask the person who invited you for a new invitation.",
+        ask => language::text("gone-ask"),
     };
     page(StatusCode::GONE, "gone.html", &frame, values)
 }
@@ -97,7 +98,7 @@ fn accept_page(
 ) -> Result<Response, PageError> {
     let form_token = FormToken::for_request(headers, ns, &state.config);
     let frame = Frame {
-        title: "Accept your invitation",
+        title: language::text("accept-title"),
         ns,
         session: None,
     };
@@ -108,7 +109,13 @@ fn accept_page(
         .iter()
         .map(|p| match invitation.roles.role(p.id) {
             Role::Viewer => p.name.clone(),
-            role => format!("{} ({role})", p.name),
+            role => language::text_with(
+                "project-with-role",
+                &[
+                    ("project", p.name.clone().into()),
+                    ("role", language::text(&format!("role-{role}")).into()),
+                ],
+            ),
         })
         .collect();
     let values = context! {
@@ -204,13 +211,13 @@ async fn accept(
         )
     };
     if !form_token_matches(headers, ns, &state.config, form) {
-        return refuse(StatusCode::FORBIDDEN, FORM_EXPIRED);
+        return refuse(StatusCode::FORBIDDEN, &language::text(FORM_EXPIRED));
     }
     let chosen = form.text("password");
     if chosen != form.text("password_again") {
         return refuse(
             StatusCode::BAD_REQUEST,
-            "The two passwords are not the same. Please type them again.",
+            &language::text("passwords-differ"),
         );
     }
     if let Err(error) = password::validate_new(&chosen) {
@@ -264,7 +271,7 @@ async fn welcome(State(state): State<AppState>, user: PageUser) -> Result<Respon
         .map(|m| context! { name => &m.project.name, role => m.role.as_str() })
         .collect();
     let frame = Frame {
-        title: "Welcome",
+        title: language::text("welcome-title"),
         ns: user.ns(),
         session: Some((me, &user.csrf)),
     };

@@ -12,6 +12,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
 
+use super::language;
 use super::render::PageError;
 use crate::domain::Token;
 use crate::http::extract::{Caller, Namespace, constant_time_eq, cookie, cookie_in};
@@ -19,8 +20,8 @@ use crate::http::{AppState, HttpConfig};
 
 pub const SESSION_CSRF_FIELD: &str = "csrfmiddlewaretoken";
 pub const FORM_TOKEN_FIELD: &str = "form_token";
-pub const FORM_EXPIRED: &str =
-    "This form has expired or was sent from another site. Please try again.";
+/// The message key of a form whose token does not match.
+pub const FORM_EXPIRED: &str = "form-expired";
 
 /// A namespace this service serves; any other is a 404 page.
 pub struct PageNamespace(pub String);
@@ -95,7 +96,7 @@ impl PageUser {
             Err(PageError::Status {
                 status: StatusCode::FORBIDDEN,
                 ns: Some(self.ns().to_owned()),
-                message: FORM_EXPIRED.into(),
+                message: language::text(FORM_EXPIRED),
             })
         }
     }
@@ -149,7 +150,7 @@ impl FromRequest<AppState> for FormData {
             return Err(PageError::Status {
                 status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 ns: None,
-                message: "This page takes an HTML form.".into(),
+                message: language::text("error-html-form"),
             });
         }
         let limit = crate::http::extract::BodyLimit::of(request.extensions());
@@ -159,9 +160,9 @@ impl FromRequest<AppState> for FormData {
                 status: rejection.status(),
                 ns: None,
                 message: if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    format!("The form is larger than {limit} bytes.")
+                    language::text_with("error-form-too-large", &[("limit", limit.to_string().into())])
                 } else {
-                    "The form could not be read.".into()
+                    language::text("error-form-unreadable")
                 },
             })?;
         Ok(FormData(

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use minijinja::context;
 
+use super::language;
 use super::forms::{
     FORM_EXPIRED, FormData, FormToken, PageNamespace, PageUser, form_token_matches, landing_page,
     return_path,
@@ -38,7 +39,7 @@ fn login_page(
 ) -> Result<Response, PageError> {
     let token = FormToken::for_request(headers, ns, &state.config);
     let frame = Frame {
-        title: "Log in",
+        title: language::text("login-title"),
         ns,
         session: None,
     };
@@ -103,7 +104,7 @@ async fn submit(
         )
     };
     if !form_token_matches(&headers, &ns, &state.config, &form) {
-        return refuse(StatusCode::FORBIDDEN, FORM_EXPIRED);
+        return refuse(StatusCode::FORBIDDEN, &language::text(FORM_EXPIRED));
     }
     let password = form.text("password");
     match authenticate(&state, &ns, Some(email.as_str()), password, client_ip).await {

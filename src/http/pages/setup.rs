@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use minijinja::context;
 
+use super::language;
 use super::accept::keep_private;
 use super::forms::{
     FORM_EXPIRED, FormData, FormToken, PageNamespace, form_token_matches, landing_page,
@@ -28,14 +29,14 @@ pub fn router() -> Router<AppState> {
 
 fn gone_page(ns: &str) -> Result<Response, PageError> {
     let frame = Frame {
-        title: "This setup link no longer works",
+        title: language::text("setup-gone-title"),
         ns,
         session: None,
     };
     let values = context! {
-        explanation => "The first administrator has been created already, or the link expired.",
+        explanation => language::text("setup-gone-explanation"),
         inviter => (),
-        ask => "Log in with an existing account. While there is still no user, restarting the service prints a new setup link.",
+        ask => language::text("setup-gone-ask"),
     };
     page(StatusCode::GONE, "gone.html", &frame, values)
 }
@@ -57,7 +58,7 @@ fn setup_page(
 ) -> Result<Response, PageError> {
     let form_token = FormToken::for_request(headers, ns, &state.config);
     let frame = Frame {
-        title: "Set up",
+        title: language::text("setup-title"),
         ns,
         session: None,
     };
@@ -163,7 +164,7 @@ async fn create_first_user(
         )
     };
     if !form_token_matches(headers, ns, &state.config, form) {
-        return refuse(StatusCode::FORBIDDEN, FORM_EXPIRED);
+        return refuse(StatusCode::FORBIDDEN, &language::text(FORM_EXPIRED));
     }
     let parsed = EmailAddress::parse(&email)
         .map_err(|e| e.to_string())
@@ -180,7 +181,7 @@ async fn create_first_user(
     if chosen != form.text("password_again") {
         return refuse(
             StatusCode::BAD_REQUEST,
-            "The two passwords are not the same. Please type them again.",
+            &language::text("passwords-differ"),
         );
     }
     if let Err(error) = password::validate_new(&chosen) {

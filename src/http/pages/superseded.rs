@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use minijinja::context;
 
+use super::language;
 use super::accept::{gone_page, keep_private};
 use super::forms::{FORM_EXPIRED, FormData, FormToken, PageNamespace, form_token_matches};
 use super::render::{Frame, PageError, page};
@@ -22,8 +23,6 @@ use crate::store::{NewLinkOutcome, NewLinkRequest, SendLimits, SupersededLink};
 pub fn router() -> Router<AppState> {
     Router::new().route("/{ns}/accept/{token}/new-link", post(new_link))
 }
-
-const TITLE: &str = "This link was replaced by a newer one";
 
 /// What the page shows below its explanation.
 struct Shown<'a> {
@@ -44,18 +43,13 @@ fn superseded_page(
 ) -> Result<Response, PageError> {
     let form_token = FormToken::for_request(headers, ns, &state.config);
     let frame = Frame {
-        title: TITLE,
+        title: language::text("superseded-title"),
         ns,
         session: None,
     };
+    // Written in the page's language by the template's `datetime` filter.
     let iso = link.newer_email_at.to_iso8601();
-    // "2026-01-31T09:05:00.000Z" -> "2026-01-31 09:05 UTC"
-    let sent_on = iso
-        .get(..16)
-        .map(|minutes| format!("{} UTC", minutes.replacen('T', " ", 1)))
-        .unwrap_or_else(|| iso.clone());
     let values = context! {
-        sent_on => sent_on,
         sent_on_iso => iso,
         offer => shown.offer,
         token => token.expose(),
@@ -127,11 +121,12 @@ async fn request_new_link(
         return plain_gone(state, ns, &token).await;
     };
     if !form_token_matches(headers, ns, &state.config, form) {
+        let expired = language::text(FORM_EXPIRED);
         let shown = Shown {
             status: StatusCode::FORBIDDEN,
             offer: true,
             notice: None,
-            error: Some(FORM_EXPIRED),
+            error: Some(&expired),
         };
         return superseded_page(state, ns, headers, &token, &link, shown);
     }
@@ -152,26 +147,22 @@ async fn request_new_link(
     match outcome {
         NewLinkOutcome::Queued => {
             state.outbox_wakeup.notify_one();
+            let queued = language::text("superseded-queued");
             let shown = Shown {
                 status: StatusCode::OK,
                 offer: false,
-                notice: Some(
-                    "A new link is on its way to the address this invitation was sent to. \
-                     Only the link in that email works.",
-                ),
+                notice: Some(&queued),
                 error: None,
             };
             superseded_page(state, ns, headers, &token, &link, shown)
         }
         NewLinkOutcome::Limited { retry_after } => {
+            let limited = language::text("superseded-limited");
             let shown = Shown {
                 status: StatusCode::TOO_MANY_REQUESTS,
                 offer: false,
                 notice: None,
-                error: Some(
-                    "Too many emails were sent to this address lately, so no new link was sent. \
-                     Please try again later.",
-                ),
+                error: Some(&limited),
             };
             let mut response = superseded_page(state, ns, headers, &token, &link, shown)?;
             response.headers_mut().insert(

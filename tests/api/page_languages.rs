@@ -287,7 +287,54 @@ async fn every_kind_of_page_says_its_language(backend: Backend) {
     );
 }
 
+/// The stored language of the person whose session cookie is `session`.
+async fn stored_language(app: &TestApp, session: &str) -> Option<String> {
+    let token = cbh_invite::domain::Token::parse(session).expect("a session token");
+    app.store
+        .session(NS, &token.hash(), cbh_invite::domain::Timestamp::now())
+        .await
+        .expect("session")
+        .expect("a live session")
+        .language
+}
+
+async fn a_page_visit_stores_the_users_language_when_it_changes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.add_user("ada@lab.example", "Ada", "Lovelace", false).await;
+    let client = cookie_client();
+    let login = client
+        .post(format!("{}/{NS}/api/session/", app.base))
+        .json(&json!({"username": "ada@lab.example", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(login.status(), 200);
+    let session = login
+        .cookies()
+        .find(|c| c.name() == format!("{NS}_sessionid"))
+        .expect("the session cookie")
+        .value()
+        .to_owned();
+    assert_eq!(stored_language(&app, &session).await, None, "none before a visit");
+
+    let welcome = format!("{}/{NS}/welcome/", app.base);
+    let page = fetch(&client, &welcome, Some("de-CH, en;q=0.5")).await;
+    assert_eq!(page.status, 200);
+    page.assert_written_in("de", "welcome");
+    assert_eq!(stored_language(&app, &session).await.as_deref(), Some("de"));
+
+    let page = fetch(&client, &welcome, Some("fr")).await;
+    page.assert_written_in("fr", "welcome");
+    assert_eq!(stored_language(&app, &session).await.as_deref(), Some("fr"));
+
+    // The switcher's choice counts the same way.
+    let page = fetch(&client, &format!("{welcome}?lang=en"), Some("fr")).await;
+    page.assert_written_in("en", "welcome, English chosen");
+    assert_eq!(stored_language(&app, &session).await.as_deref(), Some("en"));
+}
+
 backend_tests!(
+    a_page_visit_stores_the_users_language_when_it_changes,
     the_accept_page_follows_accept_language_in_german_and_french,
     the_accept_and_decline_pages_fall_back_to_the_invitations_language,
     the_switcher_is_a_plain_link_and_its_cookie_then_governs,

@@ -70,6 +70,7 @@ impl FromRequestParts<AppState> for PageUser {
             .and_then(Token::parse)
             .filter(|token| constant_time_eq(&token.hash().0, &csrf_hash.0))
             .ok_or_else(login)?;
+        remember_language(state, &session.user, session.language.as_deref()).await;
         Ok(PageUser {
             caller: Caller {
                 namespace: ns,
@@ -79,6 +80,19 @@ impl FromRequestParts<AppState> for PageUser {
             },
             csrf: csrf.expose().to_owned(),
         })
+    }
+}
+
+/// Stores the language of this page as the person's (for the emails sent to them as an
+/// inviter), when it differs from the one stored: a compare per visit, a write per change.
+/// A failed write is logged, not shown: the page itself does not depend on it.
+async fn remember_language(state: &AppState, user: &crate::domain::User, stored: Option<&str>) {
+    let lang = language::current();
+    if stored == Some(lang.as_str()) {
+        return;
+    }
+    if let Err(error) = state.store.set_user_language(user.id, &lang).await {
+        tracing::warn!(user = user.id.0, error = format!("{error:#}"), "storing the user's language");
     }
 }
 

@@ -43,7 +43,8 @@ pub fn keep_private(mut response: Response) -> Response {
     response
 }
 
-/// Looks up the link of the path: `None` for a malformed or unknown token.
+/// Looks up the link of the path: `None` for a malformed or unknown token. A known link's
+/// invitation lends its language to the page (when the reader asks for none of ours).
 pub(super) async fn find_link(
     state: &AppState,
     ns: &str,
@@ -57,6 +58,9 @@ pub(super) async fn find_link(
         .accept_link(ns, &token.hash(), Timestamp::now())
         .await
         .map_err(ApiError::from)?;
+    if let Some(link) = &link {
+        language::consider_invitation(link.invitation.language.as_deref());
+    }
     Ok(link.map(|link| (token, link)))
 }
 

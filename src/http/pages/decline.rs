@@ -190,6 +190,7 @@ async fn unsubscribe_page(
     let Some(invitation) = invitation else {
         return gone_page(ns, None);
     };
+    language::consider_invitation(invitation.language.as_deref());
     let frame = Frame {
         title: language::text("unsubscribe-title"),
         ns,

@@ -163,7 +163,7 @@ pub async fn middleware(
     let asked = request.uri().query().and_then(|query| {
         url::form_urlencoded::parse(query.as_bytes())
             .find(|(name, _)| name == QUERY)
-            .and_then(|(_, value)| one_of_ours(&value))
+            .and_then(|(_, value)| one_of_ours(value.as_ref()))
     });
     let kept = ns.as_deref().and_then(|ns| {
         cookie_in(request.headers(), &cookie_name(ns)).and_then(|value| one_of_ours(&value))

@@ -185,5 +185,8 @@ async fn plain_gone(state: &AppState, ns: &str, token: &Token) -> Result<Respons
         .accept_link(ns, &token.hash(), Timestamp::now())
         .await
         .map_err(ApiError::from)?;
+    if let Some(link) = &link {
+        language::consider_invitation(link.invitation.language.as_deref());
+    }
     gone_page(ns, link.as_ref().map(|link| &link.invitation))
 }

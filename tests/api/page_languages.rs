@@ -192,7 +192,12 @@ async fn the_switcher_is_a_plain_link_and_its_cookie_then_governs(backend: Backe
     // A language we do not have changes nothing.
     let unknown = fetch(&client, &format!("{link}?lang=xx"), Some("en")).await;
     unknown.assert_written_in("de", "?lang=xx");
-    assert!(unknown.set_cookies.iter().all(|c| !c.contains("_language=")));
+    assert!(
+        unknown
+            .set_cookies
+            .iter()
+            .all(|c| !c.contains("_language="))
+    );
 }
 
 async fn every_kind_of_page_says_its_language(backend: Backend) {
@@ -231,7 +236,11 @@ async fn every_kind_of_page_says_its_language(backend: Backend) {
         ("login", format!("{base}/{NS}/login/"), 200),
         ("accept", new_link.clone(), 200),
         ("decline", new_link.replace("/accept/", "/decline/"), 200),
-        ("gone (unknown link)", format!("{base}/{NS}/accept/{}", "a".repeat(43)), 410),
+        (
+            "gone (unknown link)",
+            format!("{base}/{NS}/accept/{}", "a".repeat(43)),
+            410,
+        ),
         ("error (404)", format!("{base}/nowhere/login/"), 404),
     ];
     for (what, url, status) in &pages {
@@ -264,7 +273,9 @@ async fn every_kind_of_page_says_its_language(backend: Backend) {
     assert!(gone.body.contains("Demandez à"), "{}", gone.body);
 
     // The pages of a logged-in person.
-    let root = app.add_user("root@lab.example", "Grace", "Hopper", true).await;
+    let root = app
+        .add_user("root@lab.example", "Grace", "Hopper", true)
+        .await;
     let _ = root;
     let agent = app.login("root@lab.example", PASSWORD).await;
     for path in ["invite/", "welcome/", "projects/", "users/"] {
@@ -273,12 +284,26 @@ async fn every_kind_of_page_says_its_language(backend: Backend) {
         page.assert_written_in("fr", path);
     }
     let invite = fetch(&agent.client, &format!("{base}/{NS}/invite/"), fr).await;
-    assert!(invite.body.contains("Toutes les invitations"), "{}", invite.body);
+    assert!(
+        invite.body.contains("Toutes les invitations"),
+        "{}",
+        invite.body
+    );
     // Dates in the page's language: the month's French name.
     assert!(
         [
-            "janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-            "septembre", "octobre", "novembre", "décembre"
+            "janvier",
+            "février",
+            "mars",
+            "avril",
+            "mai",
+            "juin",
+            "juillet",
+            "août",
+            "septembre",
+            "octobre",
+            "novembre",
+            "décembre"
         ]
         .iter()
         .any(|month| invite.body.contains(&format!(" {month} "))),
@@ -300,7 +325,8 @@ async fn stored_language(app: &TestApp, session: &str) -> Option<String> {
 
 async fn a_page_visit_stores_the_users_language_when_it_changes(backend: Backend) {
     let app = spawn_app(backend).await;
-    app.add_user("ada@lab.example", "Ada", "Lovelace", false).await;
+    app.add_user("ada@lab.example", "Ada", "Lovelace", false)
+        .await;
     let client = cookie_client();
     let login = client
         .post(format!("{}/{NS}/api/session/", app.base))
@@ -315,7 +341,11 @@ async fn a_page_visit_stores_the_users_language_when_it_changes(backend: Backend
         .expect("the session cookie")
         .value()
         .to_owned();
-    assert_eq!(stored_language(&app, &session).await, None, "none before a visit");
+    assert_eq!(
+        stored_language(&app, &session).await,
+        None,
+        "none before a visit"
+    );
 
     let welcome = format!("{}/{NS}/welcome/", app.base);
     let page = fetch(&client, &welcome, Some("de-CH, en;q=0.5")).await;

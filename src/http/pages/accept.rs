@@ -11,10 +11,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use minijinja::{Value, context};
 
-use super::language;
 use super::forms::{
     FORM_EXPIRED, FormData, FormToken, PageNamespace, PageUser, form_token_matches,
 };
+use super::language;
 use super::render::{Frame, PageError, page};
 use crate::domain::password::{self, MIN_PASSWORD_CHARS};
 use crate::domain::token::TokenHash;
@@ -219,10 +219,7 @@ async fn accept(
     }
     let chosen = form.text("password");
     if chosen != form.text("password_again") {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            &language::text("passwords-differ"),
-        );
+        return refuse(StatusCode::BAD_REQUEST, &language::text("passwords-differ"));
     }
     if let Err(error) = password::validate_new(&chosen) {
         return refuse(StatusCode::BAD_REQUEST, &capitalised(&error.to_string()));

@@ -16,8 +16,8 @@ use axum::routing::post;
 use minijinja::{Value, context};
 use serde::Serialize;
 
-use super::language;
 use super::forms::{FormData, PageUser, SESSION_CSRF_FIELD};
+use super::language;
 use super::render::{Frame, PageError, page};
 use crate::domain::ProjectId;
 use crate::domain::roster::{self, RosterError, RosterRow, RowResult, Summary};
@@ -72,7 +72,10 @@ fn upload_error(ns: &str, error: &MultipartError) -> PageError {
     let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
         language::text_with(
             "bulk-too-large",
-            &[("mib", (UPLOAD_BODY_BYTES / (1024 * 1024)).to_string().into())],
+            &[(
+                "mib",
+                (UPLOAD_BODY_BYTES / (1024 * 1024)).to_string().into(),
+            )],
         )
     } else {
         language::text("bulk-unreadable")

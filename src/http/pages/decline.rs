@@ -15,9 +15,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use minijinja::context;
 
-use super::language;
 use super::accept::{find_link, gone_page, keep_private, person};
 use super::forms::{FORM_EXPIRED, FormData, FormToken, PageNamespace, form_token_matches};
+use super::language;
 use super::render::{Frame, PageError, page};
 use crate::domain::Token;
 use crate::http::extract::{ClientIp, path_param};

@@ -92,7 +92,11 @@ async fn remember_language(state: &AppState, user: &crate::domain::User, stored:
         return;
     }
     if let Err(error) = state.store.set_user_language(user.id, &lang).await {
-        tracing::warn!(user = user.id.0, error = format!("{error:#}"), "storing the user's language");
+        tracing::warn!(
+            user = user.id.0,
+            error = format!("{error:#}"),
+            "storing the user's language"
+        );
     }
 }
 
@@ -174,7 +178,10 @@ impl FromRequest<AppState> for FormData {
                 status: rejection.status(),
                 ns: None,
                 message: if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    language::text_with("error-form-too-large", &[("limit", limit.to_string().into())])
+                    language::text_with(
+                        "error-form-too-large",
+                        &[("limit", limit.to_string().into())],
+                    )
                 } else {
                     language::text("error-form-unreadable")
                 },

@@ -11,8 +11,8 @@ use minijinja::{Value, context};
 use serde::Serialize;
 use serde_json::json;
 
-use super::language;
 use super::forms::{FormData, PageUser};
+use super::language;
 use super::render::{Frame, PageError, page};
 use crate::domain::{InvitationId, Role, Timestamp};
 use crate::http::extract::path_param;
@@ -124,8 +124,7 @@ impl InvitationRow {
                             ("project", p.name.clone().into()),
                             (
                                 "role",
-                                language::text(&format!("role-{}", record.roles.role(p.id)))
-                                    .into(),
+                                language::text(&format!("role-{}", record.roles.role(p.id))).into(),
                             ),
                         ],
                     )

@@ -50,15 +50,20 @@ tokio::task_local! {
 
 /// The built-in catalogs and page templates, for rendering outside a page request (the unit
 /// tests). They load from the binary, so this cannot fail short of a bug the tests catch.
-static BUILT_IN: LazyLock<(Arc<Catalogs>, Arc<Result<Environment<'static>, minijinja::Error>>)> =
-    LazyLock::new(|| {
-        let catalogs = Arc::new(Catalogs::load(None).unwrap_or_else(|e| {
-            tracing::error!(error = format!("{e:#}"), "the built-in catalogs do not load");
-            panic!("the built-in catalogs do not load: {e:#}")
-        }));
-        let templates = Arc::new(super::render::environment(&catalogs));
-        (catalogs, templates)
-    });
+static BUILT_IN: LazyLock<(
+    Arc<Catalogs>,
+    Arc<Result<Environment<'static>, minijinja::Error>>,
+)> = LazyLock::new(|| {
+    let catalogs = Arc::new(Catalogs::load(None).unwrap_or_else(|e| {
+        tracing::error!(
+            error = format!("{e:#}"),
+            "the built-in catalogs do not load"
+        );
+        panic!("the built-in catalogs do not load: {e:#}")
+    }));
+    let templates = Arc::new(super::render::environment(&catalogs));
+    (catalogs, templates)
+});
 
 impl PageLanguage {
     /// The language to write in, by the order of the module's documentation.
@@ -83,7 +88,8 @@ fn names_one_of_ours(catalogs: &Catalogs, tags: &[String]) -> bool {
     let ours = catalogs.languages();
     tags.iter().any(|tag| {
         let primary = primary(tag);
-        ours.iter().any(|lang| primary(lang).eq_ignore_ascii_case(primary))
+        ours.iter()
+            .any(|lang| primary(lang).eq_ignore_ascii_case(primary))
     })
 }
 
@@ -101,7 +107,10 @@ pub fn current() -> String {
 }
 
 /// The catalogs and the page templates of this request.
-pub(super) fn tools() -> (Arc<Catalogs>, Arc<Result<Environment<'static>, minijinja::Error>>) {
+pub(super) fn tools() -> (
+    Arc<Catalogs>,
+    Arc<Result<Environment<'static>, minijinja::Error>>,
+) {
     with_page(|page| (page.catalogs.clone(), page.templates.clone()))
         .unwrap_or_else(|| (BUILT_IN.0.clone(), BUILT_IN.1.clone()))
 }
@@ -145,13 +154,20 @@ pub fn cookie_name(ns: &str) -> String {
 /// in their task-local, sets the cookie when `?lang=` chose a language of ours, and sends
 /// `Content-Language` with the language the page was written in.
 pub async fn middleware(
-    State((state, templates)): State<(AppState, Arc<Result<Environment<'static>, minijinja::Error>>)>,
+    State((state, templates)): State<(
+        AppState,
+        Arc<Result<Environment<'static>, minijinja::Error>>,
+    )>,
     request: Request,
     next: Next,
 ) -> Response {
     let catalogs = state.catalogs.clone();
     let ours = catalogs.languages();
-    let one_of_ours = |tag: &str| ours.iter().find(|lang| lang.eq_ignore_ascii_case(tag)).cloned();
+    let one_of_ours = |tag: &str| {
+        ours.iter()
+            .find(|lang| lang.eq_ignore_ascii_case(tag))
+            .cloned()
+    };
     // The namespace is the path's first segment; an unknown one gets its 404 below.
     let ns = request
         .uri()
@@ -274,7 +290,10 @@ mod tests {
     fn every_shipped_language_has_every_key_of_the_english_pages() {
         let catalogs = built_in();
         let english = catalogs.keys("en");
-        assert!(english.contains("accept-title"), "the pages' catalog is built in");
+        assert!(
+            english.contains("accept-title"),
+            "the pages' catalog is built in"
+        );
         for lang in catalogs.languages() {
             let missing: Vec<&String> = english.difference(&catalogs.keys(&lang)).collect();
             assert!(missing.is_empty(), "{lang} lacks {missing:?}");

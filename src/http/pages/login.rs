@@ -7,11 +7,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use minijinja::context;
 
-use super::language;
 use super::forms::{
     FORM_EXPIRED, FormData, FormToken, PageNamespace, PageUser, form_token_matches, landing_page,
     return_path,
 };
+use super::language;
 use super::render::{Frame, PageError, page};
 use crate::http::extract::ClientIp;
 use crate::http::session::{authenticate, end_session, set_cookies, start_session};

@@ -11,8 +11,8 @@ use axum::routing::{get, post};
 use minijinja::{Value, context};
 use serde::Serialize;
 
-use super::language;
 use super::forms::{FormData, PageUser};
+use super::language;
 use super::render::{Frame, PageError, page};
 use crate::domain::{ProjectId, Role, UserId};
 use crate::http::extract::path_param;

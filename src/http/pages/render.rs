@@ -483,11 +483,17 @@ mod tests {
                     "{template} in {lang}"
                 );
                 // A message no catalog has would print its key, e.g. `accept-title`.
-                assert!(!html.contains("{$"), "{template} in {lang}: an argument is missing");
+                assert!(
+                    !html.contains("{$"),
+                    "{template} in {lang}: an argument is missing"
+                );
             }
         }
         let fell_back = catalogs.fallbacks();
-        assert!(fell_back.is_empty(), "messages missing from a catalog: {fell_back:?}");
+        assert!(
+            fell_back.is_empty(),
+            "messages missing from a catalog: {fell_back:?}"
+        );
     }
 
     #[test]

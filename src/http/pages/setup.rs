@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use minijinja::context;
 
-use super::language;
 use super::accept::keep_private;
 use super::forms::{
     FORM_EXPIRED, FormData, FormToken, PageNamespace, form_token_matches, landing_page,
 };
+use super::language;
 use super::render::{Frame, PageError, page};
 use crate::domain::password::{self, MIN_PASSWORD_CHARS};
 use crate::domain::{EmailAddress, PersonName, Timestamp, Token};
@@ -179,10 +179,7 @@ async fn create_first_user(
     };
     let chosen = form.text("password");
     if chosen != form.text("password_again") {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            &language::text("passwords-differ"),
-        );
+        return refuse(StatusCode::BAD_REQUEST, &language::text("passwords-differ"));
     }
     if let Err(error) = password::validate_new(&chosen) {
         return refuse(StatusCode::BAD_REQUEST, &error.to_string());

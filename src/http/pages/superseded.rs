@@ -11,9 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use minijinja::context;
 
-use super::language;
 use super::accept::{gone_page, keep_private};
 use super::forms::{FORM_EXPIRED, FormData, FormToken, PageNamespace, form_token_matches};
+use super::language;
 use super::render::{Frame, PageError, page};
 use crate::domain::{Timestamp, Token};
 use crate::http::extract::path_param;

@@ -10,8 +10,8 @@ use axum::routing::{get, post};
 use minijinja::{Value, context};
 use serde::Serialize;
 
-use super::language;
 use super::forms::{FormData, PageUser};
+use super::language;
 use super::render::{Frame, PageError, page};
 use crate::domain::UserId;
 use crate::http::extract::path_param;
@@ -170,9 +170,7 @@ async fn set_active(
             let status = error.status();
             let message = match error {
                 ApiError::NotFound(_) => language::text("no-such-user"),
-                ApiError::Conflict(_) => {
-                    language::text("users-not-yourself")
-                }
+                ApiError::Conflict(_) => language::text("users-not-yourself"),
                 other => other.to_string(),
             };
             users_page(state, user, status, None, Some(message), 0).await

@@ -30,9 +30,13 @@ pub const QUERY: &str = "lang";
 const COOKIE_MAX_AGE: u32 = 365 * 24 * 3600;
 
 /// What a page request asks for, and what its page was written in.
+/// The page templates of an application, compiled with its catalogs (`render::environment`).
+pub type Templates = Arc<Result<Environment<'static>, minijinja::Error>>;
+
 pub struct PageLanguage {
     catalogs: Arc<Catalogs>,
-    templates: Arc<Result<Environment<'static>, minijinja::Error>>,
+    /// `None`: the built-in templates (`render` keeps them).
+    templates: Option<Templates>,
     /// The switcher's choice (`?lang=`, else the cookie), exactly one of our languages.
     chosen: Option<String>,
     /// The `Accept-Language` tags, best first.
@@ -48,21 +52,17 @@ tokio::task_local! {
     static PAGE: Arc<PageLanguage>;
 }
 
-/// The built-in catalogs and page templates, for rendering outside a page request (the unit
-/// tests). They load from the binary, so this cannot fail short of a bug the tests catch.
-static BUILT_IN: LazyLock<(
-    Arc<Catalogs>,
-    Arc<Result<Environment<'static>, minijinja::Error>>,
-)> = LazyLock::new(|| {
-    let catalogs = Arc::new(Catalogs::load(None).unwrap_or_else(|e| {
+/// The built-in catalogs, for text outside a page request (the unit tests, a page error met
+/// outside the pages' layer). They are in the binary and the unit tests load them, so this
+/// cannot fail short of a bug those tests catch.
+static BUILT_IN: LazyLock<Arc<Catalogs>> = LazyLock::new(|| {
+    Arc::new(Catalogs::load(None).unwrap_or_else(|e| {
         tracing::error!(
             error = format!("{e:#}"),
             "the built-in catalogs do not load"
         );
         panic!("the built-in catalogs do not load: {e:#}")
-    }));
-    let templates = Arc::new(super::render::environment(&catalogs));
-    (catalogs, templates)
+    }))
 });
 
 impl PageLanguage {
@@ -106,13 +106,19 @@ pub fn current() -> String {
     with_page(PageLanguage::resolve).unwrap_or_else(|| crate::i18n::FALLBACK.to_owned())
 }
 
-/// The catalogs and the page templates of this request.
-pub(super) fn tools() -> (
-    Arc<Catalogs>,
-    Arc<Result<Environment<'static>, minijinja::Error>>,
-) {
-    with_page(|page| (page.catalogs.clone(), page.templates.clone()))
-        .unwrap_or_else(|| (BUILT_IN.0.clone(), BUILT_IN.1.clone()))
+/// The catalogs of this request (the built-in ones outside a page request).
+pub(super) fn catalogs() -> Arc<Catalogs> {
+    with_page(|page| page.catalogs.clone()).unwrap_or_else(built_in)
+}
+
+/// The page templates of this request; `None`: the built-in ones.
+pub(super) fn templates() -> Option<Templates> {
+    with_page(|page| page.templates.clone()).flatten()
+}
+
+/// The built-in catalogs.
+pub(super) fn built_in() -> Arc<Catalogs> {
+    BUILT_IN.clone()
 }
 
 /// Records the language a page was rendered in, for the `Content-Language` header.
@@ -141,8 +147,7 @@ pub fn text(key: &str) -> String {
 
 /// A message with arguments, in the page's language.
 pub fn text_with(key: &str, args: &[(&str, FluentValue)]) -> String {
-    let (catalogs, _) = tools();
-    catalogs.text(&current(), key, args)
+    catalogs().text(&current(), key, args)
 }
 
 /// The cookie that keeps the switcher's choice.
@@ -154,10 +159,7 @@ pub fn cookie_name(ns: &str) -> String {
 /// in their task-local, sets the cookie when `?lang=` chose a language of ours, and sends
 /// `Content-Language` with the language the page was written in.
 pub async fn middleware(
-    State((state, templates)): State<(
-        AppState,
-        Arc<Result<Environment<'static>, minijinja::Error>>,
-    )>,
+    State((state, templates)): State<(AppState, Templates)>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -192,7 +194,7 @@ pub async fn middleware(
         .unwrap_or_default();
     let page = Arc::new(PageLanguage {
         catalogs,
-        templates,
+        templates: Some(templates),
         chosen: asked.clone().or(kept.clone()),
         accepted,
         default: state.config.default_language.clone(),
@@ -241,8 +243,8 @@ pub(super) fn switcher(catalogs: &Catalogs) -> Vec<(String, String)> {
 #[cfg(test)]
 pub(super) fn in_language<T>(lang: &str, f: impl FnOnce() -> T) -> T {
     let page = Arc::new(PageLanguage {
-        catalogs: BUILT_IN.0.clone(),
-        templates: BUILT_IN.1.clone(),
+        catalogs: built_in(),
+        templates: None,
         chosen: Some(lang.to_owned()),
         accepted: Vec::new(),
         default: crate::i18n::FALLBACK.to_owned(),
@@ -252,20 +254,14 @@ pub(super) fn in_language<T>(lang: &str, f: impl FnOnce() -> T) -> T {
     PAGE.sync_scope(page, f)
 }
 
-/// The built-in catalogs the unit tests render with.
-#[cfg(test)]
-pub(super) fn built_in() -> Arc<Catalogs> {
-    BUILT_IN.0.clone()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn page(chosen: Option<&str>, accepted: &[&str], invitation: Option<&str>) -> PageLanguage {
         PageLanguage {
-            catalogs: BUILT_IN.0.clone(),
-            templates: BUILT_IN.1.clone(),
+            catalogs: built_in(),
+            templates: None,
             chosen: chosen.map(str::to_owned),
             accepted: accepted.iter().map(|s| (*s).to_owned()).collect(),
             default: "en".into(),
@@ -302,7 +298,7 @@ mod tests {
 
     #[test]
     fn every_language_is_listed_under_its_own_name() {
-        let names = switcher(&BUILT_IN.0);
+        let names = switcher(&built_in());
         for (lang, name) in [("de", "Deutsch"), ("en", "English"), ("fr", "Français")] {
             assert!(
                 names.contains(&(lang.to_owned(), name.to_owned())),

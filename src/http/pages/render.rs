@@ -2,7 +2,7 @@
 //! type of the pages: unlike the JSON API's `ApiError`, it answers with an HTML page, or with a
 //! redirect to the login page that brings the person back afterwards.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -95,6 +95,10 @@ const PAGES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The page templates with the built-in catalogs, for a page rendered outside the pages' layer.
+static BUILT_IN: LazyLock<language::Templates> =
+    LazyLock::new(|| Arc::new(environment(&language::built_in())));
+
 /// The page templates with the catalogs' `t()`, `date` and `datetime`; compiled once per
 /// application (`pages::router`). A template that does not compile is a bug caught by the unit
 /// tests below; should one slip through, each page answers 500 instead of the process stopping.
@@ -141,7 +145,8 @@ pub struct Frame<'a> {
 /// Renders `template` (`.html`: every value is escaped) with the frame's values and `values`.
 /// The page is written in the request's language (`language::current`).
 pub fn render(template: &str, frame: &Frame<'_>, values: Value) -> Result<String, PageError> {
-    let (catalogs, templates) = language::tools();
+    let catalogs = language::catalogs();
+    let templates = language::templates().unwrap_or_else(|| BUILT_IN.clone());
     let env = templates
         .as_ref()
         .as_ref()
@@ -298,8 +303,7 @@ impl IntoResponse for PageError {
 /// a status the catalogs do not name).
 fn status_title(status: StatusCode) -> String {
     let key = format!("error-title-{}", status.as_u16());
-    let (catalogs, _) = language::tools();
-    if catalogs.has(crate::i18n::FALLBACK, &key) {
+    if language::catalogs().has(crate::i18n::FALLBACK, &key) {
         language::text(&key)
     } else {
         status

@@ -29,9 +29,9 @@ have-an-account = Sie haben bereits ein Konto? Melden Sie sich an
 no-project-yet = Sie haben noch kein Projekt.
 passwords-differ = Die beiden Passwörter stimmen nicht überein. Bitte geben Sie sie erneut ein.
 form-expired = Dieses Formular ist abgelaufen oder wurde von einer anderen Website gesendet. Bitte versuchen Sie es erneut.
-role-viewer = Betrachter
-role-editor = Bearbeiter
-role-owner = Eigentümer
+page-role-viewer = Betrachter
+page-role-editor = Bearbeiter
+page-role-owner = Eigentümer
 project-with-role = { $project } ({ $role })
 
 ## Anmelden

@@ -30,9 +30,9 @@ have-an-account = Already have an account? Log in
 no-project-yet = You have no project yet.
 passwords-differ = The two passwords are not the same. Please type them again.
 form-expired = This form has expired or was sent from another site. Please try again.
-role-viewer = viewer
-role-editor = editor
-role-owner = owner
+page-role-viewer = viewer
+page-role-editor = editor
+page-role-owner = owner
 # A project with a role above viewer on the accept page: "Kinase screen (editor)".
 project-with-role = { $project } ({ $role })
 

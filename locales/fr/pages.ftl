@@ -29,9 +29,9 @@ have-an-account = Vous avez déjà un compte ? Connectez-vous
 no-project-yet = Vous n’avez encore aucun projet.
 passwords-differ = Les deux mots de passe ne sont pas identiques. Veuillez les saisir à nouveau.
 form-expired = Ce formulaire a expiré ou a été envoyé depuis un autre site. Veuillez réessayer.
-role-viewer = lecteur
-role-editor = éditeur
-role-owner = propriétaire
+page-role-viewer = lecteur
+page-role-editor = éditeur
+page-role-owner = propriétaire
 project-with-role = { $project } ({ $role })
 
 ## Connexion

@@ -117,7 +117,7 @@ fn accept_page(
                 "project-with-role",
                 &[
                     ("project", p.name.clone().into()),
-                    ("role", language::text(&format!("role-{role}")).into()),
+                    ("role", language::text(&format!("page-role-{role}")).into()),
                 ],
             ),
         })

@@ -124,7 +124,8 @@ impl InvitationRow {
                             ("project", p.name.clone().into()),
                             (
                                 "role",
-                                language::text(&format!("role-{}", record.roles.role(p.id))).into(),
+                                language::text(&format!("page-role-{}", record.roles.role(p.id)))
+                                    .into(),
                             ),
                         ],
                     )

@@ -87,9 +87,9 @@ impl PageLanguage {
 fn names_one_of_ours(catalogs: &Catalogs, tags: &[String]) -> bool {
     let ours = catalogs.languages();
     tags.iter().any(|tag| {
-        let primary = primary(tag);
+        let asked = primary(tag);
         ours.iter()
-            .any(|lang| primary(lang).eq_ignore_ascii_case(primary))
+            .any(|lang| primary(lang).eq_ignore_ascii_case(asked))
     })
 }
 
@@ -291,7 +291,8 @@ mod tests {
             "the pages' catalog is built in"
         );
         for lang in catalogs.languages() {
-            let missing: Vec<&String> = english.difference(&catalogs.keys(&lang)).collect();
+            let keys = catalogs.keys(&lang);
+            let missing: Vec<&String> = english.difference(&keys).collect();
             assert!(missing.is_empty(), "{lang} lacks {missing:?}");
         }
     }

@@ -11,10 +11,15 @@
   var api = table.getAttribute("data-api");
   var givingUpAt = Date.now() + 10 * 60 * 1000;
 
-  function badge(kind, text) {
+  // The words of the page's language, written by the server on the table.
+  function word(name, fallback) {
+    return table.getAttribute("data-word-" + name) || fallback;
+  }
+
+  function badge(kind, value) {
     var span = document.createElement("span");
-    span.className = "badge " + kind + "-" + text;
-    span.textContent = text;
+    span.className = "badge " + kind + "-" + value;
+    span.textContent = word(kind + "-" + value, value);
     return span;
   }
 
@@ -35,7 +40,7 @@
     cell.appendChild(badge("delivery", delivery.status));
     if (delivery.attempts > 1) {
       cell.appendChild(document.createTextNode(" "));
-      cell.appendChild(small(delivery.attempts + " attempts"));
+      cell.appendChild(small(word("attempts", "%n attempts").replace("%n", delivery.attempts)));
     }
     if (delivery.last_error) {
       cell.appendChild(small(delivery.last_error, "error-detail"));

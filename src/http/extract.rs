@@ -155,6 +155,8 @@ pub struct Authenticated {
     pub credential: Credential,
     /// The hash of the session's CSRF token (a session only).
     pub csrf_hash: Option<TokenHash>,
+    /// The language stored for the person (a session only: the pages keep it up to date).
+    pub language: Option<String>,
 }
 
 /// The one lookup of a request's credentials: an `Authorization: ApiKey` header, else the
@@ -184,6 +186,7 @@ pub async fn authenticate(
             user,
             credential: Credential::ApiKey,
             csrf_hash: None,
+            language: None,
         });
     }
     session_user(parts, state, namespace)
@@ -210,6 +213,7 @@ pub async fn session_user(
         user: session.user,
         credential: Credential::Session { id_hash },
         csrf_hash: Some(session.csrf_hash),
+        language: session.language,
     }))
 }
 

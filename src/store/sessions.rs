@@ -19,6 +19,8 @@ pub struct NewSession {
 pub struct SessionRecord {
     pub user: User,
     pub csrf_hash: TokenHash,
+    /// `users.language`: the language of the person's last page visit, if any.
+    pub language: Option<String>,
 }
 
 /// A login attempt, counted before its password is checked (`SessionStore::reserve_login`).
@@ -68,6 +70,9 @@ pub trait SessionStore: Send + Sync {
         now: Timestamp,
     ) -> StoreResult<Option<SessionRecord>>;
     async fn delete_session(&self, id_hash: &TokenHash) -> StoreResult<()>;
+    /// Stores the language of a page the person visited (`users.language`), for the emails
+    /// sent to them. The pages call it only when it changed.
+    async fn set_user_language(&self, user: UserId, language: &str) -> StoreResult<()>;
     /// In one transaction, serialised per account and per client address (on every node):
     /// refuses the attempt when a limit is reached, and otherwise stores it as a
     /// `login_failed` audit row at once, so that concurrent attempts count it before any of

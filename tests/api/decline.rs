@@ -508,10 +508,14 @@ async fn the_accept_page_leads_to_the_decline_page_and_its_confirmation(backend:
         .await;
     browser.wait_for_text("h1", "Decline the invitation").await;
     browser.assert_accessible("decline").await;
+    // The language switcher is a plain link: the page again, in German, and what follows too.
+    browser.click("nav.languages a[hreflang=de]").await;
+    browser.wait_for_text("h1", "Einladung ablehnen").await;
+    browser.assert_accessible("decline in German").await;
     browser.click("#block-future").await;
     browser.submit_and_wait("#confirm-decline").await;
     browser
-        .wait_for_text("#outcome", "You declined the invitation")
+        .wait_for_text("#outcome", "Sie haben die Einladung abgelehnt")
         .await;
     browser.assert_accessible("declined").await;
     browser.quit().await;

@@ -57,6 +57,7 @@ mod notices;
 mod openapi;
 mod operations;
 mod outbox;
+mod page_languages;
 mod page_security;
 mod pages;
 mod promises;

@@ -422,7 +422,7 @@ async fn a_superseded_link_shows_the_date_and_emails_a_new_link_to_the_stored_ad
     )
     .await;
     app.smtp.wait_for(2, WAIT).await;
-    let date = resent["modified"].as_str().expect("modified")[..16].replacen('T', " ", 1);
+    let modified = resent["modified"].as_str().expect("modified").to_owned();
 
     let page = app.anonymous().get(&format!("/{NS}/accept/{old}")).await;
     assert_eq!(page.status(), StatusCode::GONE);
@@ -431,7 +431,13 @@ async fn a_superseded_link_shows_the_date_and_emails_a_new_link_to_the_stored_ad
         body.contains("A newer email with a new link was sent to you on"),
         "{body}"
     );
-    assert!(body.contains(&format!("{date} UTC")), "{body}");
+    // The date, written in the page's language (English here), with its machine form.
+    assert!(
+        body.contains(&format!("<time datetime=\"{}", &modified[..16])),
+        "{body}"
+    );
+    let day = modified[8..10].trim_start_matches('0');
+    assert!(body.contains(&format!("\">{day} ")), "{body}");
     assert!(body.contains("Email me a new link"));
 
     // Without the page's form token: refused, nothing queued.

@@ -15,6 +15,7 @@ use super::forms::{
     FORM_EXPIRED, FormData, FormToken, PageNamespace, PageUser, form_token_matches,
 };
 use super::link::{gone_page, live_link, person, private};
+use super::language;
 use super::render::{Frame, PageError, page};
 use crate::domain::password::{self, MIN_PASSWORD_CHARS};
 use crate::domain::token::TokenHash;
@@ -45,7 +46,7 @@ fn accept_page(
 ) -> Result<Response, PageError> {
     let form_token = FormToken::for_request(headers, ns, &state.config);
     let frame = Frame {
-        title: "Accept your invitation",
+        title: language::text("accept-title"),
         ns,
         session: None,
     };
@@ -56,7 +57,13 @@ fn accept_page(
         .iter()
         .map(|p| match invitation.roles.role(p.id) {
             Role::Viewer => p.name.clone(),
-            role => format!("{} ({role})", p.name),
+            role => language::text_with(
+                "project-with-role",
+                &[
+                    ("project", p.name.clone().into()),
+                    ("role", language::text(&format!("page-role-{role}")).into()),
+                ],
+            ),
         })
         .collect();
     let values = context! {
@@ -135,14 +142,11 @@ async fn accept(
         )
     };
     if !form_token_matches(headers, ns, &state.config, form) {
-        return refuse(StatusCode::FORBIDDEN, FORM_EXPIRED);
+        return refuse(StatusCode::FORBIDDEN, &language::text(FORM_EXPIRED));
     }
     let chosen = form.text("password");
     if chosen != form.text("password_again") {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "The two passwords are not the same. Please type them again.",
-        );
+        return refuse(StatusCode::BAD_REQUEST, &language::text("passwords-differ"));
     }
     if let Err(error) = password::validate_new(&chosen) {
         return refuse(StatusCode::BAD_REQUEST, &capitalised(&error.to_string()));
@@ -202,7 +206,7 @@ async fn welcome(
         .map(|m| context! { name => &m.project.name, role => m.role.as_str() })
         .collect();
     let frame = Frame {
-        title: "Welcome",
+        title: language::text("welcome-title"),
         ns: user.ns(),
         session: Some((me, &user.csrf)),
     };

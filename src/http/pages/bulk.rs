@@ -17,6 +17,7 @@ use minijinja::{Value, context};
 use serde::Serialize;
 
 use super::forms::{FormData, PageUser, SESSION_CSRF_FIELD};
+use super::language;
 use super::render::{Frame, PageError, page};
 use crate::domain::ProjectId;
 use crate::domain::roster::{self, RosterError, RosterRow, RowResult, Summary};
@@ -60,7 +61,7 @@ async fn project_names(
 
 fn frame<'a>(user: &'a PageUser) -> Frame<'a> {
     Frame {
-        title: "Invite several people",
+        title: language::text("bulk-title"),
         ns: user.ns(),
         session: Some((&user.caller.user, &user.csrf)),
     }
@@ -69,12 +70,15 @@ fn frame<'a>(user: &'a PageUser) -> Frame<'a> {
 fn upload_error(ns: &str, error: &MultipartError) -> PageError {
     let status = error.status();
     let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-        format!(
-            "The upload is larger than {} MiB: split the list and send each part.",
-            UPLOAD_BODY_BYTES / (1024 * 1024)
+        language::text_with(
+            "bulk-too-large",
+            &[(
+                "mib",
+                (UPLOAD_BODY_BYTES / (1024 * 1024)).to_string().into(),
+            )],
         )
     } else {
-        "The upload could not be read.".to_owned()
+        language::text("bulk-unreadable")
     };
     PageError::Status {
         status,
@@ -102,7 +106,7 @@ async fn preview(
     let mut multipart = multipart.map_err(|rejection| PageError::Status {
         status: rejection.status(),
         ns: Some(ns.clone()),
-        message: "This form takes an upload (multipart/form-data).".into(),
+        message: language::text("bulk-not-multipart"),
     })?;
     let mut fields: Vec<(String, String)> = Vec::new();
     let mut pasted: Vec<u8> = Vec::new();
@@ -182,7 +186,7 @@ async fn preview_page(
                 rows => Vec::<()>::new(),
                 valid => 0, invalid => 0, roster => "", projects => projects, chosen => chosen,
                 notice => (),
-                error => format!("The list cannot be read: {error}."),
+                error => language::text_with("bulk-list-unreadable", &[("error", error.to_string().into())]),
             },
         ),
     };

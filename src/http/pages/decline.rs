@@ -17,6 +17,7 @@ use minijinja::context;
 
 use super::forms::{FORM_EXPIRED, FormData, FormToken, PageNamespace, form_token_matches};
 use super::link::{gone_page, live_link, person, private};
+use super::language;
 use super::render::{Frame, PageError, page};
 use crate::domain::Token;
 use crate::http::extract::{ClientIp, path_param};
@@ -51,7 +52,7 @@ fn decline_page(
 ) -> Result<Response, PageError> {
     let form_token = FormToken::for_request(headers, ns, &state.config);
     let frame = Frame {
-        title: "Decline the invitation",
+        title: language::text("decline-title"),
         ns,
         session: None,
     };
@@ -78,7 +79,7 @@ fn decline_page(
 
 fn done_page(
     ns: &str,
-    title: &str,
+    title: String,
     outcome: &str,
     suppressed: bool,
 ) -> Result<Response, PageError> {
@@ -149,15 +150,15 @@ async fn decline(
             StatusCode::FORBIDDEN,
             &token,
             &link.invitation,
-            Some(FORM_EXPIRED),
+            Some(&language::text(FORM_EXPIRED)),
         );
     }
     let block_future = form.get("block_future").is_some_and(|v| v == "true");
     match decline_by_token(state, ns, token.expose(), block_future, client_ip).await? {
         Ok(_) => done_page(
             ns,
-            "Invitation declined",
-            "You declined the invitation. Its link no longer works.",
+            language::text("declined-title"),
+            &language::text("declined-outcome"),
             block_future,
         ),
         // Used, revoked or declined in the meantime.
@@ -190,8 +191,9 @@ async fn unsubscribe_page(
     let Some(invitation) = invitation else {
         return gone_page(ns, None);
     };
+    language::consider_invitation(invitation.language.as_deref());
     let frame = Frame {
-        title: "Unsubscribe",
+        title: language::text("unsubscribe-title"),
         ns,
         session: None,
     };
@@ -218,19 +220,17 @@ async fn one_click(
             return Err(PageError::Status {
                 status: StatusCode::BAD_REQUEST,
                 ns: Some(ns.clone()),
-                message:
-                    "A one-click unsubscribe carries the form field List-Unsubscribe=One-Click."
-                        .into(),
+                message: language::text("unsubscribe-not-one-click"),
             });
         }
         let token = path_param(&params, "token").unwrap_or_default();
         let done = unsubscribe_by_token(&state, &ns, token, client_ip).await?;
-        let outcome = if done {
-            "You are unsubscribed: no more invitations will be sent to this address."
+        let outcome = language::text(if done {
+            "unsubscribed-outcome"
         } else {
-            "There is nothing to unsubscribe from at this link."
-        };
-        done_page(&ns, "Unsubscribed", outcome, done)
+            "unsubscribed-nothing"
+        });
+        done_page(&ns, language::text("unsubscribed-title"), &outcome, done)
     }
     .await;
     private(response)

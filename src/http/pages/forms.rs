@@ -12,6 +12,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
 
+use super::language;
 use super::render::PageError;
 use crate::domain::Token;
 use crate::http::extract::{Caller, Namespace, constant_time_eq, cookie, cookie_in};
@@ -19,8 +20,8 @@ use crate::http::{AppState, HttpConfig};
 
 pub const SESSION_CSRF_FIELD: &str = "csrfmiddlewaretoken";
 pub const FORM_TOKEN_FIELD: &str = "form_token";
-pub const FORM_EXPIRED: &str =
-    "This form has expired or was sent from another site. Please try again.";
+/// The message key of a form whose token does not match.
+pub const FORM_EXPIRED: &str = "form-expired";
 
 /// A namespace this service serves; any other is a 404 page.
 pub struct PageNamespace(pub String);
@@ -69,6 +70,7 @@ impl FromRequestParts<AppState> for PageUser {
             .and_then(Token::parse)
             .filter(|token| constant_time_eq(&token.hash().0, &csrf_hash.0))
             .ok_or_else(login)?;
+        remember_language(state, &session.user, session.language.as_deref()).await;
         Ok(PageUser {
             caller: Caller {
                 namespace: ns,
@@ -78,6 +80,23 @@ impl FromRequestParts<AppState> for PageUser {
             },
             csrf: csrf.expose().to_owned(),
         })
+    }
+}
+
+/// Stores the language of this page as the person's (for the emails sent to them as an
+/// inviter), when it differs from the one stored: a compare per visit, a write per change.
+/// A failed write is logged, not shown: the page itself does not depend on it.
+async fn remember_language(state: &AppState, user: &crate::domain::User, stored: Option<&str>) {
+    let lang = language::current();
+    if stored == Some(lang.as_str()) {
+        return;
+    }
+    if let Err(error) = state.store.set_user_language(user.id, &lang).await {
+        tracing::warn!(
+            user = user.id.0,
+            error = format!("{error:#}"),
+            "storing the user's language"
+        );
     }
 }
 
@@ -95,7 +114,7 @@ impl PageUser {
             Err(PageError::Status {
                 status: StatusCode::FORBIDDEN,
                 ns: Some(self.ns().to_owned()),
-                message: FORM_EXPIRED.into(),
+                message: language::text(FORM_EXPIRED),
             })
         }
     }
@@ -149,7 +168,7 @@ impl FromRequest<AppState> for FormData {
             return Err(PageError::Status {
                 status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 ns: None,
-                message: "This page takes an HTML form.".into(),
+                message: language::text("error-html-form"),
             });
         }
         let limit = crate::http::extract::BodyLimit::of(request.extensions());
@@ -159,9 +178,12 @@ impl FromRequest<AppState> for FormData {
                 status: rejection.status(),
                 ns: None,
                 message: if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    format!("The form is larger than {limit} bytes.")
+                    language::text_with(
+                        "error-form-too-large",
+                        &[("limit", limit.to_string().into())],
+                    )
                 } else {
-                    "The form could not be read.".into()
+                    language::text("error-form-unreadable")
                 },
             })?;
         Ok(FormData(

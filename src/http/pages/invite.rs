@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::forms::{FormData, PageUser};
+use super::language;
 use super::render::{Frame, PageError, page};
 use crate::domain::{InvitationId, Role, Timestamp};
 use crate::http::extract::path_param;
@@ -94,7 +95,7 @@ struct InvitationRow {
     name: String,
     /// Each project with the role the invitation offers on it.
     projects: Vec<String>,
-    created: String,
+    /// Written in the page's language by the template's `datetime` filter.
     created_iso: String,
     created_by: String,
     status: &'static str,
@@ -116,13 +117,20 @@ impl InvitationRow {
             projects: record
                 .projects
                 .iter()
-                .map(|p| format!("{} ({})", p.name, record.roles.role(p.id)))
+                .map(|p| {
+                    language::text_with(
+                        "project-with-role",
+                        &[
+                            ("project", p.name.clone().into()),
+                            (
+                                "role",
+                                language::text(&format!("page-role-{}", record.roles.role(p.id)))
+                                    .into(),
+                            ),
+                        ],
+                    )
+                })
                 .collect(),
-            // "2026-01-31T09:05:00.000Z" -> "2026-01-31 09:05 UTC"
-            created: created_iso
-                .get(..16)
-                .map(|minutes| format!("{} UTC", minutes.replacen('T', " ", 1)))
-                .unwrap_or_else(|| created_iso.clone()),
             created_iso,
             created_by: record.created_by.display_name(),
             status: status.as_str(),
@@ -233,7 +241,7 @@ async fn invite_page(
     let older = (older_offset < list.total_count).then(|| page_link(older_offset));
 
     let frame = Frame {
-        title: "Invite someone",
+        title: language::text("invite-title"),
         ns,
         session: Some((me, &user.csrf)),
     };
@@ -409,7 +417,7 @@ async fn after_button(
             let status = error.status();
             let outcome = Outcome {
                 error: Some(match error {
-                    ApiError::NotFound(_) => "There is no such invitation.".to_owned(),
+                    ApiError::NotFound(_) => language::text("no-such-invitation"),
                     other => other.to_string(),
                 }),
                 ..Outcome::default()

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use minijinja::{Value, context};
 
+use super::language;
 use super::render::{Frame, PageError, page};
 use crate::domain::{Timestamp, Token, User};
 use crate::http::extract::path_param;
@@ -38,13 +39,13 @@ pub(super) fn person(user: &User) -> Value {
     context! { name => user.display_name(), email => user.email.as_str() }
 }
 
-/// The words of a 410 page.
+/// The words of a 410 page, in the page's language.
 pub(super) struct Gone<'a> {
-    pub title: &'a str,
-    pub explanation: &'a str,
+    pub title: String,
+    pub explanation: String,
     /// Whom to ask, when the link names them.
     pub inviter: Option<&'a User>,
-    pub ask: &'a str,
+    pub ask: String,
 }
 
 /// 410: the link no longer works.
@@ -72,15 +73,16 @@ pub(super) fn gone_page(
     gone(
         ns,
         Gone {
-            title: "This invitation link no longer works",
-            explanation: "It has expired, been used already, or been revoked.",
+            title: language::text("gone-title"),
+            explanation: language::text("gone-explanation"),
             inviter: invitation.map(|i| &i.created_by),
-            ask: "Ask the person who invited you for a new invitation.",
+            ask: language::text("gone-ask"),
         },
     )
 }
 
-/// Looks up the invitation link of the path: `None` for a malformed or unknown token.
+/// Looks up the invitation link of the path: `None` for a malformed or unknown token. A known
+/// link's invitation lends its language to the page (when the reader asks for none of ours).
 pub(super) async fn find_link(
     state: &AppState,
     ns: &str,
@@ -94,6 +96,9 @@ pub(super) async fn find_link(
         .accept_link(ns, &token.hash(), Timestamp::now())
         .await
         .map_err(ApiError::from)?;
+    if let Some(link) = &link {
+        language::consider_invitation(link.invitation.language.as_deref());
+    }
     Ok(link.map(|link| (token, link)))
 }
 

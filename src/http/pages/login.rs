@@ -11,6 +11,7 @@ use super::forms::{
     FORM_EXPIRED, FormData, FormToken, PageNamespace, PageUser, form_token_matches, landing_page,
     return_path,
 };
+use super::language;
 use super::render::{Frame, PageError, page};
 use crate::http::extract::ClientIp;
 use crate::http::session::{authenticate, end_session, set_cookies, start_session};
@@ -38,7 +39,7 @@ fn login_page(
 ) -> Result<Response, PageError> {
     let token = FormToken::for_request(headers, ns, &state.config);
     let frame = Frame {
-        title: "Log in",
+        title: language::text("login-title"),
         ns,
         session: None,
     };
@@ -103,7 +104,7 @@ async fn submit(
         )
     };
     if !form_token_matches(&headers, &ns, &state.config, &form) {
-        return refuse(StatusCode::FORBIDDEN, FORM_EXPIRED);
+        return refuse(StatusCode::FORBIDDEN, &language::text(FORM_EXPIRED));
     }
     let password = form.text("password");
     match authenticate(&state, &ns, Some(email.as_str()), password, client_ip).await {

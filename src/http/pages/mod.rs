@@ -6,6 +6,9 @@
 //! redirect (Post/Redirect/Get) or by the form again with the server's message. Errors are HTML
 //! pages, never JSON. Every page is sent with a Content-Security-Policy that allows no inline
 //! script or style, and cannot be framed.
+//!
+//! Each page is written in the reader's language (`language`): the switcher's choice, else the
+//! browser's `Accept-Language`, else (accept and decline) the invitation's, else the default.
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -24,6 +27,7 @@ mod decline;
 mod forms;
 mod invite;
 mod link;
+mod language;
 mod login;
 mod projects;
 mod render;
@@ -37,6 +41,7 @@ pub(super) use bulk::{
 pub(super) use forms::return_path;
 
 pub fn router(state: &AppState) -> Router<AppState> {
+    let templates = std::sync::Arc::new(render::environment(&state.catalogs));
     let pages = Router::new()
         .merge(login::router())
         .merge(invite::router())
@@ -54,6 +59,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             security_headers,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            (state.clone(), templates),
+            language::middleware,
         ));
     pages.merge(assets::router())
 }

@@ -12,6 +12,7 @@ use minijinja::{Value, context};
 use serde::Serialize;
 
 use super::forms::{FormData, PageUser};
+use super::language;
 use super::render::{Frame, PageError, page};
 use crate::domain::{ProjectId, Role, UserId};
 use crate::http::extract::path_param;
@@ -40,16 +41,17 @@ struct ProjectRow {
 }
 
 /// The value of `?done=` after a change, as a fixed message (never text from the query).
-fn done_message(query: Option<&str>) -> Option<&'static str> {
+fn done_message(query: Option<&str>) -> Option<String> {
     let done = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .find(|(name, _)| name == "done")
         .map(|(_, value)| value.into_owned())?;
-    match done.as_str() {
-        "created" => Some("The project is created; you are its owner."),
-        "role" => Some("The role is changed."),
-        "removed" => Some("The member is removed from the project."),
-        _ => None,
-    }
+    let key = match done.as_str() {
+        "created" => "projects-created",
+        "role" => "project-role-changed",
+        "removed" => "project-member-removed",
+        _ => return None,
+    };
+    Some(language::text(key))
 }
 
 async fn list_page(
@@ -93,7 +95,7 @@ async fn list_page(
             .collect()
     };
     let frame = Frame {
-        title: "Projects",
+        title: language::text("projects-title"),
         ns: user.ns(),
         session: Some((me, &user.csrf)),
     };
@@ -113,7 +115,7 @@ async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
     let notice = done_message(query.as_deref());
-    list_page(&state, &user, StatusCode::OK, notice, None, "").await
+    list_page(&state, &user, StatusCode::OK, notice.as_deref(), None, "").await
 }
 
 async fn create(
@@ -183,8 +185,7 @@ async fn project_page(
             return Err(PageError::Status {
                 status: error.status(),
                 ns: Some(ns.to_owned()),
-                message: "Only the project's editors, owners and superusers can see its members."
-                    .into(),
+                message: language::text("project-members-refused"),
             });
         }
         Err(error) => return Err(error.into()),
@@ -213,7 +214,7 @@ async fn project_page(
         })
         .collect();
     let frame = Frame {
-        title: &project.name,
+        title: project.name.clone(),
         ns,
         session: Some((me, &user.csrf)),
     };
@@ -236,7 +237,7 @@ async fn show(
 ) -> Result<Response, PageError> {
     let id = ProjectId(target(&params, "id", user.ns())?);
     let notice = done_message(query.as_deref());
-    project_page(&state, &user, id, StatusCode::OK, notice, None).await
+    project_page(&state, &user, id, StatusCode::OK, notice.as_deref(), None).await
 }
 
 /// Changes (`Some`) or removes a member's role, then back to the project's page.

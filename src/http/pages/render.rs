@@ -2,15 +2,17 @@
 //! type of the pages: unlike the JSON API's `ApiError`, it answers with an HTML page, or with a
 //! redirect to the login page that brings the person back afterwards.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use minijinja::{Environment, UndefinedBehavior, Value, context};
 use serde::Serialize;
 
+use super::language;
 use crate::domain::User;
 use crate::http::{ApiError, context as request_context};
+use crate::i18n::Catalogs;
 use crate::mail::outbox::PLATFORM_NAME;
 use crate::store::StoreError;
 
@@ -93,9 +95,14 @@ const PAGES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Compiled once. A template that does not compile is a bug caught by the unit tests below;
-/// should one slip through, each page answers 500 instead of the process stopping.
-static TEMPLATES: LazyLock<Result<Environment<'static>, minijinja::Error>> = LazyLock::new(|| {
+/// The page templates with the built-in catalogs, for a page rendered outside the pages' layer.
+static BUILT_IN: LazyLock<language::Templates> =
+    LazyLock::new(|| Arc::new(environment(&language::built_in())));
+
+/// The page templates with the catalogs' `t()`, `date` and `datetime`; compiled once per
+/// application (`pages::router`). A template that does not compile is a bug caught by the unit
+/// tests below; should one slip through, each page answers 500 instead of the process stopping.
+pub fn environment(catalogs: &Arc<Catalogs>) -> Result<Environment<'static>, minijinja::Error> {
     let mut env = Environment::new();
     // A misspelt variable fails the render (and the tests) instead of printing nothing;
     // `{% if x %}` on a missing value is still allowed.
@@ -103,8 +110,9 @@ static TEMPLATES: LazyLock<Result<Environment<'static>, minijinja::Error>> = Laz
     for (name, source) in PAGES {
         env.add_template(name, source)?;
     }
+    catalogs.register(&mut env);
     Ok(env)
-});
+}
 
 /// The person a page is shown to, for the header.
 #[derive(Debug, Serialize)]
@@ -127,32 +135,47 @@ impl From<&User> for UserView {
 
 /// What every page's frame (`base.html`) shows.
 pub struct Frame<'a> {
-    pub title: &'a str,
+    /// In the page's language (`language::text`).
+    pub title: String,
     pub ns: &'a str,
     /// The logged-in person and the CSRF token of their session (for the "Log out" button).
     pub session: Option<(&'a User, &'a str)>,
 }
 
 /// Renders `template` (`.html`: every value is escaped) with the frame's values and `values`.
+/// The page is written in the request's language (`language::current`).
 pub fn render(template: &str, frame: &Frame<'_>, values: Value) -> Result<String, PageError> {
-    let env = TEMPLATES
+    let catalogs = language::catalogs();
+    let templates = language::templates().unwrap_or_else(|| BUILT_IN.clone());
+    let env = templates
+        .as_ref()
         .as_ref()
         .map_err(|e| PageError::Internal(anyhow::anyhow!("page templates: {e:#}")))?;
+    let lang = language::current();
+    let languages: Vec<Value> = language::switcher(&catalogs)
+        .into_iter()
+        .map(|(code, name)| context! { code => code, name => name })
+        .collect();
     let (user, csrf) = match frame.session {
         Some((user, csrf)) => (Some(UserView::from(user)), Some(csrf)),
         None => (None, None),
     };
     let context = context! {
-        title => frame.title,
+        lang => &lang,
+        languages => languages,
+        title => &frame.title,
         platform => PLATFORM_NAME,
         ns => frame.ns,
         user => user,
         csrf => csrf,
         ..values
     };
-    env.get_template(template)
+    let html = env
+        .get_template(template)
         .and_then(|t| t.render(context))
-        .map_err(|e| PageError::Internal(anyhow::anyhow!("rendering page {template}: {e:#}")))
+        .map_err(|e| PageError::Internal(anyhow::anyhow!("rendering page {template}: {e:#}")))?;
+    language::rendered(&lang);
+    Ok(html)
 }
 
 /// An HTML page with a status.
@@ -189,7 +212,7 @@ impl PageError {
         PageError::Status {
             status: StatusCode::NOT_FOUND,
             ns: ns.map(str::to_owned),
-            message: "There is no such page.".into(),
+            message: language::text("error-no-such-page"),
         }
     }
 }
@@ -233,18 +256,27 @@ impl IntoResponse for PageError {
             PageError::LoginRequired { ns, next } => {
                 return Redirect::to(&login_url(ns, next.as_deref())).into_response();
             }
-            PageError::Status { status, ns, .. } => {
-                let title = status.canonical_reason().unwrap_or("Error");
-                (*status, ns.clone(), title)
-            }
-            PageError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None, "Unavailable"),
-            PageError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, None, "Error"),
+            PageError::Status { status, ns, .. } => (*status, ns.clone(), status_title(*status)),
+            PageError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                language::text("error-title-unavailable"),
+            ),
+            PageError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                None,
+                language::text("error-title"),
+            ),
         };
         let ctx = request_context::current();
         if let PageError::Internal(cause) | PageError::Unavailable(cause) = &self {
             tracing::error!(request_id = %ctx.request_id, error = format!("{cause:#}"), "page failed");
         }
-        let message = self.to_string();
+        let message = match &self {
+            PageError::Unavailable(_) => language::text("error-unavailable"),
+            PageError::Internal(_) => language::text("error-internal"),
+            _ => self.to_string(),
+        };
         let frame = Frame {
             title,
             ns: ns.as_deref().unwrap_or(""),
@@ -264,6 +296,19 @@ impl IntoResponse for PageError {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
+    }
+}
+
+/// The error page's heading: the status in the page's language (its English reason phrase for
+/// a status the catalogs do not name).
+fn status_title(status: StatusCode) -> String {
+    let key = format!("error-title-{}", status.as_u16());
+    if language::catalogs().has(crate::i18n::FALLBACK, &key) {
+        language::text(&key)
+    } else {
+        status
+            .canonical_reason()
+            .map_or_else(|| language::text("error-title"), str::to_owned)
     }
 }
 
@@ -298,17 +343,16 @@ mod tests {
 
     fn frame<'a>(user: &'a User) -> Frame<'a> {
         Frame {
-            title: "Test",
+            title: "Test".into(),
             ns: "chembiohub",
             session: Some((user, "csrf-token")),
         }
     }
 
-    #[test]
-    fn every_page_renders_with_its_values_and_escapes_them() {
-        let user = user();
+    /// Every page template, with values that take most of its branches.
+    fn cases() -> Vec<(&'static str, Value)> {
         let person = context! { name => "<i>Ada</i>", email => "ada@lab.example" };
-        let cases = [
+        vec![
             (
                 "login.html",
                 context! { email => "<x>", next => "/chembiohub/invite/", form_token => "t", notice => (), error => "Login failed" },
@@ -321,7 +365,7 @@ mod tests {
                     roles => vec![context! { value => "viewer", selected => false }, context! { value => "editor", selected => true }],
                     invitations => vec![context! {
                         id => 1, email => "bob@x.org", name => "Bob", projects => vec!["P"],
-                        created => "2026-01-01 10:00 UTC", created_iso => "2026-01-01T10:00:00.000Z",
+                        created_iso => "2026-01-01T10:00:00.000Z",
                         created_by => "Ada", status => "pending",
                         delivery => context! { status => "failed", attempts => 3, last_error => "550 <no>" },
                         can_change => true,
@@ -355,7 +399,7 @@ mod tests {
             ),
             (
                 "superseded.html",
-                context! { sent_on => "2026-01-01 10:00 UTC", sent_on_iso => "2026-01-01T10:00:00.000Z", offer => true, token => "tok", form_token => "t", notice => (), error => "<x>" },
+                context! { sent_on_iso => "2026-01-01T10:00:00.000Z", offer => true, token => "tok", form_token => "t", notice => (), error => "<x>" },
             ),
             (
                 "welcome.html",
@@ -388,8 +432,33 @@ mod tests {
                 "error.html",
                 context! { message => "<oops>", request_id => "r1" },
             ),
-        ];
-        for (template, values) in cases {
+            (
+                "decline.html",
+                context! { inviter => person.clone(), projects => vec!["<x>"], email => "bob@x.org", token => "tok", form_token => "t", notice => (), error => () },
+            ),
+            (
+                "decline.html",
+                context! { inviter => person.clone(), projects => Vec::<String>::new(), email => "bob@x.org", token => "tok", form_token => "t", notice => (), error => "<x>" },
+            ),
+            (
+                "declined.html",
+                context! { outcome => "<x>", suppressed => true },
+            ),
+            (
+                "unsubscribe.html",
+                context! { email => "<x>@x.org", token => "tok" },
+            ),
+            (
+                "accept.html",
+                context! { inviter => person.clone(), projects => Vec::<String>::new(), email => "bob@x.org", token => "tok", form_token => "t", min_password => 10, notice => (), error => () },
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_page_renders_with_its_values_and_escapes_them() {
+        let user = user();
+        for (template, values) in cases() {
             let html = render(template, &frame(&user), values)
                 .unwrap_or_else(|e| panic!("{template}: {e:?}"));
             assert!(
@@ -401,6 +470,34 @@ mod tests {
                 "{template}: {html}"
             );
         }
+    }
+
+    #[test]
+    fn every_page_renders_in_every_shipped_language_with_no_key_missing() {
+        let user = user();
+        let catalogs = language::built_in();
+        let languages = catalogs.languages();
+        assert!(languages.len() >= 3, "{languages:?}");
+        for lang in &languages {
+            for (template, values) in cases() {
+                let html = language::in_language(lang, || render(template, &frame(&user), values))
+                    .unwrap_or_else(|e| panic!("{template} in {lang}: {e:?}"));
+                assert!(
+                    html.contains(&format!("<html lang=\"{lang}\">")),
+                    "{template} in {lang}"
+                );
+                // A message no catalog has would print its key, e.g. `accept-title`.
+                assert!(
+                    !html.contains("{$"),
+                    "{template} in {lang}: an argument is missing"
+                );
+            }
+        }
+        let fell_back = catalogs.fallbacks();
+        assert!(
+            fell_back.is_empty(),
+            "messages missing from a catalog: {fell_back:?}"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::forms::{
     FORM_EXPIRED, FormData, FormToken, PageNamespace, form_token_matches, landing_page,
 };
 use super::link::{Gone, gone, private};
+use super::language;
 use super::render::{Frame, PageError, page};
 use crate::domain::password::{self, MIN_PASSWORD_CHARS};
 use crate::domain::{EmailAddress, PersonName, Timestamp, Token};
@@ -28,10 +29,10 @@ pub fn router() -> Router<AppState> {
 
 fn gone_page(ns: &str) -> Result<Response, PageError> {
     let words = Gone {
-        title: "This setup link no longer works",
-        explanation: "The first administrator has been created already, or the link expired.",
+        title: language::text("setup-gone-title"),
+        explanation: language::text("setup-gone-explanation"),
         inviter: None,
-        ask: "Log in with an existing account. While there is still no user, restarting the service prints a new setup link.",
+        ask: language::text("setup-gone-ask"),
     };
     gone(ns, words)
 }
@@ -53,7 +54,7 @@ fn setup_page(
 ) -> Result<Response, PageError> {
     let form_token = FormToken::for_request(headers, ns, &state.config);
     let frame = Frame {
-        title: "Set up",
+        title: language::text("setup-title"),
         ns,
         session: None,
     };
@@ -159,7 +160,7 @@ async fn create_first_user(
         )
     };
     if !form_token_matches(headers, ns, &state.config, form) {
-        return refuse(StatusCode::FORBIDDEN, FORM_EXPIRED);
+        return refuse(StatusCode::FORBIDDEN, &language::text(FORM_EXPIRED));
     }
     let parsed = EmailAddress::parse(&email)
         .map_err(|e| e.to_string())
@@ -174,10 +175,7 @@ async fn create_first_user(
     };
     let chosen = form.text("password");
     if chosen != form.text("password_again") {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "The two passwords are not the same. Please type them again.",
-        );
+        return refuse(StatusCode::BAD_REQUEST, &language::text("passwords-differ"));
     }
     if let Err(error) = password::validate_new(&chosen) {
         return refuse(StatusCode::BAD_REQUEST, &error.to_string());

@@ -14,6 +14,7 @@ use minijinja::context;
 
 use super::forms::{FORM_EXPIRED, FormData, FormToken, PageNamespace, form_token_matches};
 use super::link::{gone_page, private};
+use super::language;
 use super::render::{Frame, PageError, page};
 use crate::domain::{Timestamp, Token};
 use crate::http::extract::path_param;
@@ -23,8 +24,6 @@ use crate::store::{NewLinkOutcome, NewLinkRequest, SendLimits, SupersededLink};
 pub fn router() -> Router<AppState> {
     Router::new().route("/{ns}/accept/{token}/new-link", post(new_link))
 }
-
-const TITLE: &str = "This link was replaced by a newer one";
 
 /// What the page shows below its explanation.
 struct Shown<'a> {
@@ -45,18 +44,13 @@ fn superseded_page(
 ) -> Result<Response, PageError> {
     let form_token = FormToken::for_request(headers, ns, &state.config);
     let frame = Frame {
-        title: TITLE,
+        title: language::text("superseded-title"),
         ns,
         session: None,
     };
+    // Written in the page's language by the template's `datetime` filter.
     let iso = link.newer_email_at.to_iso8601();
-    // "2026-01-31T09:05:00.000Z" -> "2026-01-31 09:05 UTC"
-    let sent_on = iso
-        .get(..16)
-        .map(|minutes| format!("{} UTC", minutes.replacen('T', " ", 1)))
-        .unwrap_or_else(|| iso.clone());
     let values = context! {
-        sent_on => sent_on,
         sent_on_iso => iso,
         offer => shown.offer,
         token => token.expose(),
@@ -128,11 +122,12 @@ async fn request_new_link(
         return plain_gone(state, ns, &token).await;
     };
     if !form_token_matches(headers, ns, &state.config, form) {
+        let expired = language::text(FORM_EXPIRED);
         let shown = Shown {
             status: StatusCode::FORBIDDEN,
             offer: true,
             notice: None,
-            error: Some(FORM_EXPIRED),
+            error: Some(&expired),
         };
         return superseded_page(state, ns, headers, &token, &link, shown);
     }
@@ -153,26 +148,22 @@ async fn request_new_link(
     match outcome {
         NewLinkOutcome::Queued => {
             state.outbox_wakeup.notify_one();
+            let queued = language::text("superseded-queued");
             let shown = Shown {
                 status: StatusCode::OK,
                 offer: false,
-                notice: Some(
-                    "A new link is on its way to the address this invitation was sent to. \
-                     Only the link in that email works.",
-                ),
+                notice: Some(&queued),
                 error: None,
             };
             superseded_page(state, ns, headers, &token, &link, shown)
         }
         NewLinkOutcome::Limited { retry_after } => {
+            let limited = language::text("superseded-limited");
             let shown = Shown {
                 status: StatusCode::TOO_MANY_REQUESTS,
                 offer: false,
                 notice: None,
-                error: Some(
-                    "Too many emails were sent to this address lately, so no new link was sent. \
-                     Please try again later.",
-                ),
+                error: Some(&limited),
             };
             let mut response = superseded_page(state, ns, headers, &token, &link, shown)?;
             response.headers_mut().insert(
@@ -195,5 +186,8 @@ async fn plain_gone(state: &AppState, ns: &str, token: &Token) -> Result<Respons
         .accept_link(ns, &token.hash(), Timestamp::now())
         .await
         .map_err(ApiError::from)?;
+    if let Some(link) = &link {
+        language::consider_invitation(link.invitation.language.as_deref());
+    }
     gone_page(ns, link.as_ref().map(|link| &link.invitation))
 }

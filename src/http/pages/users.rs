@@ -11,6 +11,7 @@ use minijinja::{Value, context};
 use serde::Serialize;
 
 use super::forms::{FormData, PageUser};
+use super::language;
 use super::render::{Frame, PageError, page};
 use crate::domain::UserId;
 use crate::http::extract::path_param;
@@ -58,7 +59,7 @@ async fn users_page(
         return Err(PageError::Status {
             status: StatusCode::FORBIDDEN,
             ns: Some(ns.to_owned()),
-            message: "Only a superuser can see the users.".into(),
+            message: language::text("users-refused"),
         });
     }
     let filter = UserFilter {
@@ -95,7 +96,7 @@ async fn users_page(
     let older_offset = offset.saturating_add(PAGE_SIZE);
     let older = (older_offset < list.total_count).then(|| page_link(older_offset));
     let frame = Frame {
-        title: "Users",
+        title: language::text("users-title"),
         ns,
         session: Some((me, &user.csrf)),
     };
@@ -127,7 +128,12 @@ async fn show(
                     .store
                     .account(user.ns(), UserId(id))
                     .await?
-                    .map(|account| format!("{} is {done}.", account.user.email)),
+                    .map(|account| {
+                        language::text_with(
+                            &format!("users-done-{done}"),
+                            &[("email", account.user.email.to_string().into())],
+                        )
+                    }),
                 _ => None,
             }
         }
@@ -158,15 +164,13 @@ async fn set_active(
         Err(error @ ApiError::Forbidden(_)) => Err(PageError::Status {
             status: error.status(),
             ns: Some(ns.to_owned()),
-            message: "Only a superuser can change users.".into(),
+            message: language::text("users-change-refused"),
         }),
         Err(error) => {
             let status = error.status();
             let message = match error {
-                ApiError::NotFound(_) => "There is no such user.".to_owned(),
-                ApiError::Conflict(_) => {
-                    "You cannot deactivate yourself: ask another superuser.".to_owned()
-                }
+                ApiError::NotFound(_) => language::text("no-such-user"),
+                ApiError::Conflict(_) => language::text("users-not-yourself"),
                 other => other.to_string(),
             };
             users_page(state, user, status, None, Some(message), 0).await

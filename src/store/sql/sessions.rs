@@ -57,9 +57,10 @@ impl SessionStore for Backend {
             #[sqlx(flatten)]
             user: UserRow,
             csrf_hash: Vec<u8>,
+            language: Option<String>,
         }
         let row: Option<Row> = sqlx::query_as(&format!(
-            "SELECT {USER_COLUMNS}, s.csrf_hash FROM sessions s JOIN users u ON u.id = s.user_id \
+            "SELECT {USER_COLUMNS}, s.csrf_hash, u.language FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.id_hash = $1 AND s.expires > $2 AND u.namespace = $3 AND u.is_active \
              AND NOT u.deactivated"
         ))
@@ -72,7 +73,18 @@ impl SessionStore for Backend {
         Ok(row.map(|row| SessionRecord {
             user: row.user.into(),
             csrf_hash: TokenHash(row.csrf_hash),
+            language: row.language,
         }))
+    }
+
+    async fn set_user_language(&self, user: UserId, language: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET language = $1 WHERE id = $2")
+            .bind(language)
+            .bind(user.0)
+            .execute(self.writer())
+            .await
+            .map_err(db_error("storing the user's language"))?;
+        Ok(())
     }
 
     async fn delete_session(&self, id_hash: &TokenHash) -> StoreResult<()> {

@@ -82,3 +82,18 @@ bounced-server-said = Der empfangende Mailserver meldete:
 bounced-check-text = Bitte klären Sie die Adresse mit { $name } ab. Die Einladung bleibt auf Ihrer Einladungsseite, als „unzustellbar“ markiert:
 bounced-check-html = Bitte klären Sie die Adresse mit { $name } ab. Die Einladung bleibt auf <a href="{ $url }">Ihrer Einladungsseite</a>, als „unzustellbar“ markiert.
 bounced-no-reminders = An diese Adresse gehen keine automatischen Erinnerungen. Sobald die Adresse funktioniert, können Sie die Einladung von dieser Seite aus erneut senden oder stattdessen die richtige Adresse einladen.
+
+## invitation_accepted, invitation_declined, invitation_failed: an die einladende Person
+notice-accepted-subject = { $invitee } hat Ihre Einladung zu { $platform } angenommen
+notice-accepted-intro = { $invitee } hat Ihre Einladung zu { $platform } am { $when } angenommen.
+notice-declined-subject = { $invitee } hat Ihre Einladung zu { $platform } abgelehnt
+notice-declined-intro = { $invitee } hat Ihre Einladung zu { $platform } am { $when } abgelehnt.
+notice-declined-taken-back = Alle Zugriffsrechte, die die Einladung gewährt hatte, wurden wieder entzogen.
+notice-projects = Die Einladung galt für:
+notice-your-invitations-text = Ihre Einladungen:
+notice-your-invitations-link = Ihre Einladungen
+notice-turn-off-text = Sie können diese E-Mails auf Ihrer Willkommensseite abbestellen: { $url }
+notice-turn-off-html = Sie können diese E-Mails auf <a href="{ $url }">Ihrer Willkommensseite</a> abbestellen.
+notice-failed-server-said = Der Mailserver meldete:
+notice-failed-check-text = Bitte prüfen Sie die Adresse mit { $name }. Auf Ihrer Einladungsseite können Sie die Einladung erneut senden oder die richtige Adresse einladen:
+notice-failed-check-html = Bitte prüfen Sie die Adresse mit { $name }. Auf <a href="{ $url }">Ihrer Einladungsseite</a> können Sie die Einladung erneut senden oder die richtige Adresse einladen.

@@ -80,3 +80,21 @@ bounced-server-said = The receiving mail server said:
 bounced-check-text = Check the address with { $name }. The invitation stays on your invitations page, marked "bounced":
 bounced-check-html = Check the address with { $name }. The invitation stays on <a href="{ $url }">your invitations page</a>, marked "bounced".
 bounced-no-reminders = No reminders go to this address automatically. You can resend the invitation from that page once the address works, or invite the right address instead.
+
+## invitation_accepted, invitation_declined, invitation_failed: to the inviter (notices)
+# $invitee: the invitee's name, with the address in brackets when the name is not it (in HTML,
+# the name in bold); $when: when it happened, written in this language
+notice-accepted-subject = { $invitee } accepted your invitation to { $platform }
+notice-accepted-intro = { $invitee } accepted your invitation to { $platform } on { $when }.
+notice-declined-subject = { $invitee } declined your invitation to { $platform }
+notice-declined-intro = { $invitee } declined your invitation to { $platform } on { $when }.
+notice-declined-taken-back = Any access the invitation gave has been taken back.
+notice-projects = The invitation was for:
+notice-your-invitations-text = Your invitations:
+notice-your-invitations-link = Your invitations
+notice-turn-off-text = You can turn off these emails on your welcome page: { $url }
+notice-turn-off-html = You can turn off these emails on <a href="{ $url }">your welcome page</a>.
+notice-failed-server-said = The mail server said:
+# $name: the invitee's name (or address)
+notice-failed-check-text = Check the address with { $name }. You can resend the invitation, or invite the right address, from your invitations page:
+notice-failed-check-html = Check the address with { $name }. You can resend the invitation, or invite the right address, from <a href="{ $url }">your invitations page</a>.

@@ -83,3 +83,18 @@ bounced-server-said = Le serveur de messagerie du destinataire a répondu :
 bounced-check-text = Vérifiez l’adresse auprès de { $name }. L’invitation reste sur votre page d’invitations, marquée « non remise » :
 bounced-check-html = Vérifiez l’adresse auprès de { $name }. L’invitation reste sur <a href="{ $url }">votre page d’invitations</a>, marquée « non remise ».
 bounced-no-reminders = Aucun rappel automatique n’est envoyé à cette adresse. Vous pourrez renvoyer l’invitation depuis cette page une fois l’adresse corrigée, ou inviter la bonne adresse à la place.
+
+## invitation_accepted, invitation_declined, invitation_failed : à la personne qui a invité
+notice-accepted-subject = { $invitee } a accepté votre invitation à { $platform }
+notice-accepted-intro = { $invitee } a accepté votre invitation à { $platform } le { $when }.
+notice-declined-subject = { $invitee } a décliné votre invitation à { $platform }
+notice-declined-intro = { $invitee } a décliné votre invitation à { $platform } le { $when }.
+notice-declined-taken-back = Tous les accès que l’invitation avait accordés ont été retirés.
+notice-projects = L’invitation portait sur :
+notice-your-invitations-text = Vos invitations :
+notice-your-invitations-link = Vos invitations
+notice-turn-off-text = Vous pouvez désactiver ces e-mails sur votre page d’accueil : { $url }
+notice-turn-off-html = Vous pouvez désactiver ces e-mails sur <a href="{ $url }">votre page d’accueil</a>.
+notice-failed-server-said = Le serveur de messagerie a répondu :
+notice-failed-check-text = Vérifiez l’adresse auprès de { $name }. Depuis votre page d’invitations, vous pouvez renvoyer l’invitation ou inviter la bonne adresse :
+notice-failed-check-html = Vérifiez l’adresse auprès de { $name }. Depuis <a href="{ $url }">votre page d’invitations</a>, vous pouvez renvoyer l’invitation ou inviter la bonne adresse.

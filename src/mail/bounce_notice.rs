@@ -72,7 +72,7 @@ pub(super) fn invitee_of(invitation: &InvitationRecord) -> PersonContext {
 }
 
 /// Why the message bounced, in words of the reader's language.
-fn reason_words(templates: &Templates, lang: &str, reason: BounceReason) -> String {
+pub(super) fn reason_words(templates: &Templates, lang: &str, reason: BounceReason) -> String {
     let key = match reason {
         BounceReason::NoSuchAddress => "bounce-reason-no-such-address",
         BounceReason::MailboxFull => "bounce-reason-mailbox-full",

@@ -7,12 +7,12 @@ use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
 use serde::Serialize;
 
-use super::bounce_notice::{BounceNoticeContext, invitee_of};
+use super::bounce_notice::{BounceNoticeContext, invitee_of, reason_words};
 use super::outbox::{
     DeliveryReport, Outbox, PLATFORM_NAME, backoff, file_stem, person, random_unit,
 };
 use super::templates::{EmailContext, PersonContext, ProjectContext};
-use super::{AutoSubmitted, SendError, Templates};
+use super::{AutoSubmitted, ContentLanguage, SendError, Templates};
 use crate::domain::bounce::{BounceReason, StatusCode};
 use crate::domain::{NoticeKind, Timestamp};
 use crate::store::NoticeMessage;
@@ -20,6 +20,9 @@ use crate::store::NoticeMessage;
 /// The variables of the `invitation_accepted.*` and `invitation_declined.*` templates.
 #[derive(Debug, Clone, Serialize)]
 pub struct OutcomeContext {
+    /// The language the notice is written in: the creator's (`users.language`), else the
+    /// default.
+    pub lang: String,
     pub platform: String,
     /// The invitation's creator, who receives the notice.
     pub inviter: PersonContext,
@@ -36,11 +39,12 @@ pub struct OutcomeContext {
     pub namespace: String,
 }
 
-/// Renders every notice once with sample values (at load, so a broken override stops
-/// start-up rather than a notice).
-pub(super) fn check(templates: &Templates) -> anyhow::Result<()> {
+/// Renders every notice once with sample values in `lang` (at load, so a broken override
+/// stops start-up rather than a notice).
+pub(super) fn check(templates: &Templates, lang: &str) -> anyhow::Result<()> {
     let sample = EmailContext::sample();
     let outcome = OutcomeContext {
+        lang: lang.to_owned(),
         platform: sample.platform.clone(),
         inviter: sample.inviter.clone(),
         invitee: sample.invitee.clone(),
@@ -54,9 +58,11 @@ pub(super) fn check(templates: &Templates) -> anyhow::Result<()> {
     for kind in [NoticeKind::Accepted, NoticeKind::Declined] {
         templates
             .render_named(kind.as_str(), &outcome)
-            .with_context(|| format!("rendering the {} templates", kind.as_str()))?;
+            .with_context(|| format!("rendering the {} templates in {lang}", kind.as_str()))?;
     }
     let failed = failure_context(
+        templates,
+        lang,
         outcome.inviter,
         outcome.invitee,
         "permanent error (550): 5.1.1 <bob@example.org>: Recipient address rejected",
@@ -65,13 +71,15 @@ pub(super) fn check(templates: &Templates) -> anyhow::Result<()> {
     );
     templates
         .render_named(NoticeKind::Failed.as_str(), &failed)
-        .context("rendering the invitation_failed templates")?;
+        .with_context(|| format!("rendering the invitation_failed templates in {lang}"))?;
     Ok(())
 }
 
 /// The failure notice's variables: those of the bounce notice (`bounced.*`), its reason in
 /// the same words (`domain::bounce`), read from the relay's error.
 fn failure_context(
+    templates: &Templates,
+    lang: &str,
     inviter: PersonContext,
     invitee: PersonContext,
     error: &str,
@@ -85,10 +93,11 @@ fn failure_context(
         .map(|code| code.to_string())
         .unwrap_or_default();
     BounceNoticeContext {
+        lang: lang.to_owned(),
         platform: PLATFORM_NAME.into(),
         inviter,
         invitee,
-        reason: BounceReason::of_relay_error(error).words().into(),
+        reason: reason_words(templates, lang, BounceReason::of_relay_error(error)),
         status,
         diagnostic: error.to_owned(),
         invite_url,
@@ -173,10 +182,15 @@ fn compose(outbox: &Outbox, notice: &NoticeMessage) -> anyhow::Result<Message> {
     let inviter = person(&invitation.created_by);
     let invitee = invitee_of(invitation);
     let invite_url = format!("{}/{ns}/invite/", outbox.public_url);
+    // The creator's language (from their last page visit), else the default.
+    let lang = outbox
+        .templates
+        .language_for(invitation.creator_language.as_deref());
     let rendered = match notice.kind {
         NoticeKind::Accepted | NoticeKind::Declined => {
             let when_iso = notice.event_at.to_iso8601();
             let context = OutcomeContext {
+                lang: lang.clone(),
                 platform: PLATFORM_NAME.into(),
                 inviter,
                 invitee,
@@ -201,7 +215,15 @@ fn compose(outbox: &Outbox, notice: &NoticeMessage) -> anyhow::Result<Message> {
         }
         NoticeKind::Failed => {
             let error = notice.detail.as_deref().unwrap_or_default();
-            let context = failure_context(inviter, invitee, error, invite_url, ns.clone());
+            let context = failure_context(
+                &outbox.templates,
+                &lang,
+                inviter,
+                invitee,
+                error,
+                invite_url,
+                ns.clone(),
+            );
             outbox
                 .templates
                 .render_named(notice.kind.as_str(), &context)?
@@ -223,6 +245,7 @@ fn compose(outbox: &Outbox, notice: &NoticeMessage) -> anyhow::Result<Message> {
         )))
         .date_now()
         .header(AutoSubmitted)
+        .header(ContentLanguage(lang))
         .multipart(MultiPart::alternative_plain_html(
             rendered.text,
             rendered.html,
@@ -240,9 +263,11 @@ mod tests {
 
     #[test]
     fn notices_render_with_the_invitee_and_the_reason_in_words() {
-        let templates = Templates::load(None).expect("built-in templates load");
+        let templates = Templates::sample();
         let sample = EmailContext::sample();
         let failed = failure_context(
+            &templates,
+            "en",
             sample.inviter.clone(),
             sample.invitee.clone(),
             "permanent error (550): 5.1.1 <bob@example.org>: no such user",
@@ -268,9 +293,10 @@ mod tests {
 
     #[test]
     fn outcome_notices_name_the_invitee_and_the_projects() {
-        let templates = Templates::load(None).expect("built-in templates load");
+        let templates = Templates::sample();
         let sample = EmailContext::sample();
         let mut context = OutcomeContext {
+            lang: "en".into(),
             platform: sample.platform.clone(),
             inviter: sample.inviter.clone(),
             invitee: sample.invitee.clone(),
@@ -301,7 +327,11 @@ mod tests {
                 email.text
             );
             assert!(email.text.contains("Kinase screen"));
-            assert!(email.text.contains("2030-01-01 09:05 UTC"));
+            assert!(
+                email.text.contains("1 January 2030 at 09:05"),
+                "{}",
+                email.text
+            );
             assert!(email.html.contains("Kinase screen"));
         }
         context.invitee.name = "<b>Bob</b>".into();
@@ -310,5 +340,53 @@ mod tests {
             .expect("renders");
         assert!(email.html.contains("&lt;b&gt;Bob"));
         assert!(!email.html.contains("<b>Bob"));
+    }
+
+    #[test]
+    fn notices_speak_the_creators_language() {
+        let templates = Templates::sample();
+        let sample = EmailContext::sample();
+        let context = |lang: &str| OutcomeContext {
+            lang: lang.into(),
+            platform: sample.platform.clone(),
+            inviter: sample.inviter.clone(),
+            invitee: sample.invitee.clone(),
+            projects: sample.projects.clone(),
+            when: "2030-01-01 09:05 UTC".into(),
+            when_iso: "2030-01-01T09:05:00.000Z".into(),
+            invite_url: "https://hub.example.org/chembiohub/invite/".into(),
+            settings_url: "https://hub.example.org/chembiohub/welcome/".into(),
+            namespace: sample.namespace.clone(),
+        };
+        let german = templates
+            .render_named("invitation_accepted", &context("de"))
+            .expect("renders");
+        assert_eq!(
+            german.subject,
+            "Bob Smith hat Ihre Einladung zu ChemBio Hub Platform angenommen"
+        );
+        assert!(german.text.contains("1. Januar 2030"), "{}", german.text);
+        assert!(german.html.contains(r#"<html lang="de">"#));
+        let french = templates
+            .render_named("invitation_declined", &context("fr"))
+            .expect("renders");
+        assert_eq!(
+            french.subject,
+            "Bob Smith a décliné votre invitation à ChemBio Hub Platform"
+        );
+        assert!(french.text.contains("janvier 2030"), "{}", french.text);
+        let failed = failure_context(
+            &templates,
+            "de",
+            sample.inviter.clone(),
+            sample.invitee.clone(),
+            "permanent error (550): 5.1.1 <bob@example.org>: no such user",
+            "https://hub.example.org/chembiohub/invite/".into(),
+            "chembiohub".into(),
+        );
+        let email = templates
+            .render_named("invitation_failed", &failed)
+            .expect("renders");
+        assert!(email.text.contains("Die Adresse existiert nicht"), "{}", email.text);
     }
 }

@@ -203,8 +203,8 @@ impl Templates {
                 })?;
             }
             super::bounce_notice::check(&templates, &lang)?;
+            super::notices::check(&templates, &lang)?;
         }
-        super::notices::check(&templates)?;
         Ok(templates)
     }
 
@@ -278,6 +278,15 @@ impl EmailContext {
             login_url: "https://hub.example.org/chembiohub/login/".into(),
             namespace: "chembiohub".into(),
         }
+    }
+}
+
+#[cfg(test)]
+impl Templates {
+    /// The built-in templates and catalogs, English by default (for tests).
+    pub(crate) fn sample() -> Self {
+        let catalogs = Arc::new(Catalogs::load(None).expect("built-in catalogs load"));
+        Self::load(None, catalogs, "en").expect("built-in templates load")
     }
 }
 

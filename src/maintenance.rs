@@ -103,6 +103,7 @@ pub async fn run_janitor(
                     audit_records = report.audit_records,
                     login_failures = report.login_failures,
                     outbox_messages = report.outbox_messages,
+                    notices = report.notices,
                     "janitor: old records deleted"
                 );
             }

@@ -162,6 +162,11 @@ welcome-heading = Willkommen, { $name }
 welcome-active = Ihr Konto bei { $platform } ist aktiv.
 welcome-your-projects = Ihre Projekte
 welcome-invite-colleague = Eine Kollegin oder einen Kollegen einladen
+welcome-email-settings = E-Mail-Einstellungen
+welcome-notify-outcomes = Mir eine E-Mail senden, wenn jemand meine Einladung annimmt oder ablehnt
+welcome-notify-failures = Wenn eine Einladung nicht zugestellt werden kann, werden Sie immer benachrichtigt.
+welcome-save = Speichern
+welcome-settings-saved = Ihre E-Mail-Einstellungen wurden gespeichert.
 
 ## Ersteinrichtung
 setup-title = Einrichtung

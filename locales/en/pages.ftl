@@ -165,6 +165,11 @@ welcome-heading = Welcome, { $name }
 welcome-active = Your account on { $platform } is active.
 welcome-your-projects = Your projects
 welcome-invite-colleague = Invite a colleague
+welcome-email-settings = Email settings
+welcome-notify-outcomes = Email me when someone accepts or declines my invitation
+welcome-notify-failures = You are always told when an invitation could not be delivered.
+welcome-save = Save
+welcome-settings-saved = Your email settings are saved.
 
 ## First-run setup
 setup-title = Set up

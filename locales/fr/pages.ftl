@@ -159,6 +159,11 @@ welcome-heading = Bienvenue, { $name }
 welcome-active = Votre compte sur { $platform } est actif.
 welcome-your-projects = Vos projets
 welcome-invite-colleague = Inviter un collègue
+welcome-email-settings = Préférences d’e-mail
+welcome-notify-outcomes = M’envoyer un e-mail quand quelqu’un accepte ou décline mon invitation
+welcome-notify-failures = Vous êtes toujours prévenu lorsqu’une invitation n’a pas pu être remise.
+welcome-save = Enregistrer
+welcome-settings-saved = Vos préférences d’e-mail ont été enregistrées.
 
 ## Première installation
 setup-title = Installation

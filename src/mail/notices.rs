@@ -387,6 +387,10 @@ mod tests {
         let email = templates
             .render_named("invitation_failed", &failed)
             .expect("renders");
-        assert!(email.text.contains("Die Adresse existiert nicht"), "{}", email.text);
+        assert!(
+            email.text.contains("Die Adresse existiert nicht"),
+            "{}",
+            email.text
+        );
     }
 }

@@ -26,6 +26,8 @@ pub struct PruneReport {
     pub audit_records: u64,
     pub login_failures: u64,
     pub outbox_messages: u64,
+    /// The creators' notices sent (`CBH_OUTBOX_RETENTION`, as the outbox).
+    pub notices: u64,
 }
 
 impl PruneReport {
@@ -35,16 +37,18 @@ impl PruneReport {
             + self.audit_records
             + self.login_failures
             + self.outbox_messages
+            + self.notices
     }
 
     /// `(what, how many)`, in the order `prune` prints them.
-    pub fn lines(&self) -> [(&'static str, u64); 5] {
+    pub fn lines(&self) -> [(&'static str, u64); 6] {
         [
             ("idempotency keys", self.idempotency_keys),
             ("expired sessions", self.sessions),
             ("audit records", self.audit_records),
             ("failed-login records", self.login_failures),
             ("outbox messages sent", self.outbox_messages),
+            ("notices sent", self.notices),
         ]
     }
 }

@@ -507,8 +507,8 @@ async fn prune_on_the_command_line_counts_then_deletes_sent_outbox_rows() {
     let dry = cbh(d, &env, &["prune", "--dry-run"]).await;
     assert_eq!(
         dry.stdout.lines().count(),
-        5,
-        "a line per kind of record:\n{}",
+        7,
+        "the expiry sweep's line and a line per kind of record:\n{}",
         dry.stdout
     );
     let pruned = cbh(d, &env, &["prune"]).await;

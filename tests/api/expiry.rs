@@ -131,7 +131,10 @@ async fn the_janitors_of_two_nodes_mark_an_expired_invitation_once_and_announce_
     assert_eq!(events[0]["type"], "invitation.expired");
     assert_eq!(events[0]["data"]["id"], id);
     assert_eq!(events[0]["data"]["status"], "expired");
-    assert_eq!(audit_subjects(&app, "invitation_expired").await, vec![id.to_string()]);
+    assert_eq!(
+        audit_subjects(&app, "invitation_expired").await,
+        vec![id.to_string()]
+    );
     assert_eq!(stored(&app, id).await.stored_status, "expired");
 }
 

@@ -14,8 +14,8 @@ use minijinja::{Value, context};
 use super::forms::{
     FORM_EXPIRED, FormData, FormToken, PageNamespace, PageUser, form_token_matches,
 };
-use super::link::{gone_page, live_link, person, private};
 use super::language;
+use super::link::{gone_page, live_link, person, private};
 use super::render::{Frame, PageError, page};
 use crate::domain::password::{self, MIN_PASSWORD_CHARS};
 use crate::domain::token::TokenHash;
@@ -218,7 +218,7 @@ async fn welcome(
             memberships => rows,
             can_invite => can_invite,
             notify_outcomes => notify_outcomes,
-            notice => saved.then_some("Your email settings are saved."),
+            notice => saved.then(|| language::text("welcome-settings-saved")),
             error => (),
         },
     )

@@ -16,8 +16,8 @@ use axum::routing::get;
 use minijinja::context;
 
 use super::forms::{FORM_EXPIRED, FormData, FormToken, PageNamespace, form_token_matches};
-use super::link::{gone_page, live_link, person, private};
 use super::language;
+use super::link::{gone_page, live_link, person, private};
 use super::render::{Frame, PageError, page};
 use crate::domain::Token;
 use crate::http::extract::{ClientIp, path_param};

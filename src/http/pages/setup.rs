@@ -12,8 +12,8 @@ use minijinja::context;
 use super::forms::{
     FORM_EXPIRED, FormData, FormToken, PageNamespace, form_token_matches, landing_page,
 };
-use super::link::{Gone, gone, private};
 use super::language;
+use super::link::{Gone, gone, private};
 use super::render::{Frame, PageError, page};
 use crate::domain::password::{self, MIN_PASSWORD_CHARS};
 use crate::domain::{EmailAddress, PersonName, Timestamp, Token};

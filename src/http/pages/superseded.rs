@@ -13,8 +13,8 @@ use axum::routing::post;
 use minijinja::context;
 
 use super::forms::{FORM_EXPIRED, FormData, FormToken, PageNamespace, form_token_matches};
-use super::link::{gone_page, private};
 use super::language;
+use super::link::{gone_page, private};
 use super::render::{Frame, PageError, page};
 use crate::domain::{Timestamp, Token};
 use crate::http::extract::path_param;

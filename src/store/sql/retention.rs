@@ -58,6 +58,13 @@ const OUTBOX_SENT: Rule = Rule {
     context: "pruning sent outbox messages",
 };
 
+const NOTICES_SENT: Rule = Rule {
+    table: "notices",
+    condition: "status = 'sent' AND sent_at < $1",
+    batched: true,
+    context: "pruning sent notices",
+};
+
 async fn count(conn: &mut Conn, rule: &Rule, before: Timestamp) -> StoreResult<u64> {
     let count: i64 = sqlx::query_scalar(&format!(
         "SELECT COUNT(*) FROM {} WHERE {}",
@@ -165,6 +172,8 @@ fn steps(policy: &PrunePolicy) -> Vec<Step> {
     }
     if let Some(before) = policy.outbox_sent_before {
         steps.push((&OUTBOX_SENT, before, |r| &mut r.outbox_messages));
+        // The creators' notices: nothing an invitation shows reads them once sent.
+        steps.push((&NOTICES_SENT, before, |r| &mut r.notices));
     }
     steps
 }

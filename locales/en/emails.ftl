@@ -17,9 +17,9 @@ role-editor = editor
 role-owner = owner
 
 open-address = Or open this address: { $url }
-# The English keeps the original's ISO 8601 timestamp; $expires is the date in words.
-link-expires = This link works once and expires on { $expires_iso } (UTC).
-new-link-expires = This new link replaces any earlier one, works once and expires on { $expires_iso } (UTC).
+# $expires: the date in words ($expires_iso: the same as ISO 8601 UTC, for an override).
+link-expires = This link works once and expires on { $expires } (UTC).
+new-link-expires = This new link replaces any earlier one, works once and expires on { $expires } (UTC).
 ignore-if-unexpected = If you were not expecting this invitation, you can ignore this email.
 not-accepted-yet = You have not accepted yet.
 choose-password = Choose your password

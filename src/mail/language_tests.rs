@@ -177,7 +177,7 @@ fn english_emails_are_the_originals() {
          - Kinase screen (editor)\n\n\n\
          To accept, choose your password here:\n\n  \
          https://hub.example.org/chembiohub/accept/sample\n\n\
-         This link works once and expires on 2030-01-01T00:00:00.000Z (UTC).\n\
+         This link works once and expires on 1 January 2030 at 00:00 (UTC).\n\
          If you were not expecting this invitation, you can ignore this email.\n\n\
          Not for you? Decline this invitation (you can also ask for no more):\n\n  \
          https://hub.example.org/chembiohub/decline/sample\n"
@@ -191,7 +191,7 @@ fn english_emails_are_the_originals() {
          <ul><li>Kinase screen (editor)</li></ul>\n\
          <p><a href=\"https:&#x2f;&#x2f;hub.example.org&#x2f;chembiohub&#x2f;accept&#x2f;sample\" style=\"display: inline-block; padding: 0.6em 1.2em; background: #0b5394; color: #ffffff; text-decoration: none; border-radius: 4px;\">Accept the invitation</a></p>\n\
          <p>Or open this address: https:&#x2f;&#x2f;hub.example.org&#x2f;chembiohub&#x2f;accept&#x2f;sample</p>\n\
-         <p>This link works once and expires on 2030-01-01T00:00:00.000Z (UTC). If you were not expecting this invitation, you can ignore this email.</p>\n\
+         <p>This link works once and expires on 1 January 2030 at 00:00 (UTC). If you were not expecting this invitation, you can ignore this email.</p>\n\
          <p style=\"color: #555555;\">Not for you? <a href=\"https:&#x2f;&#x2f;hub.example.org&#x2f;chembiohub&#x2f;decline&#x2f;sample\">Decline this invitation</a> (you can also ask for no more).</p>\n\
          </body>\n</html>"
     );

@@ -183,9 +183,9 @@ pub async fn middleware(
             .find(|(name, _)| name == QUERY)
             .and_then(|(_, value)| one_of_ours(value.as_ref()))
     });
-    let kept = ns.as_deref().and_then(|ns| {
-        cookie_in(request.headers(), &cookie_name(ns)).and_then(|value| one_of_ours(&value))
-    });
+    let kept = ns
+        .as_deref()
+        .and_then(|ns| cookie_in(request.headers(), &cookie_name(ns)).and_then(one_of_ours));
     let accepted = request
         .headers()
         .get(header::ACCEPT_LANGUAGE)

@@ -330,7 +330,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let machine = report::Machine::read(load_before, started.elapsed(), method);
     println!();
     println!("{}", report::results_table(&results));
-    println!("{}", report::targets_table(&results));
+    println!("{}", report::targets_table(&results, &bulk_results));
     println!("{}", bulk::table(&bulk_results));
     println!("{}", open_loop::table(&open_loop_results));
     let out = match (&args.out, args.quick) {

@@ -55,7 +55,10 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true)
             // Scrubbed tokens are overwritten with zeros, not left in free pages.
-            .pragma("secure_delete", "ON");
+            .pragma("secure_delete", "ON")
+            // The checkpointer's connection copies the WAL into the database file
+            // (`checkpoint_continually`), so a commit never waits for it.
+            .pragma("wal_autocheckpoint", "0");
         // A connection to a local file does not drop like one over a network: testing it
         // before each use would cost a round trip to its thread for nothing.
         let writer = SqlitePoolOptions::new()
@@ -81,6 +84,12 @@ impl SqliteStore {
             .build()
             .context("starting the SQLite writer's runtime")?;
         let writer_runtime = runtime.handle().clone();
+        let checkpointer = options
+            .connect()
+            .await
+            .context("opening the SQLite checkpointer's connection")?;
+        // Runs while the writer's runtime does.
+        runtime.spawn(checkpoint_continually(checkpointer));
         // Ends when the store is dropped (the queue's sender with it).
         std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -259,6 +268,29 @@ async fn commit_invitations(writer: SqlitePool, mut queue: mpsc::Receiver<Invita
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         sql::commit_batch(&writer, std::mem::take(&mut batch)).await;
+    }
+}
+
+/// How often the checkpointer copies what was committed into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// Checkpoints the WAL from a connection (so a thread) of its own. SQLite's automatic checkpoint
+/// runs inside the commit that crosses its threshold, on the writer's connection: a tenth of the
+/// writer's time in the profile (BENCHMARKS.md, "Where the time goes (issue 16)"), with every
+/// request of that batch waiting for it. A passive checkpoint does not block the writer, which
+/// goes on appending to the WAL meanwhile; the WAL starts over once it has all been copied and
+/// no reader still needs it, as with the automatic one.
+async fn checkpoint_continually(mut conn: SqliteConnection) {
+    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&mut conn)
+            .await
+        {
+            tracing::warn!(error = %error, "checkpointing the SQLite WAL failed");
+        }
     }
 }
 

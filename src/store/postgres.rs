@@ -138,6 +138,16 @@ impl PgStore {
     }
 }
 
+/// No read is answered on the calling thread (SQLite's `read_direct`): each is a round trip to
+/// the server anyway.
+fn read_direct<T>(
+    _store: &PgStore,
+    _context: &'static str,
+    _work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+) -> Option<StoreResult<T>> {
+    None
+}
+
 /// Worth waiting for: the server is down or starting. A TLS failure is not (a certificate that
 /// does not verify, a server without TLS under `sslmode=require`): start-up stops at once.
 fn is_unreachable(error: &sqlx::migrate::MigrateError) -> bool {

@@ -31,6 +31,8 @@ pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: Readers,
+    /// The hot reads of every request, answered on the calling thread (`read_direct`).
+    direct: DirectReaders,
     /// To the group commit (`commit_invitations`).
     invitations: GroupCommit,
     /// The runtime of the writer's thread.
@@ -55,10 +57,7 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true)
             // Scrubbed tokens are overwritten with zeros, not left in free pages.
-            .pragma("secure_delete", "ON")
-            // The checkpointer's connection copies the WAL into the database file
-            // (`checkpoint_continually`), so a commit never waits for it.
-            .pragma("wal_autocheckpoint", "0");
+            .pragma("secure_delete", "ON");
         // A connection to a local file does not drop like one over a network: testing it
         // before each use would cost a round trip to its thread for nothing.
         let writer = SqlitePoolOptions::new()
@@ -73,6 +72,7 @@ impl SqliteStore {
             .await
             .context("applying SQLite migrations")?;
         let reader = Readers::open(&options, READERS).await?;
+        let direct = DirectReaders::new(path);
         let (invitations, queue) = GroupCommit::new();
         let committer = writer.clone();
         // The writer is used only from a thread and runtime of its own (`on_writer`), so that
@@ -84,12 +84,6 @@ impl SqliteStore {
             .build()
             .context("starting the SQLite writer's runtime")?;
         let writer_runtime = runtime.handle().clone();
-        let checkpointer = options
-            .connect()
-            .await
-            .context("opening the SQLite checkpointer's connection")?;
-        // Runs while the writer's runtime does.
-        runtime.spawn(checkpoint_continually(checkpointer));
         // Ends when the store is dropped (the queue's sender with it).
         std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -98,6 +92,7 @@ impl SqliteStore {
         Ok(Self {
             writer,
             reader,
+            direct,
             invitations,
             writer_runtime,
         })
@@ -128,8 +123,88 @@ impl SqliteStore {
     }
 }
 
+/// Answers a read on the calling thread with a connection of its own (rusqlite, on the same
+/// SQLite library as sqlx), or `None` when it cannot: the caller then reads through `read`.
+///
+/// Each request makes two reads (its API key, the caller's roles on the projects it names).
+/// Through sqlx, each is a hand-off to the connection's thread and back: two wake-ups of a
+/// thread for an indexed lookup (BENCHMARKS.md, "Where the time goes": skipping one of the two
+/// reads raised throughput by about 30%). Here a read is a few microseconds of the calling
+/// thread, with its statement prepared once per connection. A WAL reader does
+/// not wait for the writer; should it find the database busy (a checkpoint restarting the WAL),
+/// it gives up after `DIRECT_BUSY_TIMEOUT` and the read goes the usual way, which waits.
+fn read_direct<T>(
+    store: &SqliteStore,
+    context: &'static str,
+    work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+) -> Option<StoreResult<T>> {
+    store.direct.read(context, work)
+}
+
 /// Reader connections.
 const READERS: usize = 4;
+/// Idle direct readers kept: about one per thread that reads at a time.
+const DIRECT_READERS: usize = 4;
+/// How long a direct read waits for a busy database before handing the read over.
+const DIRECT_BUSY_TIMEOUT: Duration = Duration::from_millis(20);
+
+/// The connections of `read_direct`, opened when first needed.
+struct DirectReaders {
+    path: std::path::PathBuf,
+    idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
+}
+
+impl DirectReaders {
+    fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            idle: std::sync::Mutex::new(Vec::with_capacity(DIRECT_READERS)),
+        }
+    }
+
+    fn open(&self) -> rusqlite::Result<rusqlite::Connection> {
+        use rusqlite::OpenFlags;
+        // Read-only, and used by one thread at a time (`idle` hands it out).
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(DIRECT_BUSY_TIMEOUT)?;
+        Ok(conn)
+    }
+
+    fn read<T>(
+        &self,
+        context: &'static str,
+        work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> Option<StoreResult<T>> {
+        let idle = self.idle.lock().ok()?.pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => self.open().ok()?,
+        };
+        let result = work(&conn);
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < DIRECT_READERS
+        {
+            idle.push(conn);
+        }
+        match result {
+            Ok(value) => Some(Ok(value)),
+            Err(rusqlite::Error::SqliteFailure(error, _))
+                if matches!(
+                    error.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                None
+            }
+            Err(error) => Some(Err(StoreError::Other(
+                anyhow::Error::new(error).context(context),
+            ))),
+        }
+    }
+}
 
 /// The readers, handed out without sqlx's pool: it sends each connection that comes back a
 /// ping, a round trip to the connection's thread that doubled the cost of every read (each
@@ -268,29 +343,6 @@ async fn commit_invitations(writer: SqlitePool, mut queue: mpsc::Receiver<Invita
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         sql::commit_batch(&writer, std::mem::take(&mut batch)).await;
-    }
-}
-
-/// How often the checkpointer copies what was committed into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
-
-/// Checkpoints the WAL from a connection (so a thread) of its own. SQLite's automatic checkpoint
-/// runs inside the commit that crosses its threshold, on the writer's connection: a tenth of the
-/// writer's time in the profile (BENCHMARKS.md, "Where the time goes (issue 16)"), with every
-/// request of that batch waiting for it. A passive checkpoint does not block the writer, which
-/// goes on appending to the WAL meanwhile; the WAL starts over once it has all been copied and
-/// no reader still needs it, as with the automatic one.
-async fn checkpoint_continually(mut conn: SqliteConnection) {
-    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&mut conn)
-            .await
-        {
-            tracing::warn!(error = %error, "checkpointing the SQLite WAL failed");
-        }
     }
 }
 

@@ -61,3 +61,53 @@ async fn logins_wait_for_another_process_writing_the_sqlite_file() {
         assert_eq!(status, 200, "round {round}: {body}");
     }
 }
+
+/// An API request's two reads (its key, the caller's roles) are answered on the request's own
+/// thread with connections of their own (`read_direct`, issue 16): what another process commits
+/// to the file, a key revoked or a role taken away, counts from the next request on, as through
+/// sqlx's readers.
+#[tokio::test]
+async fn a_key_or_role_changed_by_another_process_counts_from_the_next_request() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (editor, project) = app.editor_with_project().await;
+    let invite = |email: &str| json!({"email": email, "projects_selected": [{"id": project.0}]});
+    let path = format!("/{NS}/api/invitations/");
+    let answer = editor.post(&path, &invite("bob@example.org")).await;
+    assert_eq!(
+        answer.status(),
+        201,
+        "{}",
+        answer.text().await.unwrap_or_default()
+    );
+
+    let mut other =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}", app.db_path().display()))
+            .await
+            .expect("a second connection to the database file");
+    // The editor's role, lowered to viewer by the other process: 403 on the project.
+    sqlx::query("UPDATE grants SET role = 'viewer' WHERE project_id = $1")
+        .bind(project.0)
+        .execute(&mut other)
+        .await
+        .expect("lowering the role");
+    let answer = editor.post(&path, &invite("carol@example.org")).await;
+    assert_eq!(
+        answer.status(),
+        403,
+        "{}",
+        answer.text().await.unwrap_or_default()
+    );
+
+    // Every key deleted by the other process: 401.
+    sqlx::query("DELETE FROM api_keys")
+        .execute(&mut other)
+        .await
+        .expect("deleting the keys");
+    let answer = editor.post(&path, &invite("dan@example.org")).await;
+    assert_eq!(
+        answer.status(),
+        401,
+        "{}",
+        answer.text().await.unwrap_or_default()
+    );
+}

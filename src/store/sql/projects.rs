@@ -88,25 +88,29 @@ impl ProjectStore for Backend {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut query = QueryBuilder::<Db>::new(
-            "SELECT p.id, p.name, g.role FROM projects p \
-             LEFT JOIN grants g ON g.project_id = p.id AND g.user_id = ",
-        );
-        query
-            .push_bind(user.0)
-            .push(" WHERE p.namespace = ")
-            .push_bind(namespace)
-            .push(" AND p.id IN (");
-        let mut list = query.separated(", ");
-        for id in ids {
-            list.push_bind(id.0);
-        }
-        query.push(") ORDER BY p.id");
-        let rows: Vec<(i64, String, Option<String>)> = query
-            .build_query_as()
-            .fetch_all(&mut *self.read().await?)
-            .await
-            .map_err(db_error("finding projects and roles"))?;
+        // Every invitation's second read. The same statement as `projects_with_role_read`'s,
+        // numbered by hand.
+        let direct = backend::read_direct(self, "finding projects and roles", |conn| {
+            let list: Vec<String> = (0..ids.len()).map(|i| format!("?{}", i + 3)).collect();
+            let sql = format!(
+                "SELECT p.id, p.name, g.role FROM projects p \
+                 LEFT JOIN grants g ON g.project_id = p.id AND g.user_id = ?1 \
+                 WHERE p.namespace = ?2 AND p.id IN ({}) ORDER BY p.id",
+                list.join(", ")
+            );
+            let mut values: Vec<rusqlite::types::Value> =
+                vec![user.0.into(), namespace.to_owned().into()];
+            values.extend(ids.iter().map(|id| rusqlite::types::Value::from(id.0)));
+            let mut statement = conn.prepare_cached(&sql)?;
+            let rows = statement.query_map(rusqlite::params_from_iter(values), |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        });
+        let rows = match direct {
+            Some(rows) => rows?,
+            None => projects_with_role_read(self, namespace, user, ids).await?,
+        };
         rows.into_iter()
             .map(|(id, name, role)| {
                 let role = role
@@ -206,4 +210,33 @@ impl ProjectStore for Backend {
             })
             .collect()
     }
+}
+
+/// `projects_with_role`'s read through the backend's readers: the projects among `ids`, each
+/// with the user's role on it.
+async fn projects_with_role_read(
+    store: &Backend,
+    namespace: &str,
+    user: UserId,
+    ids: &[ProjectId],
+) -> StoreResult<Vec<(i64, String, Option<String>)>> {
+    let mut query = QueryBuilder::<Db>::new(
+        "SELECT p.id, p.name, g.role FROM projects p \
+             LEFT JOIN grants g ON g.project_id = p.id AND g.user_id = ",
+    );
+    query
+        .push_bind(user.0)
+        .push(" WHERE p.namespace = ")
+        .push_bind(namespace)
+        .push(" AND p.id IN (");
+    let mut list = query.separated(", ");
+    for id in ids {
+        list.push_bind(id.0);
+    }
+    query.push(") ORDER BY p.id");
+    query
+        .build_query_as()
+        .fetch_all(&mut *store.read().await?)
+        .await
+        .map_err(db_error("finding projects and roles"))
 }

@@ -58,6 +58,21 @@ impl From<UserRow> for User {
     }
 }
 
+impl UserRow {
+    /// The row of a read on the calling thread (`backend::read_direct`), in the order of
+    /// `USER_COLUMNS`.
+    pub(super) fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            email: row.get(1)?,
+            first_name: row.get(2)?,
+            last_name: row.get(3)?,
+            is_superuser: row.get(4)?,
+            is_active: row.get(5)?,
+        })
+    }
+}
+
 pub(super) const USER_COLUMNS: &str =
     "u.id, u.email, u.first_name, u.last_name, u.is_superuser, u.is_active";
 

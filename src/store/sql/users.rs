@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::backend::{Backend, Conn};
+use super::backend::{self, Backend, Conn};
 use super::invitation_create::VOID_USER_LINKS;
 use super::rows::{USER_COLUMNS, UserRow, db_error};
 use crate::domain::token::TokenHash;
@@ -121,17 +121,28 @@ impl UserStore for Backend {
         email: &EmailAddress,
         key_hash: &TokenHash,
     ) -> StoreResult<Option<User>> {
-        let row: Option<UserRow> = sqlx::query_as(&format!(
+        let sql = format!(
             "SELECT {USER_COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id \
              WHERE k.key_hash = $1 AND u.namespace = $2 AND u.email_key = $3 AND u.is_active \
              AND NOT u.deactivated"
-        ))
-        .bind(&key_hash.0)
-        .bind(namespace)
-        .bind(email.key())
-        .fetch_optional(&mut *self.read().await?)
-        .await
-        .map_err(db_error("checking API key"))?;
+        );
+        // Every API request's first read.
+        let direct = backend::read_direct(self, "checking API key", |conn| {
+            use rusqlite::OptionalExtension;
+            conn.prepare_cached(&sql)?
+                .query_row((&key_hash.0, namespace, email.key()), UserRow::from_direct)
+                .optional()
+        });
+        if let Some(found) = direct {
+            return Ok(found?.map(User::from));
+        }
+        let row: Option<UserRow> = sqlx::query_as(&sql)
+            .bind(&key_hash.0)
+            .bind(namespace)
+            .bind(email.key())
+            .fetch_optional(&mut *self.read().await?)
+            .await
+            .map_err(db_error("checking API key"))?;
         Ok(row.map(User::from))
     }
 

@@ -39,22 +39,29 @@ pub struct OutcomeContext {
     pub namespace: String,
 }
 
+impl OutcomeContext {
+    /// Sample values in `lang` (`check`, and the tests).
+    pub(super) fn sample(lang: &str) -> Self {
+        let sample = EmailContext::sample();
+        Self {
+            lang: lang.to_owned(),
+            platform: sample.platform,
+            inviter: sample.inviter,
+            invitee: sample.invitee,
+            projects: sample.projects,
+            when: "2030-01-01 09:05 UTC".into(),
+            when_iso: "2030-01-01T09:05:00.000Z".into(),
+            invite_url: "https://hub.example.org/chembiohub/invite/".into(),
+            settings_url: "https://hub.example.org/chembiohub/welcome/".into(),
+            namespace: sample.namespace,
+        }
+    }
+}
+
 /// Renders every notice once with sample values in `lang` (at load, so a broken override
 /// stops start-up rather than a notice).
 pub(super) fn check(templates: &Templates, lang: &str) -> anyhow::Result<()> {
-    let sample = EmailContext::sample();
-    let outcome = OutcomeContext {
-        lang: lang.to_owned(),
-        platform: sample.platform.clone(),
-        inviter: sample.inviter.clone(),
-        invitee: sample.invitee.clone(),
-        projects: sample.projects.clone(),
-        when: "2030-01-01 09:05 UTC".into(),
-        when_iso: "2030-01-01T09:05:00.000Z".into(),
-        invite_url: "https://hub.example.org/chembiohub/invite/".into(),
-        settings_url: "https://hub.example.org/chembiohub/welcome/".into(),
-        namespace: sample.namespace.clone(),
-    };
+    let outcome = OutcomeContext::sample(lang);
     for kind in [NoticeKind::Accepted, NoticeKind::Declined] {
         templates
             .render_named(kind.as_str(), &outcome)
@@ -294,19 +301,7 @@ mod tests {
     #[test]
     fn outcome_notices_name_the_invitee_and_the_projects() {
         let templates = Templates::sample();
-        let sample = EmailContext::sample();
-        let mut context = OutcomeContext {
-            lang: "en".into(),
-            platform: sample.platform.clone(),
-            inviter: sample.inviter.clone(),
-            invitee: sample.invitee.clone(),
-            projects: sample.projects.clone(),
-            when: "2030-01-01 09:05 UTC".into(),
-            when_iso: "2030-01-01T09:05:00.000Z".into(),
-            invite_url: "https://hub.example.org/chembiohub/invite/".into(),
-            settings_url: "https://hub.example.org/chembiohub/welcome/".into(),
-            namespace: sample.namespace.clone(),
-        };
+        let mut context = OutcomeContext::sample("en");
         for (kind, subject) in [
             (
                 NoticeKind::Accepted,
@@ -346,18 +341,7 @@ mod tests {
     fn notices_speak_the_creators_language() {
         let templates = Templates::sample();
         let sample = EmailContext::sample();
-        let context = |lang: &str| OutcomeContext {
-            lang: lang.into(),
-            platform: sample.platform.clone(),
-            inviter: sample.inviter.clone(),
-            invitee: sample.invitee.clone(),
-            projects: sample.projects.clone(),
-            when: "2030-01-01 09:05 UTC".into(),
-            when_iso: "2030-01-01T09:05:00.000Z".into(),
-            invite_url: "https://hub.example.org/chembiohub/invite/".into(),
-            settings_url: "https://hub.example.org/chembiohub/welcome/".into(),
-            namespace: sample.namespace.clone(),
-        };
+        let context = OutcomeContext::sample;
         let german = templates
             .render_named("invitation_accepted", &context("de"))
             .expect("renders");

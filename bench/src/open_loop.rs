@@ -484,15 +484,9 @@ fn record(histogram: &mut Histogram<u64>, latency: Duration) {
     histogram.saturating_record(micros.max(1));
 }
 
+/// Milliseconds as the report writes them.
 fn ms(duration: Duration) -> String {
-    let ms = duration.as_secs_f64() * 1e3;
-    if ms < 10.0 {
-        format!("{ms:.2}")
-    } else if ms < 100.0 {
-        format!("{ms:.1}")
-    } else {
-        format!("{ms:.0}")
-    }
+    crate::report::ms(u64::try_from(duration.as_micros()).unwrap_or(u64::MAX))
 }
 
 /// The report's open-loop table: per backend, the sustainable rate with its latency and CPU,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use sqlx::Connection;
 
-use crate::support::{Backend, NS, PASSWORD, spawn_app};
+use crate::support::{Backend, NS, PASSWORD, json_with_status, spawn_app};
 
 #[tokio::test]
 async fn logins_wait_for_another_process_writing_the_sqlite_file() {
@@ -73,12 +73,7 @@ async fn a_key_or_role_changed_by_another_process_counts_from_the_next_request()
     let invite = |email: &str| json!({"email": email, "projects_selected": [{"id": project.0}]});
     let path = format!("/{NS}/api/invitations/");
     let answer = editor.post(&path, &invite("bob@example.org")).await;
-    assert_eq!(
-        answer.status(),
-        201,
-        "{}",
-        answer.text().await.unwrap_or_default()
-    );
+    json_with_status(answer, 201).await;
 
     let mut other =
         sqlx::SqliteConnection::connect(&format!("sqlite://{}", app.db_path().display()))
@@ -91,12 +86,7 @@ async fn a_key_or_role_changed_by_another_process_counts_from_the_next_request()
         .await
         .expect("lowering the role");
     let answer = editor.post(&path, &invite("carol@example.org")).await;
-    assert_eq!(
-        answer.status(),
-        403,
-        "{}",
-        answer.text().await.unwrap_or_default()
-    );
+    json_with_status(answer, 403).await;
 
     // Every key deleted by the other process: 401.
     sqlx::query("DELETE FROM api_keys")
@@ -104,10 +94,5 @@ async fn a_key_or_role_changed_by_another_process_counts_from_the_next_request()
         .await
         .expect("deleting the keys");
     let answer = editor.post(&path, &invite("dan@example.org")).await;
-    assert_eq!(
-        answer.status(),
-        401,
-        "{}",
-        answer.text().await.unwrap_or_default()
-    );
+    json_with_status(answer, 401).await;
 }

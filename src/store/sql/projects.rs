@@ -88,16 +88,10 @@ impl ProjectStore for Backend {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        // Every invitation's second read. The same statement as `projects_with_role_read`'s,
-        // numbered by hand.
+        // Every invitation's second read: on the calling thread where the backend can
+        // (`read_direct`), else through its readers, with the same statement.
+        let sql = projects_with_role_sql(ids.len());
         let direct = backend::read_direct(self, "finding projects and roles", |conn| {
-            let list: Vec<String> = (0..ids.len()).map(|i| format!("?{}", i + 3)).collect();
-            let sql = format!(
-                "SELECT p.id, p.name, g.role FROM projects p \
-                 LEFT JOIN grants g ON g.project_id = p.id AND g.user_id = ?1 \
-                 WHERE p.namespace = ?2 AND p.id IN ({}) ORDER BY p.id",
-                list.join(", ")
-            );
             let mut values: Vec<rusqlite::types::Value> =
                 vec![user.0.into(), namespace.to_owned().into()];
             values.extend(ids.iter().map(|id| rusqlite::types::Value::from(id.0)));
@@ -107,9 +101,18 @@ impl ProjectStore for Backend {
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
         });
-        let rows = match direct {
+        let rows: Vec<(i64, String, Option<String>)> = match direct {
             Some(rows) => rows?,
-            None => projects_with_role_read(self, namespace, user, ids).await?,
+            None => {
+                let mut query = sqlx::query_as(&sql).bind(user.0).bind(namespace);
+                for id in ids {
+                    query = query.bind(id.0);
+                }
+                query
+                    .fetch_all(&mut *self.read().await?)
+                    .await
+                    .map_err(db_error("finding projects and roles"))?
+            }
         };
         rows.into_iter()
             .map(|(id, name, role)| {
@@ -212,31 +215,14 @@ impl ProjectStore for Backend {
     }
 }
 
-/// `projects_with_role`'s read through the backend's readers: the projects among `ids`, each
-/// with the user's role on it.
-async fn projects_with_role_read(
-    store: &Backend,
-    namespace: &str,
-    user: UserId,
-    ids: &[ProjectId],
-) -> StoreResult<Vec<(i64, String, Option<String>)>> {
-    let mut query = QueryBuilder::<Db>::new(
+/// `projects_with_role`'s statement for `count` projects: `$1` the user, `$2` the namespace,
+/// `$3`… the projects' ids.
+fn projects_with_role_sql(count: usize) -> String {
+    let ids: Vec<String> = (3..count + 3).map(|n| format!("${n}")).collect();
+    format!(
         "SELECT p.id, p.name, g.role FROM projects p \
-             LEFT JOIN grants g ON g.project_id = p.id AND g.user_id = ",
-    );
-    query
-        .push_bind(user.0)
-        .push(" WHERE p.namespace = ")
-        .push_bind(namespace)
-        .push(" AND p.id IN (");
-    let mut list = query.separated(", ");
-    for id in ids {
-        list.push_bind(id.0);
-    }
-    query.push(") ORDER BY p.id");
-    query
-        .build_query_as()
-        .fetch_all(&mut *store.read().await?)
-        .await
-        .map_err(db_error("finding projects and roles"))
+         LEFT JOIN grants g ON g.project_id = p.id AND g.user_id = $1 \
+         WHERE p.namespace = $2 AND p.id IN ({}) ORDER BY p.id",
+        ids.join(", ")
+    )
 }

@@ -266,6 +266,65 @@ async fn a_retry_with_the_same_key_replays_the_answer_and_emails_once(backend: B
     assert!(app.find_user(NS, "zed@example.org").await.is_none());
 }
 
+/// An `Idempotency-Key` names one request: a key a single POST used is refused to a bulk
+/// request, and a key a bulk request used is refused to a single POST, each writing nothing.
+async fn one_key_serves_one_request_single_or_bulk(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (editor, project) = app.editor_with_project().await;
+    let single = |key: &'static str, email: &str| {
+        editor
+            .request(reqwest::Method::POST, "/chembiohub/api/invitations/")
+            .header("Idempotency-Key", key)
+            .json(&json!({"email": email, "projects_selected": [{"id": project.0}]}))
+            .send()
+    };
+    let many = |key: &'static str, email: &str| {
+        editor
+            .request(reqwest::Method::POST, BULK)
+            .header("Idempotency-Key", key)
+            .json(&json!({"projects_selected": [{"id": project.0}], "objects": [{"email": email}]}))
+            .send()
+    };
+    let refused = |answer: Value| {
+        let error = answer["error"].as_str().expect("error").to_owned();
+        assert!(error.contains("Idempotency-Key"), "{error}");
+    };
+
+    json_with_status(
+        single("first-single", "bob@example.org")
+            .await
+            .expect("sent"),
+        201,
+    )
+    .await;
+    refused(
+        json_with_status(
+            many("first-single", "eve@example.org").await.expect("sent"),
+            422,
+        )
+        .await,
+    );
+
+    let answer = json_with_status(
+        many("first-bulk", "dan@example.org").await.expect("sent"),
+        200,
+    )
+    .await;
+    assert_eq!(statuses(&answer), [201]);
+    refused(
+        json_with_status(
+            single("first-bulk", "zed@example.org").await.expect("sent"),
+            422,
+        )
+        .await,
+    );
+
+    assert_eq!(app.count_invitations().await, 2);
+    for refused_address in ["eve@example.org", "zed@example.org"] {
+        assert!(app.find_user(NS, refused_address).await.is_none());
+    }
+}
+
 async fn a_dry_run_writes_and_sends_nothing_and_predicts_the_real_run(backend: Backend) {
     let app = spawn_app_with(backend, |s| {
         s.limits.invitations_per_inviter = Some(Limit {
@@ -513,6 +572,7 @@ backend_tests!(
     two_rows_to_one_address_are_decided_in_row_order,
     more_than_1000_rows_is_400_and_writes_nothing,
     a_retry_with_the_same_key_replays_the_answer_and_emails_once,
+    one_key_serves_one_request_single_or_bulk,
     a_dry_run_writes_and_sends_nothing_and_predicts_the_real_run,
     the_bulk_path_takes_1_mib_and_answers_413_beyond,
     the_core_invites_rows_without_http,

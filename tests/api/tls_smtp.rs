@@ -6,12 +6,14 @@
 use std::time::Duration;
 
 use cbh_invite::config::{Settings, SmtpSettings};
+use cbh_invite::store::NoticeRow;
 use serde_json::{Value, json};
 use smtp_sink::{Options, TlsIdentity};
 
 use crate::support::app::spawn_app_with_sink;
 use crate::support::tls::TestCa;
-use crate::support::{Agent, Backend, TestApp, json_with_status};
+use crate::support::wait::until;
+use crate::support::{Agent, Backend, NS, TestApp, json_with_status};
 
 const WAIT: Duration = Duration::from_secs(30);
 const USER: &str = "mailer@lab.example";
@@ -189,8 +191,33 @@ async fn wrong_credentials_are_refused(backend: Backend) {
         !error.contains("wrong"),
         "the password is in the error: {error}"
     );
-    assert_eq!(app.smtp.auth_failures(), 1);
+    // The failed invitation queues an `invitation_failed` notice to its creator, which goes
+    // through the same relay and fails the same way. Once it has, the relay has seen one AUTH
+    // per message: neither was retried with the wrong password.
+    let notice = failed_notice(&app, id).await;
+    assert_eq!(notice.kind, "invitation_failed");
+    let notice_error = notice.last_error.unwrap_or_default();
+    assert!(notice_error.contains("535"), "{notice_error}");
+    assert!(!notice_error.contains("wrong"), "{notice_error}");
+    assert_eq!(app.smtp.auth_failures(), 2);
     assert!(app.smtp.received().is_empty());
+}
+
+/// Waits until the invitation's one notice has failed for good; returns it.
+async fn failed_notice(app: &TestApp, invitation: i64) -> NoticeRow {
+    let notices = || async {
+        app.store
+            .list_notices(NS, Some(invitation))
+            .await
+            .expect("notices")
+    };
+    until("the failure notice to fail", WAIT, || async {
+        notices().await.iter().any(|n| n.status == "failed")
+    })
+    .await;
+    let mut all = notices().await;
+    assert_eq!(all.len(), 1, "{all:?}");
+    all.remove(0)
 }
 
 backend_tests!(

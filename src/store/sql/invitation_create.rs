@@ -278,17 +278,25 @@ async fn enqueue_email(
 }
 
 /// What an earlier request with the same idempotency key did, if it is still remembered.
+enum EarlierRequest {
+    /// A single POST with this body hash, which created this invitation.
+    Single(Vec<u8>, InvitationId),
+    /// A bulk request: one key serves one request, so this one is refused.
+    Bulk,
+}
+
 async fn find_idempotent_request(
     conn: &mut Conn,
     invitation: &NewInvitation,
-) -> StoreResult<Option<(Vec<u8>, InvitationId)>> {
+) -> StoreResult<Option<EarlierRequest>> {
     let Some(claim) = &invitation.idempotency else {
         return Ok(None);
     };
+    let since = invitation.now.minus(claim.kept_for).millis();
     sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND created < $3")
         .bind(invitation.inviter.id.0)
         .bind(&claim.key)
-        .bind(invitation.now.minus(claim.kept_for).millis())
+        .bind(since)
         .execute(&mut *conn)
         .await
         .map_err(db_error("expiring idempotency key"))?;
@@ -300,7 +308,19 @@ async fn find_idempotent_request(
     .fetch_optional(&mut *conn)
     .await
     .map_err(db_error("reading idempotency key"))?;
-    Ok(found.map(|(hash, id)| (hash, InvitationId(id))))
+    if let Some((hash, id)) = found {
+        return Ok(Some(EarlierRequest::Single(hash, InvitationId(id))));
+    }
+    let bulk: Option<i64> = sqlx::query_scalar(
+        "SELECT created FROM bulk_requests WHERE user_id = $1 AND key = $2 AND created >= $3",
+    )
+    .bind(invitation.inviter.id.0)
+    .bind(&claim.key)
+    .bind(since)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error("reading a bulk request's idempotency key"))?;
+    Ok(bulk.map(|_| EarlierRequest::Bulk))
 }
 
 async fn remember_idempotent_request(
@@ -357,18 +377,22 @@ pub(super) async fn create_invitation_in(
     // address to the suppression list (`suppressions`).
     let recipient_key = new.email.recipient_key();
     lock_mailboxes(&mut *tx, [recipient_key.as_str()]).await?;
-    if let Some((request_hash, earlier)) = find_idempotent_request(&mut *tx, new).await? {
-        let same_body = new
-            .idempotency
-            .as_ref()
-            .is_some_and(|claim| claim.request_hash == request_hash);
-        if !same_body {
-            return Ok(CreateOutcome::KeyReused);
+    match find_idempotent_request(&mut *tx, new).await? {
+        None => {}
+        Some(EarlierRequest::Bulk) => return Ok(CreateOutcome::KeyReused),
+        Some(EarlierRequest::Single(request_hash, earlier)) => {
+            let same_body = new
+                .idempotency
+                .as_ref()
+                .is_some_and(|claim| claim.request_hash == request_hash);
+            if !same_body {
+                return Ok(CreateOutcome::KeyReused);
+            }
+            let record = load_invitation(&mut *tx, &new.namespace, earlier)
+                .await?
+                .context("an idempotency key names a missing invitation")?;
+            return Ok(CreateOutcome::Replayed(record));
         }
-        let record = load_invitation(&mut *tx, &new.namespace, earlier)
-            .await?
-            .context("an idempotency key names a missing invitation")?;
-        return Ok(CreateOutcome::Replayed(record));
     }
 
     if suppressions::is_suppressed(&mut *tx, &new.namespace, &recipient_key).await? {

@@ -99,6 +99,7 @@ pub async fn run_janitor(
             Ok(PruneRun::Done(report)) if report.total() > 0 => {
                 tracing::info!(
                     idempotency_keys = report.idempotency_keys,
+                    bulk_answers = report.bulk_answers,
                     sessions = report.sessions,
                     audit_records = report.audit_records,
                     login_failures = report.login_failures,

@@ -22,6 +22,8 @@ pub struct PrunePolicy {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PruneReport {
     pub idempotency_keys: u64,
+    /// The answers kept for the `Idempotency-Key`s of bulk requests, kept as long.
+    pub bulk_answers: u64,
     pub sessions: u64,
     pub audit_records: u64,
     pub login_failures: u64,
@@ -33,6 +35,7 @@ pub struct PruneReport {
 impl PruneReport {
     pub fn total(&self) -> u64 {
         self.idempotency_keys
+            + self.bulk_answers
             + self.sessions
             + self.audit_records
             + self.login_failures
@@ -41,9 +44,10 @@ impl PruneReport {
     }
 
     /// `(what, how many)`, in the order `prune` prints them.
-    pub fn lines(&self) -> [(&'static str, u64); 6] {
+    pub fn lines(&self) -> [(&'static str, u64); 7] {
         [
             ("idempotency keys", self.idempotency_keys),
+            ("bulk answers", self.bulk_answers),
             ("expired sessions", self.sessions),
             ("audit records", self.audit_records),
             ("failed-login records", self.login_failures),

@@ -79,6 +79,15 @@ async fn prune_deletes_old_keys_sessions_audit_and_failed_logins_and_a_dry_run_o
 ) {
     let app = spawn_app(backend).await;
     let (mut editor, project) = app.editor_with_project().await;
+    // A bulk request's key keeps its answer as long as a single POST's key.
+    let bulk = editor
+        .request(reqwest::Method::POST, &format!("/{NS}/api/invitations/bulk/"))
+        .header("Idempotency-Key", "import-1")
+        .json(&json!({"projects_selected": [{"id": project.0}], "objects": [{"email": "eve@example.org"}]}))
+        .send()
+        .await
+        .expect("sent");
+    json_with_status(bulk, 200).await;
     editor
         .headers
         .insert("idempotency-key", "once-1".parse().expect("header"));
@@ -125,6 +134,7 @@ async fn prune_deletes_old_keys_sessions_audit_and_failed_logins_and_a_dry_run_o
         panic!("dry run");
     };
     assert_eq!(counted.idempotency_keys, 1, "{counted:?}");
+    assert_eq!(counted.bulk_answers, 1, "{counted:?}");
     assert_eq!(counted.sessions, 1, "{counted:?}");
     assert_eq!(counted.login_failures, 1, "{counted:?}");
     // The 4500 old ones, login_succeeded and invitation_created at least.
@@ -139,6 +149,7 @@ async fn prune_deletes_old_keys_sessions_audit_and_failed_logins_and_a_dry_run_o
         panic!("prune");
     };
     assert_eq!(deleted.idempotency_keys, counted.idempotency_keys);
+    assert_eq!(deleted.bulk_answers, counted.bulk_answers);
     assert_eq!(deleted.sessions, counted.sessions);
     assert_eq!(deleted.login_failures, counted.login_failures);
     assert_eq!(deleted.audit_records, counted.audit_records);

@@ -33,6 +33,14 @@ const IDEMPOTENCY_KEYS: Rule = Rule {
     batched: false,
     context: "pruning idempotency keys",
 };
+/// The answers of bulk requests (up to a thousand invitations each) are kept as long as the
+/// keys: a claim never answered is older still, and goes too.
+const BULK_ANSWERS: Rule = Rule {
+    table: "bulk_requests",
+    condition: "created < $1",
+    batched: false,
+    context: "pruning bulk answers",
+};
 const SESSIONS: Rule = Rule {
     table: "sessions",
     condition: "expires < $1",
@@ -159,6 +167,9 @@ fn steps(policy: &PrunePolicy) -> Vec<Step> {
     let mut steps: Vec<Step> = vec![
         (&IDEMPOTENCY_KEYS, policy.idempotency_keys_before, |r| {
             &mut r.idempotency_keys
+        }),
+        (&BULK_ANSWERS, policy.idempotency_keys_before, |r| {
+            &mut r.bulk_answers
         }),
         (&SESSIONS, policy.sessions_expired_before, |r| {
             &mut r.sessions

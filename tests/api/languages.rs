@@ -4,10 +4,12 @@
 
 use std::time::Duration;
 
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use smtp_sink::ReceivedMail;
 
-use crate::support::{Backend, json_with_status, spawn_app, spawn_app_with};
+use crate::invite_rules::{hidden, page_client};
+use crate::support::{Backend, NS, json_with_status, spawn_app, spawn_app_with};
 
 const WAIT: Duration = Duration::from_secs(20);
 const BULK: &str = "/chembiohub/api/invitations/bulk/";
@@ -194,6 +196,65 @@ async fn a_malformed_language_is_400_and_writes_nothing(backend: Backend) {
     assert_eq!(field["nullable"], true);
 }
 
+/// The invite page offers the invitee's language: the default first (named), then each
+/// catalog's language in its own name. A bad tag is the page again with the API's 400 and
+/// nothing written; a good one reaches the email, and the page keeps the choice.
+async fn the_invite_pages_form_chooses_the_invitees_language(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, project) = app.editor_with_project().await;
+    let client = page_client(&app, "ada@lab.example").await;
+    let url = format!("{}/{NS}/invite/", app.base);
+    let page = client
+        .get(&url)
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("body");
+    for option in [
+        "<option value=\"\" selected>Default: English</option>",
+        "<option value=\"de\" lang=\"de\">Deutsch</option>",
+        "<option value=\"fr\" lang=\"fr\">Français</option>",
+    ] {
+        assert!(page.contains(option), "no {option} in {page}");
+    }
+    let csrf = hidden(&page, "csrfmiddlewaretoken");
+    let project = project.0.to_string();
+    let post = |language: &'static str| {
+        client
+            .post(&url)
+            .form(&[
+                ("csrfmiddlewaretoken", csrf.as_str()),
+                ("email", "carole@example.org"),
+                ("first_name", "Carole"),
+                ("projects", project.as_str()),
+                ("language", language),
+            ])
+            .send()
+    };
+
+    let refused = post("fr_FR").await.expect("sent");
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let body = refused.text().await.expect("body");
+    assert!(body.contains("language: "), "{body}");
+    assert!(
+        body.contains("value=\"carole@example.org\""),
+        "the form keeps what was typed: {body}"
+    );
+    assert_eq!(app.count_invitations().await, 0);
+
+    let sent = post("fr").await.expect("sent");
+    assert_eq!(sent.status(), StatusCode::SEE_OTHER);
+    let mail = mail_to(&app, 1, "carole@example.org").await;
+    assert_eq!(content_language(&mail), "fr");
+    assert!(
+        mail.text().starts_with("Bonjour Carole,"),
+        "{}",
+        mail.text()
+    );
+}
+
 async fn the_default_language_applies_to_invitations_without_one(backend: Backend) {
     let app = spawn_app_with(backend, |settings| {
         settings.default_language = "fr".into();
@@ -223,6 +284,7 @@ backend_tests!(
     a_bulk_row_is_emailed_in_its_own_language_or_the_requests,
     a_malformed_language_is_400_and_writes_nothing,
     the_default_language_applies_to_invitations_without_one,
+    the_invite_pages_form_chooses_the_invitees_language,
 );
 
 #[tokio::test]

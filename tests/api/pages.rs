@@ -104,6 +104,10 @@ async fn an_editor_invites_a_new_person_to_two_projects_and_sees_queued_then_sen
     browser.fill("#invite-email", "bob@example.org").await;
     browser.fill("#first-name", "Bob").await;
     browser.fill("#last-name", "Smith").await;
+    // Bob reads German: the page is in English, the email in his language.
+    browser
+        .click("#invitee-language option[value=\"de\"]")
+        .await;
     browser.submit_and_wait("#send-invite").await;
 
     browser
@@ -135,6 +139,11 @@ async fn an_editor_invites_a_new_person_to_two_projects_and_sees_queued_then_sen
         .await;
     let mail = &app.smtp.wait_for(1, MAIL_WAIT).await[0];
     assert_eq!(mail.rcpt_to, ["bob@example.org"]);
+    assert!(
+        mail.text().starts_with("Guten Tag Bob,"),
+        "the email in the chosen language: {}",
+        mail.text()
+    );
     browser.assert_accessible("invite with an invitation").await;
     browser
         .save_screenshot_for_docs("invite.png", 1000, 930)

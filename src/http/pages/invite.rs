@@ -42,6 +42,8 @@ struct InviteForm {
     projects: Vec<i64>,
     /// The role given on every chosen project.
     role: String,
+    /// The invitee's language (a tag); empty: `CBH_DEFAULT_LANGUAGE`.
+    language: String,
 }
 
 impl InviteForm {
@@ -55,6 +57,7 @@ impl InviteForm {
                 .filter_map(|id| id.parse().ok())
                 .collect(),
             role: form.text("role"),
+            language: form.text("language"),
         }
     }
 }
@@ -245,8 +248,12 @@ async fn invite_page(
         ns,
         session: Some((me, &user.csrf)),
     };
+    // The invitee's language: the switcher's languages, and the default named in its own.
+    let default_language = &state.config.default_language;
+    let default_language_name = state.catalogs.text(default_language, "language-name", &[]);
     let values = context! {
         form => Value::from_serialize(form),
+        default_language_name => default_language_name,
         projects => Value::from_serialize(&projects),
         roles => Value::from_serialize(&roles),
         invitations => Value::from_serialize(&rows),
@@ -338,11 +345,8 @@ async fn submit(
         expires_in: None,
         return_link: None,
         send_email: None,
-        // A `language` field, when the form has one; empty: the default.
-        language: form
-            .get("language")
-            .filter(|language| !language.is_empty())
-            .map(|language| json!(language)),
+        // Empty: the default (`CBH_DEFAULT_LANGUAGE`), as an absent `language` in the API.
+        language: (!typed.language.is_empty()).then(|| json!(typed.language)),
     };
     let result = match request.validate() {
         Ok(valid) => invitations::invite(&state, &user.caller, valid, None).await,

@@ -38,6 +38,8 @@ pub struct SupersededLink {
     pub invitation_id: InvitationId,
     /// When the newest email to this person was queued.
     pub newer_email_at: Timestamp,
+    /// The invitation's language (as given), which its pages fall back to.
+    pub language: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -488,6 +488,36 @@ async fn a_superseded_link_shows_the_date_and_emails_a_new_link_to_the_stored_ad
     );
 }
 
+/// A reader who asks for no language (no `Accept-Language`, no switcher cookie) reads the
+/// superseded page, and the page after "Email me a new link", in the invitation's language.
+async fn the_page_after_a_new_link_is_in_the_invitations_language(backend: Backend) {
+    let app = spawn_app_with(backend, every(&[])).await;
+    let (editor, _) = app.editor_with_project().await;
+    let id = invite(
+        &editor,
+        json!({"email": "bob@example.org", "language": "de"}),
+    )
+    .await;
+    let old = app.smtp.wait_for(1, WAIT).await[0]
+        .accept_token()
+        .expect("token");
+    json_with_status(
+        editor
+            .post(&format!("/{NS}/api/invitations/{id}/resend/"), &json!({}))
+            .await,
+        200,
+    )
+    .await;
+    app.smtp.wait_for(2, WAIT).await;
+
+    let asked = ask_for_a_new_link(&app, &old).await;
+    assert_eq!(asked.status(), StatusCode::OK);
+    assert_eq!(asked.headers()["content-language"], "de");
+    let body = asked.text().await.expect("body");
+    assert!(body.contains("<html lang=\"de\">"), "{body}");
+    assert!(body.contains("Ein neuer Link ist unterwegs"), "{body}");
+}
+
 async fn a_new_link_is_refused_for_a_revoked_invitation_and_over_the_limit(backend: Backend) {
     let app = spawn_app_with(backend, |settings| {
         settings.reminders = Vec::new();
@@ -616,4 +646,5 @@ backend_tests!(
     a_reminder_is_announced_to_webhooks,
     a_superseded_link_shows_the_date_and_emails_a_new_link_to_the_stored_address,
     a_new_link_is_refused_for_a_revoked_invitation_and_over_the_limit,
+    the_page_after_a_new_link_is_in_the_invitations_language,
 );

@@ -3,7 +3,7 @@
 //! 1. the reader's own choice from the language switcher: a plain link `?lang=de` (no
 //!    JavaScript) that also sets the cookie `{ns}_language`, which later pages follow;
 //! 2. else the browser's `Accept-Language`, when it names a language we have;
-//! 3. else, on the accept and decline pages, the invitation's `language`;
+//! 3. else, on the accept and decline pages (and their dead-link pages), the invitation's `language`;
 //! 4. else `CBH_DEFAULT_LANGUAGE`.
 //!
 //! The middleware keeps what the request asks for in a task-local, so that whatever renders
@@ -130,8 +130,8 @@ pub(super) fn rendered(lang: &str) {
     });
 }
 
-/// The accept and decline pages: the invitation's language counts when the reader chose none
-/// and the browser names none of ours.
+/// The accept and decline pages (and their 410 and superseded-link pages): the invitation's
+/// language counts when the reader chose none and the browser names none of ours.
 pub fn consider_invitation(lang: Option<&str>) {
     with_page(|page| {
         if let Ok(mut invitation) = page.invitation.lock() {

@@ -16,6 +16,7 @@ use super::forms::{FORM_EXPIRED, FormData, FormToken, PageNamespace, form_token_
 use super::language;
 use super::link::{gone_page, private};
 use super::render::{Frame, PageError, page};
+use crate::domain::token::TokenHash;
 use crate::domain::{Timestamp, Token};
 use crate::http::extract::path_param;
 use crate::http::{ApiError, AppState};
@@ -73,12 +74,7 @@ pub(super) async fn page_if_superseded(
     headers: &HeaderMap,
     token: &Token,
 ) -> Result<Option<Response>, PageError> {
-    let link = state
-        .store
-        .superseded_link(ns, &token.hash(), Timestamp::now())
-        .await
-        .map_err(ApiError::from)?;
-    let Some(link) = link else {
+    let Some(link) = superseded_link(state, ns, &token.hash(), Timestamp::now()).await? else {
         return Ok(None);
     };
     let shown = Shown {
@@ -88,6 +84,26 @@ pub(super) async fn page_if_superseded(
         error: None,
     };
     superseded_page(state, ns, headers, token, &link, shown).map(Some)
+}
+
+/// The superseded link of `token_hash`, if it is one. Its invitation lends its language to the
+/// page (when the reader asks for none of ours), before any of the page's text is written: the
+/// page that offers "Email me a new link" and the one after it read alike.
+async fn superseded_link(
+    state: &AppState,
+    ns: &str,
+    token_hash: &TokenHash,
+    now: Timestamp,
+) -> Result<Option<SupersededLink>, PageError> {
+    let link = state
+        .store
+        .superseded_link(ns, token_hash, now)
+        .await
+        .map_err(ApiError::from)?;
+    if let Some(link) = &link {
+        language::consider_invitation(link.language.as_deref());
+    }
+    Ok(link)
 }
 
 async fn new_link(
@@ -113,12 +129,7 @@ async fn request_new_link(
     };
     let now = Timestamp::now();
     let token_hash = token.hash();
-    let link = state
-        .store
-        .superseded_link(ns, &token_hash, now)
-        .await
-        .map_err(ApiError::from)?;
-    let Some(link) = link else {
+    let Some(link) = superseded_link(state, ns, &token_hash, now).await? else {
         return plain_gone(state, ns, &token).await;
     };
     if !form_token_matches(headers, ns, &state.config, form) {

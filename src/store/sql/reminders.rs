@@ -299,12 +299,13 @@ struct LinkInvitation {
     kind: String,
     email: String,
     recipient_key: String,
+    language: Option<String>,
 }
 
 /// The invitation of a superseded link (`$1` token hash, `$2` namespace), whatever its state,
 /// unless its invitee was deactivated (whose links all stay dead).
 const SUPERSEDED_LINK: &str = "SELECT i.id, i.status, i.expires, i.invitee_id, i.created_by, \
-     i.namespace, i.kind, i.email, i.recipient_key \
+     i.namespace, i.kind, i.email, i.recipient_key, i.language \
      FROM invite_tokens t JOIN invitations i ON i.id = t.invitation_id \
      WHERE t.token_hash = $1 AND i.namespace = $2 AND t.state = 'void' \
      AND t.superseded_at IS NOT NULL \
@@ -370,6 +371,7 @@ impl ReminderStore for Backend {
         Ok(newest.map(|at| SupersededLink {
             invitation_id: InvitationId(found.id),
             newer_email_at: Timestamp(at),
+            language: found.language,
         }))
     }
 

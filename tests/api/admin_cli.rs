@@ -6,33 +6,17 @@ use std::path::Path;
 use cbh_invite::config::DatabaseUrl;
 use serde_json::{Value, json};
 
-use crate::support::binary::{run, stdout_of};
-use crate::support::postgres::TestDatabase;
+use crate::support::binary::{CommandDatabase, run, stdout_of};
 use crate::support::{Backend, NS, json_with_status, spawn_app};
 
 struct Cli {
-    dir: tempfile::TempDir,
-    url: String,
-    _database: Option<TestDatabase>,
+    db: CommandDatabase,
 }
 
 impl Cli {
     async fn new(backend: Backend) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (url, database) = match backend {
-            Backend::Sqlite => (
-                format!("sqlite://{}", dir.path().join("cbh.db").display()),
-                None,
-            ),
-            Backend::Postgres => {
-                let database = TestDatabase::create().await;
-                (database.url.clone(), Some(database))
-            }
-        };
         Self {
-            dir,
-            url,
-            _database: database,
+            db: CommandDatabase::new(backend).await,
         }
     }
 
@@ -40,7 +24,7 @@ impl Cli {
         run(
             self.dir(),
             &[
-                ("CBH_DATABASE_URL", self.url.clone()),
+                ("CBH_DATABASE_URL", self.db.url.clone()),
                 // For `webhook add` of a receiver on loopback.
                 ("CBH_WEBHOOK_ALLOW_PRIVATE", "true".into()),
             ],
@@ -54,7 +38,7 @@ impl Cli {
     }
 
     fn dir(&self) -> &Path {
-        self.dir.path()
+        self.db.dir()
     }
 
     fn json_lines(&self, args: &[&str]) -> Vec<Value> {

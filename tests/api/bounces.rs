@@ -18,7 +18,7 @@ use crate::support::bounce_reports::{
 };
 use crate::support::browser::Browser;
 use crate::support::smtp::ReceivedMail;
-use crate::support::webhooks::Receiver;
+use crate::support::webhooks::{Receiver, admin_with_webhook};
 use crate::support::{
     Agent, Backend, NS, PASSWORD, TestApp, json_with_status, spawn_app_with, wait,
 };
@@ -159,21 +159,7 @@ async fn the_envelope_sender_names_the_message_when_a_bounce_address_is_set(back
 async fn a_permanent_bounce_marks_the_email_bounced_and_tells_the_creator_once(backend: Backend) {
     let (app, editor) = app_with_bounces(backend).await;
     let receiver = Receiver::start().await;
-    let root = app
-        .add_user("root@lab.example", "Root", "Admin", true)
-        .await;
-    let admin = app.api_key_agent(&root).await;
-    let hook = json_with_status(
-        admin
-            .post(
-                &format!("/{NS}/api/webhooks/"),
-                &json!({"url": receiver.url(), "events": ["email.bounced"]}),
-            )
-            .await,
-        201,
-    )
-    .await;
-    receiver.set_secret(hook["secret"].as_str().expect("secret"));
+    admin_with_webhook(&app, &receiver, &["email.bounced"]).await;
     let (id, mail) = invite(&app, &editor, "nobody@example.org").await;
     let creator = app.invitation(&editor, id).await["created_by"]["username"]
         .as_str()
@@ -262,13 +248,7 @@ async fn a_permanent_bounce_marks_the_email_bounced_and_tells_the_creator_once(b
     assert_eq!(events, 1, "one event");
 
     // Resending stays possible: a new message, a new id; the old report no longer applies.
-    json_with_status(
-        editor
-            .post(&format!("/{NS}/api/invitations/{id}/resend/"), &json!({}))
-            .await,
-        200,
-    )
-    .await;
+    editor.resend(id).await;
     let resent = app
         .wait_for_invitation(&editor, id, WAIT, |i| i["delivery"]["status"] == "sent")
         .await;

@@ -10,40 +10,24 @@ use cbh_invite::config::{DatabaseUrl, PoolSettings};
 use cbh_invite::domain::Timestamp;
 use cbh_invite::store::{self, InvitationFilter};
 
-use crate::support::binary::{run, stdout_of};
-use crate::support::postgres::TestDatabase;
+use crate::support::binary::{CommandDatabase, run, stdout_of};
 use crate::support::{Backend, NS};
 
 struct Cli {
-    dir: tempfile::TempDir,
-    url: String,
-    _database: Option<TestDatabase>,
+    db: CommandDatabase,
 }
 
 impl Cli {
     async fn new(backend: Backend) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (url, database) = match backend {
-            Backend::Sqlite => (
-                format!("sqlite://{}", dir.path().join("cbh.db").display()),
-                None,
-            ),
-            Backend::Postgres => {
-                let database = TestDatabase::create().await;
-                (database.url.clone(), Some(database))
-            }
-        };
         Self {
-            dir,
-            url,
-            _database: database,
+            db: CommandDatabase::new(backend).await,
         }
     }
 
     fn run(&self, args: &[&str]) -> Output {
         run(
-            self.dir.path(),
-            &[("CBH_DATABASE_URL", self.url.clone())],
+            self.db.dir(),
+            &[("CBH_DATABASE_URL", self.db.url.clone())],
             args,
             Some("a long enough password\n"),
         )
@@ -54,7 +38,7 @@ impl Cli {
     }
 
     fn file(&self, name: &str, content: &[u8]) -> PathBuf {
-        let path = self.dir.path().join(name);
+        let path = self.db.dir().join(name);
         std::fs::write(&path, content).expect("write file");
         path
     }
@@ -85,7 +69,7 @@ impl Cli {
 
     /// The invitations of the namespace, oldest first: (email, projects).
     async fn invitations(&self) -> Vec<(String, Vec<String>)> {
-        let database = DatabaseUrl::parse(&self.url).expect("database url");
+        let database = DatabaseUrl::parse(&self.db.url).expect("database url");
         let store = store::connect(&database, &PoolSettings::default())
             .await
             .expect("store");
@@ -139,7 +123,7 @@ async fn invite_csv_reports_each_row_and_exits_1_when_some_are_refused(backend: 
     let cli = Cli::new(backend).await;
     let project = cli.editor_with_project();
     let roster = cli.file("team.csv", MIXED.as_bytes());
-    let results = cli.dir.path().join("results.csv");
+    let results = cli.db.dir().join("results.csv");
 
     // A dry run first: the same outcomes, nothing written.
     let dry = cli.run(&[
@@ -328,10 +312,10 @@ async fn on_a_terminal_invite_csv_shows_only_the_refused_rows_above_its_bar(back
         let mut script = std::process::Command::new("script");
         script
             .args(["--quiet", "--return", "--command", &command, "/dev/null"])
-            .current_dir(cli.dir.path())
+            .current_dir(cli.db.dir())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("CBH_DATABASE_URL", &cli.url)
+            .env("CBH_DATABASE_URL", &cli.db.url)
             .stdin(std::process::Stdio::null());
         if let Some(term) = term {
             script.env("TERM", term);
@@ -381,7 +365,7 @@ async fn invite_csv_gives_the_role_asked_within_the_inviters_own(backend: Backen
     let dan = cli.file("dan.csv", b"dan@lab.example, Dan, Day\n");
     let output = invite(&dan, "editor");
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    let database = DatabaseUrl::parse(&cli.url).expect("database url");
+    let database = DatabaseUrl::parse(&cli.db.url).expect("database url");
     let store = store::connect(&database, &PoolSettings::default())
         .await
         .expect("store");

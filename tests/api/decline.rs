@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use smtp_sink::ReceivedMail;
 
 use crate::support::browser::Browser;
-use crate::support::webhooks::Receiver;
+use crate::support::webhooks::{Receiver, admin_with_webhook};
 use crate::support::{Backend, NS, TestApp, json_with_status, spawn_app};
 
 pub(crate) const WAIT: Duration = Duration::from_secs(20);
@@ -432,21 +432,12 @@ async fn the_email_carries_one_click_unsubscribe_headers_that_work_without_a_coo
 async fn declining_delivers_an_invitation_declined_webhook(backend: Backend) {
     let app = spawn_app(backend).await;
     let receiver = Receiver::start().await;
-    let root = app
-        .add_user("root@lab.example", "Root", "Admin", true)
-        .await;
-    let admin = app.api_key_agent(&root).await;
-    let created = json_with_status(
-        admin
-            .post(
-                &format!("/{NS}/api/webhooks/"),
-                &json!({"url": receiver.url(), "events": ["invitation.declined", "membership.changed"]}),
-            )
-            .await,
-        201,
+    admin_with_webhook(
+        &app,
+        &receiver,
+        &["invitation.declined", "membership.changed"],
     )
     .await;
-    receiver.set_secret(created["secret"].as_str().expect("secret"));
     let (editor, kinase) = app.editor_with_project().await;
     let (id, mail) = invite_bob(&app, &editor, "bob@example.org", kinase).await;
     let token = mail.accept_token().expect("token");

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use crate::support::binary::on_database;
-use crate::support::webhooks::Receiver;
+use crate::support::webhooks::{Receiver, admin_with_webhook};
 use crate::support::{Agent, Backend, NS, TestApp, json_with_status, spawn_app, spawn_app_with};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -33,35 +33,10 @@ async fn invite(agent: &Agent, email: &str) -> i64 {
         .expect("id")
 }
 
-async fn audit_subjects(app: &TestApp, event: &str) -> Vec<String> {
-    app.store
-        .audit_since(Timestamp(0), 10_000)
-        .await
-        .expect("audit")
-        .into_iter()
-        .filter(|r| r.event == event)
-        .map(|r| r.subject.unwrap_or_default())
-        .collect()
-}
-
 /// A webhook endpoint for `invitation.expired` on a real receiver.
 async fn expiry_receiver(app: &TestApp) -> Receiver {
     let receiver = Receiver::start().await;
-    let root = app
-        .add_user("root@lab.example", "Root", "Admin", true)
-        .await;
-    let created = json_with_status(
-        app.api_key_agent(&root)
-            .await
-            .post(
-                &format!("/{NS}/api/webhooks/"),
-                &json!({"url": receiver.url(), "events": ["invitation.expired"]}),
-            )
-            .await,
-        201,
-    )
-    .await;
-    receiver.set_secret(created["secret"].as_str().expect("secret"));
+    admin_with_webhook(app, &receiver, &["invitation.expired"]).await;
     receiver
 }
 
@@ -132,7 +107,7 @@ async fn the_janitors_of_two_nodes_mark_an_expired_invitation_once_and_announce_
     assert_eq!(events[0]["data"]["id"], id);
     assert_eq!(events[0]["data"]["status"], "expired");
     assert_eq!(
-        audit_subjects(&app, "invitation_expired").await,
+        app.audit_subjects("invitation_expired").await,
         vec![id.to_string()]
     );
     assert_eq!(stored(&app, id).await.stored_status, "expired");
@@ -208,7 +183,7 @@ async fn two_sweeps_racing_mark_each_invitation_once(backend: Backend) {
 
     assert_eq!(a + b, ids.len(), "{a} + {b}");
     assert_eq!(sweep_expired(other.as_ref(), when).await.expect("sweep"), 0);
-    let audited: Vec<String> = audit_subjects(&app, "invitation_expired").await;
+    let audited: Vec<String> = app.audit_subjects("invitation_expired").await;
     assert_eq!(audited.len(), ids.len());
     let audited: HashSet<i64> = audited.iter().map(|s| s.parse().expect("id")).collect();
     assert_eq!(audited, ids);
@@ -276,13 +251,7 @@ async fn an_expired_link_stays_dead_after_a_resend_and_the_new_link_works(backen
     .await;
     assert_eq!(revoked_now["status"], "revoked");
     // … or resent: pending again, with a new expiry and a fresh link.
-    let resent = json_with_status(
-        editor
-            .post(&format!("/{NS}/api/invitations/{id}/resend/"), &json!({}))
-            .await,
-        200,
-    )
-    .await;
+    let resent = editor.resend(id).await;
     assert_eq!(resent["status"], "pending");
     let record = stored(&app, id).await;
     assert_eq!(record.stored_status, "pending");
@@ -362,7 +331,7 @@ async fn an_invitation_past_its_expiry_reads_expired_before_and_after_prune_mark
     assert_eq!(listed(&editor, "expired").await, HashSet::from([id]));
     assert!(listed(&editor, "pending").await.is_empty());
     assert_eq!(
-        audit_subjects(&app, "invitation_expired").await,
+        app.audit_subjects("invitation_expired").await,
         vec![id.to_string()]
     );
 }
@@ -374,13 +343,7 @@ async fn the_decline_page_of_a_superseded_link_shows_the_superseded_page(backend
     let old = app.smtp.wait_for(1, WAIT).await[0]
         .accept_token()
         .expect("token");
-    json_with_status(
-        editor
-            .post(&format!("/{NS}/api/invitations/{id}/resend/"), &json!({}))
-            .await,
-        200,
-    )
-    .await;
+    editor.resend(id).await;
     app.smtp.wait_for(2, WAIT).await;
 
     for path in [

@@ -211,6 +211,12 @@ pub(crate) fn hidden(body: &str, name: &str) -> String {
     body[start..end].to_owned()
 }
 
+/// The body of the page at `url`, as `client` sees it.
+pub(crate) async fn page_text(client: &reqwest::Client, url: &str) -> String {
+    let page = client.get(url).send().await.expect("sent");
+    page.text().await.expect("body")
+}
+
 /// A cookie-keeping client logged in through the login page.
 pub(crate) async fn page_client(app: &TestApp, email: &str) -> reqwest::Client {
     let client = crate::support::agent::client_builder()

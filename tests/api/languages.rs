@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use smtp_sink::ReceivedMail;
 
-use crate::invite_rules::{hidden, page_client};
+use crate::invite_rules::{hidden, page_client, page_text};
 use crate::support::{Backend, NS, json_with_status, spawn_app, spawn_app_with};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -204,14 +204,7 @@ async fn the_invite_pages_form_chooses_the_invitees_language(backend: Backend) {
     let (_, project) = app.editor_with_project().await;
     let client = page_client(&app, "ada@lab.example").await;
     let url = format!("{}/{NS}/invite/", app.base);
-    let page = client
-        .get(&url)
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("body");
+    let page = page_text(&client, &url).await;
     for option in [
         "<option value=\"\" selected>Default: English</option>",
         "<option value=\"de\" lang=\"de\">Deutsch</option>",

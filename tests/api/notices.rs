@@ -326,12 +326,7 @@ async fn a_refused_invitation_tells_its_creator_once(backend: Backend) {
     assert!(text.contains("Recipient address rejected"), "{text}");
 
     // A resend that fails again tells nobody twice.
-    json_with_status(
-        ada.post(&format!("/{NS}/api/invitations/{id}/resend/"), &json!({}))
-            .await,
-        200,
-    )
-    .await;
+    ada.resend(id).await;
     let resent = app
         .wait_for_invitation(&ada, id, WAIT, |inv| inv["delivery"]["status"] == "failed")
         .await;

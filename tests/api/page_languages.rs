@@ -7,7 +7,7 @@ use reqwest::header::{ACCEPT_LANGUAGE, CONTENT_LANGUAGE, CONTENT_TYPE, SET_COOKI
 use serde_json::json;
 
 use crate::decline::{WAIT, invite_bob};
-use crate::support::{Backend, NS, PASSWORD, TestApp, json_with_status, spawn_app};
+use crate::support::{Backend, NS, PASSWORD, TestApp, spawn_app};
 
 /// A page as a browser would fetch it, with an `Accept-Language` (or none).
 async fn fetch(client: &reqwest::Client, url: &str, accept: Option<&str>) -> Page {
@@ -209,13 +209,7 @@ async fn every_kind_of_page_says_its_language(backend: Backend) {
     let base = &app.base;
 
     // Superseded (410): a resend replaces the first link.
-    json_with_status(
-        editor
-            .post(&format!("/{NS}/api/invitations/{id}/resend/"), &json!({}))
-            .await,
-        200,
-    )
-    .await;
+    editor.resend(id).await;
     app.smtp.wait_for(2, WAIT).await;
     let superseded = fetch(&client, &old_link, fr).await;
     assert_eq!(superseded.status, 410);

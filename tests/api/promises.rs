@@ -425,13 +425,7 @@ async fn setup_resend_revoke_password_change_and_logout_are_audited(backend: Bac
     )
     .await;
     let id = created["id"].as_i64().expect("id");
-    json_with_status(
-        editor
-            .post(&format!("/{NS}/api/invitations/{id}/resend/"), &json!({}))
-            .await,
-        200,
-    )
-    .await;
+    editor.resend(id).await;
     json_with_status(
         editor
             .post(&format!("/{NS}/api/invitations/{id}/revoke/"), &json!({}))

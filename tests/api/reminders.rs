@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use smtp_sink::ReceivedMail;
 use tokio::sync::Notify;
 
-use crate::support::webhooks::Receiver;
+use crate::support::webhooks::{Receiver, admin_with_webhook};
 use crate::support::{Agent, Backend, NS, TestApp, json_with_status, spawn_app_with};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -54,17 +54,6 @@ fn scan(app: &TestApp, schedule: &[Duration]) -> Reminders {
 
 fn later(by: Duration) -> Timestamp {
     Timestamp::now().plus(by)
-}
-
-async fn audit_events(app: &TestApp, event: &str) -> Vec<String> {
-    app.store
-        .audit_since(Timestamp(0), 1000)
-        .await
-        .expect("audit")
-        .into_iter()
-        .filter(|r| r.event == event)
-        .map(|r| r.subject.unwrap_or_default())
-        .collect()
 }
 
 async fn a_pending_invitation_gets_two_reminders_at_their_times_with_fresh_links(backend: Backend) {
@@ -131,7 +120,7 @@ async fn a_pending_invitation_gets_two_reminders_at_their_times_with_fresh_links
     json_with_status(app.accept(&tokens[1], "a good long password").await, 410).await;
     json_with_status(app.accept(&tokens[2], "a good long password").await, 200).await;
     assert_eq!(
-        audit_events(&app, "invitation_reminded").await,
+        app.audit_subjects("invitation_reminded").await,
         vec![id.to_string(), id.to_string()]
     );
 }
@@ -226,7 +215,7 @@ async fn no_reminder_goes_once_an_invitation_is_accepted_revoked_declined_bounce
         "queued"
     );
     assert_eq!(
-        audit_events(&app, "invitation_reminded").await,
+        app.audit_subjects("invitation_reminded").await,
         vec![waiting.to_string()]
     );
     // The slot was used: a second pass sends nothing more.
@@ -243,13 +232,7 @@ async fn a_resend_starts_the_reminder_schedule_again(backend: Backend) {
     let created = Timestamp::now();
     let id = invite(&editor, json!({"email": "bob@example.org"})).await;
     tokio::time::sleep(Duration::from_millis(1_200)).await;
-    json_with_status(
-        editor
-            .post(&format!("/{NS}/api/invitations/{id}/resend/"), &json!({}))
-            .await,
-        200,
-    )
-    .await;
+    editor.resend(id).await;
     let reminders = scan(&app, &[2 * SECOND]);
 
     // Two seconds after the creation, but not after the resend: not due.
@@ -318,14 +301,14 @@ async fn a_reminder_over_the_recipient_limit_is_skipped_and_recorded(backend: Ba
 
     app.smtp.wait_for(2, WAIT).await;
     crate::support::wait::until("the second reminder is passed over", WAIT, || async {
-        !audit_events(&app, "reminder_skipped").await.is_empty()
+        !app.audit_subjects("reminder_skipped").await.is_empty()
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     assert_eq!(app.smtp.received_count(), 2);
     assert_eq!(
-        audit_events(&app, "reminder_skipped").await,
+        app.audit_subjects("reminder_skipped").await,
         vec![id.to_string()]
     );
     let invitation = app.invitation(&editor, id).await;
@@ -338,21 +321,7 @@ async fn a_reminder_over_the_recipient_limit_is_skipped_and_recorded(backend: Ba
 async fn a_reminder_is_announced_to_webhooks(backend: Backend) {
     let app = spawn_app_with(backend, every(&[2])).await;
     let receiver = Receiver::start().await;
-    let root = app
-        .add_user("root@lab.example", "Root", "Admin", true)
-        .await;
-    let admin = app.api_key_agent(&root).await;
-    let created = json_with_status(
-        admin
-            .post(
-                &format!("/{NS}/api/webhooks/"),
-                &json!({"url": receiver.url(), "events": ["invitation.reminded"]}),
-            )
-            .await,
-        201,
-    )
-    .await;
-    receiver.set_secret(created["secret"].as_str().expect("secret"));
+    admin_with_webhook(&app, &receiver, &["invitation.reminded"]).await;
     let (editor, _) = app.editor_with_project().await;
     let id = invite(&editor, json!({"email": "bob@example.org"})).await;
 
@@ -416,13 +385,7 @@ async fn a_superseded_link_shows_the_date_and_emails_a_new_link_to_the_stored_ad
     let old = app.smtp.wait_for(1, WAIT).await[0]
         .accept_token()
         .expect("token");
-    let resent = json_with_status(
-        editor
-            .post(&format!("/{NS}/api/invitations/{id}/resend/"), &json!({}))
-            .await,
-        200,
-    )
-    .await;
+    let resent = editor.resend(id).await;
     app.smtp.wait_for(2, WAIT).await;
     let modified = resent["modified"].as_str().expect("modified").to_owned();
 
@@ -483,7 +446,7 @@ async fn a_superseded_link_shows_the_date_and_emails_a_new_link_to_the_stored_ad
     .await;
     json_with_status(app.accept(&fresh, "a good long password").await, 200).await;
     assert_eq!(
-        audit_events(&app, "invitation_link_requested").await,
+        app.audit_subjects("invitation_link_requested").await,
         vec![id.to_string()]
     );
 }
@@ -501,13 +464,7 @@ async fn the_page_after_a_new_link_is_in_the_invitations_language(backend: Backe
     let old = app.smtp.wait_for(1, WAIT).await[0]
         .accept_token()
         .expect("token");
-    json_with_status(
-        editor
-            .post(&format!("/{NS}/api/invitations/{id}/resend/"), &json!({}))
-            .await,
-        200,
-    )
-    .await;
+    editor.resend(id).await;
     app.smtp.wait_for(2, WAIT).await;
 
     let asked = ask_for_a_new_link(&app, &old).await;
@@ -538,13 +495,7 @@ async fn a_new_link_is_refused_for_a_revoked_invitation_and_over_the_limit(backe
         .accept_token()
         .expect("token");
     for id in [bob, carol] {
-        json_with_status(
-            editor
-                .post(&format!("/{NS}/api/invitations/{id}/resend/"), &json!({}))
-                .await,
-            200,
-        )
-        .await;
+        editor.resend(id).await;
     }
     app.smtp.wait_for(4, WAIT).await;
 
@@ -598,13 +549,7 @@ async fn a_new_link_is_refused_for_a_revoked_invitation_and_over_the_limit(backe
     let dave_old = app.smtp.wait_for(5, WAIT).await[4]
         .accept_token()
         .expect("token");
-    json_with_status(
-        editor
-            .post(&format!("/{NS}/api/invitations/{dave}/resend/"), &json!({}))
-            .await,
-        200,
-    )
-    .await;
+    editor.resend(dave).await;
     app.smtp.wait_for(6, WAIT).await;
     let client = browser();
     let url = format!("{}/{NS}/accept/{dave_old}", app.base);

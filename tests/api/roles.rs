@@ -7,8 +7,8 @@ use std::time::Duration;
 use cbh_invite::domain::{ProjectId, Role, User};
 use serde_json::{Value, json};
 
-use crate::invite_rules::{hidden, page_client};
-use crate::support::webhooks::Receiver;
+use crate::invite_rules::{hidden, page_client, page_text};
+use crate::support::webhooks::{Receiver, admin_with_webhook};
 use crate::support::{Agent, Backend, NS, TestApp, json_with_status, spawn_app};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -351,14 +351,7 @@ async fn the_invite_page_offers_the_roles_the_inviter_may_give(backend: Backend)
     let (_, project) = app.editor_with_project().await;
     let client = page_client(&app, "ada@lab.example").await;
     let url = format!("{}/{NS}/invite/", app.base);
-    let page = client
-        .get(&url)
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("body");
+    let page = page_text(&client, &url).await;
     // An editor: viewer and editor, not owner.
     assert!(page.contains("<option value=\"viewer\""), "{page}");
     assert!(page.contains("<option value=\"editor\""), "{page}");
@@ -402,19 +395,12 @@ async fn the_invite_page_offers_the_roles_the_inviter_may_give(backend: Backend)
 async fn webhooks_carry_the_roles_given_and_taken_back(backend: Backend) {
     let app = spawn_app(backend).await;
     let receiver = Receiver::start().await;
-    let root = app.add_user("root@lab.example", "Root", "R", true).await;
-    let admin = app.api_key_agent(&root).await;
-    let webhook = json_with_status(
-        admin
-            .post(
-                &format!("/{NS}/api/webhooks/"),
-                &json!({"url": receiver.url(), "events": ["invitation.created", "membership.changed"]}),
-            )
-            .await,
-        201,
+    admin_with_webhook(
+        &app,
+        &receiver,
+        &["invitation.created", "membership.changed"],
     )
     .await;
-    receiver.set_secret(webhook["secret"].as_str().expect("secret"));
     let (editor, project) = app.editor_with_project().await;
 
     invite(&editor, "bob@example.org", &[(project, "viewer")], 201).await;

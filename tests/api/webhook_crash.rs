@@ -2,56 +2,22 @@
 //! delivery was committed but not yet made when the process was killed (SIGKILL) is delivered
 //! after restart, and `webhook retry` sends a delivery that really failed once more.
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::binary::{Server, run, stdout_of};
-use crate::support::postgres::TestDatabase;
+use crate::support::binary::{CommandDatabase, Server, run, stdout_of};
 use crate::support::webhooks::{Mode, Receiver};
 use crate::support::{Backend, NS, json_with_status};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// A database of either backend for the binary, and a folder for its mail and log.
-struct Db {
-    dir: tempfile::TempDir,
-    url: String,
-    _database: Option<TestDatabase>,
-}
-
-impl Db {
-    async fn new(backend: Backend) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (url, database) = match backend {
-            Backend::Sqlite => (
-                format!("sqlite://{}", dir.path().join("hooks.db").display()),
-                None,
-            ),
-            Backend::Postgres => {
-                let database = TestDatabase::create().await;
-                (database.url.clone(), Some(database))
-            }
-        };
-        Self {
-            dir,
-            url,
-            _database: database,
-        }
-    }
-
-    fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-fn cli(db: &Db, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+fn cli(db: &CommandDatabase, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
     cli_in(db, env, args, None)
 }
 
 fn cli_in(
-    db: &Db,
+    db: &CommandDatabase,
     env: &[(&str, &str)],
     args: &[&str],
     stdin: Option<&str>,
@@ -62,7 +28,7 @@ fn cli_in(
 }
 
 /// A command that must succeed; its standard output.
-fn ok(db: &Db, args: &[&str]) -> String {
+fn ok(db: &CommandDatabase, args: &[&str]) -> String {
     stdout_of(&cli(db, &[], args))
 }
 
@@ -74,7 +40,7 @@ fn json_lines(text: &str) -> Vec<Value> {
 
 /// `ok` off the test's runtime, which meanwhile serves the receiver: a receiver blocked by a
 /// running command would time out requests that it means to answer.
-async fn ok_off_runtime(db: &Db, args: &[&str]) -> String {
+async fn ok_off_runtime(db: &CommandDatabase, args: &[&str]) -> String {
     let url = db.url.clone();
     let dir = db.dir().to_owned();
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
@@ -87,12 +53,12 @@ async fn ok_off_runtime(db: &Db, args: &[&str]) -> String {
     stdout_of(&output)
 }
 
-async fn deliveries(db: &Db, status: &str) -> Vec<Value> {
+async fn deliveries(db: &CommandDatabase, status: &str) -> Vec<Value> {
     json_lines(&ok_off_runtime(db, &["webhook", "deliveries", "--status", status, "--json"]).await)
 }
 
 /// `serve` on `db`; `extra` adds or overrides variables.
-async fn start(db: &Db, extra: &[(&str, &str)]) -> Server {
+async fn start(db: &CommandDatabase, extra: &[(&str, &str)]) -> Server {
     let mut env = vec![
         ("CBH_DATABASE_URL", db.url.clone()),
         ("CBH_MAIL_DIR", db.dir().join("mail").display().to_string()),
@@ -107,7 +73,7 @@ async fn start(db: &Db, extra: &[(&str, &str)]) -> Server {
 }
 
 /// Ada, an editor of one project, and her API key.
-fn set_up(db: &Db) -> String {
+fn set_up(db: &CommandDatabase) -> String {
     stdout_of(&cli_in(
         db,
         &[],
@@ -137,7 +103,7 @@ fn set_up(db: &Db) -> String {
 }
 
 /// Adds an endpoint for `invitation.created` to the receiver; its id.
-fn add_endpoint(db: &Db, receiver: &Receiver) -> String {
+fn add_endpoint(db: &CommandDatabase, receiver: &Receiver) -> String {
     let added = stdout_of(&cli(
         db,
         &[("CBH_WEBHOOK_ALLOW_PRIVATE", "true")],
@@ -174,7 +140,7 @@ async fn invite(server: &Server, key: &str, email: &str) {
 }
 
 async fn sigkill_between_commit_and_delivery_still_delivers_after_restart(backend: Backend) {
-    let db = Db::new(backend).await;
+    let db = CommandDatabase::new(backend).await;
     let key = set_up(&db);
     let mut receiver = Receiver::start().await;
 
@@ -248,7 +214,7 @@ async fn sigkill_between_commit_and_delivery_still_delivers_after_restart(backen
 /// again by `webhook retry ID`, and the others by `webhook retry --failed`: once each, with the
 /// same `webhook-id`.
 async fn webhook_retry_sends_a_delivery_that_really_failed_once_more(backend: Backend) {
-    let db = Db::new(backend).await;
+    let db = CommandDatabase::new(backend).await;
     let key = set_up(&db);
     let receiver = Receiver::start().await;
     add_endpoint(&db, &receiver);

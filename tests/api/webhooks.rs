@@ -14,36 +14,10 @@ use cbh_invite::store::NewWebhook;
 use serde_json::{Value, json};
 
 use crate::support::postgres::postgres_available;
-use crate::support::webhooks::{Mode, Receiver, verify};
-use crate::support::{
-    Agent, Backend, NS, TestApp, json_with_status, spawn_app, spawn_app_with, wait,
-};
+use crate::support::webhooks::{Mode, Receiver, admin_with_webhook, verify};
+use crate::support::{Backend, NS, TestApp, json_with_status, spawn_app, spawn_app_with, wait};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// A superuser's agent, and a webhook for `events` (every event when empty) at `receiver`,
-/// whose secret the receiver then checks signatures with.
-async fn admin_with_webhook(app: &TestApp, receiver: &Receiver, events: &[&str]) -> (Agent, Value) {
-    let root = app
-        .add_user("root@lab.example", "Root", "Admin", true)
-        .await;
-    let admin = app.api_key_agent(&root).await;
-    let created = json_with_status(
-        admin
-            .post(
-                &format!("/{NS}/api/webhooks/"),
-                &json!({"url": receiver.url(), "events": events}),
-            )
-            .await,
-        201,
-    )
-    .await;
-    let secret = created["secret"]
-        .as_str()
-        .expect("secret shown at creation");
-    receiver.set_secret(secret);
-    (admin, created)
-}
 
 fn without(mut value: Value, fields: &[&str]) -> Value {
     for field in fields {

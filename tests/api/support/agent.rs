@@ -61,6 +61,12 @@ impl Agent {
         self.post(&format!("/{NS}/api/invitations/"), &body).await
     }
 
+    /// `POST …/{id}/resend/`, which must answer 200; returns the invitation it answers.
+    pub async fn resend(&self, id: i64) -> Value {
+        let path = format!("/{NS}/api/invitations/{id}/resend/");
+        json_with_status(self.post(&path, &serde_json::json!({})).await, 200).await
+    }
+
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client
             .request(method, format!("{}{path}", self.base))

@@ -433,6 +433,18 @@ impl TestApp {
             .total_count
     }
 
+    /// The subjects of the audit records of `event`, oldest first (read from the store).
+    pub async fn audit_subjects(&self, event: &str) -> Vec<String> {
+        self.store
+            .audit_since(Timestamp(0), 10_000)
+            .await
+            .expect("audit")
+            .into_iter()
+            .filter(|r| r.event == event)
+            .map(|r| r.subject.unwrap_or_default())
+            .collect()
+    }
+
     /// Invites through `agent` (which must answer 201) and waits for that invitation's email;
     /// returns the invitation and the email. For tests that send one email at a time.
     pub async fn invite_and_wait_for_mail(

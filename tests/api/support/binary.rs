@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use cbh_invite::config::DatabaseUrl;
 
+use crate::support::Backend;
+use crate::support::postgres::TestDatabase;
 use crate::support::wait::{free_port, until_ready};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cbh-invite");
@@ -14,6 +16,39 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_cbh-invite");
 /// How long a command, or `serve` after SIGTERM, may take to exit before the test fails: far
 /// more than any needs, far less than the CI's whole budget.
 pub const EXIT_WITHIN: Duration = Duration::from_secs(120);
+
+/// A database of either backend for the binary's commands, and a folder for what they read and
+/// write (the SQLite file, mail, logs, CSV files). The PostgreSQL database is dropped with it.
+pub struct CommandDatabase {
+    dir: tempfile::TempDir,
+    pub url: String,
+    _database: Option<TestDatabase>,
+}
+
+impl CommandDatabase {
+    pub async fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (url, database) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("cbh.db").display()),
+                None,
+            ),
+            Backend::Postgres => {
+                let database = TestDatabase::create().await;
+                (database.url.clone(), Some(database))
+            }
+        };
+        Self {
+            dir,
+            url,
+            _database: database,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
 
 /// Waits for a spawned command to exit and collects its output; kills it and fails when it
 /// has not exited within `EXIT_WITHIN`.

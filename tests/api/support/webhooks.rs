@@ -10,11 +10,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde_json::Value;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
 use super::wait;
+use super::{Agent, NS, TestApp, json_with_status};
 
 /// How the receiver answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,6 +221,34 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
         .chain_update(inner)
         .finalize()
         .to_vec()
+}
+
+/// A superuser's agent, and a webhook for `events` (every event when empty) at `receiver`,
+/// whose secret the receiver then checks signatures with.
+pub async fn admin_with_webhook(
+    app: &TestApp,
+    receiver: &Receiver,
+    events: &[&str],
+) -> (Agent, Value) {
+    let root = app
+        .add_user("root@lab.example", "Root", "Admin", true)
+        .await;
+    let admin = app.api_key_agent(&root).await;
+    let created = json_with_status(
+        admin
+            .post(
+                &format!("/{NS}/api/webhooks/"),
+                &json!({"url": receiver.url(), "events": events}),
+            )
+            .await,
+        201,
+    )
+    .await;
+    let secret = created["secret"]
+        .as_str()
+        .expect("secret shown at creation");
+    receiver.set_secret(secret);
+    (admin, created)
 }
 
 #[test]

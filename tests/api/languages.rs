@@ -196,8 +196,8 @@ async fn a_malformed_language_is_400_and_writes_nothing(backend: Backend) {
     assert_eq!(field["nullable"], true);
 }
 
-/// The invite page offers the invitee's language: the default first (named), then each
-/// catalog's language in its own name. A bad tag is the page again with the API's 400 and
+/// The invite page, and a project's, offer the invitee's language: the default first (named),
+/// then each catalog's language in its own name. A bad tag is the page again with the API's 400 and
 /// nothing written; a good one reaches the email, and the page keeps the choice.
 async fn the_invite_pages_form_chooses_the_invitees_language(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -212,6 +212,17 @@ async fn the_invite_pages_form_chooses_the_invitees_language(backend: Backend) {
     ] {
         assert!(page.contains(option), "no {option} in {page}");
     }
+    // A project's page invites to that project with the same choice.
+    let project_page = page_text(
+        &client,
+        &format!("{}/{NS}/projects/{}/", app.base, project.0),
+    )
+    .await;
+    assert!(
+        project_page.contains("<select id=\"invitee-language\" name=\"language\""),
+        "{project_page}"
+    );
+    assert!(project_page.contains("<option value=\"de\" lang=\"de\">Deutsch</option>"));
     let csrf = hidden(&page, "csrfmiddlewaretoken");
     let project = project.0.to_string();
     let post = |language: &'static str| {

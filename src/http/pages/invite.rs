@@ -248,12 +248,8 @@ async fn invite_page(
         ns,
         session: Some((me, &user.csrf)),
     };
-    // The invitee's language: the switcher's languages, and the default named in its own.
-    let default_language = &state.config.default_language;
-    let default_language_name = state.catalogs.text(default_language, "language-name", &[]);
     let values = context! {
         form => Value::from_serialize(form),
-        default_language_name => default_language_name,
         projects => Value::from_serialize(&projects),
         roles => Value::from_serialize(&roles),
         invitations => Value::from_serialize(&rows),

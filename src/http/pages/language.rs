@@ -106,6 +106,11 @@ pub fn current() -> String {
     with_page(PageLanguage::resolve).unwrap_or_else(|| crate::i18n::FALLBACK.to_owned())
 }
 
+/// `CBH_DEFAULT_LANGUAGE` (the fallback outside a page request).
+pub(super) fn default_language() -> String {
+    with_page(|page| page.default.clone()).unwrap_or_else(|| crate::i18n::FALLBACK.to_owned())
+}
+
 /// The catalogs of this request (the built-in ones outside a page request).
 pub(super) fn catalogs() -> Arc<Catalogs> {
     with_page(|page| page.catalogs.clone()).unwrap_or_else(built_in)

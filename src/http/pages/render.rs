@@ -26,6 +26,10 @@ const PAGES: &[(&str, &str)] = &[
         include_str!("../../../templates/pages/messages.html"),
     ),
     (
+        "invitee_language.html",
+        include_str!("../../../templates/pages/invitee_language.html"),
+    ),
+    (
         "login.html",
         include_str!("../../../templates/pages/login.html"),
     ),
@@ -163,6 +167,8 @@ pub fn render(template: &str, frame: &Frame<'_>, values: Value) -> Result<String
     let context = context! {
         lang => &lang,
         languages => languages,
+        // The language of a page, or an invitation, that names none: `CBH_DEFAULT_LANGUAGE`.
+        default_language_name => catalogs.text(&language::default_language(), "language-name", &[]),
         title => &frame.title,
         platform => PLATFORM_NAME,
         ns => frame.ns,
@@ -360,7 +366,7 @@ mod tests {
             (
                 "invite.html",
                 context! {
-                    form => context! { email => "<x>", first_name => "", last_name => "", projects => vec![1], role => "editor" },
+                    form => context! { email => "<x>", first_name => "", last_name => "", projects => vec![1], role => "editor", language => "de" },
                     projects => vec![context! { id => 1, name => "<script>", selected => true }],
                     roles => vec![context! { value => "viewer", selected => false }, context! { value => "editor", selected => true }],
                     invitations => vec![context! {

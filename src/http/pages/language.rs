@@ -3,7 +3,8 @@
 //! 1. the reader's own choice from the language switcher: a plain link `?lang=de` (no
 //!    JavaScript) that also sets the cookie `{ns}_language`, which later pages follow;
 //! 2. else the browser's `Accept-Language`, when it names a language we have;
-//! 3. else, on the accept and decline pages (and their dead-link pages), the invitation's `language`;
+//! 3. else, on the accept and decline pages (and their dead-link pages), the invitation's
+//!    `language`;
 //! 4. else `CBH_DEFAULT_LANGUAGE`.
 //!
 //! The middleware keeps what the request asks for in a task-local, so that whatever renders

@@ -285,6 +285,8 @@ enum EarlierRequest {
     Bulk,
 }
 
+/// The earlier request of the new invitation's idempotency key, if any; an expired one is
+/// forgotten on the way.
 async fn find_idempotent_request(
     conn: &mut Conn,
     invitation: &NewInvitation,

@@ -325,6 +325,56 @@ async fn one_key_serves_one_request_single_or_bulk(backend: Backend) {
     }
 }
 
+/// A single POST and a bulk request sent together with one key: one of them gets the key, the
+/// other 422, never both. (On PostgreSQL, neither transaction sees the other's uncommitted
+/// claim: the sender's lock orders them.) The pairs must have been in flight together, or the
+/// race was not run.
+async fn a_single_and_a_bulk_request_racing_for_one_key_do_not_both_get_it(backend: Backend) {
+    const PAIRS: usize = 30;
+    let app = spawn_app(backend).await;
+    let (editor, project) = app.editor_with_project().await;
+    let timed = |request: reqwest::RequestBuilder| async move {
+        let start = tokio::time::Instant::now();
+        let response = request.send().await.expect("sent");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.expect("json");
+        (start..tokio::time::Instant::now(), status, body)
+    };
+    let mut together = 0;
+    for i in 0..PAIRS {
+        let key = format!("race-{i}");
+        let single = editor
+            .request(reqwest::Method::POST, &format!("/{NS}/api/invitations/"))
+            .header("Idempotency-Key", &key)
+            .json(&json!({"email": format!("s{i}@example.org"), "projects_selected": [{"id": project.0}]}));
+        let many = editor
+            .request(reqwest::Method::POST, BULK)
+            .header("Idempotency-Key", &key)
+            .json(&json!({"projects_selected": [{"id": project.0}], "objects": [{"email": format!("b{i}@example.org")}]}));
+        let ((single_time, single_status, single_body), (bulk_time, bulk_status, bulk_body)) =
+            tokio::join!(timed(single), timed(many));
+        if single_time.start < bulk_time.end && bulk_time.start < single_time.end {
+            together += 1;
+        }
+        let outcome = format!(
+            "pair {i}: single {single_status} {single_body}, bulk {bulk_status} {bulk_body}"
+        );
+        match (single_status, bulk_status) {
+            (201, 422) => {}
+            (422, 200) => assert_eq!(statuses(&bulk_body), [201], "{outcome}"),
+            _ => panic!("one of the two gets the key: {outcome}"),
+        }
+    }
+    assert!(
+        together >= PAIRS / 2,
+        "only {together} of {PAIRS} pairs were in flight together"
+    );
+    assert_eq!(
+        app.count_invitations().await,
+        i64::try_from(PAIRS).expect("count")
+    );
+}
+
 async fn a_dry_run_writes_and_sends_nothing_and_predicts_the_real_run(backend: Backend) {
     let app = spawn_app_with(backend, |s| {
         s.limits.invitations_per_inviter = Some(Limit {
@@ -573,6 +623,7 @@ backend_tests!(
     more_than_1000_rows_is_400_and_writes_nothing,
     a_retry_with_the_same_key_replays_the_answer_and_emails_once,
     one_key_serves_one_request_single_or_bulk,
+    a_single_and_a_bulk_request_racing_for_one_key_do_not_both_get_it,
     a_dry_run_writes_and_sends_nothing_and_predicts_the_real_run,
     the_bulk_path_takes_1_mib_and_answers_413_beyond,
     the_core_invites_rows_without_http,

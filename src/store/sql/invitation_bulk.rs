@@ -105,7 +105,9 @@ impl BulkStore for Backend {
 }
 
 /// `claim_bulk_key` in its transaction. The row is locked (PostgreSQL) or the writer held
-/// (SQLite) from the read to the claim, so two requests with one key cannot both claim it.
+/// (SQLite) from the read to the claim, so two requests with one key cannot both claim it; the
+/// sender's lock orders the claim with a keyed single POST (`create_invitation_in`), whose key
+/// is in another table.
 async fn claim_in(
     conn: &mut Conn,
     user: UserId,
@@ -115,6 +117,7 @@ async fn claim_in(
     kept_for: Duration,
     abandoned_after: Duration,
 ) -> StoreResult<BulkClaim> {
+    backend::lock_sender(&mut *conn, user.0).await?;
     // Answers are large (up to a thousand invitations): none is kept past its time.
     sqlx::query("DELETE FROM bulk_requests WHERE created < $1")
         .bind(now.minus(kept_for).millis())

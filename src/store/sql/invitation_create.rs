@@ -8,7 +8,7 @@ use anyhow::Context;
 use super::audit::{audit_created, audit_link_returned};
 use super::backend::{self, Conn, Db};
 use super::events;
-use super::limits::{lock_mailboxes, lock_sender, sending_limit_reached};
+use super::limits::{lock_mailboxes, sending_limit_reached};
 use super::rows::{NO_EMAIL, USER_COLUMNS, UserRow, db_error, load_invitation, parse_role};
 use super::suppressions;
 use crate::domain::grant::GrantChange;
@@ -374,7 +374,12 @@ pub(super) async fn create_invitation_in(
     tx: &mut Conn,
     new: &NewInvitation,
 ) -> StoreResult<CreateOutcome> {
-    lock_sender(&mut *tx, new.inviter.id, new.limits).await?;
+    // The sender's lock: for the sending limit, and for a keyed request. A bulk request's claim
+    // of a key takes it too (`invitation_bulk::claim_in`), so a keyed POST and a bulk request
+    // with one key are decided one after the other, each seeing what the other committed.
+    if new.limits.per_inviter.is_some() || new.idempotency.is_some() {
+        backend::lock_sender(&mut *tx, new.inviter.id.0).await?;
+    }
     // Always: the mailbox's lock also serialises this decision with a decline that adds the
     // address to the suppression list (`suppressions`).
     let recipient_key = new.email.recipient_key();

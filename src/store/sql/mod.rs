@@ -23,7 +23,8 @@
 //!   on PostgreSQL; none on SQLite);
 //! - `CLAIM_OUTBOX`: the claim query (`FOR UPDATE SKIP LOCKED` on PostgreSQL);
 //! - `SKIP_LOCKED`: the same clause alone, for the webhook deliveries' claim;
-//! - `async fn lock_sender(conn, user_id)`: serialises one sender's sending-limit decisions
+//! - `async fn lock_sender(conn, user_id)`: serialises one sender's sending-limit decisions,
+//!   and the claims of their `Idempotency-Key`s by single and bulk requests
 //!   (an advisory lock on PostgreSQL; nothing on SQLite, whose single writer already does);
 //! - `async fn lock_mailboxes(conn, keys)`: the same for recipients' limits;
 //! - `async fn purge_scrubbed(store)` and `async fn watch_outbox(store, wakeup)`;

@@ -451,8 +451,8 @@ async fn a_superseded_link_shows_the_date_and_emails_a_new_link_to_the_stored_ad
     );
 }
 
-/// A reader who asks for no language (no `Accept-Language`, no switcher cookie) reads the
-/// superseded page, and the page after "Email me a new link", in the invitation's language.
+/// A reader who asks for no language (no `Accept-Language`, no switcher cookie) reads the page
+/// after "Email me a new link" in the invitation's language, as the superseded page before it.
 async fn the_page_after_a_new_link_is_in_the_invitations_language(backend: Backend) {
     let app = spawn_app_with(backend, every(&[])).await;
     let (editor, _) = app.editor_with_project().await;
